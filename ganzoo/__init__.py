@@ -1,0 +1,35 @@
+"""ganzoo: a plugin-based GAN model zoo and benchmark harness."""
+
+from .components import KINDS, Component
+from .contracts import (
+    DataSpec,
+    Dataset,
+    EvalProtocol,
+    FeatureExtractor,
+    Features,
+    Loss,
+    Stabilizer,
+    StepContext,
+)
+from .hookspecs import hookimpl
+from .registry import UnknownComponentError, build_registry, get_registry, reset_registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KINDS",
+    "Component",
+    "DataSpec",
+    "Dataset",
+    "EvalProtocol",
+    "FeatureExtractor",
+    "Features",
+    "Loss",
+    "Stabilizer",
+    "StepContext",
+    "UnknownComponentError",
+    "build_registry",
+    "get_registry",
+    "hookimpl",
+    "reset_registry",
+]

@@ -1,0 +1,147 @@
+"""A registered component: a named factory plus the metadata the grid and the tables need."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .contracts import MODALITIES, DataSpec
+
+KINDS = ("generator", "discriminator", "loss", "stabilizer", "dataset", "feature_extractor")
+PLURALS = {
+    "generator": "generators",
+    "discriminator": "discriminators",
+    "loss": "losses",
+    "stabilizer": "stabilizers",
+    "dataset": "datasets",
+    "feature_extractor": "feature_extractors",
+}
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_.\-]*$")
+
+
+def kind_from_user(text: str) -> str:
+    """Accept ``loss``, ``losses``, ``feature-extractors`` ... and return the canonical kind."""
+    key = text.strip().lower().replace("-", "_")
+    for kind, plural in PLURALS.items():
+        if key in (kind, plural):
+            return kind
+    if key in ("extractor", "extractors"):
+        return "feature_extractor"
+    choices = ", ".join(PLURALS.values())
+    raise ValueError(f'Unknown component kind "{text}". Expected one of: {choices}')
+
+
+@dataclass(frozen=True)
+class Component:
+    """One registered factory and what it is compatible with.
+
+    Args:
+        kind: one of ``KINDS``.
+        name: lowercase identifier, unique within its kind (``family_variant`` like timm).
+        factory: builds the component; see ``ganzoo.hookspecs`` for each kind's signature.
+        description: one line, shown by ``ganzoo list``.
+        reference: the paper or project the component follows (author, year, title or arXiv id).
+        tags: free-form labels; other components can require them (see ``requires``).
+        defaults: hyperparameters passed to the factory unless a suite overrides them.
+        modalities: data modalities it works with.
+        resolutions: image sizes it supports (``None``: any).
+        channels: image channel counts it supports (``None``: any).
+        requires: ``{kind: tag}``: the component chosen for that kind in the same run must carry the tag
+            (label smoothing requires a loss tagged ``"targets"``).
+        plugin, distribution, version: who registered it, filled in by the registry.
+    """
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    reference: str = ""
+    tags: tuple[str, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    modalities: tuple[str, ...] = MODALITIES
+    resolutions: tuple[int, ...] | None = None
+    channels: tuple[int, ...] | None = None
+    requires: Mapping[str, str] = field(default_factory=dict)
+    plugin: str = ""
+    distribution: str = ""
+    version: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f'kind must be one of {KINDS}, got "{self.kind}"')
+        if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
+            raise ValueError(
+                f'Invalid {self.kind} name "{self.name}": use lowercase letters, digits, "_", "." or "-", '
+                "starting with a letter (e.g. resnet_sngan)"
+            )
+        if not callable(self.factory):
+            raise ValueError(f'{self.kind} "{self.name}": factory must be callable, got {type(self.factory).__name__}')
+        if not isinstance(self.description, str) or not self.description.strip() or "\n" in self.description.strip():
+            raise ValueError(f'{self.kind} "{self.name}": description must be one non-empty line')
+        bad = [m for m in self.modalities if m not in MODALITIES]
+        if bad:
+            raise ValueError(f'{self.kind} "{self.name}": unknown modalities {bad}; expected a subset of {MODALITIES}')
+        unknown_kinds = [k for k in self.requires if k not in KINDS]
+        if unknown_kinds:
+            raise ValueError(f'{self.kind} "{self.name}": requires names unknown kinds {unknown_kinds}')
+        # Freeze the mutable metadata so that one run cannot change another's defaults.
+        object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        object.__setattr__(self, "requires", MappingProxyType(dict(self.requires)))
+        if self.resolutions is not None:
+            object.__setattr__(self, "resolutions", tuple(self.resolutions))
+        if self.channels is not None:
+            object.__setattr__(self, "channels", tuple(self.channels))
+
+    def incompatibility(self, spec: DataSpec) -> str | None:
+        """Why this component cannot run on data of ``spec``, or ``None`` when it can."""
+        if spec.modality not in self.modalities:
+            return f"{self.kind} {self.name} supports {'/'.join(self.modalities)} data, not {spec.modality}"
+        if spec.modality == "image":
+            if self.resolutions is not None and spec.resolution not in self.resolutions:
+                return f"{self.kind} {self.name} supports resolutions {list(self.resolutions)}, not {spec.resolution}"
+            if self.channels is not None and spec.channels not in self.channels:
+                return f"{self.kind} {self.name} supports {list(self.channels)} channels, not {spec.channels}"
+        return None
+
+    def hparams(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults updated with ``overrides``.
+
+        ``defaults`` declares every hyperparameter a component takes: unknown keys are rejected so that a
+        typo in a suite never passes silently.
+        """
+        merged = dict(self.defaults)
+        for key, value in (overrides or {}).items():
+            if key not in self.defaults:
+                known = ", ".join(sorted(self.defaults)) or "none"
+                raise ValueError(
+                    f'{self.kind} "{self.name}" has no hyperparameter "{key}". Known: {known}. See: ganzoo list {PLURALS[self.kind]}'
+                )
+            merged[key] = value
+        return merged
+
+    def build(self, *args, **overrides):
+        """Call the factory with the defaults updated by ``overrides``."""
+        return self.factory(*args, **self.hparams(overrides))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready metadata (no factory)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "description": self.description,
+            "reference": self.reference,
+            "tags": list(self.tags),
+            "defaults": dict(self.defaults),
+            "modalities": list(self.modalities),
+            "resolutions": None if self.resolutions is None else list(self.resolutions),
+            "channels": None if self.channels is None else list(self.channels),
+            "requires": dict(self.requires),
+            "plugin": self.plugin,
+            "distribution": self.distribution,
+            "version": self.version,
+        }

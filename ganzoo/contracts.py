@@ -1,0 +1,230 @@
+"""What each kind of component promises to the harness.
+
+A plugin's factory returns one of these objects. Generators and discriminators are plain
+``torch.nn.Module``s (their contract is written out in ``GeneratorContract`` and checked by
+``ganzoo.testing``); losses, stabilizers, datasets and feature extractors subclass the base classes
+below. Every hook of a ``Stabilizer`` is optional: the base class does nothing at each point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+MODALITIES = ("image", "vector")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The shape of one sample and what it means.
+
+    Args:
+        modality: ``"image"`` (shape ``(C, H, W)``) or ``"vector"`` (shape ``(D,)``).
+        shape: shape of one sample, without the batch dimension.
+        num_classes: number of labels when the dataset is labelled, else ``None``.
+        value_range: samples lie in this closed interval; images always use ``(-1, 1)``.
+    """
+
+    modality: str
+    shape: tuple[int, ...]
+    num_classes: int | None = None
+    value_range: tuple[float, float] = (-1.0, 1.0)
+
+    def __post_init__(self):
+        if self.modality not in MODALITIES:
+            raise ValueError(f'DataSpec.modality must be one of {MODALITIES}, got "{self.modality}"')
+        if self.modality == "image" and len(self.shape) != 3:
+            raise ValueError(f"An image DataSpec needs shape (C, H, W), got {self.shape}")
+        if self.modality == "vector" and len(self.shape) != 1:
+            raise ValueError(f"A vector DataSpec needs shape (D,), got {self.shape}")
+
+    @property
+    def channels(self) -> int | None:
+        return self.shape[0] if self.modality == "image" else None
+
+    @property
+    def resolution(self) -> int | None:
+        return self.shape[-1] if self.modality == "image" else None
+
+
+class GeneratorContract:
+    """Documentation only: what a generator module must provide.
+
+    - attribute ``latent_dim: int``: the harness samples ``z ~ N(0, I)`` of shape ``(B, latent_dim)``;
+    - ``forward(z) -> Tensor`` of shape ``(B, *data_spec.shape)`` inside ``data_spec.value_range``.
+
+    A discriminator maps ``(B, *data_spec.shape)`` to ``(B,)`` or ``(B, 1)`` logits.
+    """
+
+
+class Loss:
+    """An adversarial loss: pure functions of discriminator logits.
+
+    ``d_loss`` is minimised by D, ``g_loss`` by G. Relativistic losses set ``uses_real_logits_in_g``
+    so that the harness computes D on real data during the G step as well.
+    ``real_target`` is the target for real samples in losses that have one (one-sided label smoothing
+    lowers it); losses without targets declare it unsupported by not carrying the tag ``"targets"``.
+    """
+
+    uses_real_logits_in_g: bool = False
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, real_target: float = 1.0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class StepContext:
+    """What the harness knows at a hook point; stabilizers read it and must not replace G or D.
+
+    ``real``/``fake`` are the batches D saw (after ``augment``); the logits are D's outputs on them.
+    ``progress`` runs from 0 to 1 over the budget (for annealed schedules).
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    loss: Loss
+    real: torch.Tensor | None = None
+    fake: torch.Tensor | None = None
+    real_logits: torch.Tensor | None = None
+    fake_logits: torch.Tensor | None = None
+    step: int = 0
+    progress: float = 0.0
+
+
+class Stabilizer:
+    """Everything that changes training without being G, D or the loss.
+
+    Override only the hooks you need. The harness calls them in this order:
+
+    1. build time: ``optim_overrides`` (learning rates, D steps), ``wrap_generator``, ``wrap_discriminator``;
+    2. every D step: ``augment`` on real and fake, ``d_loss_kwargs``, ``d_penalty``, then ``after_d_step``;
+    3. every G step: ``augment`` on fake, ``g_penalty``, then ``after_g_step``;
+    4. evaluation: ``eval_generator`` picks the module that is evaluated (e.g. the EMA copy).
+
+    ``state_dict``/``load_state_dict`` carry any state (EMA weights, running means) through checkpoints.
+    """
+
+    def optim_overrides(self) -> dict[str, Any]:
+        """Keys among ``lr_g``, ``lr_d``, ``betas``, ``d_steps``; two stabilizers in a stack may not set the same one."""
+        return {}
+
+    def wrap_generator(self, generator: nn.Module) -> nn.Module:
+        return generator
+
+    def wrap_discriminator(self, discriminator: nn.Module) -> nn.Module:
+        return discriminator
+
+    def augment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """Transform a batch before D sees it; must be differentiable (fake gradients flow to G)."""
+        return x
+
+    def d_loss_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for ``Loss.d_loss`` (e.g. ``real_target`` for label smoothing)."""
+        return {}
+
+    def d_penalty(self, ctx: StepContext) -> torch.Tensor | None:
+        return None
+
+    def g_penalty(self, ctx: StepContext) -> torch.Tensor | None:
+        return None
+
+    def after_d_step(self, ctx: StepContext) -> None:
+        pass
+
+    def after_g_step(self, ctx: StepContext) -> None:
+        pass
+
+    def eval_generator(self, generator: nn.Module) -> nn.Module | None:
+        """Return the module to evaluate instead of ``generator``, or ``None`` to leave the choice to others."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class Dataset:
+    """Real samples, held as one tensor ``data`` of shape ``(N, *spec.shape)`` in ``spec.value_range``.
+
+    Small sets live in device memory so that sampling a batch costs one index operation.
+    Subclasses set ``spec``, ``data`` (float32) and optionally ``labels`` (int64), ``default_extractor``
+    (the feature extractor that suits this data) and override ``extra_metrics``.
+    """
+
+    spec: DataSpec
+    data: torch.Tensor
+    labels: torch.Tensor | None = None
+    default_extractor: str | None = None
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    def to(self, device: torch.device | str) -> "Dataset":
+        self.data = self.data.to(device)
+        if self.labels is not None:
+            self.labels = self.labels.to(device)
+        return self
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` samples drawn uniformly with replacement, reproducible through ``generator``."""
+        index = torch.randint(len(self), (n,), generator=generator, device=generator.device)
+        return self.data[index.to(self.data.device)]
+
+    def reference(self, n: int | None = None) -> torch.Tensor:
+        """The first ``n`` samples (all when ``None``): the fixed real set that metrics compare against."""
+        return self.data if n is None else self.data[: min(n, len(self))]
+
+    def extra_metrics(self, samples: torch.Tensor) -> dict[str, float]:
+        """Dataset-specific evaluation of generated samples (e.g. modes captured on a 2-D mixture)."""
+        return {}
+
+
+@dataclass
+class Features:
+    """What a feature extractor returns for a batch: ``features`` (B, F) and optional class ``logits`` (B, K)."""
+
+    features: torch.Tensor
+    logits: torch.Tensor | None = None
+
+
+class FeatureExtractor(nn.Module):
+    """Maps samples in ``[-1, 1]`` (float, shape ``(B, *spec.shape)``) to features for FID/KID/PR/DC and logits for IS.
+
+    Subclasses set ``feature_dim``, ``num_classes`` (``None`` when it gives no logits, so no IS) and
+    ``weights_hash`` (SHA-256 prefix of the weights, part of every metric's protocol).
+    ``protocol()`` lists everything that changes the numbers, so values of different protocols are never
+    ranked together.
+    """
+
+    feature_dim: int
+    num_classes: int | None = None
+    weights_hash: str = ""
+    name: str = ""
+
+    def forward(self, x: torch.Tensor) -> Features:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def protocol(self) -> dict[str, Any]:
+        return {"extractor": self.name, "weights_hash": self.weights_hash}
+
+
+@dataclass
+class EvalProtocol:
+    """How a run is evaluated: which extractor, how many samples, which metrics."""
+
+    extractor: str = "auto"
+    extractor_hparams: dict[str, Any] = field(default_factory=dict)
+    n_fake: int = 2000
+    n_real: int | None = None
+    metrics: tuple[str, ...] = ("fid", "is", "kid", "pr", "dc")
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    batch_size: int = 500

@@ -1,0 +1,40 @@
+"""The hooks a ganzoo plugin can implement: one ``register_<kind>s(register)`` per component kind.
+
+Each hook receives a ``register`` callback owned by the core; plugins never touch core state.
+See README.md ("Writing a plugin") for the signature of ``register`` and a worked example.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("ganzoo")
+hookimpl = pluggy.HookimplMarker("ganzoo")
+
+
+@hookspec
+def register_generators(register):
+    """Register generator factories: ``register(name, factory, ...)``; factory(data_spec, **hparams) -> nn.Module."""
+
+
+@hookspec
+def register_discriminators(register):
+    """Register discriminator factories: factory(data_spec, **hparams) -> nn.Module giving one logit per sample."""
+
+
+@hookspec
+def register_losses(register):
+    """Register adversarial losses: factory(**hparams) -> ganzoo.Loss."""
+
+
+@hookspec
+def register_stabilizers(register):
+    """Register stabilizers (penalties, augmentation, normalisation, EMA, ...): factory(**hparams) -> ganzoo.Stabilizer."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets: factory(device, **hparams) -> ganzoo.Dataset."""
+
+
+@hookspec
+def register_feature_extractors(register):
+    """Register feature extractors for metrics: factory(**hparams) -> ganzoo.FeatureExtractor."""

@@ -1,0 +1,139 @@
+"""The registry: every component that the loaded plugins registered, with who registered it.
+
+The core owns it. Each plugin's hook gets a ``register`` callback bound to that plugin, so the registry
+knows the plugin and distribution behind every entry, rejects duplicates naming both plugins, and
+records a bad registration as that plugin's error while the plugin's other components stay.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import threading
+import traceback
+from collections.abc import Iterable
+
+import pluggy
+
+from .components import KINDS, PLURALS, Component
+from .plugins import LoadError, PluginInfo, create_plugin_manager
+
+
+class UnknownComponentError(KeyError):
+    """A name that no plugin registered; the message suggests close names."""
+
+    def __str__(self):
+        return str(self.args[0])
+
+
+class Registry:
+    def __init__(self, plugin_manager: pluggy.PluginManager, plugins: dict[str, PluginInfo], errors: list[LoadError]):
+        self.plugin_manager = plugin_manager
+        self.plugins = plugins
+        self.errors = list(errors)
+        self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        for kind in KINDS:
+            self._collect(kind)
+
+    def _collect(self, kind: str) -> None:
+        caller = getattr(self.plugin_manager.hook, f"register_{PLURALS[kind]}")
+        # Call each plugin's hook on its own, so that an exception is pinned on that plugin alone.
+        for impl in reversed(caller.get_hookimpls()):  # pluggy keeps them last-registered-first
+            info = self.plugins.get(impl.plugin_name)
+            dist = info.distribution if info else "(registered in process)"
+            version = info.version if info else ""
+
+            def register(name, factory, _plugin=impl.plugin_name, _dist=dist, _version=version, **meta):
+                self._add(kind, _plugin, _dist, _version, name, factory, meta)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                where = f"{dist} {version}".strip()
+                self.errors.append(
+                    LoadError(impl.plugin_name, where, f"register_{PLURALS[kind]} raised {type(exc).__name__}: {exc}",
+                              traceback.format_exc())
+                )
+
+    def _add(self, kind, plugin, dist, version, name, factory, meta) -> None:
+        where = f"{dist} {version}".strip()
+        try:
+            component = Component(kind=kind, name=name, factory=factory, plugin=plugin, distribution=dist,
+                                  version=version, **meta)
+        except TypeError as exc:  # an unknown keyword in register(...)
+            self.errors.append(LoadError(plugin, where, f'{kind} "{name}": bad register() call: {exc}'))
+            return
+        except ValueError as exc:
+            self.errors.append(LoadError(plugin, where, str(exc)))
+            return
+        existing = self._components[kind].get(name)
+        if existing is not None:
+            self.errors.append(
+                LoadError(plugin, where,
+                          f'{kind} "{name}" is already registered by plugin "{existing.plugin}" ({existing.distribution}); '
+                          f'plugin "{plugin}" must choose another name. The first registration is kept.')
+            )
+            return
+        self._components[kind][name] = component
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def get(self, kind: str, name: str) -> Component:
+        """The component ``name`` of ``kind``; raises ``UnknownComponentError`` with a did-you-mean."""
+        components = self._components[kind]
+        if name in components:
+            return components[name]
+        message = f'Unknown {kind.replace("_", " ")} "{name}".'
+        close = difflib.get_close_matches(name, list(components), n=3, cutoff=0.6)
+        if close:
+            message += " Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
+        message += f" See: ganzoo list {PLURALS[kind]}"
+        raise UnknownComponentError(message)
+
+    def list(self, kind: str, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> list[Component]:
+        """Components of ``kind`` sorted by name, filtered by fnmatch patterns like timm's ``list_models``."""
+        include, exclude = list(include or []), list(exclude or [])
+        out = []
+        for name in sorted(self._components[kind]):
+            if include and not any(fnmatch.fnmatchcase(name, p) for p in include):
+                continue
+            if any(fnmatch.fnmatchcase(name, p) for p in exclude):
+                continue
+            out.append(self._components[kind][name])
+        return out
+
+    def all(self) -> list[Component]:
+        return [c for kind in KINDS for c in self.list(kind)]
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        kind, name = item
+        return name in self._components.get(kind, {})
+
+
+_lock = threading.Lock()
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built from the entry points on first use."""
+    global _registry
+    with _lock:
+        if _registry is None:
+            pm, infos, errors = create_plugin_manager()
+            _registry = Registry(pm, infos, errors)
+        return _registry
+
+
+def reset_registry(registry: Registry | None = None) -> None:
+    """Forget the cached registry (or install ``registry``); tests use it after changing plugins."""
+    global _registry
+    with _lock:
+        _registry = registry
+
+
+def build_registry(extra_plugins: dict[str, object] | None = None, load_entry_points: bool = True) -> Registry:
+    """A fresh registry with the entry points and, optionally, plugin objects registered in process."""
+    pm, infos, errors = create_plugin_manager(load_entry_points=load_entry_points)
+    for name, plugin in (extra_plugins or {}).items():
+        pm.register(plugin, name=name)
+    return Registry(pm, infos, errors)
