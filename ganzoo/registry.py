@@ -38,7 +38,7 @@ class Registry:
     def _collect(self, kind: str) -> None:
         caller = getattr(self.plugin_manager.hook, f"register_{PLURALS[kind]}")
         # Call each plugin's hook on its own, so that an exception is pinned on that plugin alone.
-        for impl in reversed(caller.get_hookimpls()):  # pluggy keeps them last-registered-first
+        for impl in caller.get_hookimpls():  # registration order: the first plugin to claim a name keeps it
             info = self.plugins.get(impl.plugin_name)
             dist = info.distribution if info else "(registered in process)"
             version = info.version if info else ""

@@ -1,0 +1,74 @@
+"""What a run leaves in its folder: an atomic checkpoint (loaded safely) and a PNG of samples."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw
+
+CHECKPOINT = "checkpoint.pt"
+SAMPLES = "samples.png"
+
+
+def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
+    """Write to a temporary name, then rename: a kill during the write never leaves a broken checkpoint."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path, tmp = run_dir / CHECKPOINT, run_dir / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Load with ``weights_only=True``: a checkpoint can hold tensors and plain data, never code."""
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    state = {"data": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(generator: torch.Generator, state: dict[str, Any]) -> None:
+    generator.set_state(state["data"].cpu())
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def save_samples(samples: torch.Tensor, path: Path, real: torch.Tensor | None = None) -> Path:
+    """Images as a grid; 2-D vectors as a scatter plot (real in grey, generated in red)."""
+    samples = samples.detach().float().cpu()
+    if samples.dim() == 4:
+        from torchvision.utils import save_image
+
+        save_image(samples[:64], path, nrow=8, normalize=True, value_range=(-1, 1))
+        return path
+    _scatter(samples, None if real is None else real.detach().float().cpu(), path)
+    return path
+
+
+def _scatter(fake: torch.Tensor, real: torch.Tensor | None, path: Path, size: int = 320) -> None:
+    points = fake[:, :2] if real is None else torch.cat([real[:, :2], fake[:, :2]])
+    finite = points[torch.isfinite(points).all(dim=1)]
+    low, high = (finite.min(0).values, finite.max(0).values) if len(finite) else (torch.zeros(2), torch.ones(2))
+    span = torch.clamp(high - low, min=1e-6) * 1.1
+    low = low - span * 0.05 / 1.1
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+
+    def plot(xy: torch.Tensor, colour: str) -> None:
+        pixels = ((xy - low) / span * (size - 1)).tolist()
+        for x, y in pixels:
+            if x == x and y == y:  # skip NaN
+                draw.point((x, size - 1 - y), fill=colour)
+
+    if real is not None:
+        plot(real[:2000, :2], "#999999")
+    plot(fake[:2000, :2], "#d62728")
+    image.save(path)

@@ -1,0 +1,82 @@
+"""Turning a run spec into live objects: dataset, G, D, loss, stabilizers and optimiser settings."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from .contracts import Dataset, Loss, Stabilizer
+from .registry import Registry
+from .spec import Optim, RunSpec
+
+
+@dataclass
+class Models:
+    dataset: Dataset
+    generator: nn.Module
+    discriminator: nn.Module
+    loss: Loss
+    stabilizers: list[Stabilizer]
+    optim: Optim
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA when available, else CPU; an explicit ``cuda`` without a GPU is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was requested but torch sees no CUDA device; use --device auto or cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_optim(base: Optim, stabilizers: list[Stabilizer], names: list[str]) -> Optim:
+    """Apply the stabilizers' optimiser overrides; two stabilizers setting the same key is an error."""
+    changes: dict[str, object] = {}
+    owner: dict[str, str] = {}
+    for name, stabilizer in zip(names, stabilizers):
+        for key, value in stabilizer.optim_overrides().items():
+            if key not in Optim.KEYS:
+                raise ValueError(f'Stabilizer "{name}" overrides unknown optimiser setting "{key}"; known: {Optim.KEYS}')
+            if key in changes:
+                raise ValueError(f'Stabilizers "{owner[key]}" and "{name}" both set {key}; keep one of them in the stack')
+            changes[key], owner[key] = (tuple(value) if key == "betas" else value), name
+    return replace(base, **changes)
+
+
+def build_models(spec: RunSpec, registry: Registry, device: torch.device) -> Models:
+    """Build everything a run needs on ``device``, stabilizers' build-time transforms applied in stack order."""
+    seed_everything(spec.seed)  # the same seed gives the same initial weights
+    dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
+    generator = registry.get("generator", spec.generator.name).build(dataset.spec, **spec.generator.hparams)
+    discriminator = registry.get("discriminator", spec.discriminator.name).build(dataset.spec, **spec.discriminator.hparams)
+    if not isinstance(getattr(generator, "latent_dim", None), int):
+        raise TypeError(f'Generator "{spec.generator.name}" must set an int attribute latent_dim (see ganzoo.contracts)')
+    loss = registry.get("loss", spec.loss.name).build(**spec.loss.hparams)
+    stabilizers = [registry.get("stabilizer", ref.name).build(**ref.hparams) for ref in spec.stack]
+    optim = resolve_optim(spec.optim, stabilizers, [ref.name for ref in spec.stack])
+    # Move first, then wrap: wrappers such as EMA copy the module and must copy it on the right device.
+    generator, discriminator = generator.to(device), discriminator.to(device)
+    for stabilizer in stabilizers:
+        generator = stabilizer.wrap_generator(generator)
+        discriminator = stabilizer.wrap_discriminator(discriminator)
+    return Models(dataset, generator.to(device), discriminator.to(device), loss, stabilizers, optim)
+
+
+def eval_generator(models: Models) -> nn.Module:
+    """The module that is evaluated: the first stabilizer's choice (e.g. the EMA copy), else G itself."""
+    for stabilizer in models.stabilizers:
+        chosen = stabilizer.eval_generator(models.generator)
+        if chosen is not None:
+            return chosen
+    return models.generator

@@ -1,0 +1,205 @@
+"""The ``ganzoo`` command line: list, plugins, bench, runs, report, train, eval."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+
+from .components import KINDS, PLURALS, kind_from_user
+from .registry import get_registry
+
+FORMATS = click.Choice(["table", "json"])
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate([[r.get(c, "") for c in columns] for r in rows], headers=columns)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ganzoo")
+def main():
+    """ganzoo: a plugin-based GAN model zoo and benchmark harness."""
+
+
+@main.command("list")
+@click.argument("kind", required=False)
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def list_command(kind, fmt):
+    """Registered components (all kinds, or one KIND such as losses), with the plugin that registered each."""
+    registry = get_registry()
+    try:
+        kinds = [kind_from_user(kind)] if kind else list(KINDS)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="KIND") from exc
+    components = [c for k in kinds for c in registry.list(k)]
+    if fmt == "json":
+        click.echo(json.dumps([c.as_dict() for c in components], indent=2, default=str))
+    else:
+        rows = [{"kind": c.kind, "name": c.name, "plugin": c.plugin, "distribution": f"{c.distribution} {c.version}",
+                 "description": c.description} for c in components]
+        click.echo(_table(rows, ["kind", "name", "plugin", "distribution", "description"]))
+    _warn_errors(registry)
+
+
+@main.command("plugins")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def plugins_command(fmt):
+    """Installed plugins, the hooks each implements, and any that failed to load."""
+    registry = get_registry()
+    plugins = [{"name": p.name, "distribution": p.distribution, "version": p.version, "module": p.module,
+                "hooks": p.hooks} for p in sorted(registry.plugins.values(), key=lambda p: p.name)]
+    errors = [{"plugin": e.plugin, "distribution": e.distribution, "error": e.error} for e in registry.errors]
+    if fmt == "json":
+        click.echo(json.dumps({"plugins": plugins, "errors": errors}, indent=2))
+        return
+    click.echo(_table([{**p, "hooks": ", ".join(p["hooks"])} for p in plugins],
+                      ["name", "distribution", "version", "module", "hooks"]))
+    if errors:
+        click.echo("\nFailed to load:")
+        click.echo(_table(errors, ["plugin", "distribution", "error"]))
+
+
+def _warn_errors(registry) -> None:
+    for error in registry.errors:
+        click.echo(f"warning: {error} (see: ganzoo plugins)", err=True)
+
+
+def _filter_options(func):
+    for kind in ("dataset", "stabilizer", "loss", "discriminator", "generator"):
+        func = click.option(f"--{kind}", f"{kind}_patterns", multiple=True, metavar="GLOB",
+                            help=f"Only combinations whose {kind} matches (repeatable).")(func)
+    return func
+
+
+@main.command("bench")
+@click.option("--all", "all_", is_flag=True, help="Every registered, compatible combination of the suite's design.")
+@click.option("--suite", default=None, help="Suite name (shipped) or path to a TOML file. Default: the embedded default.")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds 0..N-1 instead of the suite's seeds.")
+@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None, help="Override the budget (kimg).")
+@_filter_options
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N].")
+@click.option("--executor", type=click.Choice(["inline"]), default="inline", show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print the grid, its size and estimated time; train nothing.")
+@click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, discriminator_patterns, loss_patterns,
+                  stabilizer_patterns, dataset_patterns, device, executor, dry_run, no_estimate, progress):
+    """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
+    from .bench import bench, estimate
+    from .grid import Filters, build_grid
+    from .suite import load_suite
+
+    filters = Filters(generator_patterns, discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns)
+    if not all_ and filters == Filters():
+        raise click.UsageError("Say --all to train every combination, or narrow it with --generator/--loss/... filters.")
+    registry = get_registry()
+    _warn_errors(registry)
+    the_suite = load_suite(suite)
+    seed_list = list(range(seeds)) if seeds else None
+    if dry_run:
+        grid = build_grid(the_suite, registry, filters, seed_list, kimg)
+        estimates = {} if no_estimate else estimate(grid, registry=registry, device=device,
+                                                     on_probe=lambda what: click.echo(f"timing {what}", err=True))
+        _print_grid(grid, estimates)
+        return
+    summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list, kimg=kimg,
+                    device=device, executor=executor, progress=progress, echo=click.echo)
+    counts = {s: list(summary.results.values()).count(s) for s in ("done", "diverged", "failed")}
+    click.echo(f"Trained {len(summary.results)} runs: {counts['done']} done, {counts['diverged']} diverged, "
+               f"{counts['failed']} failed; {len(summary.skipped)} already finished.")
+    for path in summary.report_paths:
+        click.echo(f"wrote {path}")
+    if counts["failed"]:
+        sys.exit(1)
+
+
+def _print_grid(grid, estimates: dict[str, float]) -> None:
+    rows = [{"run_id": s.run_id, "dataset": s.dataset.name, "combination": s.combination, "seed": s.seed,
+             "kimg": s.budget.kimg, "est_s": "" if not estimates else f"{estimates.get(s.run_id, math.nan):.1f}"}
+            for s in grid.specs]
+    click.echo(_table(rows, ["run_id", "dataset", "combination", "seed", "kimg", "est_s"]))
+    combos = {(s.dataset.name, s.combination) for s in grid.specs}
+    click.echo(f"\n{len(grid.specs)} runs: {len(combos)} combinations x seeds")
+    if estimates:
+        total = sum(v for v in estimates.values() if not math.isnan(v))
+        click.echo(f"estimated time: {total / 60:.1f} min on this device (from timed probes of each combination)")
+    if grid.left_out:
+        click.echo(f"\nleft out ({len(grid.left_out)}):")
+        for what, why in grid.left_out:
+            click.echo(f"  {what}: {why}")
+
+
+@main.command("runs")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@click.option("--suite", default=None, help="Only the runs of this suite.")
+@click.option("--status", "statuses", multiple=True, help="Only runs with this status (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def runs_command(results_dir, suite, statuses, fmt):
+    """Every run in the store: id, combination, dataset, seed, status, started and finished times."""
+    from .report import load_runs
+
+    if not (results_dir / "ganzoo.sqlite").exists():
+        raise click.UsageError(f"No ganzoo store in {results_dir}. Run `ganzoo bench --all` first or pass --results-dir.")
+    runs = load_runs(results_dir, suite)
+    if statuses:
+        runs = runs[runs["status"].isin(statuses)]
+    if fmt == "json":
+        click.echo(runs.to_json(orient="records", date_format="iso", indent=2))
+    elif fmt == "csv":
+        click.echo(runs.to_csv(index=False), nl=False)
+    else:
+        columns = ["run_id", "dataset", "generator", "discriminator", "loss", "stack", "seed", "status", "started",
+                   "finished"]
+        table = runs[columns].copy()
+        for col in ("started", "finished"):
+            table[col] = table[col].map(lambda t: "" if t is None or str(t) == "NaT" else str(t)[:19])
+        click.echo(_table(table.to_dict("records"), columns))
+        failed = runs[runs["status"] == "failed"]
+        for _, row in failed.iterrows():
+            click.echo(f"\n{row['run_id']} failed:\n{row['error']}")
+
+
+@main.command("report")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@click.option("--suite", default=None, help="Only this suite (default: every suite in the store, each in its folder).")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
+def report_command(results_dir, suite, fmt):
+    """Write the leaderboards (results-dir/SUITE/leaderboard.{md,csv}) and print one."""
+    from .report import leaderboard, load_runs, to_markdown, write_report
+    from .store import Store
+
+    if not (results_dir / "ganzoo.sqlite").exists():
+        raise click.UsageError(f"No ganzoo store in {results_dir}. Run `ganzoo bench --all` first or pass --results-dir.")
+    store = Store(results_dir)
+    try:
+        suites = [suite] if suite else store.suites()
+        for name in suites:
+            for path in write_report(store, results_dir / name, suite=name):
+                click.echo(f"wrote {path}", err=True)
+    finally:
+        store.close()
+    board = leaderboard(load_runs(results_dir, suite))
+    click.echo(to_markdown(board) if fmt == "md" else board.to_csv(index=False), nl=fmt == "md")
+
+
+def _attach_subcommands() -> None:
+    from .cli_train import train_command
+
+    main.add_command(train_command, name="train")
+    try:
+        from .cli_eval import eval_command
+    except ImportError:  # pragma: no cover - only while the metrics module is being written
+        return
+    main.add_command(eval_command, name="eval")
+
+
+_attach_subcommands()
+
+__all__ = ["main", "PLURALS"]

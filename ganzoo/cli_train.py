@@ -1,0 +1,101 @@
+"""``ganzoo train``: one combination, for someone debugging a component.
+
+It builds the same run spec a suite would (so the run lands in the same store and is skipped by a
+later sweep that asks for the same spec) and prints every evaluation as it happens.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .components import kind_from_user
+
+
+def _parse_hparam(text: str) -> tuple[str, str, object]:
+    """``generator.ch=32`` -> ("generator", "ch", 32); values are read as JSON, else kept as strings."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise click.BadParameter(f'"{text}": expected KIND.KEY=VALUE, e.g. generator.ch=32', param_hint="--hparam")
+    target, raw = text.split("=", 1)
+    kind, key = target.split(".", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    try:
+        return kind_from_user(kind), key, value
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--hparam") from exc
+
+
+@click.command("train")
+@click.option("--dataset", required=True, help="Registered dataset (see: ganzoo list datasets).")
+@click.option("--generator", required=True)
+@click.option("--discriminator", required=True)
+@click.option("--loss", default="ns", show_default=True)
+@click.option("--stabilizer", "stabilizers", multiple=True, help="Stabilizers of the stack, in order (repeatable).")
+@click.option("--hparam", "hparams", multiple=True, metavar="KIND.KEY=VALUE",
+              help="Hyperparameter override, e.g. generator.ch=32 or dataset.resolution=16 (repeatable).")
+@click.option("--suite", default=None, help="Take budget, optimiser and protocol from this suite (default: the embedded default).")
+@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir, device):
+    """Train one combination and print its evaluations."""
+    from .bench import bench
+    from .grid import Filters
+    from .suite import load_suite, parse_suite
+
+    base = load_suite(suite).raw
+    plan = next((d for d in base["datasets"] if d["name"] == dataset), {})
+    stack_name = "+".join(stabilizers) or "none"
+    overrides: dict = {}
+    for kind, key, value in map(_parse_hparam, hparams):
+        overrides.setdefault(kind, {})[key] = value
+    names = {"generator": generator, "discriminator": discriminator, "loss": loss}
+    raw = {
+        "name": "train",
+        "design": "one-factor",
+        "seeds": [seed],
+        "auto_stacks": False,
+        "budget": {**base.get("budget", {}), **plan.get("budget", {})},
+        "optim": {**base.get("optim", {}), **plan.get("optim", {})},
+        "eval": {**base.get("eval", {}), **plan.get("eval", {})},
+        "stacks": {stack_name: list(stabilizers)},
+        "datasets": [{
+            "name": dataset,
+            "hparams": {**plan.get("hparams", {}), **overrides.get("dataset", {})},
+            "baseline": {**names, "stack": stack_name},
+            # Only the baseline: each axis is restricted to the one component asked for.
+            "components": {**{axis: [name] for axis, name in names.items()}, "stack": [stack_name]},
+            "component_hparams": {kind: {names[kind]: values} for kind, values in overrides.items() if kind in names},
+        }],
+    }
+    # Stabilizer overrides name the stabilizer: stabilizer.ema.decay=0.99.
+    for key, value in overrides.get("stabilizer", {}).items():
+        name, _, param = key.partition(".")
+        if name not in stabilizers or not param:
+            raise click.BadParameter(f'"stabilizer.{key}": expected stabilizer.NAME.KEY=VALUE with NAME in the stack',
+                                     param_hint="--hparam")
+        raw.setdefault("hparams", {}).setdefault("stabilizer", {}).setdefault(name, {})[param] = value
+    the_suite = parse_suite(raw, source="ganzoo train")
+    summary = bench(the_suite, results_dir, filters=Filters(), kimg=kimg, device=device, echo=click.echo)
+    from .store import Store
+
+    store = Store(results_dir)
+    try:
+        for run_id in summary.results or summary.skipped:
+            for record in store.evals(run_id):
+                metrics = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items())
+                click.echo(f"kimg {record['kimg']:.3g}  d_loss {record['d_loss']:.4g}  g_loss {record['g_loss']:.4g}  {metrics}")
+            row = next(r for r in store.runs("train") if r["run_id"] == run_id)
+            click.echo(f"run {run_id}: {row['status']} in {row['seconds'] or 0:.1f} s; folder {store.run_dir(run_id)}")
+            if row["status"] == "failed":
+                click.echo(row["error"], err=True)
+                sys.exit(1)
+    finally:
+        store.close()

@@ -1,0 +1,199 @@
+"""From a suite and the registry to the list of run specs: the benchmark grid.
+
+Only combinations that can run are kept; every combination left out is reported with its reason
+(a vector MLP never meets an image discriminator; label smoothing never meets the hinge loss).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .components import Component
+from .contracts import DataSpec
+from .registry import Registry
+from .spec import Budget, ComponentRef, RunSpec
+from .suite import AXES, DatasetPlan, Suite, SuiteError
+
+KIND_OF_AXIS = {"generator": "generator", "discriminator": "discriminator", "loss": "loss", "stack": "stabilizer"}
+
+
+@dataclass
+class Grid:
+    specs: list[RunSpec] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (combination or component, reason)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Glob patterns from the command line; a combination is kept when every axis matches (empty = all)."""
+
+    generator: tuple[str, ...] = ()
+    discriminator: tuple[str, ...] = ()
+    loss: tuple[str, ...] = ()
+    stabilizer: tuple[str, ...] = ()
+    dataset: tuple[str, ...] = ()
+
+    def keeps(self, combo: dict[str, Any], stack_name: str, dataset: str) -> bool:
+        def match(patterns, *names):
+            return not patterns or any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
+
+        stack_members = [c.name for c in combo["stack"]] or ["none"]
+        return (match(self.generator, combo["generator"].name)
+                and match(self.discriminator, combo["discriminator"].name)
+                and match(self.loss, combo["loss"].name)
+                and match(self.stabilizer, stack_name, *stack_members)
+                and match(self.dataset, dataset))
+
+
+def data_spec_of(component: Component, hparams: dict[str, Any]) -> DataSpec:
+    """The dataset's DataSpec, without loading the data when the factory can tell it (``spec_for``)."""
+    spec_for = getattr(component.factory, "spec_for", None)
+    if callable(spec_for):
+        return spec_for(**hparams)
+    return component.factory(**hparams).spec
+
+
+def resolve_stacks(suite: Suite, registry: Registry) -> dict[str, list[ComponentRef]]:
+    """The suite's named stacks plus, with ``auto_stacks``, one stack per registered stabilizer."""
+    stacks = dict(suite.stacks)
+    if suite.auto_stacks:
+        for component in registry.list("stabilizer"):
+            stacks.setdefault(component.name, [ComponentRef(component.name, {})])
+    return stacks
+
+
+def build_grid(suite: Suite, registry: Registry, filters: Filters = Filters(), seeds: list[int] | None = None,
+               kimg: float | None = None) -> Grid:
+    """Every run spec of ``suite``: compatible combinations (by the suite's design) x seeds."""
+    grid = Grid()
+    stacks = resolve_stacks(suite, registry)
+    for plan in suite.datasets:
+        if filters.dataset and not any(fnmatch.fnmatchcase(plan.dataset.name, p) for p in filters.dataset):
+            continue
+        _plan_grid(plan, suite, registry, stacks, filters, seeds or suite.seeds, kimg, grid)
+    return grid
+
+
+def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict[str, list[ComponentRef]],
+               filters: Filters, seeds: list[int], kimg: float | None, grid: Grid) -> None:
+    dataset_component = registry.get("dataset", plan.dataset.name)
+    dataset_hparams = dataset_component.hparams(plan.dataset.hparams)
+    spec = data_spec_of(dataset_component, dataset_hparams)
+    dataset_ref = ComponentRef(dataset_component.name, dataset_hparams)
+    candidates = _candidates(plan, registry, stacks, spec, dataset_ref.name, grid)
+    budget = plan.budget if kimg is None else replace(plan.budget, kimg=kimg, eval_every_kimg=_scaled_eval(plan.budget, kimg))
+    for combo_names in _design(suite.design, plan, candidates, dataset_ref.name):
+        combo = _resolve(combo_names, plan, registry, stacks)
+        label = "/".join(combo_names[a] for a in AXES)
+        reason = _incompatibility(combo, dataset_component)
+        if reason:
+            grid.left_out.append((f"{dataset_ref.name}: {label}", reason))
+            continue
+        if not filters.keeps(combo, combo_names["stack"], dataset_ref.name):
+            continue
+        for seed in seeds:
+            grid.specs.append(RunSpec(
+                dataset=dataset_ref,
+                generator=_ref(combo["generator"], plan),
+                discriminator=_ref(combo["discriminator"], plan),
+                loss=_ref(combo["loss"], plan),
+                stack_name=combo_names["stack"],
+                stack=tuple(_stack_ref(c, ref, plan) for c, ref in zip(combo["stack"], stacks[combo_names["stack"]])),
+                seed=seed,
+                budget=budget,
+                optim=plan.optim,
+                protocol=plan.protocol,
+            ))
+
+
+def _scaled_eval(budget: Budget, kimg: float) -> float | None:
+    # Keep the number of evaluations when --kimg overrides the budget.
+    if budget.eval_every_kimg is None:
+        return None
+    return kimg * budget.eval_every_kimg / budget.kimg
+
+
+def _candidates(plan, registry, stacks, spec, dataset_name, grid) -> dict[str, list[str]]:
+    out = {}
+    for axis in AXES:
+        patterns = plan.components.get(axis, {"include": [], "exclude": []})
+        if axis == "stack":
+            names = [n for n in stacks if _matches(n, patterns)]
+            keep = []
+            for name in names:
+                try:
+                    members = [registry.get("stabilizer", ref.name) for ref in stacks[name]]
+                except KeyError as exc:
+                    raise SuiteError(f'Stack "{name}": {exc}') from exc
+                reasons = [m.incompatibility(spec) for m in members if m.incompatibility(spec)]
+                if reasons:
+                    grid.left_out.append((f"{dataset_name}: stack {name}", reasons[0]))
+                else:
+                    keep.append(name)
+            out[axis] = keep
+            continue
+        keep = []
+        for component in registry.list(KIND_OF_AXIS[axis], patterns["include"], patterns["exclude"]):
+            reason = component.incompatibility(spec)
+            if reason:
+                grid.left_out.append((f"{dataset_name}: {axis} {component.name}", reason))
+            else:
+                keep.append(component.name)
+        out[axis] = keep
+    return out
+
+
+def _matches(name: str, patterns: dict[str, list[str]]) -> bool:
+    include, exclude = patterns["include"], patterns["exclude"]
+    if include and not any(fnmatch.fnmatchcase(name, p) for p in include):
+        return False
+    return not any(fnmatch.fnmatchcase(name, p) for p in exclude)
+
+
+def _design(design: str, plan: DatasetPlan, candidates: dict[str, list[str]], dataset_name: str):
+    """Yield {axis: name} combinations: the full cross product, or one factor at a time around the baseline."""
+    if design == "full":
+        for values in itertools.product(*(candidates[a] for a in AXES)):
+            yield dict(zip(AXES, values))
+        return
+    baseline = plan.baseline
+    for axis in AXES:
+        if baseline[axis] not in candidates[axis]:
+            raise SuiteError(f'Dataset {dataset_name}: baseline {axis} "{baseline[axis]}" is not registered, '
+                             f"not compatible or filtered out by the suite. Candidates: {candidates[axis]}")
+    yield dict(baseline)
+    for axis in AXES:
+        for name in candidates[axis]:
+            if name != baseline[axis]:
+                yield {**baseline, axis: name}
+
+
+def _resolve(names: dict[str, str], plan, registry: Registry, stacks) -> dict[str, Any]:
+    combo = {axis: registry.get(KIND_OF_AXIS[axis], names[axis]) for axis in ("generator", "discriminator", "loss")}
+    combo["stack"] = [registry.get("stabilizer", ref.name) for ref in stacks[names["stack"]]]
+    return combo
+
+
+def _incompatibility(combo: dict[str, Any], dataset: Component) -> str | None:
+    """Check every ``requires`` of every chosen component against the others' tags."""
+    chosen = {"generator": [combo["generator"]], "discriminator": [combo["discriminator"]],
+              "loss": [combo["loss"]], "stabilizer": combo["stack"], "dataset": [dataset]}
+    for component in [c for group in chosen.values() for c in group]:
+        for kind, tag in component.requires.items():
+            if not any(tag in other.tags for other in chosen.get(kind, [])):
+                names = ", ".join(o.name for o in chosen.get(kind, [])) or "none"
+                return f'{component.kind} {component.name} requires a {kind} tagged "{tag}" ({names} is not)'
+    return None
+
+
+def _ref(component: Component, plan: DatasetPlan) -> ComponentRef:
+    overrides = plan.component_hparams.get(component.kind, {}).get(component.name, {})
+    return ComponentRef(component.name, component.hparams(overrides))
+
+
+def _stack_ref(component: Component, ref: ComponentRef, plan: DatasetPlan) -> ComponentRef:
+    overrides = {**plan.component_hparams.get("stabilizer", {}).get(component.name, {}), **ref.hparams}
+    return ComponentRef(component.name, component.hparams(overrides))

@@ -1,0 +1,132 @@
+"""The run store: one SQLite file in the results folder, written only by the driver process.
+
+Tables: ``runs`` (one row per run spec, its status and what it used), ``evals`` (every evaluation over
+training), ``sweep_runs`` (which suites asked for which runs: several sweeps can share one folder and
+one run), ``meta`` (schema version). Workers never open it: they return ``RunResult``s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from .spec import RunSpec
+from .train import RunResult
+
+SCHEMA_VERSION = 1
+STORE_FILE = "ganzoo.sqlite"
+STATUSES = ("pending", "running", "done", "diverged", "failed")
+FINISHED = ("done", "diverged")  # never trained again; "failed" is retried (the bug may be fixed)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, spec TEXT NOT NULL, dataset TEXT, generator TEXT, discriminator TEXT,
+    loss TEXT, stack TEXT, seed INTEGER, status TEXT NOT NULL, attempts INTEGER DEFAULT 0,
+    started REAL, finished REAL, error TEXT, kimg REAL, g_steps INTEGER, d_steps INTEGER, seconds REAL,
+    imgs_per_s REAL, device TEXT, peak_mem_mb REAL, capped INTEGER, protocol TEXT, fingerprint TEXT,
+    metrics TEXT, artifacts TEXT, versions TEXT, host TEXT, pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS evals (
+    run_id TEXT NOT NULL, idx INTEGER NOT NULL, kimg REAL, payload TEXT NOT NULL, PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS sweep_runs (suite TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (suite, run_id));
+"""
+
+
+class Store:
+    def __init__(self, results_dir: str | Path):
+        self.results_dir = Path(results_dir)
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.results_dir / STORE_FILE
+        self.db = sqlite3.connect(self.path, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        # WAL lets `ganzoo runs` read while a sweep writes; each commit survives a SIGKILL.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            with self.db:
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row["value"]) > SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path} was written by a newer ganzoo (schema {row['value']}); upgrade ganzoo")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.results_dir / "runs" / run_id
+
+    # -- writing (driver only) ------------------------------------------------------------------
+
+    def add(self, spec: RunSpec, suite: str) -> None:
+        """Record that ``suite`` wants ``spec``; a spec already known keeps its status."""
+        with self.db:
+            self.db.execute(
+                "INSERT OR IGNORE INTO runs (run_id, spec, dataset, generator, discriminator, loss, stack, seed, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                (spec.run_id, json.dumps(spec.canonical(), sort_keys=True), spec.dataset.name, spec.generator.name,
+                 spec.discriminator.name, spec.loss.name, spec.stack_name, spec.seed),
+            )
+            self.db.execute("INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", (suite, spec.run_id))
+
+    def mark_running(self, run_id: str, versions: dict[str, str]) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET status='running', attempts=attempts+1, started=COALESCE(started, ?), error=NULL,"
+                " versions=?, host=?, pid=? WHERE run_id=?",
+                (time.time(), json.dumps(versions), socket.gethostname(), os.getpid(), run_id),
+            )
+
+    def record(self, result: RunResult) -> None:
+        """Store a finished run and all its evaluations in one transaction."""
+        with self.db:
+            self.db.execute(
+                "UPDATE runs SET status=?, finished=?, error=?, kimg=?, g_steps=?, d_steps=?, seconds=?, imgs_per_s=?,"
+                " device=?, peak_mem_mb=?, capped=?, protocol=?, fingerprint=?, metrics=?, artifacts=? WHERE run_id=?",
+                (result.status, time.time(), result.error, result.kimg, result.g_steps, result.d_steps, result.seconds,
+                 result.imgs_per_s, result.device, result.peak_mem_mb, int(result.capped), json.dumps(result.protocol),
+                 result.fingerprint, json.dumps(result.final), json.dumps(result.artifacts), result.run_id),
+            )
+            self.db.execute("DELETE FROM evals WHERE run_id=?", (result.run_id,))
+            self.db.executemany(
+                "INSERT INTO evals VALUES (?, ?, ?, ?)",
+                [(result.run_id, i, e["kimg"], json.dumps(e)) for i, e in enumerate(result.evals)],
+            )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def status(self, run_id: str) -> str | None:
+        row = self.db.execute("SELECT status FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return None if row is None else row["status"]
+
+    def runs(self, suite: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT * FROM runs"
+        params: tuple = ()
+        if suite is not None:
+            query += " WHERE run_id IN (SELECT run_id FROM sweep_runs WHERE suite=?)"
+            params = (suite,)
+        rows = [dict(r) for r in self.db.execute(query + " ORDER BY dataset, generator, discriminator, loss, stack, seed", params)]
+        for row in rows:
+            for key in ("spec", "protocol", "metrics", "artifacts", "versions"):
+                row[key] = json.loads(row[key]) if row.get(key) else {}
+            row["suites"] = self.suites_of(row["run_id"])
+        return rows
+
+    def suites_of(self, run_id: str) -> list[str]:
+        return [r["suite"] for r in self.db.execute("SELECT suite FROM sweep_runs WHERE run_id=? ORDER BY suite", (run_id,))]
+
+    def suites(self) -> list[str]:
+        return [r["suite"] for r in self.db.execute("SELECT DISTINCT suite FROM sweep_runs ORDER BY suite")]
+
+    def evals(self, run_id: str) -> list[dict[str, Any]]:
+        return [json.loads(r["payload"]) for r in
+                self.db.execute("SELECT payload FROM evals WHERE run_id=? ORDER BY idx", (run_id,))]

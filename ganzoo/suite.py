@@ -1,0 +1,179 @@
+"""Suites: TOML files that fix a benchmark's datasets, budget, seeds, protocol and design.
+
+A suite is looked up by path, then by name among the suites that ship with ganzoo
+(``benchmarks/suites/``, installed as ``ganzoo_suites``). See benchmarks/README.md for the format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .contracts import EvalProtocol
+from .spec import Budget, ComponentRef, Optim
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_SUITE = "default"
+DESIGNS = ("one-factor", "full")
+AXES = ("generator", "discriminator", "loss", "stack")
+TOP_LEVEL_KEYS = {"name", "description", "design", "seeds", "budget", "optim", "eval", "stacks", "auto_stacks",
+                  "datasets", "components", "hparams"}
+DATASET_KEYS = {"name", "hparams", "baseline", "budget", "optim", "eval", "components", "component_hparams"}
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class DatasetPlan:
+    """One dataset of a suite with everything resolved for it."""
+
+    dataset: ComponentRef
+    baseline: dict[str, str]
+    budget: Budget
+    optim: Optim
+    protocol: EvalProtocol
+    components: dict[str, dict[str, list[str]]]  # axis -> {"include": [...], "exclude": [...]}
+    component_hparams: dict[str, dict[str, dict[str, Any]]]  # kind -> name -> overrides
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    design: str
+    seeds: list[int]
+    stacks: dict[str, list[ComponentRef]]
+    auto_stacks: bool
+    datasets: list[DatasetPlan]
+    source: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def available_suites() -> dict[str, Path]:
+    """Suites that ship with ganzoo, by name."""
+    root = importlib.resources.files("ganzoo_suites")
+    return {Path(entry.name).stem: Path(str(entry)) for entry in root.iterdir() if entry.name.endswith(".toml")}
+
+
+def find_suite(name_or_path: str | None) -> Path:
+    if not name_or_path:
+        name_or_path = DEFAULT_SUITE
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SuiteError(f"Suite file {path} does not exist")
+        return path
+    shipped = available_suites()
+    if name_or_path in shipped:
+        return shipped[name_or_path]
+    raise SuiteError(f'Unknown suite "{name_or_path}". Shipped suites: {", ".join(sorted(shipped))}; '
+                     "or give the path of a .toml file")
+
+
+def load_suite(name_or_path: str | None = None) -> Suite:
+    path = find_suite(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"Suite {path} is not valid TOML: {exc}") from exc
+    return parse_suite(raw, source=str(path), default_name=path.stem)
+
+
+def parse_suite(raw: dict[str, Any], source: str = "<suite>", default_name: str = "suite") -> Suite:
+    where = f"Suite {source}"
+    _no_unknown(raw, TOP_LEVEL_KEYS, where)
+    design = raw.get("design", "one-factor")
+    if design not in DESIGNS:
+        raise SuiteError(f'{where}: design must be one of {DESIGNS}, got "{design}"')
+    seeds = raw.get("seeds", 1)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seeds:
+        raise SuiteError(f"{where}: seeds must be a positive count or a non-empty list")
+    stacks = {"none": []}
+    for stack_name, entries in raw.get("stacks", {}).items():
+        stacks[stack_name] = [_stack_entry(e, f"{where}, stack {stack_name}") for e in entries]
+    if not raw.get("datasets"):
+        raise SuiteError(f'{where}: needs at least one [[datasets]] table with a "name"')
+    plans = [_dataset_plan(entry, raw, f"{where}, dataset #{i + 1}") for i, entry in enumerate(raw["datasets"])]
+    return Suite(
+        name=raw.get("name", default_name),
+        description=raw.get("description", ""),
+        design=design,
+        seeds=seeds,
+        stacks=stacks,
+        auto_stacks=bool(raw.get("auto_stacks", True)),
+        datasets=plans,
+        source=source,
+        raw=raw,
+    )
+
+
+def _no_unknown(table: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise SuiteError(f"{where}: unknown keys {unknown}; known keys: {sorted(known)}")
+
+
+def _stack_entry(entry: str | dict[str, Any], where: str) -> ComponentRef:
+    if isinstance(entry, str):
+        return ComponentRef(entry, {})
+    if isinstance(entry, dict) and "name" in entry:
+        params = {k: v for k, v in entry.items() if k != "name"}
+        return ComponentRef(entry["name"], params)
+    raise SuiteError(f'{where}: each entry is a stabilizer name or a table with "name" and its hyperparameters, got {entry!r}')
+
+
+def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> DatasetPlan:
+    if "name" not in entry:
+        raise SuiteError(f'{where}: missing "name"')
+    _no_unknown(entry, DATASET_KEYS, where)
+    budget_table = {**raw.get("budget", {}), **entry.get("budget", {})}
+    if "kimg" not in budget_table:
+        raise SuiteError(f"{where}: the budget needs kimg (images shown to D, in thousands)")
+    optim_table = {**raw.get("optim", {}), **entry.get("optim", {})}
+    eval_table = {**raw.get("eval", {}), **entry.get("eval", {})}
+    try:
+        budget = Budget(**budget_table)
+        optim = Optim(**{k: (tuple(v) if k == "betas" else v) for k, v in optim_table.items()})
+        if "metrics" in eval_table:
+            eval_table["metrics"] = tuple(eval_table["metrics"])
+        protocol = EvalProtocol(**eval_table)
+    except TypeError as exc:
+        raise SuiteError(f"{where}: {exc}. Budget keys: {[f.name for f in dataclasses.fields(Budget)]}; "
+                         f"optim keys: {list(Optim.KEYS)}; eval keys: {[f.name for f in dataclasses.fields(EvalProtocol)]}") from exc
+    baseline = dict(entry.get("baseline", {}))
+    missing = [axis for axis in AXES if axis not in baseline]
+    if missing and raw.get("design", "one-factor") == "one-factor":
+        raise SuiteError(f"{where}: a one-factor suite needs a baseline for every axis; missing {missing}")
+    baseline.setdefault("stack", "none")
+    components: dict[str, dict[str, list[str]]] = {}
+    for table in (raw.get("components", {}), entry.get("components", {})):
+        for axis, patterns in table.items():
+            key, axis_name = ("exclude", axis[len("exclude_"):]) if axis.startswith("exclude_") else ("include", axis)
+            if axis_name not in AXES:
+                raise SuiteError(f'{where}: components key "{axis}" must name an axis among {AXES} (optionally exclude_<axis>)')
+            components.setdefault(axis_name, {"include": [], "exclude": []})[key] = list(patterns)
+    hparams: dict[str, dict[str, dict[str, Any]]] = {}
+    for table in (raw.get("hparams", {}), entry.get("component_hparams", {})):
+        for kind, by_name in table.items():
+            for name, values in by_name.items():
+                hparams.setdefault(kind, {}).setdefault(name, {}).update(values)
+    return DatasetPlan(
+        dataset=ComponentRef(entry["name"], dict(entry.get("hparams", {}))),
+        baseline=baseline,
+        budget=budget,
+        optim=optim,
+        protocol=protocol,
+        components=components,
+        component_hparams=hparams,
+    )

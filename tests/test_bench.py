@@ -1,0 +1,145 @@
+"""The harness end to end on the test zoo: grid, store, skipping, failures, divergence, determinism, resume."""
+
+import pytest
+import testzoo
+
+from ganzoo import artifacts
+from ganzoo.bench import bench
+from ganzoo.grid import Filters, build_grid
+from ganzoo.report import leaderboard, load_runs, to_markdown
+from ganzoo.store import Store
+from ganzoo.suite import SuiteError, parse_suite
+from ganzoo.testing import plugin_registry
+from ganzoo.train import run
+
+
+@pytest.fixture(scope="module")
+def registry():
+    with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as reg:
+        yield reg
+
+
+def tiny_suite(**overrides):
+    return parse_suite(testzoo.suite_dict(**overrides), source="test")
+
+
+def test_one_factor_grid_and_what_it_leaves_out(registry):
+    grid = build_grid(tiny_suite(), registry)
+    combos = sorted({s.combination for s in grid.specs})
+    # baseline + one D variant + the stacks that can run on vectors with this loss
+    assert combos == ["lin/small/logistic/crash", "lin/small/logistic/explode", "lin/small/logistic/none",
+                      "lin/small_wide/logistic/none"]
+    assert len(grid.specs) == 2 * len(combos)
+    reasons = dict(grid.left_out)
+    assert "supports image data, not vector" in reasons["blobs: stack image_only"]
+    assert 'requires a loss tagged "hinge-like"' in reasons["blobs: lin/small/logistic/needs_hinge"]
+
+
+def test_full_design_is_the_cross_product(registry):
+    grid = build_grid(tiny_suite(design="full"), registry, seeds=[0])
+    assert len(grid.specs) == 1 * 2 * 1 * 3  # G x D x loss x runnable stacks
+
+
+def test_filters_and_overrides(registry):
+    grid = build_grid(tiny_suite(), registry, Filters(discriminator=("small_wide",)), seeds=[5], kimg=0.5)
+    assert [(s.discriminator.name, s.seed, s.budget.kimg) for s in grid.specs] == [("small_wide", 5, 0.5)]
+    assert grid.specs[0].budget.eval_every_kimg == pytest.approx(0.25)  # as many evaluations as before
+
+
+def test_run_ids_hash_resolved_hyperparameters(registry):
+    a = build_grid(tiny_suite(), registry).specs[0]
+    b = build_grid(tiny_suite(), registry).specs[0]
+    c = build_grid(tiny_suite(hparams={"generator": {"lin": {"width": 8}}}), registry).specs[0]
+    assert a.run_id == b.run_id and a.run_id != c.run_id
+    assert a.generator.hparams == {"latent_dim": 2, "width": 16}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"design": "random"}, "design must be one of"),
+    ({"budget": {"batch_size": 64}}, "needs kimg"),
+    ({"budget": {"kimg": 1, "batch": 64}}, "unexpected keyword argument 'batch'"),
+    ({"seed": 3}, "unknown keys ['seed']"),
+    ({"datasets": [{"name": "blobs", "baseline": {"generator": "lin"}}]}, "needs a baseline for every axis"),
+])
+def test_bad_suites_are_explained(change, message):
+    with pytest.raises(SuiteError) as info:
+        parse_suite(testzoo.suite_dict(**change), source="my.toml")
+    assert message in str(info.value) and "my.toml" in str(info.value)
+
+
+def test_unknown_hparam_in_suite(registry):
+    with pytest.raises(ValueError, match='"lin" has no hyperparameter "widht". Known: latent_dim, width'):
+        build_grid(tiny_suite(hparams={"generator": {"lin": {"widht": 8}}}), registry)
+
+
+def test_bench_end_to_end_then_nothing_to_do(registry, tmp_path):
+    summary = bench(tiny_suite(), tmp_path, registry=registry, progress=False, echo=lambda s: None)
+    statuses = {s.combination: summary.results[s.run_id] for s in summary.grid.specs}
+    assert statuses == {"lin/small/logistic/none": "done", "lin/small_wide/logistic/none": "done",
+                        "lin/small/logistic/explode": "diverged", "lin/small/logistic/crash": "failed"}
+    runs = load_runs(tmp_path, "tiny")
+    failed = runs[runs["status"] == "failed"]
+    assert all("crash stabilizer: deliberate failure" in e and "Traceback" in e for e in failed["error"])
+    done = runs[runs["status"] == "done"]
+    assert (done["kimg"] >= 1.024).all() and (done["imgs_per_s"] > 0).all() and done["fid"].notna().all()
+    assert set(done["device"]) == {"cpu"}
+    store = Store(tmp_path)
+    evals = store.evals(done["run_id"].iloc[0])
+    store.close()
+    assert [e["kimg"] for e in evals] == [0.512, 1.024]
+    assert {"fid", "precision", "recall", "density", "coverage", "modes"} <= set(evals[-1]["metrics"])
+
+    board = leaderboard(runs)
+    assert len(board) == 4
+    row = board.set_index("stack").loc["explode"]
+    assert row["unstable"] == 1.0 and row["diverged"] == 2
+    assert board.iloc[-1]["fid"] != board.iloc[-1]["fid"] or board["fid"].notna().sum() == 2  # NaN ranks last
+    markdown = (tmp_path / "tiny" / "leaderboard.md").read_text()
+    assert "Protocol" in markdown and "flat" in markdown and "lin" in markdown
+    assert to_markdown(board).count("|") > 20
+
+    # Second invocation: finished runs (done, diverged) are skipped; the failed ones are retried.
+    again = bench(tiny_suite(), tmp_path, registry=registry, progress=False, echo=lambda s: None)
+    assert len(again.skipped) == 6 and set(again.results.values()) == {"failed"}
+    assert load_runs(tmp_path).set_index("run_id").loc[failed["run_id"], "attempts"].eq(2).all()
+
+
+def test_same_spec_same_numbers(registry, tmp_path):
+    spec = build_grid(tiny_suite(), registry, seeds=[3]).specs[0]
+    a = run(spec, tmp_path / "a", "cpu", registry)
+    b = run(spec, tmp_path / "b", "cpu", registry)
+    assert a.status == b.status == "done"
+    assert a.evals[-1]["metrics"] == b.evals[-1]["metrics"] and a.evals[-1]["d_loss"] == b.evals[-1]["d_loss"]
+    c = run(build_grid(tiny_suite(), registry, seeds=[4]).specs[0], tmp_path / "c", "cpu", registry)
+    assert c.evals[-1]["metrics"] != a.evals[-1]["metrics"]
+
+
+def test_interrupted_run_resumes_to_the_same_numbers(registry, tmp_path, monkeypatch):
+    spec = build_grid(tiny_suite(), registry, seeds=[1]).specs[0]
+    reference = run(spec, tmp_path / "straight", "cpu", registry)
+
+    real_save = artifacts.save_checkpoint
+
+    def save_then_die(state, run_dir):
+        real_save(state, run_dir)
+        raise KeyboardInterrupt  # as if killed right after the first checkpoint
+
+    monkeypatch.setattr(artifacts, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, tmp_path / "resumed", "cpu", registry)
+    monkeypatch.setattr(artifacts, "save_checkpoint", real_save)
+    first = artifacts.load_checkpoint(tmp_path / "resumed" / artifacts.CHECKPOINT)
+    assert first["images"] == 512 and len(first["evals"]) == 1
+    resumed = run(spec, tmp_path / "resumed", "cpu", registry)
+    assert resumed.status == "done"
+    trajectory = lambda r: [(e["kimg"], e["d_loss"], e["g_loss"], e["metrics"]) for e in r.evals]  # noqa: E731
+    assert trajectory(resumed) == trajectory(reference)
+    assert (resumed.g_steps, resumed.d_steps) == (reference.g_steps, reference.d_steps)
+
+
+def test_checkpoints_load_safely(registry, tmp_path):
+    spec = build_grid(tiny_suite(), registry, seeds=[0]).specs[0]
+    run(spec, tmp_path, "cpu", registry)
+    state = artifacts.load_checkpoint(tmp_path / artifacts.CHECKPOINT)
+    assert state["spec"]["generator"]["name"] == "lin"
+    assert (tmp_path / artifacts.SAMPLES).stat().st_size > 0

@@ -1,0 +1,137 @@
+"""A tiny, self-contained plugin for testing the core (grid, bench, store, resume) without the zoo.
+
+Importable in process (``plugin_registry({"testzoo": testzoo})``) and, for subprocess tests, through a
+fake distribution whose entry point names this module.
+"""
+
+import torch
+from torch import nn
+
+import ganzoo
+from ganzoo import hookimpl
+
+
+class Blobs(ganzoo.Dataset):
+    """Two Gaussian blobs in 2-D."""
+
+    default_extractor = "flat"
+
+    def __init__(self, n: int = 512, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        centres = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+        self.data = centres[torch.randint(2, (n,), generator=g)] + 0.1 * torch.randn(n, 2, generator=g)
+        self.spec = ganzoo.DataSpec("vector", (2,), value_range=(-2.0, 2.0))
+
+    def extra_metrics(self, samples):
+        return {"modes": float((samples[:, 0] > 0).any()) + float((samples[:, 0] < 0).any())}
+
+
+class Flat(ganzoo.FeatureExtractor):
+    name = "flat"
+    feature_dim = 2
+    weights_hash = "none"
+
+    def forward(self, x):
+        return ganzoo.Features(x.flatten(1).double())
+
+
+class LinearG(nn.Module):
+    def __init__(self, spec, latent_dim=2, width=16):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.net = nn.Sequential(nn.Linear(latent_dim, width), nn.ReLU(), nn.Linear(width, spec.shape[0]))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class SmallD(nn.Module):
+    def __init__(self, spec, width=16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(spec.shape[0], width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Logistic(ganzoo.Loss):
+    def d_loss(self, real_logits, fake_logits, real_target=1.0):
+        return nn.functional.softplus(-real_logits).mean() + nn.functional.softplus(fake_logits).mean()
+
+    def g_loss(self, fake_logits, real_logits=None):
+        return nn.functional.softplus(-fake_logits).mean()
+
+
+class Explode(ganzoo.Stabilizer):
+    """Makes the D loss infinite after ``after`` G steps: a divergence on demand."""
+
+    def __init__(self, after=3):
+        self.after = after
+
+    def d_penalty(self, ctx):
+        return torch.tensor(float("inf")) if ctx.step >= self.after else None
+
+
+class Crash(ganzoo.Stabilizer):
+    def wrap_discriminator(self, discriminator):
+        raise RuntimeError("crash stabilizer: deliberate failure")
+
+
+class ImageOnly(ganzoo.Stabilizer):
+    pass
+
+
+@hookimpl
+def register_datasets(register):
+    register("blobs", Blobs, description="Two 2-D blobs", defaults={"n": 512, "seed": 0}, modalities=("vector",))
+
+
+@hookimpl
+def register_feature_extractors(register):
+    register("flat", Flat, description="Samples as features", modalities=("vector",))
+
+
+@hookimpl
+def register_generators(register):
+    register("lin", LinearG, description="Small MLP G", reference="test", defaults={"latent_dim": 2, "width": 16},
+             modalities=("vector",))
+
+
+@hookimpl
+def register_discriminators(register):
+    register("small", SmallD, description="Small MLP D", reference="test", defaults={"width": 16},
+             modalities=("vector",))
+    register("small_wide", SmallD, description="Wider MLP D", reference="test", defaults={"width": 32},
+             modalities=("vector",))
+
+
+@hookimpl
+def register_losses(register):
+    register("logistic", Logistic, description="NS loss", reference="test", tags=("targets",))
+
+
+@hookimpl
+def register_stabilizers(register):
+    register("explode", Explode, description="Diverges on purpose", reference="test", defaults={"after": 3})
+    register("crash", Crash, description="Fails on purpose", reference="test")
+    register("image_only", ImageOnly, description="Images only", reference="test", modalities=("image",))
+    register("needs_hinge", ImageOnly, description="Requires a hinge loss", reference="test",
+             requires={"loss": "hinge-like"})
+
+
+def suite_dict(**overrides):
+    """A one-factor suite over the test zoo; small enough to train in about a second per run."""
+    raw = {
+        "name": "tiny",
+        "design": "one-factor",
+        "seeds": 2,
+        "auto_stacks": True,
+        "budget": {"kimg": 1.024, "batch_size": 64, "eval_every_kimg": 0.512},
+        "eval": {"n_fake": 256, "n_real": 256, "metrics": ["fid", "pr", "dc"]},
+        "datasets": [{"name": "blobs", "baseline": {"generator": "lin", "discriminator": "small",
+                                                    "loss": "logistic", "stack": "none"}}],
+        "components": {"loss": ["logistic"], "generator": ["lin"], "discriminator": ["small*"],
+                       "stack": ["none", "explode", "crash", "image_only", "needs_hinge"]},
+    }
+    raw.update(overrides)
+    return raw
