@@ -1,0 +1,182 @@
+"""Penalty terms added to D's loss: gradient penalties, LeCam and balanced consistency regularisation.
+
+The gradient penalties differentiate D with respect to its input, so they build the graph of that
+gradient (``create_graph=True``) and their own backward pass reaches D's weights. They evaluate D once
+more on inputs that require gradients, because the batch D saw in the loss term does not.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganzoo import Stabilizer, StepContext
+
+from .diffaugment import per_sample, random_translation
+
+
+def _logits(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return discriminator(x).reshape(x.shape[0])
+
+
+def _require(ctx: StepContext, *names: str) -> None:
+    missing = [name for name in names if getattr(ctx, name) is None]
+    if missing:
+        raise ValueError(f"This penalty needs ctx.{', ctx.'.join(missing)}, which the harness left empty")
+
+
+def input_gradients(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample gradients of D's logit with respect to its input, flattened to ``(B, numel)``.
+
+    Summing the logits before differentiating gives every sample its own gradient because each logit
+    depends on its own input only (true for D without batch statistics, which these penalties assume).
+    """
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_logits(discriminator, x).sum(), x, create_graph=True)
+    return grad.flatten(1)
+
+
+def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
+                     alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """WGAN-GP: ``weight * E[(||grad D(x_hat)|| - 1)^2]`` at ``x_hat = alpha * real + (1 - alpha) * fake``.
+
+    Args:
+        discriminator: the critic.
+        real, fake: batches of the same shape.
+        weight: the penalty coefficient (lambda = 10 in the paper).
+        alpha: per-sample mixing weights ``(B,)``; drawn from U(0, 1) when ``None``.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"gradient_penalty interpolates real and fake batches of one shape, got "
+                         f"{tuple(real.shape)} and {tuple(fake.shape)}")
+    if alpha is None:
+        alpha = torch.rand(real.shape[0], device=real.device)
+    alpha = per_sample(alpha, real)
+    mixed = alpha * real.detach() + (1.0 - alpha) * fake.detach()
+    norms = input_gradients(discriminator, mixed).norm(dim=1)
+    return weight * (norms - 1.0).pow(2).mean()
+
+
+def squared_gradient_penalty(discriminator: nn.Module, x: torch.Tensor, gamma: float = 10.0) -> torch.Tensor:
+    """``gamma / 2 * E[||grad D(x)||^2]``: R1 when ``x`` is real, R2 when it is generated."""
+    return 0.5 * gamma * input_gradients(discriminator, x).pow(2).sum(dim=1).mean()
+
+
+class GradientPenalty(Stabilizer):
+    """WGAN-GP on random interpolates of the real and fake batches D saw."""
+
+    def __init__(self, weight: float = 10.0):
+        if weight < 0:
+            raise ValueError(f"gradient_penalty: weight must be >= 0, got {weight}")
+        self.weight = float(weight)
+
+    def d_penalty(self, ctx: StepContext) -> torch.Tensor:
+        _require(ctx, "real", "fake")
+        return gradient_penalty(ctx.discriminator, ctx.real, ctx.fake, self.weight)
+
+
+class R1Penalty(Stabilizer):
+    """Zero-centred gradient penalty on real data (R1), or on generated data with ``on="fake"`` (R2)."""
+
+    def __init__(self, gamma: float = 10.0, on: str = "real"):
+        if gamma < 0:
+            raise ValueError(f"r1/r2: gamma must be >= 0, got {gamma}")
+        if on not in ("real", "fake"):
+            raise ValueError(f'r1/r2: on must be "real" or "fake", got "{on}"')
+        self.gamma, self.on = float(gamma), on
+
+    def d_penalty(self, ctx: StepContext) -> torch.Tensor:
+        _require(ctx, self.on)
+        return squared_gradient_penalty(ctx.discriminator, getattr(ctx, self.on), self.gamma)
+
+
+def r1(gamma: float = 10.0) -> R1Penalty:
+    """R1 regulariser (factory registered as ``r1``)."""
+    return R1Penalty(gamma, on="real")
+
+
+def r2(gamma: float = 10.0) -> R1Penalty:
+    """R2 regulariser (factory registered as ``r2``)."""
+    return R1Penalty(gamma, on="fake")
+
+
+def lecam_penalty(real_logits: torch.Tensor, fake_logits: torch.Tensor, anchor_real: float,
+                  anchor_fake: float) -> torch.Tensor:
+    """``E[(D(x) - anchor_fake)^2] + E[(D(G(z)) - anchor_real)^2]`` (Tseng et al. 2021, Eq. 3, without the weight)."""
+    return (real_logits.reshape(-1) - anchor_fake).pow(2).mean() + (fake_logits.reshape(-1) - anchor_real).pow(2).mean()
+
+
+class LeCam(Stabilizer):
+    """LeCam regularisation: pull D's real logits towards the running mean of its fake logits and vice versa.
+
+    Args:
+        weight: lambda; 0.3 is the paper's value for CIFAR-scale BigGAN.
+        decay: of the exponential moving averages ("anchors") of the mean real and fake logits.
+    """
+
+    def __init__(self, weight: float = 0.3, decay: float = 0.99):
+        if weight < 0 or not 0.0 <= decay < 1.0:
+            raise ValueError(f"lecam: need weight >= 0 and decay in [0, 1), got weight={weight}, decay={decay}")
+        self.weight, self.decay = float(weight), float(decay)
+        self.anchor_real: float | None = None
+        self.anchor_fake: float | None = None
+
+    def d_penalty(self, ctx: StepContext) -> torch.Tensor:
+        _require(ctx, "real_logits", "fake_logits")
+        # Before the first update the anchors are the current batch means (detached), not an arbitrary 0.
+        anchor_real = ctx.real_logits.detach().mean().item() if self.anchor_real is None else self.anchor_real
+        anchor_fake = ctx.fake_logits.detach().mean().item() if self.anchor_fake is None else self.anchor_fake
+        return self.weight * lecam_penalty(ctx.real_logits, ctx.fake_logits, anchor_real, anchor_fake)
+
+    def after_d_step(self, ctx: StepContext) -> None:
+        real_mean, fake_mean = ctx.real_logits.detach().mean().item(), ctx.fake_logits.detach().mean().item()
+        if self.anchor_real is None:
+            self.anchor_real, self.anchor_fake = real_mean, fake_mean
+            return
+        self.anchor_real = self.decay * self.anchor_real + (1.0 - self.decay) * real_mean
+        self.anchor_fake = self.decay * self.anchor_fake + (1.0 - self.decay) * fake_mean
+
+    def state_dict(self) -> dict:
+        if self.anchor_real is None:
+            return {}
+        return {"anchor_real": self.anchor_real, "anchor_fake": self.anchor_fake}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.anchor_real = state.get("anchor_real")
+        self.anchor_fake = state.get("anchor_fake")
+
+
+def random_flip(x: torch.Tensor) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], device=x.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+class BalancedConsistency(Stabilizer):
+    """bCR: D should give an image and its augmented copy the same logit, for real and for generated images.
+
+    Adds ``lambda_real * E[(D(x) - D(T(x)))^2] + lambda_fake * E[(D(G(z)) - D(T(G(z))))^2]`` with T a random
+    horizontal flip followed by a translation, the augmentation of Zhao et al. for CIFAR-10.
+
+    Args:
+        lambda_real, lambda_fake: weights of the two terms (10 and 10 in the paper).
+        translation_ratio: largest shift as a fraction of the image size (1/8 is 4 pixels at 32x32).
+    """
+
+    def __init__(self, lambda_real: float = 10.0, lambda_fake: float = 10.0, translation_ratio: float = 0.125):
+        if lambda_real < 0 or lambda_fake < 0:
+            raise ValueError(f"consistency: lambdas must be >= 0, got {lambda_real} and {lambda_fake}")
+        self.lambda_real, self.lambda_fake = float(lambda_real), float(lambda_fake)
+        self.translation_ratio = float(translation_ratio)
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"consistency augments image batches (B, C, H, W), got {tuple(x.shape)}")
+        return random_translation(random_flip(x), self.translation_ratio)
+
+    def d_penalty(self, ctx: StepContext) -> torch.Tensor:
+        _require(ctx, "real", "fake", "real_logits", "fake_logits")
+        discriminator = ctx.discriminator
+        real_gap = _logits(discriminator, self.transform(ctx.real.detach())) - ctx.real_logits.reshape(-1)
+        fake_gap = _logits(discriminator, self.transform(ctx.fake.detach())) - ctx.fake_logits.reshape(-1)
+        return self.lambda_real * real_gap.pow(2).mean() + self.lambda_fake * fake_gap.pow(2).mean()

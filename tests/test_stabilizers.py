@@ -1,0 +1,391 @@
+"""Built-in stabilizers against closed forms, torch.linalg, numpy and a minimal run of the harness's step."""
+
+import inspect
+
+import ganzoo_plugins.losses as losses_plugin
+import ganzoo_plugins.stabilizers as stabilizers_plugin
+import numpy as np
+import pytest
+import torch
+from ganzoo_plugins.stabilizers.diffaugment import brightness, contrast, cutout, saturation, translate
+from ganzoo_plugins.stabilizers.penalties import gradient_penalty, squared_gradient_penalty
+from torch import nn
+
+import ganzoo
+from ganzoo import StepContext
+
+IMAGE_ONLY = {"diffaugment", "consistency"}
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return ganzoo.build_registry(load_entry_points=False,
+                                 extra_plugins={"stabilizers": stabilizers_plugin, "losses": losses_plugin})
+
+
+def build(registry, name, **overrides):
+    return registry.get("stabilizer", name).build(**overrides)
+
+
+class Affine(nn.Module):
+    """D(x) = w . flatten(x) + b: its input gradient is w everywhere."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(torch.as_tensor(w, dtype=torch.float64))
+        self.b = nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w + self.b
+
+
+class HalfSquaredNorm(nn.Module):
+    """D(x) = |x|^2 / 2: its input gradient is x."""
+
+    def forward(self, x):
+        return 0.5 * x.flatten(1).pow(2).sum(1)
+
+
+def ctx_for(discriminator, real=None, fake=None, **kwargs):
+    return StepContext(generator=nn.Identity(), discriminator=discriminator, loss=None, real=real, fake=fake, **kwargs)
+
+
+# -- metadata ------------------------------------------------------------------------------------
+
+
+def test_metadata_names_the_paper_modalities_and_every_hparam(registry):
+    components = registry.list("stabilizer")
+    assert len(components) == 12
+    for component in components:
+        assert component.description.strip() and "\n" not in component.description
+        assert "arXiv:" in component.reference and any(str(y) in component.reference for y in range(2016, 2022))
+        params = inspect.signature(component.factory).parameters
+        assert set(params) - {"self"} == set(component.defaults), component.name
+        expected = ("image",) if component.name in IMAGE_ONLY else ("image", "vector")
+        assert component.modalities == expected, component.name
+    assert dict(registry.get("stabilizer", "label_smoothing").requires) == {"loss": "targets"}
+
+
+def test_optim_overrides(registry):
+    assert build(registry, "ttur").optim_overrides() == {"lr_g": 1e-4, "lr_d": 4e-4}
+    assert build(registry, "d_steps").optim_overrides() == {"d_steps": 5}
+    others = [c.name for c in registry.list("stabilizer") if c.name not in ("ttur", "d_steps")]
+    assert all(build(registry, name).optim_overrides() == {} for name in others)
+    with pytest.raises(ValueError, match="positive integer"):
+        build(registry, "d_steps", n=0)
+
+
+# -- spectral norm -------------------------------------------------------------------------------
+
+
+def test_spectral_norm_makes_largest_singular_value_one(registry):
+    torch.manual_seed(0)
+    disc = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ConvTranspose2d(8, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 1))
+    build(registry, "spectral_norm").wrap_discriminator(disc)
+    x = torch.randn(2, 3, 6, 6)
+    for _ in range(60):  # one power iteration per training-mode forward pass
+        disc(x)
+    disc.eval()
+    for layer, dim in ((disc[0], 0), (disc[1], 1), (disc[3], 0)):
+        weight = layer.weight.detach().movedim(dim, 0).flatten(1)
+        assert torch.linalg.svdvals(weight)[0].item() == pytest.approx(1.0, abs=1e-3), type(layer).__name__
+
+
+def test_spectral_norm_leaves_generator_and_normalised_layers_alone(registry):
+    torch.manual_seed(0)
+    gen, disc = nn.Linear(4, 4), nn.Sequential(nn.Embedding(10, 5), nn.Linear(5, 1))
+    already = nn.utils.parametrizations.spectral_norm(nn.Linear(3, 3))
+    stabilizer = build(registry, "spectral_norm")
+    stabilizer.wrap_generator(gen)
+    stabilizer.wrap_discriminator(nn.Sequential(already))
+    stabilizer.wrap_discriminator(disc)
+    assert not nn.utils.parametrize.is_parametrized(gen)
+    assert len(already.parametrizations.weight) == 1
+    assert all(nn.utils.parametrize.is_parametrized(layer, "weight") for layer in disc)
+    build(registry, "spectral_norm", apply_to_generator=True).wrap_generator(gen)
+    assert nn.utils.parametrize.is_parametrized(gen, "weight")
+
+
+# -- gradient penalties --------------------------------------------------------------------------
+
+W = [0.3, -1.2, 2.0, 0.5]
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (6, 1, 2, 2)])
+def test_gradient_penalty_of_affine_d(shape):
+    disc = Affine(W)
+    real, fake = torch.randn(shape, dtype=torch.float64), torch.randn(shape, dtype=torch.float64)
+    norm = np.linalg.norm(W)
+    penalty = gradient_penalty(disc, real, fake, weight=10.0)
+    assert penalty.item() == pytest.approx(10.0 * (norm - 1.0) ** 2, rel=1e-10)
+    # The penalty must train D: d/dw 10 (|w| - 1)^2 = 20 (|w| - 1) w / |w|.
+    penalty.backward()
+    expected = 20.0 * (norm - 1.0) * np.array(W) / norm
+    np.testing.assert_allclose(disc.w.grad.numpy(), expected, rtol=1e-10)
+
+
+def test_gradient_penalty_of_quadratic_d_at_given_interpolates():
+    real, fake = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    alpha = torch.rand(5, dtype=torch.float64)
+    mixed = alpha[:, None].numpy() * real.numpy() + (1 - alpha[:, None].numpy()) * fake.numpy()
+    expected = 10.0 * np.mean((np.linalg.norm(mixed, axis=1) - 1.0) ** 2)
+    assert gradient_penalty(HalfSquaredNorm(), real, fake, 10.0, alpha).item() == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(ValueError, match="one shape"):
+        gradient_penalty(HalfSquaredNorm(), real, fake[:4])
+
+
+@pytest.mark.parametrize("name,side", [("r1", "real"), ("r2", "fake")])
+def test_r1_r2_of_affine_and_quadratic_d(registry, name, side):
+    batch = {"real": torch.randn(4, 4, dtype=torch.float64), "fake": 3 + torch.randn(4, 4, dtype=torch.float64)}
+    stabilizer = build(registry, name, gamma=2.0)
+    affine = stabilizer.d_penalty(ctx_for(Affine(W), **batch))
+    assert affine.item() == pytest.approx(0.5 * 2.0 * np.sum(np.square(W)), rel=1e-10)
+    quadratic = stabilizer.d_penalty(ctx_for(HalfSquaredNorm(), **batch))
+    expected = 0.5 * 2.0 * np.mean(np.sum(batch[side].numpy() ** 2, axis=1))
+    assert quadratic.item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_gradient_penalty_stabilizer_uses_the_batches_d_saw(registry):
+    disc = Affine(W)
+    ctx = ctx_for(disc, real=torch.randn(3, 4, dtype=torch.float64), fake=torch.randn(3, 4, dtype=torch.float64))
+    value = build(registry, "gradient_penalty").d_penalty(ctx)
+    assert value.item() == pytest.approx(10.0 * (np.linalg.norm(W) - 1.0) ** 2, rel=1e-10)
+    assert squared_gradient_penalty(disc, ctx.real, 10.0).item() == pytest.approx(5.0 * np.sum(np.square(W)))
+    with pytest.raises(ValueError, match="ctx.fake"):
+        build(registry, "gradient_penalty").d_penalty(ctx_for(disc, real=ctx.real))
+
+
+# -- EMA -----------------------------------------------------------------------------------------
+
+
+def _set_constant(module, value):
+    with torch.no_grad():
+        for p in module.parameters():
+            p.fill_(value)
+
+
+@pytest.mark.parametrize("start_step", [0, 2])
+def test_ema_matches_closed_form_after_k_steps(registry, start_step):
+    decay, values = 0.9, [0.5, 2.0, -1.0, 4.0, 3.0, 1.5]
+    gen = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    _set_constant(gen, values[0])
+    ema = build(registry, "ema", decay=decay, start_step=start_step)
+    ema.wrap_generator(gen)
+    for step, value in enumerate(values[1:]):
+        _set_constant(gen, value)
+        gen(torch.randn(4, 3))  # changes BatchNorm's running statistics, which the shadow copies
+        ema.after_g_step(StepContext(generator=gen, discriminator=nn.Identity(), loss=None, step=step))
+    # Steps before start_step copy the weights; afterwards e <- d e + (1 - d) v.
+    expected = values[start_step]
+    for value in values[start_step + 1:]:
+        expected = decay * expected + (1 - decay) * value
+    shadow = ema.eval_generator(gen)
+    assert shadow is not gen
+    for p in shadow.parameters():
+        assert not p.requires_grad
+        torch.testing.assert_close(p, torch.full_like(p, expected))
+    torch.testing.assert_close(shadow[1].running_mean, gen[1].running_mean)
+
+
+def test_ema_state_round_trips_through_safe_torch_load(registry, tmp_path):
+    gen = nn.Linear(3, 2)
+    ema = build(registry, "ema", decay=0.5)
+    ema.wrap_generator(gen)
+    _set_constant(gen, 1.0)
+    ema.after_g_step(StepContext(generator=gen, discriminator=nn.Identity(), loss=None))
+    torch.save(ema.state_dict(), tmp_path / "ema.pt")
+    state = torch.load(tmp_path / "ema.pt", weights_only=True)
+    restored = build(registry, "ema", decay=0.5)
+    restored.load_state_dict(state)  # before G exists: applied when the shadow is made
+    shadow = restored.eval_generator(nn.Linear(3, 2))
+    torch.testing.assert_close(shadow.weight, ema.shadow.weight)
+    assert restored.num_updates == 1
+
+
+def test_ema_follows_generator_rewrapped_later_in_the_stack(registry):
+    gen = nn.Linear(3, 3)
+    ema = build(registry, "ema")
+    ema.wrap_generator(gen)
+    build(registry, "spectral_norm", apply_to_generator=True).wrap_generator(gen)
+    ema.after_g_step(StepContext(generator=gen, discriminator=nn.Identity(), loss=None))
+    assert ema.shadow.state_dict().keys() == gen.state_dict().keys()
+
+
+# -- DiffAugment ---------------------------------------------------------------------------------
+
+
+def test_colour_transforms_match_closed_forms():
+    x = torch.rand(2, 3, 4, 5, dtype=torch.float64) * 2 - 1
+    arr, factor = x.numpy(), torch.tensor([0.25, 1.75], dtype=torch.float64)
+    f = factor.numpy()[:, None, None, None]
+    channel_mean = arr.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(saturation(x, factor).numpy(), (arr - channel_mean) * f + channel_mean)
+    image_mean = arr.mean(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(contrast(x, factor).numpy(), (arr - image_mean) * f + image_mean)
+    np.testing.assert_allclose(brightness(x, factor).numpy(), arr + f)
+
+
+def test_random_colour_on_constant_images_only_shifts_brightness(registry):
+    # On a constant image saturation and contrast have nothing to scale: the output is c + shift, shift in [-0.5, 0.5].
+    torch.manual_seed(0)
+    x = torch.full((64, 3, 4, 4), 0.2)
+    out = build(registry, "diffaugment", policy="color").augment(x, None)
+    shift = out - 0.2
+    assert torch.allclose(shift, shift[:, :1, :1, :1].expand_as(shift), atol=1e-6)
+    assert shift.abs().max() <= 0.5 and shift.flatten(1)[:, 0].unique().numel() == 64  # one draw per sample
+
+
+def test_translate_and_cutout_match_numpy():
+    x = torch.arange(2 * 1 * 5 * 6, dtype=torch.float64).view(2, 1, 5, 6) + 1
+    arr = x.numpy()
+    moved = translate(x, torch.tensor([1, -2]), torch.tensor([-1, 0])).numpy()
+    expected = np.zeros_like(arr)
+    expected[0, :, 1:, :-1] = arr[0, :, :-1, 1:]  # down 1, left 1
+    expected[1, :, :-2, :] = arr[1, :, 2:, :]  # up 2
+    np.testing.assert_array_equal(moved, expected)
+    cut = cutout(x, torch.tensor([-1, 3]), torch.tensor([2, 4]), (3, 3)).numpy()
+    expected = arr.copy()
+    expected[0, :, 0:2, 2:5] = 0  # box overhangs the top border
+    expected[1, :, 3:5, 4:6] = 0  # and the bottom-right corner
+    np.testing.assert_array_equal(cut, expected)
+
+
+def test_diffaugment_is_differentiable_per_sample_and_changes_images(registry):
+    torch.manual_seed(0)
+    x = (torch.rand(16, 3, 16, 16) + 0.5).requires_grad_(True)  # no zero pixels: zeros come from the transforms
+    for policy in ("translation", "cutout", "color,translation,cutout"):
+        out = build(registry, "diffaugment", policy=policy).augment(x, None)
+        assert out.shape == x.shape
+        changed = (out != x).flatten(1).any(1)
+        assert changed.sum() >= 12, policy  # a zero shift has chance 1/81 per sample
+        (grad,) = torch.autograd.grad(out.square().sum(), x)
+        assert grad.abs().sum() > 0
+    cut = build(registry, "diffaugment", policy="cutout").augment(x, None)
+    zeros = (cut == 0).all(1).flatten(1).sum(1)
+    assert (zeros > 0).all() and (zeros <= 64).all()  # an 8x8 box, clipped at the borders
+    assert len({tuple(m.nonzero()[0].tolist()) for m in (cut == 0).all(1)}) > 1  # boxes differ between samples
+
+
+def test_diffaugment_rejects_bad_policy_and_vectors(registry):
+    with pytest.raises(ValueError, match="unknown policy"):
+        build(registry, "diffaugment", policy="colour")
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        build(registry, "diffaugment").augment(torch.zeros(4, 2), None)
+
+
+# -- LeCam, consistency, noise, label smoothing ---------------------------------------------------
+
+
+def test_lecam_value_anchor_updates_and_state(registry, tmp_path):
+    lecam = build(registry, "lecam", weight=0.5, decay=0.9)
+    real, fake = np.array([1.0, 2.0, 4.0]), np.array([-1.0, 0.5, -3.0])
+    ctx = ctx_for(None, real_logits=torch.tensor(real), fake_logits=torch.tensor(fake))
+    # Before any update the anchors are the current means.
+    expected = 0.5 * (np.mean((real - fake.mean()) ** 2) + np.mean((fake - real.mean()) ** 2))
+    assert lecam.d_penalty(ctx).item() == pytest.approx(expected)
+    lecam.after_d_step(ctx)
+    ctx2 = ctx_for(None, real_logits=torch.tensor(real + 1), fake_logits=torch.tensor(fake - 1))
+    lecam.after_d_step(ctx2)
+    anchor_r, anchor_f = 0.9 * real.mean() + 0.1 * (real + 1).mean(), 0.9 * fake.mean() + 0.1 * (fake - 1).mean()
+    expected = 0.5 * (np.mean((real + 1 - anchor_f) ** 2) + np.mean((fake - 1 - anchor_r) ** 2))
+    assert lecam.d_penalty(ctx2).item() == pytest.approx(expected)
+    torch.save(lecam.state_dict(), tmp_path / "lecam.pt")
+    restored = build(registry, "lecam", weight=0.5, decay=0.9)
+    restored.load_state_dict(torch.load(tmp_path / "lecam.pt", weights_only=True))
+    assert restored.d_penalty(ctx2).item() == pytest.approx(expected)
+
+
+def test_consistency_is_zero_for_an_invariant_d_and_trains_d_otherwise(registry):
+    torch.manual_seed(0)
+    images = torch.zeros(8, 3, 16, 16)
+    images[:, :, 4:12, 4:12] = torch.rand(8, 3, 8, 8)  # content stays inside under 2-pixel shifts
+
+    def ctx_with(disc):
+        return ctx_for(disc, real=images, fake=images.flip(1), real_logits=disc(images), fake_logits=disc(images.flip(1)))
+
+    bcr = build(registry, "consistency")
+    def total(x):  # invariant to flips and to shifts that keep all content inside the image
+        return x.sum(dim=(1, 2, 3))
+
+    assert bcr.d_penalty(ctx_with(total)).item() == pytest.approx(0.0, abs=1e-5)
+    disc = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 1))
+    penalty = bcr.d_penalty(ctx_with(disc))
+    penalty.backward()
+    assert penalty.item() > 0 and disc[1].weight.grad.abs().sum() > 0
+
+
+def test_instance_noise_anneals_linearly_to_zero(registry):
+    noise = build(registry, "instance_noise", sigma0=0.2)
+    assert [noise.sigma(p) for p in (0.0, 0.25, 1.0, 1.5)] == pytest.approx([0.2, 0.15, 0.0, 0.0])
+    x = torch.zeros(200_000)
+    torch.manual_seed(0)
+    assert noise.augment(x, ctx_for(None, progress=0.5)).std().item() == pytest.approx(0.1, rel=0.02)
+    assert torch.equal(noise.augment(x, ctx_for(None, progress=1.0)), x)
+
+
+def test_label_smoothing_gives_the_smoothed_cross_entropy(registry):
+    kwargs = build(registry, "label_smoothing").d_loss_kwargs()
+    assert kwargs == {"real_target": 0.9}
+    real, fake = np.array([0.5, -1.0, 2.0]), np.array([0.0, 1.0, -2.0])
+    log_sig = lambda x: -np.log1p(np.exp(-x))
+    expected = np.mean(-0.9 * log_sig(real) - 0.1 * log_sig(-real)) + np.mean(-log_sig(-fake))
+    loss = registry.get("loss", "ns").build()
+    assert loss.d_loss(torch.tensor(real), torch.tensor(fake), **kwargs).item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="real_target"):
+        build(registry, "label_smoothing", real_target=0.0)
+
+
+# -- every stabilizer in the harness's step ------------------------------------------------------
+
+
+class TinyG(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.latent_dim, self.shape = 4, shape
+        self.net = nn.Linear(4, int(np.prod(shape)))
+
+    def forward(self, z):
+        return torch.tanh(self.net(z)).view(-1, *self.shape)
+
+
+def _train_two_steps(stabilizer, loss, shape):
+    """The harness's protocol as documented in ganzoo.contracts.Stabilizer, for two G steps."""
+    torch.manual_seed(0)
+    gen = stabilizer.wrap_generator(TinyG(shape))
+    disc = stabilizer.wrap_discriminator(nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(shape)), 8),
+                                                       nn.LeakyReLU(0.2), nn.Linear(8, 1)))
+    opt_g, opt_d = torch.optim.Adam(gen.parameters(), 1e-3), torch.optim.Adam(disc.parameters(), 1e-3)
+    data = torch.rand(64, *shape) * 2 - 1
+    for step in range(2):
+        ctx = StepContext(gen, disc, loss, step=step, progress=step / 2)
+        ctx.real, ctx.fake = stabilizer.augment(data[:8], ctx), stabilizer.augment(gen(torch.randn(8, 4)).detach(), ctx)
+        ctx.real_logits, ctx.fake_logits = disc(ctx.real), disc(ctx.fake)
+        d_loss = loss.d_loss(ctx.real_logits, ctx.fake_logits, **stabilizer.d_loss_kwargs())
+        penalty = stabilizer.d_penalty(ctx)
+        d_loss = d_loss if penalty is None else d_loss + penalty
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        stabilizer.after_d_step(ctx)
+        ctx.fake = stabilizer.augment(gen(torch.randn(8, 4)), ctx)
+        ctx.fake_logits = disc(ctx.fake)
+        g_loss = loss.g_loss(ctx.fake_logits, disc(ctx.real) if loss.uses_real_logits_in_g else None)
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        stabilizer.after_g_step(ctx)
+        assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
+    evaluated = stabilizer.eval_generator(gen) or gen
+    assert evaluated(torch.randn(3, 4)).shape == (3, *shape)
+
+
+@pytest.mark.parametrize("modality,shape", [("image", (3, 8, 8)), ("vector", (2,))])
+def test_every_stabilizer_runs_in_the_training_step(registry, modality, shape, tmp_path):
+    loss = registry.get("loss", "ns").build()
+    for component in registry.list("stabilizer"):
+        if modality not in component.modalities:
+            continue
+        stabilizer = component.build()
+        _train_two_steps(stabilizer, loss, shape)
+        torch.save(stabilizer.state_dict(), tmp_path / "state.pt")
+        stabilizer.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
