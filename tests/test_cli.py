@@ -1,0 +1,146 @@
+"""The command line, in process (CliRunner) and, for kill-and-resume, as a real subprocess."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import testzoo
+from click.testing import CliRunner
+
+from ganzoo.cli import main
+from ganzoo.testing import fake_distribution, plugin_registry
+
+TESTS = Path(__file__).parent
+
+
+def write_suite(path: Path, **overrides) -> Path:
+    import tomllib  # noqa: F401 - only to make sure the format we write is the one we read
+
+    raw = testzoo.suite_dict(**overrides)
+    lines = [f'name = "{raw["name"]}"', f'design = "{raw["design"]}"', f"seeds = {raw['seeds']}",
+             f"auto_stacks = {str(raw['auto_stacks']).lower()}"]
+    for table in ("budget", "eval", "components"):
+        lines.append(f"[{table}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in raw[table].items()]
+    lines += ["[[datasets]]", 'name = "blobs"',
+              'baseline = { generator = "lin", discriminator = "small", loss = "logistic", stack = "none" }']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def zoo():
+    with plugin_registry({"testzoo": testzoo}) as registry:
+        yield registry
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def test_list_shows_plugin_and_distribution():
+    result = invoke("list", "losses")
+    assert result.exit_code == 0
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("loss") and " hinge " in ln)
+    assert "losses" in line and "ganzoo 0.1.0" in line
+
+
+def test_list_unknown_kind():
+    result = invoke("list", "widgets")
+    assert result.exit_code == 2 and 'Unknown component kind "widgets"' in result.output
+
+
+def test_plugins_json():
+    data = json.loads(invoke("plugins", "--format", "json").output)
+    names = {p["name"]: p for p in data["plugins"]}
+    assert names["losses"]["hooks"] == ["register_losses"] and data["errors"] == []
+
+
+def test_bench_needs_all_or_a_filter():
+    result = invoke("bench")
+    assert result.exit_code == 2 and "Say --all" in result.output
+
+
+def test_dry_run_lists_grid_and_left_out(zoo, tmp_path):
+    suite = write_suite(tmp_path / "tiny.toml")
+    result = invoke("bench", "--all", "--suite", suite, "--dry-run", "--results-dir", tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    assert "8 runs: 4 combinations x seeds" in result.output
+    assert "estimated time:" in result.output
+    assert "blobs: stack image_only: stabilizer image_only supports image data, not vector" in result.output
+    assert not (tmp_path / "r" / "ganzoo.sqlite").exists()  # a dry run trains and stores nothing
+
+
+def test_bench_runs_report_and_train(zoo, tmp_path):
+    suite = write_suite(tmp_path / "tiny.toml")
+    results = tmp_path / "r"
+    result = invoke("bench", "--all", "--suite", suite, "--results-dir", results, "--no-progress",
+                    "--discriminator", "small_wide", "--seeds", "1")
+    assert result.exit_code == 0, result.output
+    assert "Trained 1 runs: 1 done" in result.output
+    table = invoke("runs", "--results-dir", results).output
+    assert "small_wide" in table and "done" in table
+    as_json = json.loads(invoke("runs", "--results-dir", results, "--format", "json").output)
+    assert as_json[0]["status"] == "done" and as_json[0]["finished"]
+    report = invoke("report", "--results-dir", results).output
+    assert "small_wide" in report and "Protocol" in report
+    assert (results / "tiny" / "leaderboard.csv").exists()
+
+    trained = invoke("train", "--suite", suite, "--dataset", "blobs", "--generator", "lin", "--discriminator", "small",
+                     "--loss", "logistic", "--hparam", "generator.width=8", "--results-dir", results, "--kimg", "0.256")
+    assert trained.exit_code == 0, trained.output
+    assert "kimg 0.256" in trained.output and ": done in" in trained.output
+
+
+def test_train_rejects_bad_hparam(zoo, tmp_path):
+    suite = write_suite(tmp_path / "tiny.toml")
+    result = CliRunner().invoke(main, ["train", "--suite", str(suite), "--dataset", "blobs", "--generator", "lin",
+                                       "--discriminator", "small", "--hparam", "generator.width"])
+    assert result.exit_code == 2 and "expected KIND.KEY=VALUE" in result.output
+
+
+def test_runs_without_store_is_explained(tmp_path):
+    result = invoke("runs", "--results-dir", tmp_path)
+    assert result.exit_code == 2 and "No ganzoo store" in result.output
+
+
+def _statuses(db: Path) -> dict[str, tuple]:
+    if not db.exists():
+        return {}
+    with sqlite3.connect(db) as conn:
+        return {r[0]: r[1:] for r in conn.execute("SELECT run_id, status, started, finished FROM runs")}
+
+
+def test_sigkill_halfway_loses_and_repeats_nothing(tmp_path):
+    """SIGKILL a real sweep after its first finished run; the rerun trains only what was left."""
+    suite = write_suite(tmp_path / "tiny.toml", seeds=3, components={"loss": ["logistic"], "generator": ["lin"],
+                                                                    "discriminator": ["small*"], "stack": ["none"]})
+    env = {**os.environ, "GANZOO_PLUGINS": "ganzoo,testzoo", "PYTHONPATH": os.pathsep.join([str(tmp_path / "dist"), str(TESTS)])}
+    (tmp_path / "dist").mkdir()
+    command = [sys.executable, "-m", "ganzoo", "bench", "--all", "--suite", str(suite), "--results-dir",
+               str(tmp_path / "r"), "--no-progress"]
+    db = tmp_path / "r" / "ganzoo.sqlite"
+    with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n", {"testzoo": "testzoo_plugin"}):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and not any(s[0] == "done" for s in _statuses(db).values()):
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        before = _statuses(db)
+        finished_before = {k: v for k, v in before.items() if v[0] == "done"}
+        assert finished_before and len(finished_before) < 6
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    after = _statuses(db)
+    assert len(after) == 6 and all(v[0] == "done" for v in after.values())
+    for run_id, row in finished_before.items():
+        assert after[run_id] == row  # not trained again: same start and finish times
+    assert f"{len(finished_before)} already finished" in rerun.stdout
