@@ -32,7 +32,7 @@ def register_stabilizers(register):
 
 @hookspec
 def register_datasets(register):
-    """Register datasets: factory(device, **hparams) -> ganzoo.Dataset."""
+    """Register datasets: factory(**hparams) -> ganzoo.Dataset (the harness calls .to(device))."""
 
 
 @hookspec

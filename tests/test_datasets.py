@@ -339,3 +339,17 @@ def test_every_builtin_dataset_declares_its_modality():
                 "mnist": "image", "fashion_mnist": "image", "cifar10": "image", "image_folder": "image"}
     for name, modality in expected.items():
         assert registered[name].modalities == (modality,)
+
+
+@pytest.mark.parametrize("name, hparams, shape", [
+    ("cifar10", {}, (3, 32, 32)),
+    ("mnist", {"resolution": 28}, (1, 28, 28)),
+    ("image_folder", {"path": "/nowhere", "resolution": 16}, (3, 16, 16)),
+])
+def test_spec_is_known_without_the_files(name, hparams, shape):
+    import ganzoo
+    from ganzoo.grid import data_spec_of
+
+    component = ganzoo.build_registry().get("dataset", name)
+    spec = data_spec_of(component, component.hparams(hparams))
+    assert spec.modality == "image" and spec.shape == shape

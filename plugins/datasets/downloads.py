@@ -198,13 +198,21 @@ def _factory(name: str):
     def build(root: str | None = None, split: str = "train", resolution: int = 32) -> DownloadedImages:
         return DownloadedImages(name, root=root, split=split, resolution=resolution)
 
+    def spec_for(root: str | None = None, split: str = "train", resolution: int = 32) -> DataSpec:
+        # The shape is known without the files, so a dry run works before anything is downloaded.
+        return DataSpec("image", (CHANNELS[name], int(resolution), int(resolution)), num_classes=10)
+
+    build.spec_for = spec_for
     build.__name__ = name
     build.__doc__ = f"{TITLES[name]} ({REFERENCES[name]}); see DownloadedImages."
     return build
 
 
+CHANNELS = {"mnist": 1, "fashion_mnist": 1, "cifar10": 3}
+
+
 def register_all(register) -> None:
-    channels = {"mnist": 1, "fashion_mnist": 1, "cifar10": 3}
+    channels = CHANNELS
     for name, title in TITLES.items():
         register(name, _factory(name),
                  description=f"{title}, downloaded on request (SHA-256 checked, cached) or read from root=DIR",

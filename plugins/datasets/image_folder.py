@@ -67,6 +67,11 @@ class ImageFolder(Dataset):
         self.data = torch.from_numpy(pixels).float() / 127.5 - 1.0
         self.spec = DataSpec("image", tuple(self.data.shape[1:]))
 
+    @classmethod
+    def spec_for(cls, path: str | None = None, resolution: int = 64, channels: int = 3, limit: int | None = None):
+        """The DataSpec without reading the folder (``ganzoo bench --dry-run`` uses it)."""
+        return DataSpec("image", (int(channels), int(resolution), int(resolution)))
+
 
 def register_all(register) -> None:
     register("image_folder", ImageFolder,
