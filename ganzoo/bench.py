@@ -6,6 +6,7 @@ Idempotent by construction: run ids are hashes of the specs, finished runs are s
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import tempfile
@@ -27,7 +28,7 @@ from .suite import Suite
 from .train import run
 
 PROBE_BATCHES = 6  # training steps timed per combination by --dry-run's estimate
-PROBE_EVAL_SAMPLES = 256
+PROBE_EVAL_SAMPLES = 1000
 
 
 @dataclass
@@ -117,35 +118,56 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
 
 def estimate(grid: Grid, *, registry: Registry | None = None, device: str = "auto",
              on_probe: Callable[[str], None] | None = None) -> dict[str, float]:
-    """Estimated seconds per run id, from a few timed training steps of each distinct combination.
+    """Estimated seconds per run id, from timed probes; nothing is stored.
 
-    Each probe is a real (tiny) run in a temporary folder: same code path, nothing stored. Training time
-    scales with images shown, evaluation time with generated samples and number of evaluations.
+    Training: two tiny real runs of each distinct (dataset, G, D, stack, batch) in a temporary folder,
+    whose difference gives seconds per image without start-up costs. Evaluation: one evaluation per
+    dataset and protocol at up to ``PROBE_EVAL_SAMPLES`` samples, scaled to the protocol's count.
     """
     registry = registry or get_registry()
-    per_key: dict[tuple, float] = {}
+    train_cost: dict[tuple, tuple[float, float]] = {}
+    eval_cost: dict[tuple, float] = {}
     out = {}
     with tempfile.TemporaryDirectory(prefix="ganzoo-probe-") as tmp:
-        for spec in grid.specs:
-            key = (spec.dataset.name, spec.combination, spec.budget.batch_size)
-            if key not in per_key:
+        if grid.specs:  # warm-up: first-call costs (lazy imports, kernel selection) would land on one probe
+            run(_tiny(grid.specs[0], 2, 16), Path(tmp) / "warm-up", device, registry)
+        for i, spec in enumerate(grid.specs):
+            key = (spec.dataset.name, spec.generator.name, spec.discriminator.name, spec.stack_name,
+                   spec.budget.batch_size)
+            protocol_key = (spec.dataset.name, repr(spec.protocol))
+            if key not in train_cost:
                 if on_probe:
                     on_probe(f"{spec.dataset.name} {spec.combination}")
-                per_key[key] = _probe(spec, Path(tmp) / spec.run_id, registry, device)
-            out[spec.run_id] = per_key[key]
+                train_cost[key] = _probe_training(spec, Path(tmp) / str(i), registry, device)
+            if protocol_key not in eval_cost:
+                eval_cost[protocol_key] = _probe_evaluation(spec, Path(tmp) / f"eval{i}", registry, device)
+            per_image, start_up = train_cost[key]
+            n_evals = 1 if spec.budget.eval_every_kimg is None else math.ceil(spec.budget.kimg / spec.budget.eval_every_kimg)
+            out[spec.run_id] = start_up + spec.budget.kimg * 1000 * per_image + n_evals * eval_cost[protocol_key]
     return out
 
 
-def _probe(spec: RunSpec, run_dir: Path, registry: Registry, device: str) -> float:
-    batch = spec.budget.batch_size
-    probe_images = PROBE_BATCHES * batch * spec.optim.d_steps
+def _tiny(spec: RunSpec, batches: int, n_fake: int) -> RunSpec:
+    images = batches * spec.budget.batch_size * spec.optim.d_steps
+    budget = replace(spec.budget, kimg=images / 1000, eval_every_kimg=None, max_seconds=None)
+    return replace(spec, budget=budget, protocol=replace(spec.protocol, n_fake=n_fake, metrics=("fid",)))
+
+
+def _probe_training(spec: RunSpec, run_dir: Path, registry: Registry, device: str) -> tuple[float, float]:
+    """(seconds per real image, fixed start-up seconds) from runs of 2 and 2 + PROBE_BATCHES batches."""
+    short = run(_tiny(spec, 2, 16), run_dir / "short", device, registry)
+    long = run(_tiny(spec, 2 + PROBE_BATCHES, 16), run_dir / "long", device, registry)
+    if "failed" in (short.status, long.status):
+        return math.nan, math.nan
+    train_seconds = lambda r: r.seconds - r.eval_seconds  # noqa: E731
+    per_image = max(train_seconds(long) - train_seconds(short), 0.0) / max((long.kimg - short.kimg) * 1000, 1)
+    return per_image, max(short.seconds - short.kimg * 1000 * per_image, 0.0)
+
+
+def _probe_evaluation(spec: RunSpec, run_dir: Path, registry: Registry, device: str) -> float:
+    """Seconds for one evaluation under the spec's protocol (measured at a capped sample count, scaled)."""
     n_fake = min(spec.protocol.n_fake, PROBE_EVAL_SAMPLES)
-    tiny = replace(spec, budget=replace(spec.budget, kimg=probe_images / 1000, eval_every_kimg=None, max_seconds=None),
-                   protocol=replace(spec.protocol, n_fake=n_fake))
-    result = run(tiny, run_dir, device, registry)
-    if result.status == "failed":
-        return float("nan")
-    train_per_image = max(result.seconds - result.eval_seconds, 0.0) / max(result.kimg * 1000, 1)
-    eval_per_sample = result.eval_seconds / n_fake
-    n_evals = 1 if spec.budget.eval_every_kimg is None else int(spec.budget.kimg / spec.budget.eval_every_kimg + 0.999)
-    return spec.budget.kimg * 1000 * train_per_image + n_evals * spec.protocol.n_fake * eval_per_sample
+    probe = replace(_tiny(spec, 1, n_fake), protocol=replace(spec.protocol, n_fake=n_fake))
+    run(probe, run_dir / "warm", device, registry)  # reference features are computed once per sweep: not counted
+    result = run(probe, run_dir / "timed", device, registry)
+    return result.eval_seconds * spec.protocol.n_fake / n_fake

@@ -1,6 +1,7 @@
 """The harness end to end on the test zoo: grid, store, skipping, failures, divergence, determinism, resume."""
 
 import pytest
+import torch
 import testzoo
 
 from ganzoo import artifacts
@@ -143,3 +144,18 @@ def test_checkpoints_load_safely(registry, tmp_path):
     state = artifacts.load_checkpoint(tmp_path / artifacts.CHECKPOINT)
     assert state["spec"]["generator"]["name"] == "lin"
     assert (tmp_path / artifacts.SAMPLES).stat().st_size > 0
+
+
+def test_load_generator_gives_the_evaluated_generator(registry, tmp_path):
+    from ganzoo.build import load_generator
+
+    spec = build_grid(tiny_suite(), registry, seeds=[0]).specs[0]
+    run(spec, tmp_path, "cpu", registry)
+    generator, loaded_spec = load_generator(tmp_path / artifacts.CHECKPOINT, "cpu", registry)
+    assert loaded_spec.run_id == spec.run_id
+    state = artifacts.load_checkpoint(tmp_path / artifacts.CHECKPOINT)
+    for key, value in generator.state_dict().items():
+        assert torch.equal(value, state["generator_eval"][key])
+    with pytest.raises(ValueError, match="not a ganzoo run checkpoint"):
+        torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+        load_generator(tmp_path / "other.pt", "cpu", registry)
