@@ -60,6 +60,11 @@ def fake_distribution(root: Path, name: str, module_source: str, entry_points: d
 
 def check_pair(generator: torch.nn.Module, discriminator: torch.nn.Module, spec: DataSpec, batch: int = 4) -> None:
     """Assert the generator/discriminator contract of ``ganzoo.contracts`` on random latents."""
+    with torch.no_grad():
+        _check_pair(generator, discriminator, spec, batch)
+
+
+def _check_pair(generator: torch.nn.Module, discriminator: torch.nn.Module, spec: DataSpec, batch: int) -> None:
     z = torch.randn(batch, generator.latent_dim)
     x = generator(z)
     assert x.shape == (batch, *spec.shape), f"generator output {tuple(x.shape)}, expected {(batch, *spec.shape)}"
