@@ -192,11 +192,9 @@ def report_command(results_dir, suite, fmt):
 def _attach_subcommands() -> None:
     from .cli_train import train_command
 
+    from .cli_eval import eval_command
+
     main.add_command(train_command, name="train")
-    try:
-        from .cli_eval import eval_command
-    except ImportError:  # pragma: no cover - only while the metrics module is being written
-        return
     main.add_command(eval_command, name="eval")
 
 

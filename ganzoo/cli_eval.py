@@ -1,0 +1,144 @@
+"""``ganzoo eval REAL FAKE``: metrics between two sets of samples, each a folder, a dataset or a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+
+from .contracts import Dataset, Features
+from .download import DownloadError
+from .metrics.evaluate import (
+    METRICS,
+    build_extractor,
+    check_metrics,
+    compute_metrics,
+    fingerprint_of,
+    resolve_extractor_name,
+)
+from .metrics.features import extract_features
+from .metrics.fid import feature_statistics
+from .metrics.images import iter_image_batches, list_images
+from .metrics.reference import ReferenceSet, load_or_compute, reference_key
+from .registry import get_registry
+
+CHECKPOINT_SAMPLES = 10_000  # generated samples drawn from a checkpoint unless -n says otherwise
+
+
+@dataclass
+class Side:
+    """One side of the comparison: where its samples come from and how many there are."""
+
+    label: str
+    kind: str  # "folder", "dataset" or "checkpoint"
+    source: Any  # tensor, batch iterator or sample function, as ganzoo.metrics.extract_features takes
+    n: int
+    dataset: Dataset | None = None
+
+
+def _checkpoint_side(label: str, path: Path, n: int | None, device: torch.device, seed: int) -> Side:
+    from .build import load_generator
+
+    try:
+        generator, _ = load_generator(path, device)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=label) from exc
+    generator.eval()
+    rng = torch.Generator(device=device).manual_seed(seed)
+
+    @torch.no_grad()
+    def sample(k: int) -> torch.Tensor:
+        z = torch.randn(k, generator.latent_dim, generator=rng, device=device)
+        return generator(z).clamp(-1, 1)
+
+    return Side(label, "checkpoint", sample, n or CHECKPOINT_SAMPLES)
+
+
+def resolve_side(label: str, text: str, n: int | None, device: torch.device, batch_size: int, seed: int) -> Side:
+    """Interpret ``text`` as a folder of images, a checkpoint file or a registered dataset name."""
+    path = Path(text)
+    if path.is_dir():
+        count = len(list_images(path)[:n])
+        return Side(label, "folder", iter_image_batches(path, batch_size, n), count)
+    if path.is_file():
+        return _checkpoint_side(label, path, n, device, seed)
+    registry = get_registry()
+    if ("dataset", text) in registry:
+        dataset = registry.get("dataset", text).build().to(device)
+        data = dataset.reference(n)
+        return Side(label, "dataset", data, int(data.shape[0]), dataset)
+    raise click.BadParameter(f'"{text}" is neither a folder of images, a checkpoint file nor a registered dataset. '
+                             "See: ganzoo list datasets", param_hint=label)
+
+
+def _default_extractor(sides: list[Side]) -> str:
+    for side in sides:
+        if side.dataset is not None:
+            return resolve_extractor_name("auto", side.dataset)
+    return "inception_v3_tf"
+
+
+def _real_reference(side: Side, extractor, name: str, batch_size: int, device: torch.device) -> ReferenceSet:
+    if side.dataset is not None:  # registered datasets go through the shared reference cache
+        key = reference_key(side.source, extractor, name)
+        return load_or_compute(extractor, side.source, key, batch_size=batch_size, device=device)
+    feats = extract_features(extractor, side.source, n=side.n, batch_size=batch_size, device=device)
+    return ReferenceSet(feats.features, feats.logits, *feature_statistics(feats.features), key={})
+
+
+def _print_table(results: dict[str, float], protocol: dict[str, Any]) -> None:
+    from tabulate import tabulate
+
+    rows = [(key, f"{value:.6g}") for key, value in results.items()]
+    click.echo(tabulate(rows, headers=("metric", "value")))
+    click.echo("\nprotocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items()))
+
+
+@click.command("eval")
+@click.argument("real")
+@click.argument("fake")
+@click.option("--extractor", default="auto", show_default=True,
+              help="Feature extractor; auto: a dataset's own, else the standard Inception (inception_v3_tf).")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Local weight file of the extractor (default: cache or download, checked by SHA-256).")
+@click.option("--metrics", default=",".join(METRICS), show_default=True, help="Comma-separated among " + ", ".join(METRICS))
+@click.option("-n", "n", type=click.IntRange(min=2), default=None,
+              help=f"Samples per side (default: every image; {CHECKPOINT_SAMPLES} from a checkpoint).")
+@click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--device", default=None, help="torch device (default: cuda when available, else cpu).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents drawn from a checkpoint.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def eval_command(real, fake, extractor, weights, metrics, n, kid_subsets, kid_subset_size, batch_size, device, seed,
+                 fmt):
+    """Metrics between REAL and FAKE: each a folder of images, a registered dataset or a run's checkpoint.
+
+    IS is computed on FAKE. Every number is printed with its protocol (extractor, weight hash, resize, sample
+    counts); only numbers of equal protocols are comparable.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        wanted = check_metrics(m.strip() for m in metrics.split(",") if m.strip())
+        sides = [resolve_side("REAL", real, n, device, batch_size, seed),
+                 resolve_side("FAKE", fake, n, device, batch_size, seed)]
+        name = _default_extractor(sides) if extractor == "auto" else extractor
+        model, _ = build_extractor(name, {"weights": weights} if weights else {}, device)
+        reference = _real_reference(sides[0], model, real, batch_size, device)
+        generated: Features = extract_features(model, sides[1].source, n=sides[1].n, batch_size=batch_size,
+                                               device=device)
+        results = compute_metrics(reference, generated, wanted, kid_subsets, kid_subset_size)
+    except (ValueError, DownloadError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    protocol = {"extractor": name, **{k: v for k, v in model.protocol().items() if k != "extractor"},
+                "n_real": int(reference.features.shape[0]), "n_fake": int(generated.features.shape[0]),
+                "metrics": list(wanted), "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size}
+    protocol["fingerprint"] = fingerprint_of(protocol)
+    if fmt == "json":
+        click.echo(json.dumps({**results, "protocol": protocol}, indent=2))
+    else:
+        _print_table(results, protocol)

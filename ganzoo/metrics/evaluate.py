@@ -1,0 +1,156 @@
+"""The harness's view of metrics: an ``Evaluator`` per run, with the real side computed once per protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from ganzoo.contracts import Dataset, EvalProtocol, FeatureExtractor, Features
+from ganzoo.registry import Registry, get_registry
+
+from .features import extract_features
+from .fid import feature_statistics, frechet_distance
+from .inception_score import DEFAULT_SEED, inception_score
+from .kid import kernel_inception_distance
+from .prdc import density_coverage, precision_recall
+from .reference import ReferenceSet, load_or_compute, reference_key
+
+METRICS = ("fid", "is", "kid", "pr", "dc")
+IS_SPLITS = 10
+PR_K, DC_K = 3, 5
+DEFAULT_IMAGE_EXTRACTOR = "inception_v3_tf"
+_EXTRACTORS: dict[tuple, FeatureExtractor] = {}
+
+
+def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
+    """Validate metric names; returns them as a tuple."""
+    metrics = tuple(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"Unknown metrics {unknown}: choose among {', '.join(METRICS)}")
+    return metrics
+
+
+def resolve_extractor_name(name: str, dataset: Dataset) -> str:
+    """``"auto"`` becomes the dataset's own extractor, else ``identity`` for vectors and the Inception for images."""
+    if name != "auto":
+        return name
+    if dataset.default_extractor:
+        return dataset.default_extractor
+    return "identity" if dataset.spec.modality == "vector" else DEFAULT_IMAGE_EXTRACTOR
+
+
+def build_extractor(name: str, hparams: dict[str, Any] | None, device: torch.device | str,
+                    registry: Registry | None = None) -> tuple[FeatureExtractor, dict[str, Any]]:
+    """The registered extractor ``name`` on ``device`` in eval mode, shared within the process.
+
+    Returns:
+        ``(extractor, hparams)`` with the hyperparameters completed by the component's defaults.
+    """
+    component = (registry or get_registry()).get("feature_extractor", name)
+    full = component.hparams(hparams)
+    key = (component.plugin, name, id(component.factory), json.dumps(full, sort_keys=True, default=str), str(device))
+    if key not in _EXTRACTORS:
+        extractor = component.factory(**full)
+        if not isinstance(extractor, FeatureExtractor):
+            raise ValueError(f'feature extractor "{name}" (plugin {component.plugin}) returned '
+                             f"{type(extractor).__name__}; it must return a ganzoo.FeatureExtractor")
+        _EXTRACTORS[key] = extractor.to(device).eval().requires_grad_(False)
+    return _EXTRACTORS[key], full
+
+
+def compute_metrics(real: ReferenceSet, fake: Features, metrics: Iterable[str], kid_subsets: int = 100,
+                    kid_subset_size: int = 1000) -> dict[str, float]:
+    """The metrics named in ``metrics`` between a reference set and generated features, as a flat dict.
+
+    IS is computed on the generated logits (left out when the extractor gives none) over
+    ``is_splits(len(fake))`` splits.
+    """
+    metrics, out = check_metrics(metrics), {}
+    if "fid" in metrics:
+        out["fid"] = frechet_distance(real.mu, real.sigma, *feature_statistics(fake.features))
+    if "is" in metrics and fake.logits is not None:
+        out["is_mean"], out["is_std"] = inception_score(fake.logits, splits=is_splits(len(fake.logits)),
+                                                        seed=DEFAULT_SEED)
+    if "kid" in metrics:
+        out["kid_mean"], out["kid_std"] = kernel_inception_distance(
+            real.features, fake.features, subsets=kid_subsets, subset_size=kid_subset_size)
+    if "pr" in metrics:
+        out["precision"], out["recall"] = precision_recall(real.features, fake.features, k=PR_K)
+    if "dc" in metrics:
+        out["density"], out["coverage"] = density_coverage(real.features, fake.features, k=DC_K)
+    return out
+
+
+def is_splits(n: int) -> int:
+    """10 splits, fewer when there are fewer than 10 samples (tiny debugging runs)."""
+    return min(IS_SPLITS, n)
+
+
+def fingerprint_of(record: dict[str, Any]) -> str:
+    """Short stable hash of a protocol record: equal records give equal fingerprints."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class Evaluator:
+    """Evaluates generated samples against a dataset's reference set under one ``EvalProtocol``.
+
+    Args:
+        dataset: the real data; ``dataset.reference(protocol.n_real)`` is the fixed real set.
+        protocol: extractor (``"auto"``: the dataset's), sample counts, metrics and KID settings.
+        device: where extraction and the nearest-neighbour metrics run.
+        cache_dir: folder of the reference cache (default: ``ganzoo.download.cache_dir("refstats")``).
+        registry: where the extractor is looked up (default: the process registry).
+    """
+
+    def __init__(self, dataset: Dataset, protocol: EvalProtocol, device, cache_dir=None,
+                 registry: Registry | None = None):
+        self.metrics = check_metrics(protocol.metrics)
+        if protocol.n_fake < 2:
+            raise ValueError(f"EvalProtocol.n_fake must be at least 2, got {protocol.n_fake}")
+        self.protocol, self.device = protocol, torch.device(device)
+        self.extractor_name = resolve_extractor_name(protocol.extractor, dataset)
+        self.extractor, self.hparams = build_extractor(self.extractor_name, protocol.extractor_hparams, self.device,
+                                                       registry)
+        data = dataset.reference(protocol.n_real)
+        dataset_name = getattr(dataset, "name", None) or type(dataset).__name__
+        key = reference_key(data, self.extractor, dataset_name)
+        self.real = load_or_compute(self.extractor, data, key, cache_dir=cache_dir, batch_size=protocol.batch_size,
+                                    device=self.device)
+
+    def __call__(self, sample_fn: Callable[[int], torch.Tensor]) -> dict[str, float]:
+        """Draw ``protocol.n_fake`` samples through ``sample_fn(n)`` in batches and return the metrics."""
+        fake = extract_features(self.extractor, sample_fn, n=self.protocol.n_fake,
+                                batch_size=self.protocol.batch_size, device=self.device)
+        return compute_metrics(self.real, fake, self.metrics, self.protocol.kid_subsets,
+                               self.protocol.kid_subset_size)
+
+    def protocol_record(self) -> dict[str, Any]:
+        """Everything that changes the numbers: extractor and weights, resize, sample counts, metric settings."""
+        extractor = {k: v for k, v in self.extractor.protocol().items() if k != "extractor"}
+        # A weight file's path differs between machines; its hash (in the extractor protocol) is what matters.
+        hparams = {k: v for k, v in self.hparams.items() if k != "weights"}
+        return {
+            "extractor": self.extractor_name,
+            "extractor_hparams": hparams,
+            **extractor,
+            "reference": {k: self.real.key[k] for k in ("dataset", "split", "n", "content")},
+            "n_real": int(self.real.features.shape[0]),
+            "n_fake": int(self.protocol.n_fake),
+            "metrics": sorted(self.metrics),
+            "kid_subsets": int(self.protocol.kid_subsets),
+            "kid_subset_size": int(self.protocol.kid_subset_size),
+            "is_splits": is_splits(self.protocol.n_fake),
+            "pr_k": PR_K,
+            "dc_k": DC_K,
+            "seed": DEFAULT_SEED,
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        """Short stable hash of :meth:`protocol_record`."""
+        return fingerprint_of(self.protocol_record())

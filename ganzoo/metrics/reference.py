@@ -1,0 +1,127 @@
+"""The real side of every metric, computed once per protocol and cached in memory and on disk.
+
+A reference set is identified by the dataset's name, the split, the number of samples, a hash of the samples
+themselves and the extractor's protocol (name, weights hash, resize ...). A sweep constructs one evaluator
+per run; all runs with an equal protocol share one extraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ganzoo.contracts import FeatureExtractor, Features
+from ganzoo.download import cache_dir as default_cache_dir
+
+from .features import extract_features, extractor_device
+from .fid import feature_statistics
+
+
+@dataclass
+class ReferenceSet:
+    """Features (and logits) of the real samples with their float64 mean and covariance."""
+
+    features: torch.Tensor
+    logits: torch.Tensor | None
+    mu: np.ndarray
+    sigma: np.ndarray
+    key: dict[str, Any]
+
+    def to(self, device: torch.device | str) -> ReferenceSet:
+        logits = None if self.logits is None else self.logits.to(device)
+        return ReferenceSet(self.features.to(device), logits, self.mu, self.sigma, self.key)
+
+
+_MEMORY: dict[str, ReferenceSet] = {}
+_CONTENT_HASHES: dict[tuple, str] = {}
+
+
+def content_hash(data: torch.Tensor) -> str:
+    """SHA-256 prefix of the tensor's bytes; memoised per tensor version so repeated runs hash once."""
+    memo = (data.data_ptr(), tuple(data.shape), data.dtype, str(data.device), data._version)
+    if memo not in _CONTENT_HASHES:
+        array = data.detach().contiguous().cpu().numpy()
+        _CONTENT_HASHES[memo] = hashlib.sha256(array.tobytes()).hexdigest()[:16]
+    return _CONTENT_HASHES[memo]
+
+
+def reference_key(data: torch.Tensor, extractor: FeatureExtractor, dataset: str, split: str = "reference") -> dict:
+    """Everything that changes the reference features: dataset, split, N, content and the extractor protocol."""
+    return {"dataset": dataset, "split": split, "n": int(data.shape[0]), "content": content_hash(data),
+            **extractor.protocol()}
+
+
+def key_id(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _save(path: Path, ref: ReferenceSet) -> None:
+    tensors = {"features": ref.features.contiguous().cpu(), "mu": torch.from_numpy(ref.mu),
+               "sigma": torch.from_numpy(ref.sigma)}
+    if ref.logits is not None:
+        tensors["logits"] = ref.logits.contiguous().cpu()
+    # Write to a temporary name first: an interrupted save must never look like a complete cache entry.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"key": json.dumps(ref.key, sort_keys=True, default=str)})
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _load(path: Path, key: dict[str, Any]) -> ReferenceSet:
+    tensors = load_file(path)
+    return ReferenceSet(tensors["features"], tensors.get("logits"), tensors["mu"].numpy(), tensors["sigma"].numpy(), key)
+
+
+def load_or_compute(extractor: FeatureExtractor, data: torch.Tensor, key: dict[str, Any],
+                    cache_dir: str | os.PathLike | None = None, batch_size: int = 500,
+                    use_disk: bool = True, device: torch.device | str | None = None) -> ReferenceSet:
+    """The reference set for ``key``: from memory, else from ``cache_dir``, else extracted from ``data``.
+
+    Args:
+        extractor: on its device, in eval mode.
+        data: the real samples, (N, *shape) in [-1, 1].
+        key: from :func:`reference_key`.
+        cache_dir: folder of cache files (default: ``ganzoo.download.cache_dir("refstats")``).
+        batch_size: samples per forward pass when extracting.
+        use_disk: read and write the disk cache (memory caching always applies).
+        device: where extraction runs and the features are returned (default: the extractor's device, else
+            the data's).
+
+    Returns:
+        The reference set with its features on ``device``.
+    """
+    device = torch.device(device) if device is not None else (extractor_device(extractor) or data.device)
+    name = key_id(key)
+    if name in _MEMORY:
+        return _MEMORY[name].to(device)
+    path = Path(cache_dir) if cache_dir is not None else default_cache_dir("refstats")
+    path = path / f"{name}.safetensors"
+    if use_disk and path.is_file():
+        ref = _load(path, key).to(device)
+    else:
+        feats: Features = extract_features(extractor, data, batch_size=batch_size, device=device)
+        mu, sigma = feature_statistics(feats.features)
+        ref = ReferenceSet(feats.features, feats.logits, mu, sigma, key)
+        if use_disk:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _save(path, ref)
+    _MEMORY[name] = ref
+    return ref
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-process reference sets (tests use it to exercise the disk cache)."""
+    _MEMORY.clear()
+    _CONTENT_HASHES.clear()

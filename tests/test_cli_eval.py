@@ -1,0 +1,157 @@
+"""``ganzoo eval REAL FAKE`` through click's test runner: folders, datasets, checkpoints, formats and errors."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from ganzoo import Dataset, DataSpec, FeatureExtractor, Features, hookimpl
+from ganzoo.cli_eval import eval_command
+from ganzoo.metrics.reference import clear_memory_cache
+from ganzoo.registry import build_registry, reset_registry
+
+MIXER = torch.randn(16, 6, generator=torch.Generator().manual_seed(0))
+
+
+class Flatten(FeatureExtractor):
+    """Pixels as features; logits from a fixed random matrix."""
+
+    name, feature_dim, num_classes, weights_hash = "flatten", 16, 6, "none"
+
+    def forward(self, x):
+        features = x.reshape(x.shape[0], -1).float()
+        return Features(features, features @ MIXER)
+
+
+class TinyGrey(Dataset):
+    default_extractor = "flatten"
+
+    def __init__(self):
+        self.spec = DataSpec("image", (1, 4, 4))
+        levels = torch.randint(0, 256, (60, 1, 4, 4), generator=torch.Generator().manual_seed(1))
+        self.data = levels.float() / 127.5 - 1
+        self.name = "tiny_grey"
+
+
+class _Plugin:
+    @hookimpl
+    def register_feature_extractors(self, register):
+        register("flatten", Flatten, description="pixels as features", defaults={})
+
+    @hookimpl
+    def register_datasets(self, register):
+        register("tiny_grey", TinyGrey, description="60 random 4x4 grey images", defaults={})
+
+
+@pytest.fixture
+def test_registry():
+    clear_memory_cache()
+    reset_registry(build_registry({"cli-test": _Plugin()}, load_entry_points=False))
+    yield
+    reset_registry()
+    clear_memory_cache()
+
+
+def write_images(folder, array):
+    folder.mkdir()
+    for i, image in enumerate(array):
+        Image.fromarray(image.squeeze()).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def invoke(*args):
+    return CliRunner().invoke(eval_command, [str(a) for a in args])
+
+
+def numpy_fid(a, b):
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    diff = a.mean(0) - b.mean(0)
+    return diff @ diff + np.trace(s1 + s2) - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
+
+
+def test_dataset_against_folder_json(test_registry, tmp_path):
+    pixels = np.random.default_rng(2).integers(0, 256, (50, 4, 4, 1), dtype=np.uint8)
+    folder = write_images(tmp_path / "fake", pixels)
+    result = invoke("tiny_grey", folder, "--format", "json", "--kid-subset-size", "20", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert set(out) == {"fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall", "density",
+                        "coverage", "protocol"}
+    protocol = out["protocol"]
+    assert protocol["extractor"] == "flatten" and (protocol["n_real"], protocol["n_fake"]) == (60, 50)
+    real = TinyGrey().data.reshape(60, -1).numpy()
+    fake = pixels.reshape(50, -1) / 127.5 - 1
+    assert out["fid"] == pytest.approx(numpy_fid(real, fake), rel=1e-6)
+
+
+def test_table_and_sample_count(test_registry, tmp_path):
+    folder = write_images(tmp_path / "fake", np.zeros((30, 4, 4, 1), dtype=np.uint8) + 7)
+    result = invoke("tiny_grey", folder, "-n", "25", "--metrics", "fid,pr", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "precision" in result.output and "kid" not in result.output.split("protocol")[0]
+    assert "n_real=25" in result.output and "n_fake=25" in result.output
+
+
+def test_checkpoint_side_draws_from_the_generator(test_registry, tmp_path, monkeypatch):
+    class Generator(torch.nn.Module):
+        latent_dim = 2
+
+        def forward(self, z):
+            return torch.tanh(z @ torch.ones(2, 16)).reshape(-1, 1, 4, 4)
+
+    import ganzoo.build
+
+    monkeypatch.setattr(ganzoo.build, "load_generator", lambda path, device: (Generator(), None))
+    checkpoint = tmp_path / "run.pt"
+    checkpoint.write_bytes(b"stand-in")
+    result = invoke("tiny_grey", checkpoint, "-n", "40", "--metrics", "fid,is", "--format", "json",
+                    "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["protocol"]["n_fake"] == 40
+
+
+def test_errors_name_the_problem(test_registry, tmp_path):
+    result = invoke("tiny_grey", tmp_path / "nowhere")
+    assert result.exit_code == 2 and "neither a folder of images" in result.output
+    result = invoke("tiny_grey", "tiny_grey", "--metrics", "fid,fidd")
+    assert result.exit_code == 1 and "Unknown metrics" in result.output
+    result = invoke("tiny_grey", "tiny_grey", "--weights", tmp_path / "w.pth")
+    assert result.exit_code == 1 and 'has no hyperparameter "weights"' in result.output
+
+
+def test_two_folders_with_the_standard_inception(tmp_path):
+    from test_inception import random_inception_weights
+
+    weights = random_inception_weights(tmp_path / "random.pth")
+    rng = np.random.default_rng(3)
+    real = write_images(tmp_path / "real", rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8))
+    fake = write_images(tmp_path / "fake", rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8))
+    with pytest.warns(UserWarning):
+        result = invoke(real, fake, "--weights", weights, "--metrics", "fid,is", "--format", "json", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert np.isfinite(out["fid"]) and out["is_mean"] >= 1.0
+    assert out["protocol"]["extractor"] == "inception_v3_tf" and out["protocol"]["resize"] == "tf"
+    assert len(out["protocol"]["weights_hash"]) == 8
+
+
+def test_image_folders_read_back_exactly(tmp_path):
+    from ganzoo.metrics import read_images
+
+    rgb = np.random.default_rng(4).integers(0, 256, (5, 6, 7, 3), dtype=np.uint8)
+    images = read_images(write_images(tmp_path / "rgb", rgb))
+    assert images.shape == (5, 3, 6, 7)
+    np.testing.assert_array_equal(((images + 1) * 127.5).round().numpy(), rgb.transpose(0, 3, 1, 2))
+    grey = read_images(write_images(tmp_path / "grey", rgb[..., :1]), n=2)
+    assert grey.shape == (2, 1, 6, 7)
+    Image.fromarray(rgb[0, :3]).save(tmp_path / "rgb" / "999.png")
+    with pytest.raises(ValueError, match="one size"):
+        read_images(tmp_path / "rgb")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="No images"):
+        read_images(tmp_path / "empty")
