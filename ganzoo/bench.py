@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .build import resolve_device
-from .executor import make_executor
+from .executor import ProcessExecutor, make_executor
 from .grid import Filters, Grid, build_grid
 from .registry import Registry, get_registry
 from .spec import RunSpec
@@ -65,8 +65,8 @@ def _alive_elsewhere(row: dict) -> bool:
 
 
 def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = None, filters: Filters = Filters(),
-          seeds: list[int] | None = None, kimg: float | None = None, device: str = "auto", executor: str = "inline",
-          progress: bool = True, echo: Callable[[str], None] = print) -> BenchSummary:
+          seeds: list[int] | None = None, kimg: float | None = None, device: str = "auto", executor: str = "auto",
+          jobs: int | None = None, progress: bool = True, echo: Callable[[str], None] = print) -> BenchSummary:
     """Train every run of the suite's grid that is not finished yet, then write the leaderboard."""
     from .report import write_report
 
@@ -91,9 +91,11 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
                 todo.append(spec)
         echo(f"Suite {suite.name}: {len(grid.specs)} runs ({len(summary.skipped)} already finished, "
              f"{len(summary.busy)} running elsewhere, {len(todo)} to train) on {resolve_device(device)}")
+        runner = make_executor(executor, device, registry, jobs)
+        if isinstance(runner, ProcessExecutor) and todo:
+            echo(f"{runner.jobs} runs at a time in worker processes of {runner.threads} thread(s) each")
         bar = tqdm(total=len(grid.specs), initial=len(summary.skipped), unit="run", disable=not progress,
                    dynamic_ncols=True)
-        runner = make_executor(executor, device, registry)
 
         def on_start(spec: RunSpec) -> None:
             store.mark_running(spec.run_id, versions(spec, registry))

@@ -85,12 +85,14 @@ def _filter_options(func):
 @click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None, help="Override the budget (kimg).")
 @_filter_options
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N].")
-@click.option("--executor", type=click.Choice(["inline"]), default="inline", show_default=True)
+@click.option("--executor", type=click.Choice(["auto", "inline", "processes"]), default="auto", show_default=True,
+              help="auto: one single-thread worker process per core on a CPU, inline on a GPU.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Runs trained side by side (processes executor).")
 @click.option("--dry-run", is_flag=True, help="Print the grid, its size and estimated time; train nothing.")
 @click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, discriminator_patterns, loss_patterns,
-                  stabilizer_patterns, dataset_patterns, device, executor, dry_run, no_estimate, progress):
+                  stabilizer_patterns, dataset_patterns, device, executor, jobs, dry_run, no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
     from .bench import bench, estimate
     from .grid import Filters, build_grid
@@ -110,7 +112,7 @@ def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, dis
         _print_grid(grid, estimates)
         return
     summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list, kimg=kimg,
-                    device=device, executor=executor, progress=progress, echo=click.echo)
+                    device=device, executor=executor, jobs=jobs, progress=progress, echo=click.echo)
     counts = {s: list(summary.results.values()).count(s) for s in ("done", "diverged", "failed")}
     click.echo(f"Trained {len(summary.results)} runs: {counts['done']} done, {counts['diverged']} diverged, "
                f"{counts['failed']} failed; {len(summary.skipped)} already finished.")

@@ -83,7 +83,8 @@ def train_command(dataset, generator, discriminator, loss, stabilizers, hparams,
                                      param_hint="--hparam")
         raw.setdefault("hparams", {}).setdefault("stabilizer", {}).setdefault(name, {})[param] = value
     the_suite = parse_suite(raw, source="ganzoo train")
-    summary = bench(the_suite, results_dir, filters=Filters(), kimg=kimg, device=device, echo=click.echo)
+    summary = bench(the_suite, results_dir, filters=Filters(), kimg=kimg, device=device, executor="inline",
+                    echo=click.echo)
     from .store import Store
 
     store = Store(results_dir)

@@ -84,7 +84,7 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
     data_rng = torch.Generator(device=device).manual_seed(spec.seed)
     batch, total_images = spec.budget.batch_size, int(spec.budget.kimg * 1000)
     eval_every = int((spec.budget.eval_every_kimg or spec.budget.kimg) * 1000)
-    result = RunResult(spec.run_id, "done", device=str(device), protocol=evaluator.protocol_record(),
+    result = RunResult(spec.run_id, "done", device=describe_device(device), protocol=evaluator.protocol_record(),
                        fingerprint=evaluator.fingerprint)
     d_kwargs = {k: v for s in stabilizers for k, v in s.d_loss_kwargs().items()}
     if torch.cuda.is_available() and device.type == "cuda":
@@ -232,6 +232,14 @@ def _save_samples(models: Models, spec: RunSpec, device: torch.device, run_dir: 
     G.train(was_training)
     real = models.dataset.reference(2000) if models.dataset.spec.modality == "vector" else None
     return artifacts.save_samples(samples, run_dir / artifacts.SAMPLES, real)
+
+
+def describe_device(device: torch.device) -> str:
+    """CPU results depend on the thread count (reduction order), so it is part of the record."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def _peak_memory_mb(device: torch.device) -> float:

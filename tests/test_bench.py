@@ -74,7 +74,7 @@ def test_unknown_hparam_in_suite(registry):
 
 
 def test_bench_end_to_end_then_nothing_to_do(registry, tmp_path):
-    summary = bench(tiny_suite(), tmp_path, registry=registry, progress=False, echo=lambda s: None)
+    summary = bench(tiny_suite(), tmp_path, registry=registry, executor="inline", progress=False, echo=lambda s: None)
     statuses = {s.combination: summary.results[s.run_id] for s in summary.grid.specs}
     assert statuses == {"lin/small/logistic/none": "done", "lin/small_wide/logistic/none": "done",
                         "lin/small/logistic/explode": "diverged", "lin/small/logistic/crash": "failed"}
@@ -83,7 +83,7 @@ def test_bench_end_to_end_then_nothing_to_do(registry, tmp_path):
     assert all("crash stabilizer: deliberate failure" in e and "Traceback" in e for e in failed["error"])
     done = runs[runs["status"] == "done"]
     assert (done["kimg"] >= 1.024).all() and (done["imgs_per_s"] > 0).all() and done["fid"].notna().all()
-    assert set(done["device"]) == {"cpu"}
+    assert set(done["device"]) == {"cpu (1 thread)"}  # conftest runs torch on one thread
     store = Store(tmp_path)
     evals = store.evals(done["run_id"].iloc[0])
     store.close()
@@ -100,7 +100,7 @@ def test_bench_end_to_end_then_nothing_to_do(registry, tmp_path):
     assert to_markdown(board).count("|") > 20
 
     # Second invocation: finished runs (done, diverged) are skipped; the failed ones are retried.
-    again = bench(tiny_suite(), tmp_path, registry=registry, progress=False, echo=lambda s: None)
+    again = bench(tiny_suite(), tmp_path, registry=registry, executor="inline", progress=False, echo=lambda s: None)
     assert len(again.skipped) == 6 and set(again.results.values()) == {"failed"}
     assert load_runs(tmp_path).set_index("run_id").loc[failed["run_id"], "attempts"].eq(2).all()
 
@@ -159,3 +159,22 @@ def test_load_generator_gives_the_evaluated_generator(registry, tmp_path):
     with pytest.raises(ValueError, match="not a ganzoo run checkpoint"):
         torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
         load_generator(tmp_path / "other.pt", "cpu", registry)
+
+
+def test_worker_processes_give_the_inline_numbers(tmp_path, monkeypatch):
+    """Two one-thread workers train what one one-thread process trains, to the same numbers."""
+    from ganzoo.registry import build_registry
+    from ganzoo.testing import fake_distribution
+
+    monkeypatch.setenv("GANZOO_PLUGINS", "ganzoo,testzoo")
+    (tmp_path / "dist").mkdir()
+    with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n", {"testzoo": "testzoo_plugin"}):
+        registry = build_registry()
+        suite = tiny_suite(components={"loss": ["logistic"], "generator": ["lin"], "discriminator": ["small*"],
+                                       "stack": ["none", "crash"]})
+        quiet = {"registry": registry, "progress": False, "echo": lambda s: None}
+        inline = bench(suite, tmp_path / "inline", executor="inline", **quiet)
+        pooled = bench(suite, tmp_path / "pooled", executor="processes", jobs=2, **quiet)
+    assert inline.results == pooled.results and len(pooled.results) == 6
+    metrics = lambda d: load_runs(d).set_index("run_id")[["status", "fid", "precision", "kimg"]]  # noqa: E731
+    assert metrics(tmp_path / "inline").sort_index().equals(metrics(tmp_path / "pooled").sort_index())

@@ -81,7 +81,7 @@ def test_dry_run_lists_grid_and_left_out(zoo, tmp_path):
 def test_bench_runs_report_and_train(zoo, tmp_path):
     suite = write_suite(tmp_path / "tiny.toml")
     results = tmp_path / "r"
-    result = invoke("bench", "--all", "--suite", suite, "--results-dir", results, "--no-progress",
+    result = invoke("bench", "--all", "--suite", suite, "--results-dir", results, "--no-progress", "--executor", "inline",
                     "--discriminator", "small_wide", "--seeds", "1")
     assert result.exit_code == 0, result.output
     assert "Trained 1 runs: 1 done" in result.output

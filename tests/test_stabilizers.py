@@ -169,7 +169,7 @@ def test_ema_matches_closed_form_after_k_steps(registry, start_step):
     decay, values = 0.9, [0.5, 2.0, -1.0, 4.0, 3.0, 1.5]
     gen = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
     _set_constant(gen, values[0])
-    ema = build(registry, "ema", decay=decay, start_step=start_step)
+    ema = build(registry, "ema", decay=decay, start_step=start_step, warmup=False)
     ema.wrap_generator(gen)
     for step, value in enumerate(values[1:]):
         _set_constant(gen, value)
@@ -185,6 +185,25 @@ def test_ema_matches_closed_form_after_k_steps(registry, start_step):
         assert not p.requires_grad
         torch.testing.assert_close(p, torch.full_like(p, expected))
     torch.testing.assert_close(shadow[1].running_mean, gen[1].running_mean)
+
+
+def test_ema_warmup_follows_the_num_updates_rule():
+    """With warm-up the t-th averaged step uses min(decay, (1 + t) / (10 + t)): 0.1, 2/11, 3/12, ..."""
+    from ganzoo_plugins.stabilizers.ema import EMA
+
+    gen = nn.Linear(2, 2)
+    _set_constant(gen, 0.0)
+    ema = EMA(decay=0.999, start_step=1)
+    ema.wrap_generator(gen)
+    values = [1.0, 3.0, -2.0, 5.0]
+    for step, value in enumerate(values):
+        _set_constant(gen, value)
+        ema.after_g_step(StepContext(generator=gen, discriminator=nn.Identity(), loss=None, step=step))
+    expected = values[0]  # step 0 < start_step: copied
+    for t, value in enumerate(values[1:]):
+        d = min(0.999, (1 + t) / (10 + t))
+        expected = d * expected + (1 - d) * value
+    torch.testing.assert_close(ema.shadow.weight, torch.full((2, 2), expected))
 
 
 def test_ema_state_round_trips_through_safe_torch_load(registry, tmp_path):

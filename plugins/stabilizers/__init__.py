@@ -45,7 +45,7 @@ def register_stabilizers(register):
              description="Exponential moving average of G's weights, used for evaluation",
              reference="Yazici et al. 2019, The Unusual Effectiveness of Averaging in GAN Training, ICLR, "
                        "arXiv:1806.04498 (decay 0.999 as in Karras et al. 2018, arXiv:1710.10196)",
-             defaults={"decay": 0.999, "start_step": 0})
+             defaults={"decay": 0.999, "start_step": 0, "warmup": True})
     register("lecam", LeCam, modalities=ANY,
              description="LeCam regularisation of D's logits towards moving averages of the opposite class",
              reference="Tseng et al. 2021, Regularizing Generative Adversarial Networks under Limited Data, CVPR, "

@@ -23,14 +23,18 @@ class EMA(Stabilizer):
         decay: weight of the old average at each update (0.999, the value of Karras et al. 2018, Progressive GAN).
         start_step: until this G step the shadow just copies G, so that the average does not remember
             the first, poor weights.
+        warmup: use ``min(decay, (1 + t) / (10 + t))`` at the t-th averaged step (the ``num_updates`` rule of
+            TensorFlow's ExponentialMovingAverage). Without it a 0.999 average needs thousands of steps to
+            forget the initial weights, which is longer than a small budget: the evaluated copy would be
+            mostly the untrained G.
     """
 
-    def __init__(self, decay: float = 0.999, start_step: int = 0):
+    def __init__(self, decay: float = 0.999, start_step: int = 0, warmup: bool = True):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"ema: decay must lie in [0, 1), got {decay}")
         if int(start_step) < 0:
             raise ValueError(f"ema: start_step must be >= 0, got {start_step}")
-        self.decay, self.start_step = float(decay), int(start_step)
+        self.decay, self.start_step, self.warmup = float(decay), int(start_step), bool(warmup)
         self.shadow: nn.Module | None = None
         self.num_updates = 0
         self._pending_state: dict | None = None
@@ -58,6 +62,9 @@ class EMA(Stabilizer):
         """Move the shadow towards ``generator`` (or copy it while ``step < start_step``)."""
         shadow = self._shadow_of(generator)
         decay = self.decay if step >= self.start_step else 0.0
+        if self.warmup and step >= self.start_step:
+            averaged = step - self.start_step
+            decay = min(decay, (1 + averaged) / (10 + averaged))
         live = dict(generator.named_parameters())
         for name, average in shadow.named_parameters():
             average.lerp_(live[name].detach(), 1.0 - decay)
