@@ -47,7 +47,10 @@ def save_samples(samples: torch.Tensor, path: Path, real: torch.Tensor | None = 
     if samples.dim() == 4:
         from torchvision.utils import save_image
 
-        save_image(samples[:64], path, nrow=8, normalize=True, value_range=(-1, 1))
+        grid = samples[:64]
+        if grid.shape[-1] < 32:  # enlarge tiny images (8x8 digits) so the grid can be looked at
+            grid = torch.nn.functional.interpolate(grid, scale_factor=32 // grid.shape[-1], mode="nearest")
+        save_image(grid, path, nrow=8, normalize=True, value_range=(-1, 1))
         return path
     _scatter(samples, None if real is None else real.detach().float().cpu(), path)
     return path

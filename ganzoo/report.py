@@ -16,7 +16,8 @@ from .store import Store
 KEYS = ["dataset", "fingerprint", "generator", "discriminator", "loss", "stack"]
 # Leaderboard metrics, in display order, and whether lower is better.
 METRICS = {"fid": True, "is_mean": False, "kid_mean": True, "precision": False, "recall": False,
-           "density": False, "coverage": False, "modes": False, "high_quality": False, "mode_kl": True}
+           "density": False, "coverage": False, "modes": False, "high_quality": False, "mode_kl": True,
+           "classes": False, "class_kl": True}
 LABELS = {"is_mean": "is", "kid_mean": "kid"}
 
 
@@ -98,7 +99,7 @@ def to_markdown(board: pd.DataFrame, title: str = "Leaderboard") -> str:
                               "seeds": group["done"].astype(str) + "/" + group["seeds"].astype(str),
                               "unstable": group["unstable"].map(lambda v: f"{v:.0%}")})
         for metric in METRICS:
-            if metric in group:
+            if metric in group and group[metric].notna().any():  # e.g. no IS on 2-D data, no modes on digits
                 table[LABELS.get(metric, metric)] = [_pm(m, s) for m, s in zip(group[metric], group.get(f"{metric}_std",
                                                                                                      [np.nan] * len(group)))]
         table["imgs/s"] = group["imgs_per_s"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")

@@ -1,0 +1,34 @@
+"""The built-in zoo inside the default grid, tested the way timm tests its models: parametrised over what is registered."""
+
+from dataclasses import replace
+
+import pytest
+
+from ganzoo.grid import build_grid
+from ganzoo.registry import build_registry
+from ganzoo.suite import load_suite
+from ganzoo.train import run
+
+REGISTRY = build_registry()
+DEFAULT_GRID = build_grid(load_suite("default"), REGISTRY, seeds=[0])
+
+
+@pytest.mark.parametrize("kind, axis", [("generator", "generator"), ("discriminator", "discriminator"),
+                                        ("loss", "loss"), ("stabilizer", "stack")])
+def test_default_suite_trains_every_builtin_component(kind, axis):
+    builtin = {c.name for c in REGISTRY.list(kind) if c.distribution == "ganzoo"}
+    if axis == "stack":
+        used = {ref.name for spec in DEFAULT_GRID.specs for ref in spec.stack}
+    else:
+        used = {getattr(spec, axis).name for spec in DEFAULT_GRID.specs}
+    assert builtin <= used, f"built-in {kind}s missing from the default suite: {sorted(builtin - used)}"
+
+
+@pytest.mark.parametrize("spec", DEFAULT_GRID.specs, ids=lambda s: f"{s.dataset.name}:{s.combination}")
+def test_every_default_combination_trains_a_few_steps(spec, tmp_path):
+    batches = 3 * spec.optim.d_steps  # at least one G step whatever the stack
+    tiny = replace(spec, budget=replace(spec.budget, kimg=batches * 32 / 1000, batch_size=32, eval_every_kimg=None),
+                   protocol=replace(spec.protocol, n_fake=128, metrics=("fid", "pr")))
+    result = run(tiny, tmp_path, "cpu", REGISTRY)
+    assert result.status == "done", result.error
+    assert result.g_steps >= 1 and result.final["fid"] >= 0
