@@ -10,6 +10,7 @@ import math
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -118,15 +119,26 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
     return summary
 
 
-def estimate(grid: Grid, *, registry: Registry | None = None, device: str = "auto",
+def estimate(grid: Grid, *, registry: Registry | None = None, device: str = "auto", threads: int | None = None,
              on_probe: Callable[[str], None] | None = None) -> dict[str, float]:
     """Estimated seconds per run id, from timed probes; nothing is stored.
 
     Training: two tiny real runs of each distinct (dataset, G, D, stack, batch) in a temporary folder,
     whose difference gives seconds per image without start-up costs. Evaluation: one evaluation per
     dataset and protocol at up to ``PROBE_EVAL_SAMPLES`` samples, scaled to the protocol's count.
+    ``threads``: the torch thread count the runs will use (worker processes use one).
     """
     registry = registry or get_registry()
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _estimate(grid, registry, device, on_probe)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _estimate(grid: Grid, registry: Registry, device: str, on_probe) -> dict[str, float]:
     train_cost: dict[tuple, tuple[float, float]] = {}
     eval_cost: dict[tuple, float] = {}
     out = {}
@@ -156,14 +168,20 @@ def _tiny(spec: RunSpec, batches: int, n_fake: int) -> RunSpec:
 
 
 def _probe_training(spec: RunSpec, run_dir: Path, registry: Registry, device: str) -> tuple[float, float]:
-    """(seconds per real image, fixed start-up seconds) from runs of 2 and 2 + PROBE_BATCHES batches."""
+    """(seconds per real image, fixed seconds per run) from runs of 2 and 2 + PROBE_BATCHES batches.
+
+    The fixed part is wall time (building models and data, the evaluator, writing the checkpoint and
+    samples), measured around the short run, minus its training and evaluation.
+    """
+    started = time.perf_counter()
     short = run(_tiny(spec, 2, 16), run_dir / "short", device, registry)
+    short_wall = time.perf_counter() - started
     long = run(_tiny(spec, 2 + PROBE_BATCHES, 16), run_dir / "long", device, registry)
     if "failed" in (short.status, long.status):
         return math.nan, math.nan
     train_seconds = lambda r: r.seconds - r.eval_seconds  # noqa: E731
     per_image = max(train_seconds(long) - train_seconds(short), 0.0) / max((long.kimg - short.kimg) * 1000, 1)
-    return per_image, max(short.seconds - short.kimg * 1000 * per_image, 0.0)
+    return per_image, max(short_wall - short.eval_seconds - short.kimg * 1000 * per_image, 0.0)
 
 
 def _probe_evaluation(spec: RunSpec, run_dir: Path, registry: Registry, device: str) -> float:

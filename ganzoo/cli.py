@@ -106,10 +106,14 @@ def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, dis
     the_suite = load_suite(suite)
     seed_list = list(range(seeds)) if seeds else None
     if dry_run:
+        from .executor import default_jobs
+
         grid = build_grid(the_suite, registry, filters, seed_list, kimg)
+        parallel = 1 if executor == "inline" else (jobs or default_jobs(device))
         estimates = {} if no_estimate else estimate(grid, registry=registry, device=device,
+                                                     threads=1 if parallel > 1 else None,
                                                      on_probe=lambda what: click.echo(f"timing {what}", err=True))
-        _print_grid(grid, estimates)
+        _print_grid(grid, estimates, parallel)
         return
     summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list, kimg=kimg,
                     device=device, executor=executor, jobs=jobs, progress=progress, echo=click.echo)
@@ -122,7 +126,7 @@ def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, dis
         sys.exit(1)
 
 
-def _print_grid(grid, estimates: dict[str, float]) -> None:
+def _print_grid(grid, estimates: dict[str, float], parallel: int = 1) -> None:
     rows = [{"run_id": s.run_id, "dataset": s.dataset.name, "combination": s.combination, "seed": s.seed,
              "kimg": s.budget.kimg, "est_s": "" if not estimates else f"{estimates.get(s.run_id, math.nan):.1f}"}
             for s in grid.specs]
@@ -131,7 +135,11 @@ def _print_grid(grid, estimates: dict[str, float]) -> None:
     click.echo(f"\n{len(grid.specs)} runs: {len(combos)} combinations x seeds")
     if estimates:
         total = sum(v for v in estimates.values() if not math.isnan(v))
-        click.echo(f"estimated time: {total / 60:.1f} min on this device (from timed probes of each combination)")
+        line = f"estimated time: {total / 60:.1f} min on this device (from timed probes of each combination)"
+        if parallel > 1:
+            line = (f"estimated time: {total / parallel / 60:.1f} min with {parallel} runs at a time "
+                    f"({total / 60:.1f} min of single-thread runs, from timed probes of each combination)")
+        click.echo(line)
     if grid.left_out:
         click.echo(f"\nleft out ({len(grid.left_out)}):")
         for what, why in grid.left_out:
