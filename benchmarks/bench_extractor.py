@@ -63,7 +63,8 @@ def main() -> None:
         rates["ganzoo inception_v3_tf"].append(throughput(ours, floats, device))
         rates["torch-fidelity inception-v3-compat"].append(throughput(theirs, uint8, device))
     base = max(rates["torch-fidelity inception-v3-compat"])
-    rows = [(name, f"{max(r):.2f}", f"{statistics.median(r):.2f}", f"{max(r) / base:.2f}x") for name, r in rates.items()]
+    rows = [(name, f"{max(r):.2f}", f"{statistics.median(r):.2f}", f"{max(r) / base:.2f}x")
+            for name, r in rates.items()]
     print(f"Inception feature extraction on {device} ({torch.get_num_threads()} CPU threads), "
           f"{args.batches} x {args.batch_size} images of {args.size}x{args.size}, {args.repeats} rounds")
     print(tabulate(rows, headers=("extractor", "best images/s", "median images/s", "ratio vs torch-fidelity")))

@@ -4,9 +4,9 @@ Run: python benchmarks/bench_fid.py [--dim 2048] [--samples 10000] [--repeats 3]
 
 All paths run in this process on the same statistics, alternating. The speed-up compares best-of-N times
 (timeit's convention: on a shared machine the minimum is the least disturbed measurement); medians are shown
-too. The last column is the relative difference of each distance from the sqrtm one. The sqrtm path is the formulation of
-pytorch-fid / the TTUR code: sqrtm(Σ1 Σ2), real part, trace. torch-fidelity's general eigvals form is shown
-for comparison.
+too. The last column is the relative difference of each distance from the sqrtm one. The sqrtm path is the
+formulation of pytorch-fid / the TTUR code: sqrtm(Σ1 Σ2), real part, trace. torch-fidelity's general eigvals
+form is shown for comparison.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 from .components import KINDS, Component
 from .contracts import (
-    DataSpec,
     Dataset,
+    DataSpec,
     EvalProtocol,
     FeatureExtractor,
     Features,

@@ -98,14 +98,19 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
         bar = tqdm(total=len(grid.specs), initial=len(summary.skipped), unit="run", disable=not progress,
                    dynamic_ncols=True)
 
+        in_flight: dict[str, str] = {}  # run id -> label, shown next to the bar
+
         def on_start(spec: RunSpec) -> None:
             store.mark_running(spec.run_id, versions(spec, registry))
-            bar.set_postfix_str(f"{spec.dataset.name} {spec.combination} seed {spec.seed}")
+            in_flight[spec.run_id] = f"{spec.dataset.name} {spec.combination} seed {spec.seed}"
+            bar.set_postfix_str(" | ".join(in_flight.values()))
 
-        jobs = [(spec, store.run_dir(spec.run_id)) for spec in todo]
+        work = [(spec, store.run_dir(spec.run_id)) for spec in todo]
         try:
-            for result in runner.execute(jobs, on_start):
+            for result in runner.execute(work, on_start):
                 store.record(result)
+                in_flight.pop(result.run_id, None)
+                bar.set_postfix_str(" | ".join(in_flight.values()))
                 summary.results[result.run_id] = result.status
                 if result.status == "failed":
                     first_line = (result.error or "").splitlines()[0] if result.error else ""
@@ -156,7 +161,8 @@ def _estimate(grid: Grid, registry: Registry, device: str, on_probe) -> dict[str
             if protocol_key not in eval_cost:
                 eval_cost[protocol_key] = _probe_evaluation(spec, Path(tmp) / f"eval{i}", registry, device)
             per_image, start_up = train_cost[key]
-            n_evals = 1 if spec.budget.eval_every_kimg is None else math.ceil(spec.budget.kimg / spec.budget.eval_every_kimg)
+            n_evals = (1 if spec.budget.eval_every_kimg is None
+                       else math.ceil(spec.budget.kimg / spec.budget.eval_every_kimg))
             out[spec.run_id] = start_up + spec.budget.kimg * 1000 * per_image + n_evals * eval_cost[protocol_key]
     return out
 
@@ -179,7 +185,10 @@ def _probe_training(spec: RunSpec, run_dir: Path, registry: Registry, device: st
     long = run(_tiny(spec, 2 + PROBE_BATCHES, 16), run_dir / "long", device, registry)
     if "failed" in (short.status, long.status):
         return math.nan, math.nan
-    train_seconds = lambda r: r.seconds - r.eval_seconds  # noqa: E731
+
+    def train_seconds(r):
+        return r.seconds - r.eval_seconds
+
     per_image = max(train_seconds(long) - train_seconds(short), 0.0) / max((long.kimg - short.kimg) * 1000, 1)
     return per_image, max(short_wall - short.eval_seconds - short.kimg * 1000 * per_image, 0.0)
 

@@ -44,12 +44,14 @@ def resolve_optim(base: Optim, stabilizers: list[Stabilizer], names: list[str]) 
     """Apply the stabilizers' optimiser overrides; two stabilizers setting the same key is an error."""
     changes: dict[str, object] = {}
     owner: dict[str, str] = {}
-    for name, stabilizer in zip(names, stabilizers):
+    for name, stabilizer in zip(names, stabilizers, strict=True):
         for key, value in stabilizer.optim_overrides().items():
             if key not in Optim.KEYS:
-                raise ValueError(f'Stabilizer "{name}" overrides unknown optimiser setting "{key}"; known: {Optim.KEYS}')
+                raise ValueError(f'Stabilizer "{name}" overrides unknown optimiser setting "{key}"; '
+                                 f'known: {Optim.KEYS}')
             if key in changes:
-                raise ValueError(f'Stabilizers "{owner[key]}" and "{name}" both set {key}; keep one of them in the stack')
+                raise ValueError(f'Stabilizers "{owner[key]}" and "{name}" both set {key}; '
+                                 "keep one of them in the stack")
             changes[key], owner[key] = (tuple(value) if key == "betas" else value), name
     return replace(base, **changes)
 
@@ -59,9 +61,11 @@ def build_models(spec: RunSpec, registry: Registry, device: torch.device) -> Mod
     seed_everything(spec.seed)  # the same seed gives the same initial weights
     dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
     generator = registry.get("generator", spec.generator.name).build(dataset.spec, **spec.generator.hparams)
-    discriminator = registry.get("discriminator", spec.discriminator.name).build(dataset.spec, **spec.discriminator.hparams)
+    discriminator = registry.get("discriminator", spec.discriminator.name).build(dataset.spec,
+                                                                                **spec.discriminator.hparams)
     if not isinstance(getattr(generator, "latent_dim", None), int):
-        raise TypeError(f'Generator "{spec.generator.name}" must set an int attribute latent_dim (see ganzoo.contracts)')
+        raise TypeError(f'Generator "{spec.generator.name}" must set an int attribute latent_dim '
+                        "(see ganzoo.contracts)")
     loss = registry.get("loss", spec.loss.name).build(**spec.loss.hparams)
     stabilizers = [registry.get("stabilizer", ref.name).build(**ref.hparams) for ref in spec.stack]
     optim = resolve_optim(spec.optim, stabilizers, [ref.name for ref in spec.stack])
@@ -82,7 +86,8 @@ def eval_generator(models: Models) -> nn.Module:
     return models.generator
 
 
-def load_generator(path, device: str | torch.device = "cpu", registry: Registry | None = None) -> tuple[nn.Module, RunSpec]:
+def load_generator(path, device: str | torch.device = "cpu",
+                   registry: Registry | None = None) -> tuple[nn.Module, RunSpec]:
     """The evaluated generator of a run checkpoint (the EMA copy when the stack has one) and its spec.
 
     Only G is rebuilt (no dataset is loaded); the stack's build-time transforms of G (e.g. spectral

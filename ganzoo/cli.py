@@ -79,15 +79,18 @@ def _filter_options(func):
 
 @main.command("bench")
 @click.option("--all", "all_", is_flag=True, help="Every registered, compatible combination of the suite's design.")
-@click.option("--suite", default=None, help="Suite name (shipped) or path to a TOML file. Default: the embedded default.")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@click.option("--suite", default=None,
+              help="Suite name (shipped) or path to a TOML file. Default: the embedded default.")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True)
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds 0..N-1 instead of the suite's seeds.")
 @click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None, help="Override the budget (kimg).")
 @_filter_options
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N].")
 @click.option("--executor", type=click.Choice(["auto", "inline", "processes"]), default="auto", show_default=True,
               help="auto: one single-thread worker process per core on a CPU, inline on a GPU.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Runs trained side by side (processes executor).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Runs trained side by side (processes executor).")
 @click.option("--dry-run", is_flag=True, help="Print the grid, its size and estimated time; train nothing.")
 @click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -100,7 +103,8 @@ def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, dis
 
     filters = Filters(generator_patterns, discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns)
     if not all_ and filters == Filters():
-        raise click.UsageError("Say --all to train every combination, or narrow it with --generator/--loss/... filters.")
+        raise click.UsageError("Say --all to train every combination, "
+                               "or narrow it with --generator/--loss/... filters.")
     registry = get_registry()
     _warn_errors(registry)
     the_suite = load_suite(suite)
@@ -147,7 +151,8 @@ def _print_grid(grid, estimates: dict[str, float], parallel: int = 1) -> None:
 
 
 @main.command("runs")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True)
 @click.option("--suite", default=None, help="Only the runs of this suite.")
 @click.option("--status", "statuses", multiple=True, help="Only runs with this status (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
@@ -156,7 +161,8 @@ def runs_command(results_dir, suite, statuses, fmt):
     from .report import load_runs
 
     if not (results_dir / "ganzoo.sqlite").exists():
-        raise click.UsageError(f"No ganzoo store in {results_dir}. Run `ganzoo bench --all` first or pass --results-dir.")
+        raise click.UsageError(f"No ganzoo store in {results_dir}. "
+                               "Run `ganzoo bench --all` first or pass --results-dir.")
     runs = load_runs(results_dir, suite)
     if statuses:
         runs = runs[runs["status"].isin(statuses)]
@@ -177,8 +183,10 @@ def runs_command(results_dir, suite, statuses, fmt):
 
 
 @main.command("report")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
-@click.option("--suite", default=None, help="Only this suite (default: every suite in the store, each in its folder).")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True)
+@click.option("--suite", default=None,
+              help="Only this suite (default: every suite in the store, each in its folder).")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
 def report_command(results_dir, suite, fmt):
     """Write the leaderboards (results-dir/SUITE/leaderboard.{md,csv}) and print one."""
@@ -186,7 +194,8 @@ def report_command(results_dir, suite, fmt):
     from .store import Store
 
     if not (results_dir / "ganzoo.sqlite").exists():
-        raise click.UsageError(f"No ganzoo store in {results_dir}. Run `ganzoo bench --all` first or pass --results-dir.")
+        raise click.UsageError(f"No ganzoo store in {results_dir}. "
+                               "Run `ganzoo bench --all` first or pass --results-dir.")
     store = Store(results_dir)
     try:
         suites = [suite] if suite else store.suites()
@@ -200,9 +209,8 @@ def report_command(results_dir, suite, fmt):
 
 
 def _attach_subcommands() -> None:
-    from .cli_train import train_command
-
     from .cli_eval import eval_command
+    from .cli_train import train_command
 
     main.add_command(train_command, name="train")
     main.add_command(eval_command, name="eval")
@@ -210,4 +218,4 @@ def _attach_subcommands() -> None:
 
 _attach_subcommands()
 
-__all__ = ["main", "PLURALS"]
+__all__ = ["PLURALS", "main"]

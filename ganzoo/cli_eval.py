@@ -105,7 +105,8 @@ def _print_table(results: dict[str, float], protocol: dict[str, Any]) -> None:
               help="Feature extractor; auto: a dataset's own, else the standard Inception (inception_v3_tf).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Local weight file of the extractor (default: cache or download, checked by SHA-256).")
-@click.option("--metrics", default=",".join(METRICS), show_default=True, help="Comma-separated among " + ", ".join(METRICS))
+@click.option("--metrics", default=",".join(METRICS), show_default=True,
+              help="Comma-separated among " + ", ".join(METRICS))
 @click.option("-n", "n", type=click.IntRange(min=2), default=None,
               help=f"Samples per side (default: every image; {CHECKPOINT_SAMPLES} from a checkpoint).")
 @click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True)

@@ -39,12 +39,15 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
 @click.option("--stabilizer", "stabilizers", multiple=True, help="Stabilizers of the stack, in order (repeatable).")
 @click.option("--hparam", "hparams", multiple=True, metavar="KIND.KEY=VALUE",
               help="Hyperparameter override, e.g. generator.ch=32 or dataset.resolution=16 (repeatable).")
-@click.option("--suite", default=None, help="Take budget, optimiser and protocol from this suite (default: the embedded default).")
+@click.option("--suite", default=None,
+              help="Take budget, optimiser and protocol from this suite (default: the embedded default).")
 @click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir, device):
+def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir,
+                  device):
     """Train one combination and print its evaluations."""
     from .bench import bench
     from .grid import Filters
@@ -92,7 +95,8 @@ def train_command(dataset, generator, discriminator, loss, stabilizers, hparams,
         for run_id in summary.results or summary.skipped:
             for record in store.evals(run_id):
                 metrics = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items())
-                click.echo(f"kimg {record['kimg']:.3g}  d_loss {record['d_loss']:.4g}  g_loss {record['g_loss']:.4g}  {metrics}")
+                click.echo(f"kimg {record['kimg']:.3g}  d_loss {record['d_loss']:.4g}  "
+                           f"g_loss {record['g_loss']:.4g}  {metrics}")
             row = next(r for r in store.runs("train") if r["run_id"] == run_id)
             click.echo(f"run {run_id}: {row['status']} in {row['seconds'] or 0:.1f} s; folder {store.run_dir(run_id)}")
             if row["status"] == "failed":

@@ -119,7 +119,8 @@ class Component:
             if key not in self.defaults:
                 known = ", ".join(sorted(self.defaults)) or "none"
                 raise ValueError(
-                    f'{self.kind} "{self.name}" has no hyperparameter "{key}". Known: {known}. See: ganzoo list {PLURALS[self.kind]}'
+                    f'{self.kind} "{self.name}" has no hyperparameter "{key}". Known: {known}. '
+                    f"See: ganzoo list {PLURALS[self.kind]}"
                 )
             merged[key] = value
         return merged

@@ -111,7 +111,10 @@ class Stabilizer:
     """
 
     def optim_overrides(self) -> dict[str, Any]:
-        """Keys among ``lr_g``, ``lr_d``, ``betas``, ``d_steps``; two stabilizers in a stack may not set the same one."""
+        """Keys among ``lr_g``, ``lr_d``, ``betas``, ``d_steps``.
+
+        Two stabilizers in a stack may not set the same one.
+        """
         return {}
 
     def wrap_generator(self, generator: nn.Module) -> nn.Module:
@@ -167,7 +170,7 @@ class Dataset:
     def __len__(self) -> int:
         return int(self.data.shape[0])
 
-    def to(self, device: torch.device | str) -> "Dataset":
+    def to(self, device: torch.device | str) -> Dataset:
         self.data = self.data.to(device)
         if self.labels is not None:
             self.labels = self.labels.to(device)

@@ -78,7 +78,8 @@ def fetch(
     if local:
         path = Path(local).expanduser()
         if not path.is_file():
-            raise DownloadError(f"{what}: the local file {path} does not exist. Give the path of the downloaded {filename}.")
+            raise DownloadError(f"{what}: the local file {path} does not exist. "
+                                f"Give the path of the downloaded {filename}.")
         verify(path, sha256, what)
         return path
     target = cache_dir(subdir) / filename
@@ -95,7 +96,8 @@ def fetch(
         verify(tmp, sha256, what)
         os.replace(tmp, target)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise DownloadError(f"Could not download {what} from {url} ({exc}). If this machine is offline: {hint}") from exc
+        raise DownloadError(f"Could not download {what} from {url} ({exc}). "
+                            f"If this machine is offline: {hint}") from exc
     finally:
         tmp.unlink(missing_ok=True)
     return target

@@ -71,7 +71,8 @@ class ProcessExecutor:
                     try:
                         yield future.result()
                     except Exception as exc:  # the worker itself died (out of memory, killed)
-                        yield RunResult(spec.run_id, "failed", error=f"worker process failed: {type(exc).__name__}: {exc}")
+                        yield RunResult(spec.run_id, "failed",
+                                        error=f"worker process failed: {type(exc).__name__}: {exc}")
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 

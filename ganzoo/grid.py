@@ -84,7 +84,8 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     spec = data_spec_of(dataset_component, dataset_hparams)
     dataset_ref = ComponentRef(dataset_component.name, dataset_hparams)
     candidates = _candidates(plan, registry, stacks, spec, dataset_ref.name, grid)
-    budget = plan.budget if kimg is None else replace(plan.budget, kimg=kimg, eval_every_kimg=_scaled_eval(plan.budget, kimg))
+    budget = (plan.budget if kimg is None
+              else replace(plan.budget, kimg=kimg, eval_every_kimg=_scaled_eval(plan.budget, kimg)))
     for combo_names in _design(suite.design, plan, candidates, dataset_ref.name):
         combo = _resolve(combo_names, plan, registry, stacks)
         label = "/".join(combo_names[a] for a in AXES)
@@ -101,7 +102,8 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
                 discriminator=_ref(combo["discriminator"], plan),
                 loss=_ref(combo["loss"], plan),
                 stack_name=combo_names["stack"],
-                stack=tuple(_stack_ref(c, ref, plan) for c, ref in zip(combo["stack"], stacks[combo_names["stack"]])),
+                stack=tuple(_stack_ref(c, ref, plan)
+                            for c, ref in zip(combo["stack"], stacks[combo_names["stack"]], strict=True)),
                 seed=seed,
                 budget=budget,
                 optim=plan.optim,
@@ -157,7 +159,7 @@ def _design(design: str, plan: DatasetPlan, candidates: dict[str, list[str]], da
     """Yield {axis: name} combinations: the full cross product, or one factor at a time around the baseline."""
     if design == "full":
         for values in itertools.product(*(candidates[a] for a in AXES)):
-            yield dict(zip(AXES, values))
+            yield dict(zip(AXES, values, strict=True))
         return
     baseline = plan.baseline
     for axis in AXES:

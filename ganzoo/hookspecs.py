@@ -27,7 +27,10 @@ def register_losses(register):
 
 @hookspec
 def register_stabilizers(register):
-    """Register stabilizers (penalties, augmentation, normalisation, EMA, ...): factory(**hparams) -> ganzoo.Stabilizer."""
+    """Register stabilizers (penalties, augmentation, normalisation, EMA, ...).
+
+    factory(**hparams) -> ganzoo.Stabilizer.
+    """
 
 
 @hookspec

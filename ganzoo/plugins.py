@@ -74,7 +74,9 @@ def _unique_entry_points() -> list[importlib.metadata.EntryPoint]:
     return unique
 
 
-def create_plugin_manager(load_entry_points: bool = True) -> tuple[pluggy.PluginManager, dict[str, PluginInfo], list[LoadError]]:
+def create_plugin_manager(
+    load_entry_points: bool = True,
+) -> tuple[pluggy.PluginManager, dict[str, PluginInfo], list[LoadError]]:
     """A plugin manager with the ganzoo hookspecs and every selected entry point loaded.
 
     Returns:
@@ -99,7 +101,8 @@ def create_plugin_manager(load_entry_points: bool = True) -> tuple[pluggy.Plugin
             errors.append(LoadError(ep.name, where, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             continue
         if pm.is_registered(module) or pm.get_plugin(ep.name) is not None:
-            errors.append(LoadError(ep.name, where, f'a plugin named "{ep.name}" or module {ep.value} is already registered'))
+            errors.append(LoadError(ep.name, where,
+                                    f'a plugin named "{ep.name}" or module {ep.value} is already registered'))
             continue
         try:
             pm.register(module, name=ep.name)

@@ -70,7 +70,8 @@ class Registry:
         if existing is not None:
             self.errors.append(
                 LoadError(plugin, where,
-                          f'{kind} "{name}" is already registered by plugin "{existing.plugin}" ({existing.distribution}); '
+                          f'{kind} "{name}" is already registered by plugin "{existing.plugin}" '
+                          f"({existing.distribution}); "
                           f'plugin "{plugin}" must choose another name. The first registration is kept.')
             )
             return
@@ -90,7 +91,8 @@ class Registry:
         message += f" See: ganzoo list {PLURALS[kind]}"
         raise UnknownComponentError(message)
 
-    def list(self, kind: str, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None) -> list[Component]:
+    def list(self, kind: str, include: Iterable[str] | None = None,
+             exclude: Iterable[str] | None = None) -> list[Component]:
         """Components of ``kind`` sorted by name, filtered by fnmatch patterns like timm's ``list_models``."""
         include, exclude = list(include or []), list(exclude or [])
         out = []

@@ -62,7 +62,7 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in runs.groupby(KEYS, dropna=False, sort=False):
         done = group[group["status"] == "done"]
-        row = dict(zip(KEYS, key))
+        row = dict(zip(KEYS, key, strict=True))
         row.update(seeds=len(group), done=len(done), diverged=int((group["status"] == "diverged").sum()),
                    failed=int((group["status"] == "failed").sum()))
         row["unstable"] = (row["diverged"] + row["failed"]) / row["seeds"]
@@ -100,8 +100,8 @@ def to_markdown(board: pd.DataFrame, title: str = "Leaderboard") -> str:
                               "unstable": group["unstable"].map(lambda v: f"{v:.0%}")})
         for metric in METRICS:
             if metric in group and group[metric].notna().any():  # e.g. no IS on 2-D data, no modes on digits
-                table[LABELS.get(metric, metric)] = [_pm(m, s) for m, s in zip(group[metric], group.get(f"{metric}_std",
-                                                                                                     [np.nan] * len(group)))]
+                stds = group.get(f"{metric}_std", [np.nan] * len(group))
+                table[LABELS.get(metric, metric)] = [_pm(m, s) for m, s in zip(group[metric], stds, strict=True)]
         table["imgs/s"] = group["imgs_per_s"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
         parts.append(table.to_markdown(index=False) + "\n")
     return "\n".join(parts)

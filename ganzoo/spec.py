@@ -86,8 +86,10 @@ class RunSpec:
         return f"{self.generator.name}/{self.discriminator.name}/{self.loss.name}/{self.stack_name}"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
-        ref = lambda d: ComponentRef(d["name"], dict(d.get("hparams", {})))  # noqa: E731
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        def ref(d):
+            return ComponentRef(d["name"], dict(d.get("hparams", {})))
+
         protocol = dict(data["protocol"])
         protocol["metrics"] = tuple(protocol["metrics"])
         optim = dict(data["optim"])

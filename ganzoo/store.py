@@ -71,7 +71,8 @@ class Store:
         """Record that ``suite`` wants ``spec``; a spec already known keeps its status."""
         with self.db:
             self.db.execute(
-                "INSERT OR IGNORE INTO runs (run_id, spec, dataset, generator, discriminator, loss, stack, seed, status)"
+                "INSERT OR IGNORE INTO runs"
+                " (run_id, spec, dataset, generator, discriminator, loss, stack, seed, status)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
                 (spec.run_id, json.dumps(spec.canonical(), sort_keys=True), spec.dataset.name, spec.generator.name,
                  spec.discriminator.name, spec.loss.name, spec.stack_name, spec.seed),
@@ -114,7 +115,8 @@ class Store:
         if suite is not None:
             query += " WHERE run_id IN (SELECT run_id FROM sweep_runs WHERE suite=?)"
             params = (suite,)
-        rows = [dict(r) for r in self.db.execute(query + " ORDER BY dataset, generator, discriminator, loss, stack, seed", params)]
+        rows = [dict(r) for r in self.db.execute(
+            query + " ORDER BY dataset, generator, discriminator, loss, stack, seed", params)]
         for row in rows:
             for key in ("spec", "protocol", "metrics", "artifacts", "versions"):
                 row[key] = json.loads(row[key]) if row.get(key) else {}
@@ -122,7 +124,8 @@ class Store:
         return rows
 
     def suites_of(self, run_id: str) -> list[str]:
-        return [r["suite"] for r in self.db.execute("SELECT suite FROM sweep_runs WHERE run_id=? ORDER BY suite", (run_id,))]
+        return [r["suite"] for r in self.db.execute("SELECT suite FROM sweep_runs WHERE run_id=? ORDER BY suite",
+                                                    (run_id,))]
 
     def suites(self) -> list[str]:
         return [r["suite"] for r in self.db.execute("SELECT DISTINCT suite FROM sweep_runs ORDER BY suite")]

@@ -130,7 +130,8 @@ def _stack_entry(entry: str | dict[str, Any], where: str) -> ComponentRef:
     if isinstance(entry, dict) and "name" in entry:
         params = {k: v for k, v in entry.items() if k != "name"}
         return ComponentRef(entry["name"], params)
-    raise SuiteError(f'{where}: each entry is a stabilizer name or a table with "name" and its hyperparameters, got {entry!r}')
+    raise SuiteError(f'{where}: each entry is a stabilizer name or a table with "name" and its hyperparameters, '
+                     f"got {entry!r}")
 
 
 def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> DatasetPlan:
@@ -150,7 +151,8 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         protocol = EvalProtocol(**eval_table)
     except TypeError as exc:
         raise SuiteError(f"{where}: {exc}. Budget keys: {[f.name for f in dataclasses.fields(Budget)]}; "
-                         f"optim keys: {list(Optim.KEYS)}; eval keys: {[f.name for f in dataclasses.fields(EvalProtocol)]}") from exc
+                         f"optim keys: {list(Optim.KEYS)}; "
+                         f"eval keys: {[f.name for f in dataclasses.fields(EvalProtocol)]}") from exc
     baseline = dict(entry.get("baseline", {}))
     missing = [axis for axis in AXES if axis not in baseline]
     if missing and raw.get("design", "one-factor") == "one-factor":
@@ -161,7 +163,8 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         for axis, patterns in table.items():
             key, axis_name = ("exclude", axis[len("exclude_"):]) if axis.startswith("exclude_") else ("include", axis)
             if axis_name not in AXES:
-                raise SuiteError(f'{where}: components key "{axis}" must name an axis among {AXES} (optionally exclude_<axis>)')
+                raise SuiteError(f'{where}: components key "{axis}" must name an axis among {AXES} '
+                                 "(optionally exclude_<axis>)")
             components.setdefault(axis_name, {"include": [], "exclude": []})[key] = list(patterns)
     hparams: dict[str, dict[str, dict[str, Any]]] = {}
     for table in (raw.get("hparams", {}), entry.get("component_hparams", {})):

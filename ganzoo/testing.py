@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .contracts import DataSpec
 from . import registry as registry_module
+from .contracts import DataSpec
 from .registry import Registry, build_registry, reset_registry
 
 

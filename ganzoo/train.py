@@ -10,9 +10,10 @@ import math
 import resource
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -77,7 +78,8 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
     from .metrics import Evaluator  # heavy import, only for runs
 
     models = build_models(spec, registry, device)
-    G, D, loss, stabilizers, optim = models.generator, models.discriminator, models.loss, models.stabilizers, models.optim
+    G, D, loss, stabilizers, optim = (models.generator, models.discriminator, models.loss, models.stabilizers,
+                                      models.optim)
     opt_g = torch.optim.Adam(G.parameters(), lr=optim.lr_g, betas=optim.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=optim.lr_d, betas=optim.betas)
     evaluator = Evaluator(models.dataset, spec.protocol, device)
@@ -99,7 +101,7 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
         D.load_state_dict(state["discriminator"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
-        for stabilizer, s_state in zip(stabilizers, state["stabilizers"]):
+        for stabilizer, s_state in zip(stabilizers, state["stabilizers"], strict=True):
             stabilizer.load_state_dict(s_state)
         artifacts.restore_rng(data_rng, state["rng"])
         images, seconds = state["images"], state["seconds"]

@@ -27,7 +27,8 @@ def _flat(logits: torch.Tensor) -> torch.Tensor:
 
 def _check_target(real_target: float, low: float = 0.0) -> float:
     if not low < real_target <= 1.0:
-        raise ValueError(f"real_target must lie in ({low}, 1], got {real_target}; one-sided smoothing lowers it to e.g. 0.9")
+        raise ValueError(f"real_target must lie in ({low}, 1], got {real_target}; "
+                         "one-sided smoothing lowers it to e.g. 0.9")
     return float(real_target)
 
 

@@ -64,7 +64,8 @@ def train(epochs: int, seed: int, batch_size: int = 128, lr: float = 2e-3) -> tu
             loss.backward()
             optimizer.step()
             schedule.step()
-    facts = {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr, "optimizer": "AdamW(wd=1e-4), one-cycle",
+    facts = {"epochs": epochs, "seed": seed, "batch_size": batch_size, "lr": lr,
+             "optimizer": "AdamW(wd=1e-4), one-cycle",
              "train_size": len(x_train), "augmentation": "train split plus its 8 one-pixel shifts"}
     return net, facts
 
@@ -98,7 +99,8 @@ def main() -> None:
     }
     (args.out_dir / "digits_classifier.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"held-out accuracy {facts['test_accuracy']:.4f} on {len(x_test)} images ({record['seconds']} s)")
-    print(f"wrote {weights}\nSHA-256 {sha256}\nset DIGITS_CLASSIFIER_SHA256 = \"{sha256}\" in plugins/extractors/digits.py")
+    print(f"wrote {weights}\nSHA-256 {sha256}\n"
+          f"set DIGITS_CLASSIFIER_SHA256 = \"{sha256}\" in plugins/extractors/digits.py")
 
 
 if __name__ == "__main__":

@@ -205,8 +205,8 @@ def test_pair_trains_a_few_steps(g_component, d_component, spec):
         g_loss.backward()
         opt_g.step()
         assert math.isfinite(d_loss.item()) and math.isfinite(g_loss.item())
-    assert all(not torch.equal(a, b) for a, b in zip(before_g, g.parameters()))
-    assert all(not torch.equal(a, b) for a, b in zip(before_d, d.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(before_g, g.parameters(), strict=True))
+    assert all(not torch.equal(a, b) for a, b in zip(before_d, d.parameters(), strict=True))
 
 
 # -- what each architecture promises beyond the shared contract ------------------------------------------

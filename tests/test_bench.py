@@ -1,8 +1,8 @@
 """The harness end to end on the test zoo: grid, store, skipping, failures, divergence, determinism, resume."""
 
 import pytest
-import torch
 import testzoo
+import torch
 
 from ganzoo import artifacts
 from ganzoo.bench import bench
@@ -133,7 +133,10 @@ def test_interrupted_run_resumes_to_the_same_numbers(registry, tmp_path, monkeyp
     assert first["images"] == 512 and len(first["evals"]) == 1
     resumed = run(spec, tmp_path / "resumed", "cpu", registry)
     assert resumed.status == "done"
-    trajectory = lambda r: [(e["kimg"], e["d_loss"], e["g_loss"], e["metrics"]) for e in r.evals]  # noqa: E731
+
+    def trajectory(r):
+        return [(e["kimg"], e["d_loss"], e["g_loss"], e["metrics"]) for e in r.evals]
+
     assert trajectory(resumed) == trajectory(reference)
     assert (resumed.g_steps, resumed.d_steps) == (reference.g_steps, reference.d_steps)
 
@@ -168,7 +171,8 @@ def test_worker_processes_give_the_inline_numbers(tmp_path, monkeypatch):
 
     monkeypatch.setenv("GANZOO_PLUGINS", "ganzoo,testzoo")
     (tmp_path / "dist").mkdir()
-    with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n", {"testzoo": "testzoo_plugin"}):
+    with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n",
+                           {"testzoo": "testzoo_plugin"}):
         registry = build_registry()
         suite = tiny_suite(components={"loss": ["logistic"], "generator": ["lin"], "discriminator": ["small*"],
                                        "stack": ["none", "crash"]})
@@ -176,5 +180,8 @@ def test_worker_processes_give_the_inline_numbers(tmp_path, monkeypatch):
         inline = bench(suite, tmp_path / "inline", executor="inline", **quiet)
         pooled = bench(suite, tmp_path / "pooled", executor="processes", jobs=2, **quiet)
     assert inline.results == pooled.results and len(pooled.results) == 6
-    metrics = lambda d: load_runs(d).set_index("run_id")[["status", "fid", "precision", "kimg"]]  # noqa: E731
+
+    def metrics(d):
+        return load_runs(d).set_index("run_id")[["status", "fid", "precision", "kimg"]]
+
     assert metrics(tmp_path / "inline").sort_index().equals(metrics(tmp_path / "pooled").sort_index())

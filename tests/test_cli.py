@@ -81,8 +81,8 @@ def test_dry_run_lists_grid_and_left_out(zoo, tmp_path):
 def test_bench_runs_report_and_train(zoo, tmp_path):
     suite = write_suite(tmp_path / "tiny.toml")
     results = tmp_path / "r"
-    result = invoke("bench", "--all", "--suite", suite, "--results-dir", results, "--no-progress", "--executor", "inline",
-                    "--discriminator", "small_wide", "--seeds", "1")
+    result = invoke("bench", "--all", "--suite", suite, "--results-dir", results, "--no-progress",
+                    "--executor", "inline", "--discriminator", "small_wide", "--seeds", "1")
     assert result.exit_code == 0, result.output
     assert "Trained 1 runs: 1 done" in result.output
     table = invoke("runs", "--results-dir", results).output
@@ -114,20 +114,25 @@ def test_runs_without_store_is_explained(tmp_path):
 def _statuses(db: Path) -> dict[str, tuple]:
     if not db.exists():
         return {}
-    with sqlite3.connect(db) as conn:
-        return {r[0]: r[1:] for r in conn.execute("SELECT run_id, status, started, finished FROM runs")}
+    try:
+        with sqlite3.connect(db) as conn:
+            return {r[0]: r[1:] for r in conn.execute("SELECT run_id, status, started, finished FROM runs")}
+    except sqlite3.OperationalError:  # the sweep has created the file but not its tables yet
+        return {}
 
 
 def test_sigkill_halfway_loses_and_repeats_nothing(tmp_path):
     """SIGKILL a real sweep after its first finished run; the rerun trains only what was left."""
     suite = write_suite(tmp_path / "tiny.toml", seeds=3, components={"loss": ["logistic"], "generator": ["lin"],
                                                                     "discriminator": ["small*"], "stack": ["none"]})
-    env = {**os.environ, "GANZOO_PLUGINS": "ganzoo,testzoo", "PYTHONPATH": os.pathsep.join([str(tmp_path / "dist"), str(TESTS)])}
+    env = {**os.environ, "GANZOO_PLUGINS": "ganzoo,testzoo",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path / "dist"), str(TESTS)])}
     (tmp_path / "dist").mkdir()
     command = [sys.executable, "-m", "ganzoo", "bench", "--all", "--suite", str(suite), "--results-dir",
                str(tmp_path / "r"), "--no-progress"]
     db = tmp_path / "r" / "ganzoo.sqlite"
-    with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n", {"testzoo": "testzoo_plugin"}):
+    with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n",
+                           {"testzoo": "testzoo_plugin"}):
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while time.time() < deadline and not any(s[0] == "done" for s in _statuses(db).values()):

@@ -178,7 +178,7 @@ def _idx_gz(path, array: np.ndarray) -> None:
 def _fake_mnist(folder, n=(6, 4)) -> dict:
     rng = np.random.default_rng(0)
     out = {}
-    for split, count in zip(("train", "test"), n):
+    for split, count in zip(("train", "test"), n, strict=True):
         images_file, labels_file = downloads._IDX_FILES[split]
         images, labels = rng.integers(0, 256, (count, 28, 28)), rng.integers(0, 10, count)
         _idx_gz(folder / images_file, images)

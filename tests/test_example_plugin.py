@@ -13,7 +13,7 @@ from ganzoo.testing import plugin_registry
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ganzoo-example-plugin"
 sys.path.insert(0, str(EXAMPLE))
-import ganzoo_example_plugin as example  # noqa: E402
+import ganzoo_example_plugin as example  # noqa: E402  (needs the sys.path entry above)
 
 sys.path.remove(str(EXAMPLE))
 

@@ -56,7 +56,8 @@ def test_tampered_weights_are_refused(tmp_path):
     with open(tampered, "r+b") as f:
         f.seek(-4, 2)
         f.write(b"\x00\x01\x02\x03")
-    with pytest.raises(ValueError, match="re-run scripts/train_digits_classifier.py and update DIGITS_CLASSIFIER_SHA256"):
+    with pytest.raises(ValueError,
+                       match="re-run scripts/train_digits_classifier.py and update DIGITS_CLASSIFIER_SHA256"):
         ext.load_digits_net(tampered)
     with pytest.raises(ValueError, match="not found"):
         ext.load_digits_net(tmp_path / "missing.safetensors")

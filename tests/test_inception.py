@@ -97,7 +97,8 @@ def test_tf1_resize_is_bit_exact(size_in, size_out):
 
     x = torch.randint(0, 256, (1, 1, *size_in), generator=torch.Generator().manual_seed(0)).float()
     got = resize_bilinear_tf1(x, size_out)
-    assert torch.equal(got, interpolate_bilinear_2d_like_tensorflow1x(x, size=(size_out, size_out), align_corners=False))
+    assert torch.equal(got, interpolate_bilinear_2d_like_tensorflow1x(x, size=(size_out, size_out),
+                                                                      align_corners=False))
     if size_out < 50:
         assert np.array_equal(got[0, 0].numpy(), tf1_resize_by_definition(x[0, 0].numpy(), size_out, size_out))
 

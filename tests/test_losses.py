@@ -2,12 +2,12 @@
 
 import inspect
 
-import ganzoo_plugins.losses as losses_plugin
 import numpy as np
 import pytest
 import torch
 
 import ganzoo
+import ganzoo_plugins.losses as losses_plugin
 
 REAL = np.array([-3.0, -0.5, 0.0, 0.7, 4.0])
 FAKE = np.array([-2.0, 0.3, 1.5, -6.0, 0.1])

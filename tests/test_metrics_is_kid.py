@@ -53,7 +53,10 @@ def test_is_bad_input():
 
 def numpy_mmd2_unbiased(x, y):
     d = x.shape[1]
-    k = lambda a, b: (a @ b.T / d + 1) ** 3
+
+    def k(a, b):
+        return (a @ b.T / d + 1) ** 3
+
     m, n = len(x), len(y)
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
     return ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
@@ -78,7 +81,8 @@ def test_kid_matches_torch_fidelity():
     gen = torch.Generator().manual_seed(1)
     real, fake = torch.randn(400, 64, generator=gen), torch.randn(400, 64, generator=gen) * 1.2
     # Given float64 features torch-fidelity computes in float64 too, like ganzoo always does.
-    ref = kid_features_to_metric(real.double(), fake.double(), kid_subsets=10, kid_subset_size=200, rng_seed=2020, verbose=False,
+    ref = kid_features_to_metric(real.double(), fake.double(), kid_subsets=10, kid_subset_size=200, rng_seed=2020,
+                                 verbose=False,
                                  kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
                                  kid_kernel_poly_coef0=1)
     mean, std = kernel_inception_distance(real, fake, subsets=10, subset_size=200)

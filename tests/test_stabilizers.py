@@ -2,17 +2,17 @@
 
 import inspect
 
-import ganzoo_plugins.losses as losses_plugin
-import ganzoo_plugins.stabilizers as stabilizers_plugin
 import numpy as np
 import pytest
 import torch
-from ganzoo_plugins.stabilizers.diffaugment import brightness, contrast, cutout, saturation, translate
-from ganzoo_plugins.stabilizers.penalties import gradient_penalty, squared_gradient_penalty
 from torch import nn
 
 import ganzoo
+import ganzoo_plugins.losses as losses_plugin
+import ganzoo_plugins.stabilizers as stabilizers_plugin
 from ganzoo import StepContext
+from ganzoo_plugins.stabilizers.diffaugment import brightness, contrast, cutout, saturation, translate
+from ganzoo_plugins.stabilizers.penalties import gradient_penalty, squared_gradient_penalty
 
 IMAGE_ONLY = {"diffaugment", "consistency"}
 
@@ -320,7 +320,8 @@ def test_consistency_is_zero_for_an_invariant_d_and_trains_d_otherwise(registry)
     images[:, :, 4:12, 4:12] = torch.rand(8, 3, 8, 8)  # content stays inside under 2-pixel shifts
 
     def ctx_with(disc):
-        return ctx_for(disc, real=images, fake=images.flip(1), real_logits=disc(images), fake_logits=disc(images.flip(1)))
+        return ctx_for(disc, real=images, fake=images.flip(1), real_logits=disc(images),
+                       fake_logits=disc(images.flip(1)))
 
     bcr = build(registry, "consistency")
     def total(x):  # invariant to flips and to shifts that keep all content inside the image
@@ -346,7 +347,10 @@ def test_label_smoothing_gives_the_smoothed_cross_entropy(registry):
     kwargs = build(registry, "label_smoothing").d_loss_kwargs()
     assert kwargs == {"real_target": 0.9}
     real, fake = np.array([0.5, -1.0, 2.0]), np.array([0.0, 1.0, -2.0])
-    log_sig = lambda x: -np.log1p(np.exp(-x))
+
+    def log_sig(x):
+        return -np.log1p(np.exp(-x))
+
     expected = np.mean(-0.9 * log_sig(real) - 0.1 * log_sig(-real)) + np.mean(-log_sig(-fake))
     loss = registry.get("loss", "ns").build()
     assert loss.d_loss(torch.tensor(real), torch.tensor(fake), **kwargs).item() == pytest.approx(expected)

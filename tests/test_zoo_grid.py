@@ -1,4 +1,7 @@
-"""The built-in zoo inside the default grid, tested the way timm tests its models: parametrised over what is registered."""
+"""The built-in zoo inside the default grid, tested the way timm tests its models.
+
+Parametrised over what is registered.
+"""
 
 from dataclasses import replace
 

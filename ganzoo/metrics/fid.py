@@ -133,7 +133,8 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
         raise ValueError(f"mu1 and mu2 must be vectors of equal length, got {mu1.shape} and {mu2.shape}")
     d = mu1.shape[0]
     if sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError(f"sigma1 and sigma2 must be ({d}, {d}) to match the means, got {sigma1.shape} and {sigma2.shape}")
+        raise ValueError(f"sigma1 and sigma2 must be ({d}, {d}) to match the means, "
+                         f"got {sigma1.shape} and {sigma2.shape}")
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2))
 

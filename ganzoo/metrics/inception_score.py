@@ -31,7 +31,8 @@ def inception_score(
     check_features(logits, "logits")
     n = logits.shape[0]
     if splits < 1 or n < splits:
-        raise ValueError(f"The Inception Score needs at least one sample per split: got {n} samples for {splits} splits")
+        raise ValueError(f"The Inception Score needs at least one sample per split: "
+                         f"got {n} samples for {splits} splits")
     if shuffle:
         order = torch.from_numpy(np.random.RandomState(seed).permutation(n)).to(logits.device)
         logits = logits[order]

@@ -22,7 +22,8 @@ def _check_pair(real: torch.Tensor, fake: torch.Tensor, k: int) -> None:
         raise ValueError(f"Feature dimensions differ: real {real.shape[1]}, fake {fake.shape[1]}")
     smallest = min(real.shape[0], fake.shape[0])
     if not 1 <= k < smallest:
-        raise ValueError(f"k = {k} needs 1 <= k < the smaller set size ({smallest}); use fewer neighbours or more samples")
+        raise ValueError(f"k = {k} needs 1 <= k < the smaller set size ({smallest}); "
+                         "use fewer neighbours or more samples")
 
 
 def _chunks(n_rows: int, n_cols: int, max_elements: int):

@@ -81,7 +81,8 @@ def _save(path: Path, ref: ReferenceSet) -> None:
 
 def _load(path: Path, key: dict[str, Any]) -> ReferenceSet:
     tensors = load_file(path)
-    return ReferenceSet(tensors["features"], tensors.get("logits"), tensors["mu"].numpy(), tensors["sigma"].numpy(), key)
+    return ReferenceSet(tensors["features"], tensors.get("logits"), tensors["mu"].numpy(), tensors["sigma"].numpy(),
+                        key)
 
 
 def load_or_compute(extractor: FeatureExtractor, data: torch.Tensor, key: dict[str, Any],

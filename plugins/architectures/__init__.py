@@ -32,7 +32,8 @@ GENERATORS = {
             PACGAN, VECTOR),
     "dcgan": (dcgan.dcgan_generator, "DCGAN: transposed-conv upsampling from 4x4 with BatchNorm+ReLU, tanh output",
               DCGAN, _image(dcgan.RESOLUTIONS)),
-    "resnet_sngan": (resnet.resnet_generator, "SNGAN's CIFAR ResNet generator: constant-width residual up-blocks from 4x4",
+    "resnet_sngan": (resnet.resnet_generator,
+                     "SNGAN's CIFAR ResNet generator: constant-width residual up-blocks from 4x4",
                      SNGAN, _image(resnet.RESOLUTIONS)),
     "biggan_lite": (biggan_lite.biggan_generator,
                     ("Unconditional BigGAN, small: residual up-blocks, hierarchical z in BatchNorm, self-attention, "

@@ -143,7 +143,8 @@ def biggan_generator(spec: DataSpec, latent_dim: int = 128, ch: int = 16, hierar
     return BigGANGenerator(latent_dim, spec.channels, levels, ch, hierarchical, attn_resolution)
 
 
-def biggan_discriminator(spec: DataSpec, ch: int = 16, norm: str = "none", attn_resolution: int = 8) -> BigGANDiscriminator:
+def biggan_discriminator(spec: DataSpec, ch: int = 16, norm: str = "none",
+                         attn_resolution: int = 8) -> BigGANDiscriminator:
     """Build a BigGAN-lite discriminator for images of ``spec``.
 
     Args:

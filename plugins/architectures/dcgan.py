@@ -37,7 +37,8 @@ class DCGANGenerator(nn.Module):
         )
         blocks: list[nn.Module] = []
         for _ in range(levels):
-            blocks += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2), nn.ReLU()]
+            blocks += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
+                       nn.ReLU()]
             width //= 2
         self.blocks = nn.Sequential(*blocks)
         self.to_image = nn.Conv2d(width, channels, 3, 1, 1)

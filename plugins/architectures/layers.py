@@ -29,7 +29,8 @@ def image_levels(spec: DataSpec, component: str, resolutions: tuple[int, ...]) -
         ValueError: the data is not an image, not square, or of an unsupported side.
     """
     if spec.modality != "image":
-        raise ValueError(f"{component} builds image models; got {spec.modality} data. Use the mlp component for vectors.")
+        raise ValueError(f"{component} builds image models; got {spec.modality} data. "
+                         "Use the mlp component for vectors.")
     height, width = spec.shape[1:]
     if height != width or width not in resolutions:
         raise ValueError(f"{component} supports square images of side {list(resolutions)}; got {height}x{width}. "
@@ -99,7 +100,8 @@ class SelfAttention2d(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         if channels < 8:
-            raise ValueError(f"SelfAttention2d needs at least 8 channels (it projects to channels // 8); got {channels}")
+            raise ValueError("SelfAttention2d needs at least 8 channels (it projects to channels // 8); "
+                             f"got {channels}")
         self.query = nn.Conv2d(channels, channels // 8, 1, bias=False)
         self.key = nn.Conv2d(channels, channels // 8, 1, bias=False)
         self.value = nn.Conv2d(channels, channels // 2, 1, bias=False)

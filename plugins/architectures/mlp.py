@@ -18,7 +18,8 @@ from .layers import init_weights
 
 def _check_vector(spec: DataSpec, component: str, width: int, depth: int) -> int:
     if spec.modality != "vector":
-        raise ValueError(f"{component} is for vector data; got {spec.modality}. Use an image architecture such as dcgan.")
+        raise ValueError(f"{component} is for vector data; got {spec.modality}. "
+                         "Use an image architecture such as dcgan.")
     if width < 1 or depth < 1:
         raise ValueError(f"{component}: width and depth must be >= 1; got width={width}, depth={depth}")
     return spec.shape[0]

@@ -123,7 +123,8 @@ def resnet_generator(spec: DataSpec, latent_dim: int = 128, ch: int = 16) -> Res
     """
     levels = image_levels(spec, "generator resnet_sngan", RESOLUTIONS)
     if ch < 1 or latent_dim < 1:
-        raise ValueError(f"generator resnet_sngan: ch and latent_dim must be >= 1; got ch={ch}, latent_dim={latent_dim}")
+        raise ValueError("generator resnet_sngan: ch and latent_dim must be >= 1; "
+                         f"got ch={ch}, latent_dim={latent_dim}")
     return ResNetGenerator(latent_dim, spec.channels, levels, ch)
 
 

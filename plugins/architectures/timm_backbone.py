@@ -76,14 +76,16 @@ def _local_weights(model_name: str, weights: str) -> Path:
     if path is None:
         raise ValueError(f'discriminator timm: no pretrained weights for "{model_name}" in the Hugging Face or torch '
                          "hub cache, and ganzoo never downloads them. Fetch them once (e.g. timm.create_model("
-                         f'"{model_name}", pretrained=True) while online) or pass weights=PATH, or set pretrained=False.')
+                         f'"{model_name}", pretrained=True) while online) or pass weights=PATH, '
+                         "or set pretrained=False.")
     return path
 
 
 class TimmDiscriminator(nn.Module):
     """A timm backbone with one logit; resizes small inputs and, for pretrained weights, normalises them."""
 
-    def __init__(self, backbone: nn.Module, min_size: int, mean: tuple[float, ...] | None, std: tuple[float, ...] | None):
+    def __init__(self, backbone: nn.Module, min_size: int, mean: tuple[float, ...] | None,
+                 std: tuple[float, ...] | None):
         super().__init__()
         self.backbone = backbone
         self.min_size = min_size
@@ -118,7 +120,8 @@ def _check_input_size(model: TimmDiscriminator, spec: DataSpec, model_name: str)
         with torch.no_grad():
             model(torch.zeros(1, *spec.shape))
     except (RuntimeError, AssertionError, ValueError) as exc:
-        size = f"{spec.shape[1]}x{spec.shape[2]} inputs" + (f" upsampled to side {model.min_size}" if model.min_size else "")
+        size = f"{spec.shape[1]}x{spec.shape[2]} inputs" + (
+            f" upsampled to side {model.min_size}" if model.min_size else "")
         raise ValueError(f'discriminator timm: "{model_name}" cannot take {size} ({str(exc).splitlines()[0]}). '
                          "Set min_size to a side it accepts (e.g. 32, or its pretraining size for a ViT) so that "
                          "inputs are upsampled first.") from exc

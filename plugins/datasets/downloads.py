@@ -125,8 +125,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     # _codecs.encode only turns a str into bytes: Python 3 writes bytes that way in protocol 2, so a
     # re-pickled copy of the batches needs it.
-    _ALLOWED: ClassVar[set[tuple[str, str]]] = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-                ("numpy._core.multiarray", "_reconstruct"), ("_codecs", "encode")}
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {("numpy", "ndarray"), ("numpy", "dtype"),
+                                                ("numpy.core.multiarray", "_reconstruct"),
+                                                ("numpy._core.multiarray", "_reconstruct"), ("_codecs", "encode")}
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:

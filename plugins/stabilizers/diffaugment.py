@@ -62,7 +62,10 @@ def translate(x: torch.Tensor, shift_y: torch.Tensor, shift_x: torch.Tensor) -> 
 
 
 def cutout(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Zero the ``size`` = (height, width) box at (``top[b]``, ``left[b]``) of sample ``b``; it may overhang the border."""
+    """Zero the ``size`` = (height, width) box at (``top[b]``, ``left[b]``) of sample ``b``.
+
+    The box may overhang the border.
+    """
     _, _, height, width = x.shape
     rows = torch.arange(height, device=x.device).view(1, height, 1)
     cols = torch.arange(width, device=x.device).view(1, 1, width)
@@ -116,7 +119,8 @@ class DiffAugment(Stabilizer):
         names = [name.strip() for name in policy.split(",") if name.strip()]
         unknown = [name for name in names if name not in transforms]
         if unknown or not names:
-            raise ValueError(f'diffaugment: unknown policy "{policy}"; use a comma-separated subset of {list(transforms)}')
+            raise ValueError(f'diffaugment: unknown policy "{policy}"; '
+                             f"use a comma-separated subset of {list(transforms)}")
         if not 0.0 <= translation_ratio < 1.0 or not 0.0 <= cutout_ratio <= 1.0:
             raise ValueError("diffaugment: translation_ratio must lie in [0, 1) and cutout_ratio in [0, 1], "
                              f"got {translation_ratio} and {cutout_ratio}")
