@@ -9,7 +9,7 @@ import pytest
 
 from ganzoo.grid import build_grid
 from ganzoo.registry import build_registry
-from ganzoo.suite import load_suite
+from ganzoo.suite import available_suites, load_suite
 from ganzoo.train import run
 
 REGISTRY = build_registry()
@@ -35,3 +35,11 @@ def test_every_default_combination_trains_a_few_steps(spec, tmp_path):
     result = run(tiny, tmp_path, "cpu", REGISTRY)
     assert result.status == "done", result.error
     assert result.g_steps >= 1 and result.final["fid"] >= 0
+
+
+@pytest.mark.parametrize("name", sorted(available_suites()))
+def test_every_shipped_suite_builds_its_grid_offline(name):
+    """Suites resolve every name and hyperparameter (a typo fails here), even when their data needs a download."""
+    suite = load_suite(name)
+    grid = build_grid(suite, REGISTRY)
+    assert grid.specs and len(grid.specs) % len(suite.seeds) == 0
