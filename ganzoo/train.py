@@ -178,7 +178,7 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
                                  "metrics": metrics})
             loss_sums.zero_()
             loss_count = 0
-            next_eval += eval_every
+            next_eval = (images // eval_every + 1) * eval_every  # a big step (5 D steps) may pass a mark
             artifacts.save_checkpoint({
                 "spec": spec.canonical(), "generator": G.state_dict(), "discriminator": D.state_dict(),
                 "generator_eval": eval_generator(models).state_dict(),
