@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import json
 import math
 import sys
@@ -65,6 +67,34 @@ def plugins_command(fmt):
         click.echo(_table(errors, ["plugin", "distribution", "error"]))
 
 
+@contextlib.contextmanager
+def _user_errors():
+    """Show a bad suite, name, hyperparameter or missing download as one clear message, not a traceback."""
+    from .download import DownloadError
+    from .registry import UnknownComponentError
+
+    try:
+        yield
+    except (UnknownComponentError, DownloadError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _check_patterns(registry, filters) -> None:
+    """A filter that matches no registered name is a typo: say so, with a did-you-mean, before anything runs."""
+    for kind in ("generator", "discriminator", "loss", "stabilizer", "dataset"):
+        names = [c.name for c in registry.list(kind)] + (["none"] if kind == "stabilizer" else [])
+        for pattern in getattr(filters, kind):
+            if "+" in pattern or any(fnmatch.fnmatchcase(name, pattern) for name in names):
+                continue  # "+" names a suite's stack, which only the suite knows
+            if any(ch in pattern for ch in "*?["):
+                raise click.BadParameter(f'no registered {kind} matches "{pattern}". See: ganzoo list {PLURALS[kind]}',
+                                         param_hint=f"--{kind}")
+            try:
+                registry.get(kind, pattern)
+            except KeyError as exc:
+                raise click.BadParameter(str(exc), param_hint=f"--{kind}") from exc
+
+
 def _warn_errors(registry) -> None:
     for error in registry.errors:
         click.echo(f"warning: {error} (see: ganzoo plugins)", err=True)
@@ -97,8 +127,7 @@ def _filter_options(func):
 def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, discriminator_patterns, loss_patterns,
                   stabilizer_patterns, dataset_patterns, device, executor, jobs, dry_run, no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
-    from .bench import bench, estimate
-    from .grid import Filters, build_grid
+    from .grid import Filters
     from .suite import load_suite
 
     filters = Filters(generator_patterns, discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns)
@@ -107,8 +136,17 @@ def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, dis
                                "or narrow it with --generator/--loss/... filters.")
     registry = get_registry()
     _warn_errors(registry)
-    the_suite = load_suite(suite)
-    seed_list = list(range(seeds)) if seeds else None
+    _check_patterns(registry, filters)
+    with _user_errors():
+        _run_bench(registry, load_suite(suite), filters, list(range(seeds)) if seeds else None, kimg, results_dir,
+                   device, executor, jobs, dry_run, no_estimate, progress)
+
+
+def _run_bench(registry, the_suite, filters, seed_list, kimg, results_dir, device, executor, jobs, dry_run,
+               no_estimate, progress) -> None:
+    from .bench import bench, estimate
+    from .grid import build_grid
+
     if dry_run:
         from .executor import default_jobs
 

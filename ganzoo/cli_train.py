@@ -49,6 +49,18 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
 def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir,
                   device):
     """Train one combination and print its evaluations."""
+    from .cli import _user_errors
+    from .registry import get_registry
+
+    with _user_errors():
+        registry = get_registry()
+        for kind, name in (("dataset", dataset), ("generator", generator), ("discriminator", discriminator),
+                           ("loss", loss), *(("stabilizer", s) for s in stabilizers)):
+            registry.get(kind, name)  # unknown names fail here, with a did-you-mean
+        _train(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir, device)
+
+
+def _train(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir, device):
     from .bench import bench
     from .grid import Filters
     from .suite import load_suite, parse_suite

@@ -149,3 +149,16 @@ def test_sigkill_halfway_loses_and_repeats_nothing(tmp_path):
     for run_id, row in finished_before.items():
         assert after[run_id] == row  # not trained again: same start and finish times
     assert f"{len(finished_before)} already finished" in rerun.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "--all", "--suite", "nosuch"], 'Unknown suite "nosuch". Shipped suites:'),
+    (["bench", "--generator", "dcgna", "--dry-run"], 'Unknown generator "dcgna". Did you mean "dcgan"?'),
+    (["bench", "--loss", "x*", "--dry-run"], 'no registered loss matches "x*"'),
+    (["train", "--dataset", "digits", "--generator", "dcgan", "--discriminator", "dcgna"],
+     'Unknown discriminator "dcgna". Did you mean "dcgan"?'),
+])
+def test_user_errors_are_one_clear_line(args, message):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code in (1, 2) and message in result.output
+    assert "Traceback" not in result.output
