@@ -6,6 +6,7 @@ as one with 1 (and fewer G steps): that is what makes combinations comparable.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import time
@@ -198,40 +199,41 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
     return _finish(result, images, started, device)
 
 
-@torch.no_grad()
-def _evaluate(models: Models, evaluator, spec: RunSpec, device: torch.device) -> dict[str, float]:
-    """Metrics of the evaluated generator on latents that are the same at every evaluation."""
+@contextlib.contextmanager
+def _evaluated_generator(models: Models, spec: RunSpec, device: torch.device):
+    """The evaluated G in eval mode and a latent sampler that draws the same z at every evaluation."""
     G = eval_generator(models)
     was_training = G.training
     G.eval()
     rng = torch.Generator(device=device).manual_seed(spec.seed + EVAL_SEED_OFFSET)
-    kept: list[torch.Tensor] = []
-
-    def sample(n: int) -> torch.Tensor:
-        x = G(torch.randn(n, G.latent_dim, generator=rng, device=device))
-        if not torch.isfinite(x).all():
-            raise Diverged("the generator produced non-finite samples")
-        kept.append(x)
-        return x
-
     try:
-        metrics = dict(evaluator(sample))
-        # Dataset-specific measures (modes captured, ...) on the same samples the metrics saw.
-        metrics.update(models.dataset.extra_metrics(torch.cat(kept)[: spec.protocol.n_fake]))
+        with torch.no_grad():
+            yield lambda n: G(torch.randn(n, G.latent_dim, generator=rng, device=device))
     finally:
         G.train(was_training)
+
+
+def _evaluate(models: Models, evaluator, spec: RunSpec, device: torch.device) -> dict[str, float]:
+    """Metrics of the evaluated generator, plus the dataset's own measures on the same samples."""
+    kept: list[torch.Tensor] = []
+    with _evaluated_generator(models, spec, device) as generate:
+
+        def sample(n: int) -> torch.Tensor:
+            x = generate(n)
+            if not torch.isfinite(x).all():
+                raise Diverged("the generator produced non-finite samples")
+            kept.append(x)
+            return x
+
+        metrics = dict(evaluator(sample))
+        metrics.update(models.dataset.extra_metrics(torch.cat(kept)[: spec.protocol.n_fake]))
     return {k: float(v) for k, v in metrics.items()}
 
 
-@torch.no_grad()
 def _save_samples(models: Models, spec: RunSpec, device: torch.device, run_dir: Path) -> Path:
-    G = eval_generator(models)
-    was_training = G.training
-    G.eval()
-    rng = torch.Generator(device=device).manual_seed(spec.seed + EVAL_SEED_OFFSET)
     n = 64 if models.dataset.spec.modality == "image" else 2000
-    samples = G(torch.randn(n, G.latent_dim, generator=rng, device=device))
-    G.train(was_training)
+    with _evaluated_generator(models, spec, device) as generate:
+        samples = generate(n)
     real = models.dataset.reference(2000) if models.dataset.spec.modality == "vector" else None
     return artifacts.save_samples(samples, run_dir / artifacts.SAMPLES, real)
 
