@@ -162,3 +162,18 @@ def test_user_errors_are_one_clear_line(args, message):
     result = CliRunner().invoke(main, args)
     assert result.exit_code in (1, 2) and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_eval_a_real_run_checkpoint_against_its_dataset(tmp_path):
+    """train -> checkpoint -> `ganzoo eval digits CHECKPOINT`: the protocol is the dataset's own extractor."""
+    results = tmp_path / "r"
+    trained = invoke("train", "--dataset", "digits", "--generator", "dcgan", "--discriminator", "dcgan",
+                     "--stabilizer", "ema", "--kimg", "0.256", "--results-dir", results, "--device", "cpu")
+    assert trained.exit_code == 0, trained.output
+    (checkpoint,) = results.glob("runs/*/checkpoint.pt")
+    result = invoke("eval", "digits", checkpoint, "-n", "300", "--metrics", "fid,is,pr", "--format", "json",
+                    "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["fid"] > 0 and 1 <= data["is_mean"] <= 10 and 0 <= data["precision"] <= 1
+    assert data["protocol"]["extractor"] == "digits_classifier" and data["protocol"]["n_fake"] == 300
