@@ -76,11 +76,9 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
     summary = BenchSummary(grid)
     store = Store(results_dir)
     try:
-        rows = {}
         for spec in grid.specs:
             store.add(spec, suite.name)
-        for row in store.runs(suite.name):
-            rows[row["run_id"]] = row
+        rows = {row["run_id"]: row for row in store.runs(suite.name)}
         todo = []
         for spec in grid.specs:
             row = rows[spec.run_id]

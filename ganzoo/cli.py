@@ -256,4 +256,4 @@ def _attach_subcommands() -> None:
 
 _attach_subcommands()
 
-__all__ = ["PLURALS", "main"]
+__all__ = ["main"]

@@ -130,7 +130,7 @@ def _candidates(plan, registry, stacks, spec, dataset_name, grid) -> dict[str, l
                     members = [registry.get("stabilizer", ref.name) for ref in stacks[name]]
                 except KeyError as exc:
                     raise SuiteError(f'Stack "{name}": {exc}') from exc
-                reasons = [m.incompatibility(spec) for m in members if m.incompatibility(spec)]
+                reasons = [reason for m in members if (reason := m.incompatibility(spec))]
                 if reasons:
                     grid.left_out.append((f"{dataset_name}: stack {name}", reasons[0]))
                 else:

@@ -21,9 +21,6 @@ class ComponentRef:
     name: str
     hparams: dict[str, Any] = field(default_factory=dict)
 
-    def label(self) -> str:
-        return self.name
-
 
 @dataclass(frozen=True)
 class Budget:

@@ -20,7 +20,6 @@ from .train import RunResult
 
 SCHEMA_VERSION = 1
 STORE_FILE = "ganzoo.sqlite"
-STATUSES = ("pending", "running", "done", "diverged", "failed")
 FINISHED = ("done", "diverged")  # never trained again; "failed" is retried (the bug may be fixed)
 
 SCHEMA = """

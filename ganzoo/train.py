@@ -11,8 +11,7 @@ import math
 import resource
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,16 +56,12 @@ class RunResult:
     def final(self) -> dict[str, Any]:
         return self.evals[-1]["metrics"] if self.evals else {}
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None,
-        on_progress: Callable[[float], None] | None = None) -> RunResult:
+def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None) -> RunResult:
     """Train ``spec`` and never raise for a bad run: failures come back as ``status="failed"`` with the traceback."""
     device = resolve_device(device)
     try:
-        return train(spec, Path(run_dir), device, registry or get_registry(), on_progress)
+        return train(spec, Path(run_dir), device, registry or get_registry())
     except KeyboardInterrupt:
         raise
     except Exception as exc:
@@ -74,8 +69,7 @@ def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry |
                          device=str(device))
 
 
-def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry,
-          on_progress: Callable[[float], None] | None = None) -> RunResult:
+def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry) -> RunResult:
     from .metrics import Evaluator  # heavy import, only for runs
 
     models = build_models(spec, registry, device)
@@ -188,8 +182,6 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
                 "images": images, "seconds": time.perf_counter() - started, "g_steps": result.g_steps,
                 "d_steps": result.d_steps, "evals": result.evals, "eval_seconds": result.eval_seconds,
             }, run_dir)
-            if on_progress:
-                on_progress(min(images / total_images, 1.0))
         if capped:
             result.capped = True
             break
