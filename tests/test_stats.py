@@ -1,0 +1,328 @@
+"""ganzoo.stats against independent computations: scipy's own bootstrap, exhaustive enumeration of small
+bootstrap and permutation distributions, hand-worked formulas and a textbook Holm example."""
+
+import itertools
+import math
+import statistics
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from ganzoo import stats
+
+# Eight FID-like seeds of one combination and five of another, spread enough for wide intervals.
+X = np.array([24.1, 26.3, 25.0, 29.8, 23.7, 27.2, 31.5, 25.9])
+Y = np.array([22.0, 23.5, 21.8, 26.1, 24.4])
+FAST = 2000  # resamples where the precision of the bootstrap does not matter
+
+
+def exhaustive_quantile(values, statistic, q):
+    """The q-quantile of the exact bootstrap distribution: every ordered resample, equally weighted."""
+    estimates = np.sort([statistic(np.array(r)) for r in itertools.product(values, repeat=len(values))])
+    cdf = np.arange(1, len(estimates) + 1) / len(estimates)
+    # A Monte Carlo percentile only settles on one value when q is clear of the CDF's steps.
+    jumps = cdf[np.r_[estimates[1:] != estimates[:-1], True]]
+    assert np.min(np.abs(jumps - q)) > 0.01, "pick a level away from a step of the CDF"
+    return estimates[np.searchsorted(cdf, q)]
+
+
+# --- bootstrap_ci and bootstrap_diff_ci -----------------------------------------------------------------------
+
+
+# The median of 8 values takes few distinct values, so its percentiles jump between them: a looser tolerance.
+@pytest.mark.parametrize(("statistic", "tolerance"), [(np.mean, 0.05), (np.median, 0.15)])
+def test_bootstrap_ci_matches_scipy_percentile_bootstrap(statistic, tolerance):
+    ours = stats.bootstrap_ci(X, statistic, n_resamples=10_000, seed=0)
+    # A different seed for scipy: the two agree up to Monte Carlo error, not by sharing draws.
+    theirs = sps.bootstrap((X,), statistic, method="percentile", n_resamples=10_000, rng=1).confidence_interval
+    width = theirs.high - theirs.low
+    assert ours == pytest.approx((theirs.low, theirs.high), abs=tolerance * width)
+
+
+@pytest.mark.parametrize(("statistic", "confidence"), [(np.mean, 0.6), (np.mean, 0.9), (np.median, 0.95),
+                                                       (np.median, 0.4)])
+def test_bootstrap_ci_matches_exhaustive_distribution_of_three_values(statistic, confidence):
+    values = [0.0, 1.0, 5.0]  # 27 equally likely resamples
+    alpha = 1 - confidence
+    expected = tuple(exhaustive_quantile(values, statistic, q) for q in (alpha / 2, 1 - alpha / 2))
+    assert stats.bootstrap_ci(values, statistic, confidence=confidence) == pytest.approx(expected, abs=1e-9)
+
+
+def test_bootstrap_diff_ci_matches_scipy_two_sample_bootstrap():
+    ours = stats.bootstrap_diff_ci(X, Y, n_resamples=10_000, seed=0)
+    theirs = sps.bootstrap((X, Y), lambda x, y, axis: np.mean(y, axis=axis) - np.mean(x, axis=axis),
+                           method="percentile", n_resamples=10_000, rng=1).confidence_interval
+    width = theirs.high - theirs.low
+    assert ours == pytest.approx((theirs.low, theirs.high), abs=0.05 * width)
+    assert ours[0] < Y.mean() - X.mean() < ours[1]
+
+
+def test_bootstrap_degenerate_inputs():
+    assert stats.bootstrap_ci([7.5]) == (7.5, 7.5)
+    assert stats.bootstrap_ci([np.nan, 7.5, np.nan]) == (7.5, 7.5)
+    for empty in ([], [np.nan, np.nan]):
+        assert all(math.isnan(v) for v in stats.bootstrap_ci(empty))
+        assert all(math.isnan(v) for v in stats.bootstrap_diff_ci(empty, X))
+        assert all(math.isnan(v) for v in stats.bootstrap_diff_ci(X, empty))
+    # One seed each: every resample is the observed difference.
+    assert stats.bootstrap_diff_ci([1.0], [3.5], n_resamples=FAST) == (2.5, 2.5)
+    # NaNs are dropped before resampling, so a diverged seed does not change the interval.
+    assert stats.bootstrap_ci([*X, np.nan], n_resamples=FAST) == stats.bootstrap_ci(X, n_resamples=FAST)
+
+
+@pytest.mark.parametrize("confidence", [0, 1, 1.5, -0.1, 95])
+def test_bootstrap_rejects_confidence_outside_unit_interval(confidence):
+    with pytest.raises(ValueError, match="confidence must be strictly between 0 and 1"):
+        stats.bootstrap_ci(X, confidence=confidence)
+    with pytest.raises(ValueError, match="confidence"):
+        stats.compare(X, Y, lower_is_better=True, confidence=confidence)
+
+
+def test_bootstrap_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="n_resamples"):
+        stats.bootstrap_ci(X, n_resamples=0)
+    with pytest.raises(ValueError, match="axis="):
+        stats.bootstrap_ci(X, statistic=lambda v: float(np.mean(v)))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        stats.bootstrap_ci(np.ones((3, 2)))
+
+
+# --- flip_rate -------------------------------------------------------------------------------------------------
+
+
+def test_flip_rate_matches_exhaustive_enumeration():
+    a, b = [0.0, 1.0, 2.0], [0.5, 1.5, 3.0]
+    # Every pair of ordered resamples (27 x 27), equally likely; a tie counts half a flip.
+    resamples_a, resamples_b = list(itertools.product(a, repeat=3)), list(itertools.product(b, repeat=3))
+    diffs = [np.mean(rb) - np.mean(ra) for ra in resamples_a for rb in resamples_b]
+    observed = np.mean(b) - np.mean(a)
+    expected = np.mean([1.0 if d * observed < 0 else 0.5 if d == 0 else 0.0 for d in diffs])
+    assert 0.05 < expected < 0.5  # a case with real uncertainty
+    assert stats.flip_rate(a, b, lower_is_better=True) == pytest.approx(expected, abs=0.02)  # 4 Monte Carlo SEs
+
+
+def test_flip_rate_extremes():
+    assert stats.flip_rate([1.0, 2.0, 3.0], [10.0, 11.0, 12.0], lower_is_better=True, n_resamples=FAST) == 0.0
+    # Identical groups: either order is as likely; only exact ties (same resampled multiset) pull it below 1/2.
+    same = np.random.default_rng(3).normal(size=8)
+    assert stats.flip_rate(same, same, lower_is_better=False, n_resamples=FAST) == pytest.approx(0.5, abs=0.04)
+    # Groups that barely differ also flip about half the time.
+    assert stats.flip_rate(same, same + 1e-9, lower_is_better=True, n_resamples=FAST) == pytest.approx(0.5, abs=0.04)
+
+
+def test_flip_rate_does_not_depend_on_direction_and_is_nan_for_an_empty_group():
+    assert stats.flip_rate(X, Y, True, n_resamples=FAST) == stats.flip_rate(X, Y, False, n_resamples=FAST)
+    assert math.isnan(stats.flip_rate([], Y, True))
+    assert math.isnan(stats.flip_rate(X, [np.nan], False))
+
+
+# --- welch_p ---------------------------------------------------------------------------------------------------
+
+
+def test_welch_p_matches_hand_computation():
+    a, b = list(X), list(Y)
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    t = (statistics.mean(a) - statistics.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
+    assert stats.welch_p(a, b) == pytest.approx(2 * sps.t.sf(abs(t), df), rel=1e-10)
+
+
+def test_welch_p_degenerate_inputs():
+    assert math.isnan(stats.welch_p([1.0], Y))
+    assert math.isnan(stats.welch_p(X, [2.0, np.nan]))
+    assert math.isnan(stats.welch_p([], []))
+    assert math.isnan(stats.welch_p([3.0, 3.0], [3.0, 3.0, 3.0]))  # nothing to test
+    assert stats.welch_p([3.0, 3.0], [4.0, 4.0]) == 0.0  # the documented choice for noiseless, distinct groups
+    # A constant group (a saturated metric) is a valid input and should not warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert 0 < stats.welch_p([8.0, 8.0, 8.0], [6.0, 7.0, 8.0]) < 1
+
+
+# --- mann_whitney_p --------------------------------------------------------------------------------------------
+
+
+def exact_mann_whitney_p(a, b):
+    """Two-sided exact p by enumerating every split of the pooled values (no ties)."""
+    def u(x, y):
+        return sum(yj > xi for xi in x for yj in y)
+
+    pooled = list(a) + list(b)
+    observed = u(a, b)
+    us = []
+    for idx in itertools.combinations(range(len(pooled)), len(a)):
+        us.append(u([pooled[i] for i in idx], [pooled[i] for i in range(len(pooled)) if i not in idx]))
+    us = np.array(us)
+    return min(1.0, 2 * min(np.mean(us <= observed), np.mean(us >= observed)))
+
+
+def test_min_mann_whitney_p():
+    assert stats.min_mann_whitney_p(3, 3) == pytest.approx(0.1, abs=1e-15)
+    assert stats.min_mann_whitney_p(4, 4) == pytest.approx(2 / 70)
+    assert stats.min_mann_whitney_p(1, 1) == 1.0
+    assert math.isnan(stats.min_mann_whitney_p(0, 3))
+    with pytest.raises(ValueError, match="non-negative integer"):
+        stats.min_mann_whitney_p(-1, 3)
+    with pytest.raises(ValueError, match="n_b"):
+        stats.min_mann_whitney_p(3, 2.5)
+
+
+def test_fully_separated_three_vs_three_reaches_exactly_the_floor():
+    p = stats.mann_whitney_p([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    assert p == pytest.approx(0.1, abs=1e-15)
+    assert p == pytest.approx(stats.min_mann_whitney_p(3, 3), abs=1e-15)
+    assert p > 0.05  # 3 vs 3 seeds can never be significant at 0.05
+
+
+@pytest.mark.parametrize(("a", "b"), [([1.0, 4.0, 2.5, 7.0], [3.0, 5.0, 6.0]), (list(X[:5]), list(Y[:4])),
+                                      ([0.3], [0.1, 0.2])])
+def test_mann_whitney_p_matches_exhaustive_permutation_without_ties(a, b):
+    assert stats.mann_whitney_p(a, b) == pytest.approx(exact_mann_whitney_p(a, b), rel=1e-10)
+
+
+def test_mann_whitney_p_with_ties_matches_hand_normal_approximation():
+    a, b = [1.0, 2.0, 2.0, 3.0, 5.0], [2.0, 4.0, 5.0, 5.0, 6.0, 7.0]
+    n1, n2 = len(a), len(b)
+    ranks = sps.rankdata(a + b)  # average ranks for ties
+    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    ties = sum(c**3 - c for c in np.unique(a + b, return_counts=True)[1])
+    sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1))))
+    z = (abs(u1 - n1 * n2 / 2) - 0.5) / sigma  # continuity correction
+    assert stats.mann_whitney_p(a, b) == pytest.approx(2 * sps.norm.sf(z), rel=1e-10)
+
+
+def test_mann_whitney_p_degenerate_inputs():
+    assert math.isnan(stats.mann_whitney_p([], Y))
+    assert math.isnan(stats.mann_whitney_p(X, [np.nan]))
+    assert stats.mann_whitney_p([2.0, 2.0], [2.0, 2.0]) == 1.0  # all tied: no evidence either way
+
+
+# --- holm ------------------------------------------------------------------------------------------------------
+
+
+def naive_holm(p):
+    """Holm by its definition: the i-th smallest gets max over j <= i of (m - j + 1) p_(j), capped at 1."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    m, out, running = len(p), [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (m - rank) * p[i])
+        out[i] = min(1.0, running)
+    return out
+
+
+def test_holm_textbook_example():
+    # Sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> raised to 0.06 to stay monotone.
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_matches_definition_on_random_pvalues():
+    p = np.random.default_rng(0).uniform(0, 0.3, size=12).tolist() + [0.02, 0.02]  # ties included
+    assert stats.holm(p) == pytest.approx(naive_holm(p))
+
+
+def test_holm_nans_stay_and_do_not_count():
+    adjusted = stats.holm([np.nan, 0.01, np.nan, 0.04, 0.03, 0.005])
+    assert np.isnan(adjusted[[0, 2]]).all()
+    assert adjusted[[1, 3, 4, 5]] == pytest.approx([0.03, 0.06, 0.06, 0.02])  # m = 4, not 6
+
+
+def test_holm_caps_at_one_and_handles_empty_and_invalid():
+    assert stats.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert stats.holm([]).shape == (0,)
+    assert np.isnan(stats.holm([np.nan])).all()
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stats.holm([0.2, 1.5])
+
+
+# --- cliffs_delta ----------------------------------------------------------------------------------------------
+
+
+def test_cliffs_delta_matches_double_loop():
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 6, size=9).tolist(), rng.integers(1, 7, size=7).tolist()  # many ties
+    count = sum(int(bj > ai) - int(bj < ai) for ai in a for bj in b)
+    assert count != 0
+    assert stats.cliffs_delta(a, b) == pytest.approx(count / (len(a) * len(b)))
+
+
+def test_cliffs_delta_extremes_and_sign_convention():
+    assert stats.cliffs_delta([1.0, 2.0], [3.0, 4.0, 5.0]) == 1.0  # b larger
+    assert stats.cliffs_delta([3.0, 4.0, 5.0], [1.0, 2.0]) == -1.0
+    assert stats.cliffs_delta(X, X) == 0.0
+    assert stats.cliffs_delta([1.0, 3.0], [2.0]) == 0.0
+    assert math.isnan(stats.cliffs_delta([], [1.0]))
+    assert math.isnan(stats.cliffs_delta([1.0], [np.nan]))
+
+
+# --- compare ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lower_is_better", "expected"), [(True, True), (False, False)])
+def test_compare_direction(lower_is_better, expected):
+    # b's values are lower: better for FID (lower is better), worse for IS.
+    result = stats.compare([10.0, 11.0, 12.0], [5.0, 6.0, 7.0], lower_is_better, n_resamples=FAST)
+    assert result.better is expected
+    assert result.diff == pytest.approx(-5.0)
+    assert (result.mean_a, result.mean_b) == pytest.approx((11.0, 6.0))
+    assert result.cliffs_delta == -1.0
+    assert result.flip_rate == 0.0
+    assert result.ci_low <= -5.0 <= result.ci_high
+
+
+def test_compare_reversed_groups_reverse_the_verdict():
+    assert stats.compare([5.0, 6.0, 7.0], [10.0, 11.0, 12.0], lower_is_better=True, n_resamples=FAST).better is False
+    assert stats.compare([5.0, 6.0, 7.0], [10.0, 11.0, 12.0], lower_is_better=False, n_resamples=FAST).better is True
+
+
+def test_compare_tests_and_counts():
+    welch = stats.compare([1.0, 2.0, 3.0, np.nan], [4.0, 5.0, 6.0], True, n_resamples=FAST)
+    assert (welch.n_a, welch.n_b, welch.test) == (3, 3, "welch")
+    assert welch.p == pytest.approx(sps.ttest_ind([1, 2, 3], [4, 5, 6], equal_var=False).pvalue)
+    mw = stats.compare([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], True, test="mann-whitney", n_resamples=FAST)
+    assert (mw.test, mw.p) == ("mann-whitney", pytest.approx(0.1))
+
+
+def test_compare_undefined_order_and_unknown_test():
+    tie = stats.compare([1.0, 3.0], [2.0, 2.0], lower_is_better=True, n_resamples=FAST)
+    assert tie.better is None and tie.diff == 0.0
+    empty = stats.compare([np.nan], [1.0, 2.0], lower_is_better=True, n_resamples=FAST)
+    assert empty.better is None and empty.n_a == 0
+    assert all(math.isnan(v) for v in (empty.mean_a, empty.diff, empty.ci_low, empty.p, empty.cliffs_delta,
+                                       empty.flip_rate))
+    with pytest.raises(ValueError, match='Unknown test "ttest".*welch, mann-whitney'):
+        stats.compare(X, Y, lower_is_better=True, test="ttest")
+
+
+def test_comparison_is_frozen():
+    result = stats.compare(X, Y, True, n_resamples=FAST)
+    with pytest.raises(AttributeError):
+        result.p = 0.0
+
+
+# --- summarize -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lower_is_better", "worst", "best"), [(True, 9.0, 1.0), (False, 1.0, 9.0)])
+def test_summarize_matches_hand_values(lower_is_better, worst, best):
+    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, np.nan]
+    summary = stats.summarize(values, lower_is_better, n_resamples=FAST)
+    assert set(summary) == set(stats.SUMMARY_KEYS)
+    # Sorted [1, 1, 2, 3, 4, 5, 6, 9]: linear-interpolated quartiles at positions 1.75 and 5.25.
+    assert summary["n"] == 8
+    assert summary["mean"] == pytest.approx(31 / 8)
+    assert summary["std"] == pytest.approx(statistics.stdev([3, 1, 4, 1, 5, 9, 2, 6]))
+    assert (summary["median"], summary["q25"], summary["q75"], summary["iqr"]) == pytest.approx((3.5, 1.75, 5.25, 3.5))
+    assert (summary["worst"], summary["best"]) == (worst, best)
+    assert summary["ci_low"] < summary["mean"] < summary["ci_high"]
+
+
+def test_summarize_degenerate_inputs():
+    one = stats.summarize([4.2], lower_is_better=True)
+    assert one["n"] == 1 and math.isnan(one["std"]) and one["iqr"] == 0.0
+    assert (one["ci_low"], one["ci_high"], one["worst"], one["best"]) == (4.2, 4.2, 4.2, 4.2)
+    none = stats.summarize([np.nan, np.nan], lower_is_better=False)
+    assert none["n"] == 0
+    assert all(math.isnan(none[k]) for k in stats.SUMMARY_KEYS if k != "n")
