@@ -1,7 +1,7 @@
 """The sweep driver: grid -> store -> executor -> store -> leaderboard.
 
 Idempotent by construction: run ids are hashes of the specs, finished runs are skipped, a run left
-"running" by a killed sweep resumes from its checkpoint, and a failed run never stops the others.
+running by a killed sweep resumes from its checkpoint, and a failed run never stops the others.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from . import __version__
 from .build import resolve_device
 from .executor import ProcessExecutor, make_executor
 from .grid import Filters, Grid, build_grid
+from .records import FAILED, FINISHED, RUNNING
 from .registry import Registry, get_registry
 from .spec import RunSpec
-from .store import FINISHED, Store
+from .store import Store
 from .suite import Suite
 from .train import run
 
@@ -84,7 +85,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
             row = rows[spec.run_id]
             if row["status"] in FINISHED:
                 summary.skipped.append(spec.run_id)
-            elif row["status"] == "running" and _alive_elsewhere(row):
+            elif row["status"] == RUNNING and _alive_elsewhere(row):
                 summary.busy.append(spec.run_id)
             else:
                 todo.append(spec)
@@ -110,7 +111,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
                 in_flight.pop(result.run_id, None)
                 bar.set_postfix_str(" | ".join(in_flight.values()))
                 summary.results[result.run_id] = result.status
-                if result.status == "failed":
+                if result.status == FAILED:
                     first_line = (result.error or "").splitlines()[0] if result.error else ""
                     bar.write(f"run {result.run_id} failed: {first_line} (see: ganzoo runs --status failed)")
                 bar.update(1)
@@ -181,7 +182,7 @@ def _probe_training(spec: RunSpec, run_dir: Path, registry: Registry, device: st
     short = run(_tiny(spec, 2, 16), run_dir / "short", device, registry)
     short_wall = time.perf_counter() - started
     long = run(_tiny(spec, 2 + PROBE_BATCHES, 16), run_dir / "long", device, registry)
-    if "failed" in (short.status, long.status):
+    if FAILED in (short.status, long.status):
         return math.nan, math.nan
 
     def train_seconds(r):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import json
 import math
@@ -11,8 +10,11 @@ from pathlib import Path
 
 import click
 
+from .cli_common import user_errors, warn_errors
 from .components import KINDS, PLURALS, kind_from_user
+from .records import DIVERGED, DONE, FAILED
 from .registry import get_registry
+from .store import STORE_FILE
 
 FORMATS = click.Choice(["table", "json"])
 
@@ -46,7 +48,7 @@ def list_command(kind, fmt):
         rows = [{"kind": c.kind, "name": c.name, "plugin": c.plugin, "distribution": f"{c.distribution} {c.version}",
                  "description": c.description} for c in components]
         click.echo(_table(rows, ["kind", "name", "plugin", "distribution", "description"]))
-    _warn_errors(registry)
+    warn_errors(registry)
 
 
 @main.command("plugins")
@@ -67,18 +69,6 @@ def plugins_command(fmt):
         click.echo(_table(errors, ["plugin", "distribution", "error"]))
 
 
-@contextlib.contextmanager
-def _user_errors():
-    """Show a bad suite, name, hyperparameter or missing download as one clear message, not a traceback."""
-    from .download import DownloadError
-    from .registry import UnknownComponentError
-
-    try:
-        yield
-    except (UnknownComponentError, DownloadError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
 def _check_patterns(registry, filters) -> None:
     """A filter that matches no registered name is a typo: say so, with a did-you-mean, before anything runs."""
     for kind in ("generator", "discriminator", "loss", "stabilizer", "dataset"):
@@ -93,11 +83,6 @@ def _check_patterns(registry, filters) -> None:
                 registry.get(kind, pattern)
             except KeyError as exc:
                 raise click.BadParameter(str(exc), param_hint=f"--{kind}") from exc
-
-
-def _warn_errors(registry) -> None:
-    for error in registry.errors:
-        click.echo(f"warning: {error} (see: ganzoo plugins)", err=True)
 
 
 def _filter_options(func):
@@ -135,9 +120,9 @@ def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, dis
         raise click.UsageError("Say --all to train every combination, "
                                "or narrow it with --generator/--loss/... filters.")
     registry = get_registry()
-    _warn_errors(registry)
+    warn_errors(registry)
     _check_patterns(registry, filters)
-    with _user_errors():
+    with user_errors():
         _run_bench(registry, load_suite(suite), filters, list(range(seeds)) if seeds else None, kimg, results_dir,
                    device, executor, jobs, dry_run, no_estimate, progress)
 
@@ -159,12 +144,12 @@ def _run_bench(registry, the_suite, filters, seed_list, kimg, results_dir, devic
         return
     summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list, kimg=kimg,
                     device=device, executor=executor, jobs=jobs, progress=progress, echo=click.echo)
-    counts = {s: list(summary.results.values()).count(s) for s in ("done", "diverged", "failed")}
-    click.echo(f"Trained {len(summary.results)} runs: {counts['done']} done, {counts['diverged']} diverged, "
-               f"{counts['failed']} failed; {len(summary.skipped)} already finished.")
+    counts = {s: list(summary.results.values()).count(s) for s in (DONE, DIVERGED, FAILED)}
+    click.echo(f"Trained {len(summary.results)} runs: {counts[DONE]} {DONE}, {counts[DIVERGED]} {DIVERGED}, "
+               f"{counts[FAILED]} {FAILED}; {len(summary.skipped)} already finished.")
     for path in summary.report_paths:
         click.echo(f"wrote {path}")
-    if counts["failed"]:
+    if counts[FAILED]:
         sys.exit(1)
 
 
@@ -198,7 +183,7 @@ def runs_command(results_dir, suite, statuses, fmt):
     """Every run in the store: id, combination, dataset, seed, status, started and finished times."""
     from .report import load_runs
 
-    if not (results_dir / "ganzoo.sqlite").exists():
+    if not (results_dir / STORE_FILE).exists():
         raise click.UsageError(f"No ganzoo store in {results_dir}. "
                                "Run `ganzoo bench --all` first or pass --results-dir.")
     runs = load_runs(results_dir, suite)
@@ -215,7 +200,7 @@ def runs_command(results_dir, suite, statuses, fmt):
         for col in ("started", "finished"):
             table[col] = table[col].map(lambda t: "" if t is None or str(t) == "NaT" else str(t)[:19])
         click.echo(_table(table.to_dict("records"), columns))
-        failed = runs[runs["status"] == "failed"]
+        failed = runs[runs["status"] == FAILED]
         for _, row in failed.iterrows():
             click.echo(f"\n{row['run_id']} failed:\n{row['error']}")
 
@@ -231,7 +216,7 @@ def report_command(results_dir, suite, fmt):
     from .report import leaderboard, load_runs, to_markdown, write_report
     from .store import Store
 
-    if not (results_dir / "ganzoo.sqlite").exists():
+    if not (results_dir / STORE_FILE).exists():
         raise click.UsageError(f"No ganzoo store in {results_dir}. "
                                "Run `ganzoo bench --all` first or pass --results-dir.")
     store = Store(results_dir)

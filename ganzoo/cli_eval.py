@@ -10,8 +10,8 @@ from typing import Any
 import click
 import torch
 
+from .cli_common import user_errors
 from .contracts import Dataset, Features
-from .download import DownloadError
 from .metrics.evaluate import (
     METRICS,
     build_extractor,
@@ -123,7 +123,7 @@ def eval_command(real, fake, extractor, weights, metrics, n, kid_subsets, kid_su
     counts); only numbers of equal protocols are comparable.
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    try:
+    with user_errors():
         wanted = check_metrics(m.strip() for m in metrics.split(",") if m.strip())
         sides = [resolve_side("REAL", real, n, device, batch_size, seed),
                  resolve_side("FAKE", fake, n, device, batch_size, seed)]
@@ -133,8 +133,6 @@ def eval_command(real, fake, extractor, weights, metrics, n, kid_subsets, kid_su
         generated: Features = extract_features(model, sides[1].source, n=sides[1].n, batch_size=batch_size,
                                                device=device)
         results = compute_metrics(reference, generated, wanted, kid_subsets, kid_subset_size)
-    except (ValueError, DownloadError) as exc:
-        raise click.ClickException(str(exc)) from exc
     protocol = {"extractor": name, **{k: v for k, v in model.protocol().items() if k != "extractor"},
                 "n_real": int(reference.features.shape[0]), "n_fake": int(generated.features.shape[0]),
                 "metrics": list(wanted), "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size}

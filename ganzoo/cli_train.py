@@ -12,7 +12,9 @@ from pathlib import Path
 
 import click
 
+from .cli_common import user_errors
 from .components import kind_from_user
+from .records import FAILED
 
 
 def _parse_hparam(text: str) -> tuple[str, str, object]:
@@ -49,10 +51,9 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
 def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir,
                   device):
     """Train one combination and print its evaluations."""
-    from .cli import _user_errors
     from .registry import get_registry
 
-    with _user_errors():
+    with user_errors():
         registry = get_registry()
         for kind, name in (("dataset", dataset), ("generator", generator), ("discriminator", discriminator),
                            ("loss", loss), *(("stabilizer", s) for s in stabilizers)):
@@ -111,7 +112,7 @@ def _train(dataset, generator, discriminator, loss, stabilizers, hparams, suite,
                            f"g_loss {record['g_loss']:.4g}  {metrics}")
             row = next(r for r in store.runs("train") if r["run_id"] == run_id)
             click.echo(f"run {run_id}: {row['status']} in {row['seconds'] or 0:.1f} s; folder {store.run_dir(run_id)}")
-            if row["status"] == "failed":
+            if row["status"] == FAILED:
                 click.echo(row["error"], err=True)
                 sys.exit(1)
     finally:

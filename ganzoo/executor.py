@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 from .build import resolve_device
+from .records import FAILED, RunResult
 from .registry import Registry
 from .spec import RunSpec
-from .train import RunResult, run
+from .train import run
 
 EXECUTORS = ("auto", "inline", "processes")
 
@@ -60,7 +61,7 @@ class ProcessExecutor:
         running: dict[Future, RunSpec] = {}
         try:
             while pending or running:
-                # Dispatch no more than there are workers, so "running" in the store means running.
+                # Dispatch no more than there are workers, so a run the store marks running is running.
                 while pending and len(running) < self.jobs:
                     spec, run_dir = pending.pop(0)
                     on_start(spec)
@@ -71,7 +72,7 @@ class ProcessExecutor:
                     try:
                         yield future.result()
                     except Exception as exc:  # the worker itself died (out of memory, killed)
-                        yield RunResult(spec.run_id, "failed",
+                        yield RunResult(spec.run_id, FAILED,
                                         error=f"worker process failed: {type(exc).__name__}: {exc}")
         finally:
             pool.shutdown(wait=False, cancel_futures=True)

@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .records import PENDING, RUNNING, RunResult
 from .spec import RunSpec
-from .train import RunResult
 
 SCHEMA_VERSION = 1
 STORE_FILE = "ganzoo.sqlite"
-FINISHED = ("done", "diverged")  # never trained again; "failed" is retried (the bug may be fixed)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -72,18 +71,18 @@ class Store:
             self.db.execute(
                 "INSERT OR IGNORE INTO runs"
                 " (run_id, spec, dataset, generator, discriminator, loss, stack, seed, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (spec.run_id, json.dumps(spec.canonical(), sort_keys=True), spec.dataset.name, spec.generator.name,
-                 spec.discriminator.name, spec.loss.name, spec.stack_name, spec.seed),
+                 spec.discriminator.name, spec.loss.name, spec.stack_name, spec.seed, PENDING),
             )
             self.db.execute("INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", (suite, spec.run_id))
 
     def mark_running(self, run_id: str, versions: dict[str, str]) -> None:
         with self.db:
             self.db.execute(
-                "UPDATE runs SET status='running', attempts=attempts+1, started=COALESCE(started, ?), error=NULL,"
+                "UPDATE runs SET status=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL,"
                 " versions=?, host=?, pid=? WHERE run_id=?",
-                (time.time(), json.dumps(versions), socket.gethostname(), os.getpid(), run_id),
+                (RUNNING, time.time(), json.dumps(versions), socket.gethostname(), os.getpid(), run_id),
             )
 
     def record(self, result: RunResult) -> None:

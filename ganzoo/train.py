@@ -11,17 +11,18 @@ import math
 import resource
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from . import artifacts
 from .build import Models, build_models, eval_generator, resolve_device
 from .contracts import StepContext
+from .records import DIVERGED, DONE, FAILED, RunResult
 from .registry import Registry, get_registry
 from .spec import RunSpec
+
+__all__ = ["RunResult", "run", "train"]  # RunResult lives in ganzoo.records; kept importable from here
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation latents come from their own stream, fixed across evaluations
 DIVERGENCE_CHECK_EVERY = 25  # G steps between checks for non-finite losses (a check syncs the device)
@@ -31,41 +32,15 @@ class Diverged(RuntimeError):
     """A loss or a generated sample became non-finite."""
 
 
-@dataclass
-class RunResult:
-    """What a worker returns to the driver, the only writer of the store."""
-
-    run_id: str
-    status: str  # done | diverged | failed
-    error: str | None = None
-    kimg: float = 0.0
-    g_steps: int = 0
-    d_steps: int = 0
-    seconds: float = 0.0
-    eval_seconds: float = 0.0
-    imgs_per_s: float = 0.0
-    device: str = ""
-    peak_mem_mb: float | None = None
-    capped: bool = False
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    protocol: dict[str, Any] = field(default_factory=dict)
-    fingerprint: str = ""
-    artifacts: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def final(self) -> dict[str, Any]:
-        return self.evals[-1]["metrics"] if self.evals else {}
-
-
 def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None) -> RunResult:
-    """Train ``spec`` and never raise for a bad run: failures come back as ``status="failed"`` with the traceback."""
+    """Train ``spec`` and never raise for a bad run: failures come back as ``FAILED`` with the traceback."""
     device = resolve_device(device)
     try:
         return train(spec, Path(run_dir), device, registry or get_registry())
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        return RunResult(spec.run_id, "failed", error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}",
+        return RunResult(spec.run_id, FAILED, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}",
                          device=str(device))
 
 
@@ -81,7 +56,7 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
     data_rng = torch.Generator(device=device).manual_seed(spec.seed)
     batch, total_images = spec.budget.batch_size, int(spec.budget.kimg * 1000)
     eval_every = int((spec.budget.eval_every_kimg or spec.budget.kimg) * 1000)
-    result = RunResult(spec.run_id, "done", device=describe_device(device), protocol=evaluator.protocol_record(),
+    result = RunResult(spec.run_id, DONE, device=describe_device(device), protocol=evaluator.protocol_record(),
                        fingerprint=evaluator.fingerprint)
     d_kwargs = {k: v for s in stabilizers for k, v in s.d_loss_kwargs().items()}
     if torch.cuda.is_available() and device.type == "cuda":
@@ -254,5 +229,5 @@ def _finish(result: RunResult, images: int, started: float, device: torch.device
 
 
 def _diverged(result: RunResult, images: int, started: float, device: torch.device, why: str) -> RunResult:
-    result.status, result.error = "diverged", why
+    result.status, result.error = DIVERGED, why
     return _finish(result, images, started, device)

@@ -14,6 +14,7 @@ import testzoo
 from click.testing import CliRunner
 
 from ganzoo.cli import main
+from ganzoo.store import STORE_FILE
 from ganzoo.testing import fake_distribution, plugin_registry
 
 TESTS = Path(__file__).parent
@@ -75,7 +76,7 @@ def test_dry_run_lists_grid_and_left_out(zoo, tmp_path):
     assert "8 runs: 4 combinations x seeds" in result.output
     assert "estimated time:" in result.output
     assert "blobs: stack image_only: stabilizer image_only supports image data, not vector" in result.output
-    assert not (tmp_path / "r" / "ganzoo.sqlite").exists()  # a dry run trains and stores nothing
+    assert not (tmp_path / "r" / STORE_FILE).exists()  # a dry run trains and stores nothing
 
 
 def test_bench_runs_report_and_train(zoo, tmp_path):
@@ -130,7 +131,7 @@ def test_sigkill_halfway_loses_and_repeats_nothing(tmp_path):
     (tmp_path / "dist").mkdir()
     command = [sys.executable, "-m", "ganzoo", "bench", "--all", "--suite", str(suite), "--results-dir",
                str(tmp_path / "r"), "--no-progress"]
-    db = tmp_path / "r" / "ganzoo.sqlite"
+    db = tmp_path / "r" / STORE_FILE
     with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n",
                            {"testzoo": "testzoo_plugin"}):
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
