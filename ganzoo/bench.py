@@ -94,6 +94,8 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
         runner = make_executor(executor, device, registry, jobs)
         if isinstance(runner, ProcessExecutor) and todo:
             echo(f"{runner.jobs} runs at a time in worker processes of {runner.threads} thread(s) each")
+        if runner.note and todo:
+            echo(runner.note)
         bar = tqdm(total=len(grid.specs), initial=len(summary.skipped), unit="run", disable=not progress,
                    dynamic_ncols=True)
 

@@ -6,7 +6,9 @@
   CPU-only machine N one-thread workers finish a sweep nearly N times sooner than one N-thread process.
 
 Every executor keeps the same two calls, which a distributed executor (Ray) will keep too:
-``on_start(spec)`` when a run is dispatched, results yielded as they finish.
+``on_start(spec)`` when a run is dispatched, results yielded as they finish. And every executor trains
+against the registry it was given: workers can only rebuild a registry that comes from the entry points,
+so a registry with plugins registered in process (tests, notebooks) trains inline.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ EXECUTORS = ("auto", "inline", "processes")
 class InlineExecutor:
     name = "inline"
 
-    def __init__(self, device: str = "auto", registry: Registry | None = None):
+    def __init__(self, device: str = "auto", registry: Registry | None = None, note: str = ""):
         self.device = device
         self.registry = registry
+        self.note = note  # why it was chosen over worker processes, when it matters
 
     def execute(self, jobs: Iterable[tuple[RunSpec, Path]], on_start: Callable[[RunSpec], None]) -> Iterator[RunResult]:
         for spec, run_dir in jobs:
@@ -47,6 +50,7 @@ class ProcessExecutor:
     """``jobs`` worker processes (spawned, one torch thread each) that load plugins from the entry points."""
 
     name = "processes"
+    note = ""
 
     def __init__(self, device: str = "auto", jobs: int = 2, threads_per_job: int = 1):
         if jobs < 1:
@@ -104,13 +108,22 @@ def default_jobs(device: str) -> int:
 def make_executor(name: str, device: str, registry: Registry | None = None, jobs: int | None = None):
     """``auto``: worker processes when more than one job would run (CPU with several cores), else inline.
 
-    Worker processes load plugins from the entry points; a registry built in process (tests) needs ``inline``.
+    Worker processes load plugins from the entry points, so they train against ``registry`` only when a new
+    process would rebuild it the same. Otherwise ``auto`` trains inline (``note`` says why) and an explicit
+    ``processes`` is an error: either way nothing trains against components other than the ones given.
     """
+    if name not in EXECUTORS:
+        raise ValueError(f'Unknown executor "{name}". Available: {", ".join(EXECUTORS)}')
+    why = registry.unlike_entry_points() if registry is not None else None
+    if name == "processes" and why:
+        raise ValueError(f"Worker processes load plugins from the entry points, but this registry {why}. "
+                         "Use the inline executor, or register the plugins through an entry point.")
     if name == "auto":
         jobs = jobs or default_jobs(device)
+        if jobs > 1 and why:
+            return InlineExecutor(device, registry, note=f"Training inline, not in {jobs} worker processes: "
+                                  f"workers load plugins from the entry points, and this registry {why}.")
         name = "processes" if jobs > 1 else "inline"
     if name == "inline":
         return InlineExecutor(device, registry)
-    if name == "processes":
-        return ProcessExecutor(device, jobs or default_jobs(device))
-    raise ValueError(f'Unknown executor "{name}". Available: {", ".join(EXECUTORS)}')
+    return ProcessExecutor(device, jobs or default_jobs(device))

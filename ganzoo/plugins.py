@@ -54,6 +54,11 @@ def _names_from_env(var: str) -> set[str] | None:
     return {item.strip() for item in value.split(",") if item.strip()}
 
 
+def selection_from_env() -> tuple[str | None, str | None]:
+    """The allow- and block-list as set now: a registry built under other settings holds other plugins."""
+    return os.environ.get(ALLOW_ENV), os.environ.get(BLOCK_ENV)
+
+
 def _selected(ep: importlib.metadata.EntryPoint, dist_name: str) -> bool:
     allow, block = _names_from_env(ALLOW_ENV), _names_from_env(BLOCK_ENV)
     names = {ep.name, dist_name}

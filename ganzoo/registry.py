@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import pluggy
 
 from .components import KINDS, PLURALS, Component
-from .plugins import LoadError, PluginInfo, create_plugin_manager
+from .plugins import LoadError, PluginInfo, create_plugin_manager, selection_from_env
 
 
 class UnknownComponentError(KeyError):
@@ -27,10 +27,15 @@ class UnknownComponentError(KeyError):
 
 
 class Registry:
-    def __init__(self, plugin_manager: pluggy.PluginManager, plugins: dict[str, PluginInfo], errors: list[LoadError]):
+    def __init__(self, plugin_manager: pluggy.PluginManager, plugins: dict[str, PluginInfo], errors: list[LoadError],
+                 entry_points: bool = True):
         self.plugin_manager = plugin_manager
         self.plugins = plugins
         self.errors = list(errors)
+        # What a new process (a worker) would need to rebuild this registry from the entry points alone.
+        self.entry_points = entry_points
+        self.selection = selection_from_env()
+        self.in_process_plugins = sorted(name for name, _ in plugin_manager.list_name_plugin() if name not in plugins)
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
         for kind in KINDS:
             self._collect(kind)
@@ -111,6 +116,20 @@ class Registry:
         kind, name = item
         return name in self._components.get(kind, {})
 
+    def tagged(self, kind: str, tag: str) -> list[Component]:
+        """Components of ``kind`` that carry ``tag``, sorted by name."""
+        return [c for c in self.list(kind) if tag in c.tags]
+
+    def unlike_entry_points(self) -> str | None:
+        """Why ``get_registry()`` in a new process (a worker) would not rebuild this registry, or ``None``."""
+        if self.in_process_plugins:
+            return f"has plugins registered in process ({', '.join(self.in_process_plugins)})"
+        if not self.entry_points:
+            return "was built without the entry points"
+        if self.selection != selection_from_env():
+            return "was built under other GANZOO_PLUGINS / GANZOO_BLOCK_PLUGINS settings"
+        return None
+
 
 _lock = threading.Lock()
 _registry: Registry | None = None
@@ -138,4 +157,4 @@ def build_registry(extra_plugins: dict[str, object] | None = None, load_entry_po
     pm, infos, errors = create_plugin_manager(load_entry_points=load_entry_points)
     for name, plugin in (extra_plugins or {}).items():
         pm.register(plugin, name=name)
-    return Registry(pm, infos, errors)
+    return Registry(pm, infos, errors, entry_points=load_entry_points)

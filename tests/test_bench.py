@@ -7,6 +7,7 @@ import torch
 from ganzoo import artifacts
 from ganzoo.bench import bench
 from ganzoo.grid import Filters, build_grid
+from ganzoo.records import DONE
 from ganzoo.report import leaderboard, load_runs, to_markdown
 from ganzoo.store import Store
 from ganzoo.suite import SuiteError, parse_suite
@@ -185,3 +186,22 @@ def test_worker_processes_give_the_inline_numbers(tmp_path, monkeypatch):
         return load_runs(d).set_index("run_id")[["status", "fid", "precision", "kimg"]]
 
     assert metrics(tmp_path / "inline").sort_index().equals(metrics(tmp_path / "pooled").sort_index())
+
+
+def test_executors_train_against_the_registry_they_are_given(registry, tmp_path):
+    """Workers rebuild the registry from the entry points, so a registry with in-process plugins trains inline."""
+    from ganzoo.executor import InlineExecutor, ProcessExecutor, make_executor
+    from ganzoo.registry import build_registry
+
+    chosen = make_executor("auto", "cpu", registry, jobs=2)
+    assert isinstance(chosen, InlineExecutor) and "testzoo" in chosen.note
+    with pytest.raises(ValueError, match=r"registered in process \(testzoo\).*inline executor"):
+        make_executor("processes", "cpu", registry, jobs=2)
+    assert isinstance(make_executor("auto", "cpu", build_registry(), jobs=2), ProcessExecutor)
+
+    said = []
+    suite = tiny_suite(seeds=1, components={"loss": ["logistic"], "generator": ["lin"], "discriminator": ["small"],
+                                           "stack": ["none"]})
+    summary = bench(suite, tmp_path, registry=registry, jobs=2, progress=False, echo=said.append)
+    assert list(summary.results.values()) == [DONE]  # trained with testzoo's components, not the entry points'
+    assert any("Training inline, not in 2 worker processes" in line for line in said)
