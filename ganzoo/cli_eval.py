@@ -17,6 +17,7 @@ from .metrics.evaluate import (
     build_extractor,
     check_metrics,
     compute_metrics,
+    default_extractor,
     fingerprint_of,
     resolve_extractor_name,
 )
@@ -76,10 +77,12 @@ def resolve_side(label: str, text: str, n: int | None, device: torch.device, bat
 
 
 def _default_extractor(sides: list[Side]) -> str:
+    """A registered dataset's own extractor; else (folders, checkpoints) the registered default for images."""
+    registry = get_registry()
     for side in sides:
         if side.dataset is not None:
-            return resolve_extractor_name("auto", side.dataset)
-    return "inception_v3_tf"
+            return resolve_extractor_name("auto", side.dataset, registry)
+    return default_extractor("image", registry)
 
 
 def _real_reference(side: Side, extractor, name: str, batch_size: int, device: torch.device) -> ReferenceSet:
@@ -102,7 +105,7 @@ def _print_table(results: dict[str, float], protocol: dict[str, Any]) -> None:
 @click.argument("real")
 @click.argument("fake")
 @click.option("--extractor", default="auto", show_default=True,
-              help="Feature extractor; auto: a dataset's own, else the standard Inception (inception_v3_tf).")
+              help="Feature extractor; auto: a dataset's own, else the one tagged default:image (the TF Inception).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Local weight file of the extractor (default: cache or download, checked by SHA-256).")
 @click.option("--metrics", default=",".join(METRICS), show_default=True,

@@ -37,7 +37,8 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
 @click.option("--dataset", required=True, help="Registered dataset (see: ganzoo list datasets).")
 @click.option("--generator", required=True)
 @click.option("--discriminator", required=True)
-@click.option("--loss", default="ns", show_default=True)
+@click.option("--loss", default=None,
+              help="Default: the suite's baseline loss for the dataset, else the registered loss tagged \"default\".")
 @click.option("--stabilizer", "stabilizers", multiple=True, help="Stabilizers of the stack, in order (repeatable).")
 @click.option("--hparam", "hparams", multiple=True, metavar="KIND.KEY=VALUE",
               help="Hyperparameter override, e.g. generator.ch=32 or dataset.resolution=16 (repeatable).")
@@ -52,22 +53,37 @@ def train_command(dataset, generator, discriminator, loss, stabilizers, hparams,
                   device):
     """Train one combination and print its evaluations."""
     from .registry import get_registry
+    from .suite import load_suite
 
     with user_errors():
         registry = get_registry()
+        base = load_suite(suite)
+        plan = next((d for d in base.raw["datasets"] if d["name"] == dataset), {})
+        loss = loss or _default_loss(registry, plan, base.name, dataset)
         for kind, name in (("dataset", dataset), ("generator", generator), ("discriminator", discriminator),
                            ("loss", loss), *(("stabilizer", s) for s in stabilizers)):
             registry.get(kind, name)  # unknown names fail here, with a did-you-mean
-        _train(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir, device)
+        _train(base.raw, plan, dataset, generator, discriminator, loss, stabilizers, hparams, kimg, seed, results_dir,
+               device)
 
 
-def _train(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir, device):
+def _default_loss(registry, plan: dict, suite_name: str, dataset: str) -> str:
+    """The suite's baseline loss for ``dataset``, else the one registered loss tagged ``"default"``."""
+    if plan.get("baseline", {}).get("loss"):
+        return plan["baseline"]["loss"]
+    tagged = [c.name for c in registry.tagged("loss", "default")]
+    if len(tagged) != 1:
+        raise click.UsageError(f'Say --loss: suite "{suite_name}" has no baseline for dataset "{dataset}" and '
+                               f'{len(tagged) or "no"} registered losses are tagged "default". See: ganzoo list losses')
+    return tagged[0]
+
+
+def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hparams, kimg, seed, results_dir,
+           device):
     from .bench import bench
     from .grid import Filters
-    from .suite import load_suite, parse_suite
+    from .suite import parse_suite
 
-    base = load_suite(suite).raw
-    plan = next((d for d in base["datasets"] if d["name"] == dataset), {})
     stack_name = "+".join(stabilizers) or "none"
     overrides: dict = {}
     for kind, key, value in map(_parse_hparam, hparams):

@@ -100,6 +100,20 @@ def test_bench_runs_report_and_train(zoo, tmp_path):
     assert "kimg 0.256" in trained.output and ": done in" in trained.output
 
 
+def test_train_takes_its_default_loss_from_the_suite_baseline(zoo, tmp_path):
+    suite = write_suite(tmp_path / "tiny.toml")
+    results = tmp_path / "r"
+    trained = invoke("train", "--suite", suite, "--dataset", "blobs", "--generator", "lin", "--discriminator", "small",
+                     "--results-dir", results, "--kimg", "0.128")
+    assert trained.exit_code == 0, trained.output
+    with sqlite3.connect(results / STORE_FILE) as conn:
+        assert conn.execute("SELECT loss FROM runs").fetchall() == [("logistic",)]  # the blobs baseline's loss
+    # No baseline for the dataset and no loss tagged "default": say what to give.
+    missing = CliRunner().invoke(main, ["train", "--suite", str(suite), "--dataset", "ring8", "--generator", "mlp",
+                                        "--discriminator", "mlp", "--results-dir", str(results)])
+    assert missing.exit_code == 2 and 'Say --loss: suite "tiny" has no baseline for dataset "ring8"' in missing.output
+
+
 def test_train_rejects_bad_hparam(zoo, tmp_path):
     suite = write_suite(tmp_path / "tiny.toml")
     result = CliRunner().invoke(main, ["train", "--suite", str(suite), "--dataset", "blobs", "--generator", "lin",

@@ -11,6 +11,7 @@ from ganzoo import Dataset, DataSpec, EvalProtocol, FeatureExtractor, Features, 
 from ganzoo.metrics import Evaluator
 from ganzoo.metrics.evaluate import resolve_extractor_name
 from ganzoo.metrics.reference import clear_memory_cache
+from ganzoo.records import FAILED
 from ganzoo.registry import build_registry
 
 PROJECTION = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
@@ -138,15 +139,55 @@ def test_protocol_record_is_complete_and_json(registry, tmp_path):
     assert record["metrics"] == sorted(EvalProtocol().metrics)
 
 
-def test_auto_extractor_resolution():
+def test_auto_extractor_resolution(registry):
+    """auto: the dataset's own extractor, else the one registered with the tag default:<modality>."""
+    zoo = build_registry()
     vectors = Blobs()
-    assert resolve_extractor_name("auto", vectors) == "identity"
-    vectors.default_extractor = "mine"
-    assert resolve_extractor_name("auto", vectors) == "mine"
+    assert resolve_extractor_name("auto", vectors, zoo) == "identity"
+    vectors.default_extractor = "projection"
+    assert resolve_extractor_name("auto", vectors, registry) == "projection"
     images = Blobs()
     images.spec = DataSpec("image", (3, 8, 8))
-    assert resolve_extractor_name("auto", images) == "inception_v3_tf"
-    assert resolve_extractor_name("projection", images) == "projection"
+    assert resolve_extractor_name("auto", images, zoo) == "inception_v3_tf"
+    assert resolve_extractor_name("projection", images, zoo) == "projection"
+    # Nothing tagged default:image, or the dataset's own extractor missing: one line that says what to do.
+    with pytest.raises(ValueError, match='tag "default:image" and none is.*GANZOO_BLOCK_PLUGINS.*--extractor'):
+        resolve_extractor_name("auto", images, registry)
+    vectors.default_extractor = "mine"
+    with pytest.raises(ValueError, match='"blobs" is evaluated with feature extractor "mine", which is not registered'):
+        resolve_extractor_name("auto", vectors, registry)
+
+
+@pytest.mark.parametrize("args, missing", [
+    (["digits", "digits"], 'feature extractor "digits_classifier", which is not registered'),
+    (["ring8", "ring8"], 'feature extractor "identity", which is not registered'),
+])
+def test_blocked_extractors_plugin_is_one_clear_line(monkeypatch, args, missing):
+    from click.testing import CliRunner
+
+    from ganzoo.cli import main
+    from ganzoo.testing import plugin_registry
+
+    monkeypatch.setenv("GANZOO_BLOCK_PLUGINS", "extractors")
+    with plugin_registry():
+        result = CliRunner().invoke(main, ["eval", *args, "-n", "20", "--device", "cpu"])
+    assert result.exit_code == 1 and missing in result.output and "GANZOO_BLOCK_PLUGINS" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_blocked_extractors_plugin_fails_a_run_with_the_reason(monkeypatch, tmp_path):
+    from ganzoo.grid import build_grid
+    from ganzoo.suite import load_suite
+    from ganzoo.testing import plugin_registry
+    from ganzoo.train import run
+
+    monkeypatch.setenv("GANZOO_BLOCK_PLUGINS", "extractors")
+    with plugin_registry() as zoo:
+        spec = build_grid(load_suite("default"), zoo, seeds=[0], kimg=0.064).specs[0]
+        result = run(spec, tmp_path, "cpu", zoo)
+    assert result.status == FAILED
+    first_line = result.error.splitlines()[0]
+    assert 'evaluated with feature extractor "digits_classifier", which is not registered' in first_line
 
 
 def test_bad_protocols_and_samples(registry, tmp_path):

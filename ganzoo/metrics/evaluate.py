@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ganzoo.contracts import Dataset, EvalProtocol, FeatureExtractor, Features
+from ganzoo.plugins import BLOCK_ENV
 from ganzoo.registry import Registry, get_registry
 
 from .features import extract_features
@@ -22,7 +23,6 @@ from .reference import ReferenceSet, load_or_compute, reference_key
 METRICS = ("fid", "is", "kid", "pr", "dc")
 IS_SPLITS = 10
 PR_K, DC_K = 3, 5
-DEFAULT_IMAGE_EXTRACTOR = "inception_v3_tf"
 _EXTRACTORS: dict[tuple, FeatureExtractor] = {}
 
 
@@ -35,13 +35,37 @@ def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
     return metrics
 
 
-def resolve_extractor_name(name: str, dataset: Dataset) -> str:
-    """``"auto"`` becomes the dataset's own extractor, else ``identity`` for vectors and the Inception for images."""
+def resolve_extractor_name(name: str, dataset: Dataset, registry: Registry | None = None) -> str:
+    """``"auto"`` becomes the dataset's own extractor, else the one registered as the default for its modality.
+
+    Raises:
+        ValueError: the extractor that ``auto`` stands for is not registered (its plugin is blocked or missing).
+    """
     if name != "auto":
         return name
-    if dataset.default_extractor:
-        return dataset.default_extractor
-    return "identity" if dataset.spec.modality == "vector" else DEFAULT_IMAGE_EXTRACTOR
+    registry = registry or get_registry()
+    own = dataset.default_extractor
+    if own is None:
+        return default_extractor(dataset.spec.modality, registry)
+    if ("feature_extractor", own) not in registry:
+        what = getattr(dataset, "name", None) or type(dataset).__name__
+        raise ValueError(f'Dataset "{what}" is evaluated with feature extractor "{own}", which is not registered. '
+                         f"Install or unblock the plugin that registers it (check {BLOCK_ENV}), or name another "
+                         "extractor (--extractor, or eval.extractor in the suite). See: ganzoo plugins")
+    return own
+
+
+def default_extractor(modality: str, registry: Registry) -> str:
+    """The feature extractor tagged ``default:<modality>`` (the built-in zoo tags the TF Inception and identity)."""
+    tag = f"default:{modality}"
+    tagged = [c.name for c in registry.tagged("feature_extractor", tag)]
+    if len(tagged) != 1:
+        found = f"both {' and '.join(tagged)} are" if tagged else "none is"
+        raise ValueError(f'No default feature extractor for {modality} data: one registered extractor must carry the '
+                         f'tag "{tag}" and {found}. Install or unblock the plugin that registers it (the built-in '
+                         f'ones are in "extractors"; check {BLOCK_ENV}), or name an extractor (--extractor, or '
+                         "eval.extractor in the suite). See: ganzoo list feature_extractors")
+    return tagged[0]
 
 
 def build_extractor(name: str, hparams: dict[str, Any] | None, device: torch.device | str,
@@ -113,7 +137,7 @@ class Evaluator:
         if protocol.n_fake < 2:
             raise ValueError(f"EvalProtocol.n_fake must be at least 2, got {protocol.n_fake}")
         self.protocol, self.device = protocol, torch.device(device)
-        self.extractor_name = resolve_extractor_name(protocol.extractor, dataset)
+        self.extractor_name = resolve_extractor_name(protocol.extractor, dataset, registry)
         self.extractor, self.hparams = build_extractor(self.extractor_name, protocol.extractor_hparams, self.device,
                                                        registry)
         data = dataset.reference(protocol.n_real)

@@ -32,4 +32,4 @@ class Identity(FeatureExtractor):
 def register_all(register) -> None:
     register("identity", Identity, description="Vector samples as their own features (no logits, so no IS)",
              reference="Standard practice for low-dimensional toy data, e.g. Lin et al. 2018, PacGAN, "
-                       "arXiv:1712.04086", tags=("embedded",), defaults={}, modalities=("vector",))
+                       "arXiv:1712.04086", tags=("embedded", "default:vector"), defaults={}, modalities=("vector",))

@@ -317,5 +317,5 @@ def register_all(register) -> None:
     register("inception_v3_tf", inception_v3_tf,
              description="TF-ported Inception-v3 (2015-12-05): pool_3 features for FID/KID/PR/DC, logits for IS",
              reference="Szegedy et al. 2016, arXiv:1512.00567; FID: Heusel et al. 2017, arXiv:1706.08500",
-             tags=("fid", "is"), defaults={"weights": None, "resize": "tf"}, modalities=("image",),
+             tags=("fid", "is", "default:image"), defaults={"weights": None, "resize": "tf"}, modalities=("image",),
              channels=(1, 3))
