@@ -31,6 +31,23 @@ def cache_dir(subdir: str = "") -> Path:
     return path
 
 
+def local_file(path: str | Path, what: str, fix: str) -> Path:
+    """``path`` with ``~`` expanded, after checking that it is a file: the one check of every user-given weight file.
+
+    Args:
+        path: the file the user gave (an option, a hyperparameter or an environment variable).
+        what: a human name for the error message ("Inception-v3 FID weights").
+        fix: how to get the right file, appended to the message.
+
+    Raises:
+        DownloadError: ``path`` is not a file.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DownloadError(f"{what}: the local file {path} does not exist. {fix}")
+    return path
+
+
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -76,10 +93,7 @@ def fetch(
     """
     local = local_path or (os.environ.get(env_var) if env_var else None)
     if local:
-        path = Path(local).expanduser()
-        if not path.is_file():
-            raise DownloadError(f"{what}: the local file {path} does not exist. "
-                                f"Give the path of the downloaded {filename}.")
+        path = local_file(local, what, f"Give the path of the downloaded {filename}.")
         verify(path, sha256, what)
         return path
     target = cache_dir(subdir) / filename

@@ -19,6 +19,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 import ganzoo
 from ganzoo import DataSpec
+from ganzoo.download import DownloadError
 from ganzoo.testing import check_pair
 from ganzoo_plugins import architectures
 
@@ -358,7 +359,7 @@ def test_timm_pretrained_never_downloads(tmp_path, monkeypatch):
     component = REGISTRY.get("discriminator", "timm")
     with pytest.raises(ValueError, match="never downloads"):
         component.build(DIGITS_SPEC, pretrained=True)
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(DownloadError, match="missing.safetensors does not exist. Give the path of a timm"):
         component.build(DIGITS_SPEC, pretrained=True, weights=str(tmp_path / "missing.safetensors"))
 
 

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from sklearn.datasets import load_digits
 
 from ganzoo import get_registry
-from ganzoo.download import sha256_of
+from ganzoo.download import DownloadError, sha256_of
 from ganzoo_plugins.extractors import digits as ext
 from ganzoo_plugins.extractors.identity import Identity
 
@@ -59,7 +59,7 @@ def test_tampered_weights_are_refused(tmp_path):
     with pytest.raises(ValueError,
                        match="re-run scripts/train_digits_classifier.py and update DIGITS_CLASSIFIER_SHA256"):
         ext.load_digits_net(tampered)
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(DownloadError, match="missing.safetensors does not exist. Re-run scripts/train_digits"):
         ext.load_digits_net(tmp_path / "missing.safetensors")
 
 

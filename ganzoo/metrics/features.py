@@ -5,6 +5,8 @@ maps them as ``floor(clamp(127.5 x + 128, 0, 255))``, i.e. 127.5 (x + 1) *rounde
 (halves up). That is what saving a PNG with torchvision and what torch-fidelity's model wrappers do, and it
 recovers the exact bytes of real data stored as ``u / 127.5 - 1``. Truncation (``floor(127.5 (x + 1))``),
 used by some GAN code bases, shifts every image by half a level and moves FID a little.
+
+``check_features`` is the input check that every metric (FID, IS, KID, PR, DC) shares.
 """
 
 from __future__ import annotations
@@ -17,6 +19,21 @@ from tqdm.auto import tqdm
 from ganzoo.contracts import FeatureExtractor, Features
 
 Source = torch.Tensor | Callable[[int], torch.Tensor] | Iterable[torch.Tensor]
+
+
+def check_features(features: torch.Tensor, what: str = "features") -> None:
+    """Raise a ``ValueError`` unless ``features`` is a finite (N, D) tensor."""
+    if not isinstance(features, torch.Tensor) or features.dim() != 2:
+        shape = tuple(features.shape) if hasattr(features, "shape") else type(features).__name__
+        raise ValueError(f"{what} must be a 2-D tensor (samples, dims), got {shape}")
+    if features.shape[0] == 0:
+        raise ValueError(f"{what} is empty: give at least one sample")
+    if not torch.isfinite(features).all():
+        bad = int((~torch.isfinite(features)).any(dim=1).sum())
+        raise ValueError(
+            f"{what} contain NaN or Inf in {bad} of {features.shape[0]} rows. The samples were probably "
+            "non-finite (a diverged generator); metrics are undefined for them."
+        )
 
 
 def quantize_uint8(x: torch.Tensor) -> torch.Tensor:

@@ -14,22 +14,9 @@ import scipy.linalg.blas
 import scipy.linalg.lapack
 import torch
 
+from .features import check_features
+
 ArrayLike = np.ndarray | torch.Tensor
-
-
-def check_features(features: torch.Tensor, what: str = "features") -> None:
-    """Raise a ``ValueError`` unless ``features`` is a finite (N, D) tensor."""
-    if not isinstance(features, torch.Tensor) or features.dim() != 2:
-        shape = tuple(features.shape) if hasattr(features, "shape") else type(features).__name__
-        raise ValueError(f"{what} must be a 2-D tensor (samples, dims), got {shape}")
-    if features.shape[0] == 0:
-        raise ValueError(f"{what} is empty: give at least one sample")
-    if not torch.isfinite(features).all():
-        bad = int((~torch.isfinite(features)).any(dim=1).sum())
-        raise ValueError(
-            f"{what} contain NaN or Inf in {bad} of {features.shape[0]} rows. The samples were probably "
-            "non-finite (a diverged generator); metrics are undefined for them."
-        )
 
 
 def feature_statistics(features: ArrayLike, chunk_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .fid import check_features
+from .features import check_features
 
 DEFAULT_SEED = 2020  # torch-fidelity's seed, so that its published values reproduce
 

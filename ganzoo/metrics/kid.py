@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import torch
 
-from .fid import check_features
+from .features import check_features
 
 DEFAULT_SEED = 2020
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .fid import check_features
+from .features import check_features
 
 MAX_ELEMENTS = 1 << 25  # 32M entries per distance chunk: 128 MiB in float32
 

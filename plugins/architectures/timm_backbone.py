@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ganzoo import DataSpec
+from ganzoo.download import local_file
 
 from .layers import check_norm, norm2d
 
@@ -67,11 +68,8 @@ def _cached_weights(model_name: str) -> Path | None:
 
 def _local_weights(model_name: str, weights: str) -> Path:
     if weights:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise ValueError(f'discriminator timm: weights file "{path}" does not exist; give the path of a timm '
-                             f'{model_name} checkpoint (.safetensors or .pth)')
-        return path
+        return local_file(weights, "discriminator timm: weights", f"Give the path of a timm {model_name} checkpoint "
+                          "(.safetensors or .pth).")
     path = _cached_weights(model_name)
     if path is None:
         raise ValueError(f'discriminator timm: no pretrained weights for "{model_name}" in the Hugging Face or torch '

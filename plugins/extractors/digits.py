@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ganzoo import FeatureExtractor, Features
-from ganzoo.download import sha256_of
+from ganzoo.download import local_file, sha256_of
 
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "digits_classifier.safetensors"
 DIGITS_CLASSIFIER_SHA256 = "6fccf3fdd80474bbd5cbdb5db962b0cdb97e95e2ca347a59acf6405a08848c72"
@@ -51,12 +51,10 @@ def load_digits_net(path: str | Path = WEIGHTS_PATH, sha256: str = DIGITS_CLASSI
     """The classifier in eval mode with frozen weights, after checking the file's SHA-256.
 
     Raises:
-        ValueError: the file is missing or its hash differs from ``sha256``.
+        DownloadError: the file is missing.
+        ValueError: its hash differs from ``sha256``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"Digits classifier weights not found at {path}. "
-                         "Re-run scripts/train_digits_classifier.py to create them.")
+    path = local_file(path, "Digits classifier weights", "Re-run scripts/train_digits_classifier.py to create them.")
     actual = sha256_of(path)
     if actual != sha256:
         raise ValueError(

@@ -22,7 +22,7 @@ from PIL import Image
 from torch import nn
 
 from ganzoo.contracts import FeatureExtractor, Features
-from ganzoo.download import DownloadError, fetch, verify
+from ganzoo.download import fetch, local_file, verify
 from ganzoo.metrics.features import quantize_uint8
 
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
@@ -293,10 +293,7 @@ def resolve_weights(weights: str | os.PathLike | None = None) -> tuple[Path, str
     if not local:
         path = fetch(WEIGHTS_URL, WEIGHTS_FILE, sha256=WEIGHTS_SHA256, what=WHAT, subdir="weights", env_var=WEIGHTS_ENV)
         return path, WEIGHTS_SHA256
-    path = Path(local).expanduser()
-    if not path.is_file():
-        raise DownloadError(f"{WHAT}: the local file {path} does not exist. Download {WEIGHTS_URL} "
-                            f"and pass its path (--weights or {WEIGHTS_ENV}).")
+    path = local_file(local, WHAT, f"Download {WEIGHTS_URL} and pass its path (--weights or {WEIGHTS_ENV}).")
     match = re.search(r"-([0-9a-f]{8,64})\.\w+$", path.name)
     digest = verify(path, match.group(1) if match else None, WHAT)
     if not digest.startswith(WEIGHTS_SHA256):
