@@ -12,6 +12,7 @@ from .contracts import (
     StepContext,
 )
 from .hookspecs import hookimpl
+from .judgement import Judgement
 from .registry import UnknownComponentError, build_registry, get_registry, reset_registry
 
 __version__ = "0.1.0"
@@ -24,6 +25,7 @@ __all__ = [
     "EvalProtocol",
     "FeatureExtractor",
     "Features",
+    "Judgement",
     "Loss",
     "Stabilizer",
     "StepContext",

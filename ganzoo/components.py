@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .contracts import MODALITIES, DataSpec
+from .judgement import Judgement
 
 KINDS = ("generator", "discriminator", "loss", "stabilizer", "dataset", "feature_extractor")
 PLURALS = {
@@ -51,6 +52,8 @@ class Component:
         channels: image channel counts it supports (``None``: any).
         requires: ``{kind: tag}``: the component chosen for that kind in the same run must carry the tag
             (label smoothing requires a loss tagged ``"targets"``).
+        judgement: datasets only: the headline metric, its direction, and what counts as collapsed,
+            degraded and successful (``ganzoo.judgement``); ``None`` ranks by FID.
         plugin, distribution, version: who registered it, filled in by the registry.
     """
 
@@ -65,6 +68,7 @@ class Component:
     resolutions: tuple[int, ...] | None = None
     channels: tuple[int, ...] | None = None
     requires: Mapping[str, str] = field(default_factory=dict)
+    judgement: Judgement | None = None
     plugin: str = ""
     distribution: str = ""
     version: str = ""
@@ -87,6 +91,9 @@ class Component:
         unknown_kinds = [k for k in self.requires if k not in KINDS]
         if unknown_kinds:
             raise ValueError(f'{self.kind} "{self.name}": requires names unknown kinds {unknown_kinds}')
+        if self.judgement is not None and (self.kind != "dataset" or not isinstance(self.judgement, Judgement)):
+            raise ValueError(f'{self.kind} "{self.name}": judgement is for datasets only and must be a '
+                             "ganzoo.Judgement")
         # Freeze the mutable metadata so that one run cannot change another's defaults.
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -142,6 +149,7 @@ class Component:
             "resolutions": None if self.resolutions is None else list(self.resolutions),
             "channels": None if self.channels is None else list(self.channels),
             "requires": dict(self.requires),
+            "judgement": None if self.judgement is None else self.judgement.as_dict(),
             "plugin": self.plugin,
             "distribution": self.distribution,
             "version": self.version,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganzoo import Dataset, DataSpec
+from ganzoo import Dataset, DataSpec, Judgement
 
 from .mixtures import histogram_kl
 
@@ -138,11 +138,23 @@ class StackedDigits(Dataset):
         return {"modes": float((counts > 0).sum()), "mode_kl": histogram_kl(counts)}
 
 
+# FID on the embedded classifier's features ranks; collapsed = half of the ten digits or fewer are ever drawn.
+DIGITS_JUDGEMENT = Judgement(headline="fid", lower_is_better=True, collapse=("classes <= 5",),
+                             degrade_tolerance=0.5, coverage="classes",
+                             note="FID on the embedded digit classifier's 64-d features (lower is better)")
+# Stacked digits: modes among 1000 triples, as in PacGAN's Stacked MNIST table; collapsed below 10%.
+STACKED_JUDGEMENT = Judgement(headline="modes", lower_is_better=False, tiebreak="mode_kl",
+                              tiebreak_lower_is_better=True, collapse=("modes <= 100",), degrade_tolerance=0.25,
+                              coverage="modes", note="distinct digit triples out of 1000 (higher is better)")
+
+
 def register_all(register) -> None:
     register("digits", Digits, description="scikit-learn's 1797 handwritten 8x8 digits, upsampled (no download)",
              reference=DIGITS_REFERENCE, tags=("embedded", "labelled"),
-             defaults={"resolution": 8, "split": "all"}, modalities=("image",), channels=(1,))
+             defaults={"resolution": 8, "split": "all"}, modalities=("image",), channels=(1,),
+             judgement=DIGITS_JUDGEMENT)
     register("stacked_digits", StackedDigits,
              description="Three sklearn digits stacked as channels: 1000 modes counted by the digits classifier",
              reference=STACKED_REFERENCE, tags=("embedded", "modes", "labelled"),
-             defaults={"n": 25_000, "seed": 0, "resolution": 8}, modalities=("image",), channels=(3,))
+             defaults={"n": 25_000, "seed": 0, "resolution": 8}, modalities=("image",), channels=(3,),
+             judgement=STACKED_JUDGEMENT)

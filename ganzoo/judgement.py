@@ -1,0 +1,107 @@
+"""How a dataset's runs are judged: the headline metric, its direction, and the states a run can end in.
+
+A dataset plugin declares a ``Judgement`` when it registers (``register("ring8", ..., judgement=...)``):
+FID of a Gaussian fit says little on a 2-D mixture, where modes and the share of high-quality samples
+do, so the dataset, not the harness, knows what to rank by and what "collapsed" means. A suite may
+override the success criterion (it depends on the budget); the rest belongs to the data.
+
+Criteria are short strings, ``"<metric> <op> <number>"`` with ``op`` one of ``<= < >= > ==``, so that a
+leaderboard can print them verbatim and a reader can check a run by hand.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+OPERATORS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+_CRITERION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|<|>)\s*([-+0-9.eE]+|inf|-inf)\s*$")
+
+
+def parse_criterion(text: str) -> tuple[str, str, float]:
+    """``"modes >= 7"`` -> ``("modes", ">=", 7.0)``; a clear ValueError for anything else."""
+    match = _CRITERION.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f'Criterion {text!r} is not "<metric> <op> <number>" with op one of '
+                         f'{", ".join(OPERATORS)}; e.g. "modes >= 7" or "fid <= 30"')
+    metric, op, number = match.groups()
+    try:
+        value = float(number)
+    except ValueError as exc:
+        raise ValueError(f"Criterion {text!r}: {number!r} is not a number") from exc
+    return metric, op, value
+
+
+def holds(criterion: str, metrics: Mapping[str, Any]) -> bool | None:
+    """Whether ``criterion`` holds for ``metrics``; ``None`` when the metric was not measured or is NaN."""
+    metric, op, value = parse_criterion(criterion)
+    measured = metrics.get(metric)
+    if measured is None or (isinstance(measured, float) and math.isnan(measured)):
+        return None
+    return bool(OPERATORS[op](float(measured), value))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What a leaderboard ranks a dataset's runs by, and how it classifies how each run ended.
+
+    Args:
+        headline: the metric rows are ranked by (a key of the evaluation's metrics).
+        lower_is_better: the headline's direction.
+        tiebreak: a second metric for equal headline means (e.g. ``high_quality`` between equal mode counts).
+        tiebreak_lower_is_better: its direction.
+        collapse: a run is *collapsed* when any of these holds at its final evaluation (few modes or classes).
+        success: a run *succeeds* when all of these hold at its final evaluation (suites set them per budget).
+        degrade_tolerance: a run is *degraded* when its final headline is worse than its best over training
+            by more than this fraction of the best (``final > best * (1 + tol)`` when lower is better,
+            ``final < best * (1 - tol)`` when higher is better).
+        coverage: the metric that counts modes or classes, for "dropped over training" (``None``: not counted).
+        note: one line a leaderboard prints under the table (what the headline means on this data).
+    """
+
+    headline: str = "fid"
+    lower_is_better: bool = True
+    tiebreak: str | None = None
+    tiebreak_lower_is_better: bool = False
+    collapse: tuple[str, ...] = ()
+    success: tuple[str, ...] = ()
+    degrade_tolerance: float = 0.5
+    coverage: str | None = None
+    note: str = ""
+
+    def __post_init__(self):
+        for criterion in (*self.collapse, *self.success):
+            parse_criterion(criterion)
+        if not 0 < self.degrade_tolerance:
+            raise ValueError(f"Judgement.degrade_tolerance must be positive, got {self.degrade_tolerance}")
+        object.__setattr__(self, "collapse", tuple(self.collapse))
+        object.__setattr__(self, "success", tuple(self.success))
+
+    def with_success(self, success: list[str] | tuple[str, ...] | None) -> Judgement:
+        """The same judgement with a suite's success criterion (``None`` keeps the dataset's)."""
+        return self if success is None else replace(self, success=tuple(success))
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["collapse"], data["success"] = list(self.collapse), list(self.success)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Judgement:
+        if not data:
+            return cls()
+        known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
+        known["collapse"] = tuple(known.get("collapse", ()))
+        known["success"] = tuple(known.get("success", ()))
+        return cls(**known)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether headline value ``a`` is better than ``b``."""
+        return a < b if self.lower_is_better else a > b
+
+
+DEFAULT_JUDGEMENT = Judgement(note="FID on the protocol's features (lower is better)")
