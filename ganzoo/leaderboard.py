@@ -1,0 +1,182 @@
+"""Runs -> leaderboard rows: one row per experiment, seed statistics, stability, and tests against the baseline.
+
+A row is an *experiment*: runs whose resolved specs differ only by seed (hyperparameters, budget and
+protocol included). Rows are ranked only within one (dataset, protocol fingerprint) table, by the
+dataset's headline metric in its direction (``ganzoo.judgement``). In a one-factor suite each row is
+compared with the baseline row over seeds (Welch's t-test, Holm's correction across the table, a
+bootstrap CI of the difference of means); in a full design, marginal tables average each component
+over the rest of the grid. Definitions: README, "Reading a leaderboard".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .judgement import DEFAULT_JUDGEMENT, Judgement
+from .records import DIVERGED, DONE, FAILED
+
+TABLE_KEYS = ["dataset", "fingerprint"]
+ROW_KEYS = ["dataset", "fingerprint", "experiment"]
+AXES = ["generator", "discriminator", "loss", "stack"]
+# Metrics shown beside the headline, in display order, and whether lower is better.
+METRICS = {"fid": True, "is_mean": False, "kid_mean": True, "precision": False, "recall": False,
+           "density": False, "coverage": False, "modes": False, "high_quality": False, "mode_kl": True,
+           "classes": False, "class_kl": True}
+ALPHA = 0.05
+N_RESAMPLES = 10_000
+
+
+def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = None,
+                judgements: Mapping[str, Judgement] | None = None) -> pd.DataFrame:
+    """Aggregate ``runs`` (from ``ganzoo.report.load_runs``) into ranked rows.
+
+    Args:
+        runs: one row per run, with the per-run stability columns ``load_runs`` adds.
+        suite_record: the suite's design and baselines (``Store.suite_record``); without it no row is
+            compared with a baseline.
+        judgements: dataset -> ``Judgement``; missing datasets rank by FID.
+    """
+    if runs.empty or "status" not in runs:
+        return pd.DataFrame()
+    runs = runs[runs["status"].isin([DONE, DIVERGED, FAILED])].copy()
+    if runs.empty:
+        return pd.DataFrame()
+    runs["fingerprint"] = runs["fingerprint"].fillna("")
+    if "experiment" not in runs:
+        runs["experiment"] = runs[AXES].astype(str).agg("/".join, axis=1)
+    judgements = judgements or {}
+    rows = [_row(key, group, judgements.get(key[0], DEFAULT_JUDGEMENT))
+            for key, group in runs.groupby(ROW_KEYS, dropna=False, sort=False)]
+    board = pd.DataFrame(rows)
+    tables = []
+    for (dataset, _), table in board.groupby(TABLE_KEYS, sort=True):
+        judgement = judgements.get(dataset, DEFAULT_JUDGEMENT)
+        table = _rank(table, judgement)
+        baseline = ((suite_record or {}).get("datasets", {}).get(dataset, {}).get("baseline")
+                    if (suite_record or {}).get("design", "one-factor") == "one-factor" else None)
+        tables.append(_against_baseline(table, runs, baseline, judgement))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _row(key: tuple, group: pd.DataFrame, judgement: Judgement) -> dict[str, Any]:
+    done = group[group["status"] == DONE]
+    first = group.iloc[0]
+    row: dict[str, Any] = dict(zip(ROW_KEYS, key, strict=True))
+    row.update({axis: first[axis] for axis in AXES})
+    row["variant"] = first.get("variant", "") or ""
+    n = len(group)
+    row.update(seeds=n, done=len(done), diverged=int((group["status"] == DIVERGED).sum()),
+               failed=int((group["status"] == FAILED).sum()),
+               collapsed=int(group.get("collapsed", pd.Series(False, index=group.index)).fillna(False).sum()),
+               degraded=int(group.get("degraded", pd.Series(False, index=group.index)).fillna(False).sum()))
+    unstable = group.get("unstable", group["status"] == DIVERGED).fillna(False).astype(bool)
+    row["unstable"] = float(unstable.sum()) / n
+    successes = group.get("success", pd.Series(dtype=object)).dropna()
+    row["success"] = float(successes.astype(bool).sum()) / n if len(successes) else math.nan
+    row["headline"] = judgement.headline
+    values = done[judgement.headline].astype(float).to_numpy() if judgement.headline in done else np.array([])
+    summary = stats.summarize(values, judgement.lower_is_better, n_resamples=N_RESAMPLES)
+    row.update({k: summary[k] for k in ("mean", "std", "median", "q25", "q75", "iqr", "ci_low", "ci_high", "worst")})
+    row["oscillation"] = _median(group.get("oscillation"))
+    row["dropped"] = _mean(group.get("dropped"))
+    for metric in METRICS:
+        series = done[metric].astype(float) if metric in done else pd.Series(dtype=float)
+        row[metric] = series.mean() if series.notna().any() else math.nan
+        row[f"{metric}_std"] = series.std(ddof=1) if series.notna().sum() > 1 else math.nan
+    for col in ("kimg", "g_steps"):
+        row[col] = group[col].astype(float).mean() if col in group else math.nan
+    row["imgs_per_s"] = done["imgs_per_s"].astype(float).mean() if len(done) and "imgs_per_s" in done else math.nan
+    for col in ("extractor", "weights_hash", "n_fake", "n_real", "batch_size"):
+        row[col] = group[col].dropna().iloc[0] if col in group and group[col].notna().any() else None
+    return row
+
+
+def _median(series) -> float:
+    return float(series.astype(float).median()) if series is not None and series.notna().any() else math.nan
+
+
+def _mean(series) -> float:
+    return float(series.astype(float).mean()) if series is not None and series.notna().any() else math.nan
+
+
+def _rank(table: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
+    """Best headline mean first; a row with no finished seed last; ties broken by the tiebreak metric."""
+    keys, ascending = ["mean"], [judgement.lower_is_better]
+    if judgement.tiebreak and judgement.tiebreak in table:
+        keys.append(judgement.tiebreak)
+        ascending.append(judgement.tiebreak_lower_is_better)
+    table = table.sort_values(keys, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table
+
+
+def _against_baseline(table: pd.DataFrame, runs: pd.DataFrame, baseline: Mapping[str, str] | None,
+                      judgement: Judgement) -> pd.DataFrame:
+    """Welch's test of each row against the baseline row over seeds, Holm-corrected across the table."""
+    table = table.copy()
+    for col in ("diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "cliffs_delta", "flip_rate"):
+        table[col] = math.nan
+    table["is_baseline"] = False
+    table["verdict"] = ""
+    if not baseline:
+        return table
+    matches = table.index[(table[AXES].astype(str) == pd.Series(baseline)[AXES].astype(str)).all(axis=1)]
+    if len(matches) == 0:
+        return table
+    base = table.loc[matches[0]]
+    table.loc[matches[0], "is_baseline"] = True
+    base_values = _values(runs, base, judgement)
+    for index, row in table.iterrows():
+        if index == matches[0]:
+            continue
+        result = stats.compare(base_values, _values(runs, row, judgement), judgement.lower_is_better,
+                               n_resamples=N_RESAMPLES)
+        table.loc[index, ["diff", "diff_ci_low", "diff_ci_high", "p", "cliffs_delta", "flip_rate"]] = [
+            result.diff, result.ci_low, result.ci_high, result.p, result.cliffs_delta, result.flip_rate]
+    table["p_holm"] = stats.holm(table["p"].to_numpy(dtype=float))
+    for index, row in table.iterrows():
+        if row["is_baseline"]:
+            table.loc[index, "verdict"] = "baseline"
+        elif math.isnan(row["p_holm"]):
+            table.loc[index, "verdict"] = "too few seeds"
+        elif row["p_holm"] < ALPHA:
+            table.loc[index, "verdict"] = "better" if judgement.better(row["mean"], base["mean"]) else "worse"
+        else:
+            table.loc[index, "verdict"] = "n.s."
+    return table
+
+
+def _values(runs: pd.DataFrame, row: pd.Series, judgement: Judgement) -> np.ndarray:
+    mask = ((runs["dataset"] == row["dataset"]) & (runs["fingerprint"] == row["fingerprint"])
+            & (runs["experiment"] == row["experiment"]) & (runs["status"] == DONE))
+    column = judgement.headline
+    return runs.loc[mask, column].astype(float).to_numpy() if column in runs else np.array([])
+
+
+def marginals(board: pd.DataFrame, judgements: Mapping[str, Judgement] | None = None) -> pd.DataFrame:
+    """Full designs: each component's mean headline over every row it appears in, per axis and table.
+
+    Each row of the board counts once (its seed mean), so an axis value's marginal is the average over
+    the rest of the grid; ``rows`` says how many combinations it averages.
+    """
+    if board.empty:
+        return pd.DataFrame()
+    out = []
+    for (dataset, fingerprint), table in board.groupby(TABLE_KEYS, sort=True):
+        judgement = (judgements or {}).get(dataset, DEFAULT_JUDGEMENT)
+        for axis in AXES:
+            if table[axis].nunique() < 2:
+                continue
+            grouped = table.groupby(axis)["mean"].agg(["mean", "std", "count"]).reset_index()
+            grouped = grouped.sort_values("mean", ascending=judgement.lower_is_better, na_position="last")
+            for _, g in grouped.iterrows():
+                out.append({"dataset": dataset, "fingerprint": fingerprint, "axis": axis, "component": g[axis],
+                            "headline": judgement.headline, "mean": g["mean"], "std_over_rows": g["std"],
+                            "rows": int(g["count"])})
+    return pd.DataFrame(out)
