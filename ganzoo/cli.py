@@ -232,11 +232,13 @@ def report_command(results_dir, suite, fmt):
 
 
 def _attach_subcommands() -> None:
+    from .cli_compare import compare_command
     from .cli_eval import eval_command
     from .cli_train import train_command
 
     main.add_command(train_command, name="train")
     main.add_command(eval_command, name="eval")
+    main.add_command(compare_command, name="compare")
 
 
 _attach_subcommands()
