@@ -37,6 +37,7 @@ class Registry:
         self.selection = selection_from_env()
         self.in_process_plugins = sorted(name for name, _ in plugin_manager.list_name_plugin() if name not in plugins)
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        self._aliases: dict[str, dict[str, str]] = {}  # kind -> former name -> name
         for kind in KINDS:
             self._collect(kind)
 
@@ -81,6 +82,8 @@ class Registry:
             )
             return
         self._components[kind][name] = component
+        for alias in component.aliases:
+            self._aliases.setdefault(kind, {}).setdefault(alias, name)
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -89,6 +92,9 @@ class Registry:
         components = self._components[kind]
         if name in components:
             return components[name]
+        alias_of = self._aliases.get(kind, {}).get(name)
+        if alias_of is not None:  # a former name: old suites and stored run specs still resolve
+            return components[alias_of]
         message = f'Unknown {kind.replace("_", " ")} "{name}".'
         close = difflib.get_close_matches(name, list(components), n=3, cutoff=0.6)
         if close:

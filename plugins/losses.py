@@ -112,12 +112,12 @@ class RelativisticAverageLoss(Loss):
         return F.softplus(-(first - second.mean())).mean() + F.softplus(second - first.mean()).mean()
 
     def d_loss(self, real_logits, fake_logits, real_target: float = 1.0):
-        _no_target("rals", real_target)
+        _no_target("rasgan", real_target)
         return self._relativistic(real_logits, fake_logits)
 
     def g_loss(self, fake_logits, real_logits=None):
         if real_logits is None:
-            raise ValueError("The rals loss needs the real logits in the G step (uses_real_logits_in_g is True)")
+            raise ValueError("The rasgan loss needs the real logits in the G step (uses_real_logits_in_g is True)")
         return self._relativistic(fake_logits, real_logits)
 
 
@@ -136,6 +136,7 @@ def register_losses(register):
     register("lsgan", LeastSquaresLoss, description="Least-squares loss with 0-1 targets",
              reference="Mao et al. 2017, Least Squares Generative Adversarial Networks, ICCV, arXiv:1611.04076",
              tags=("targets",))
-    register("rals", RelativisticAverageLoss,
-             description="Relativistic average non-saturating loss (RaSGAN); G also sees real logits",
+    # Named after what it computes (RaSGAN); "rals" was its first name here and still finds it.
+    register("rasgan", RelativisticAverageLoss, aliases=("rals",),
+             description="Relativistic average standard GAN loss (RaSGAN); G also sees real logits",
              reference="Jolicoeur-Martineau 2019, The relativistic discriminator, ICLR, arXiv:1807.00734")
