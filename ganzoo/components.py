@@ -54,6 +54,7 @@ class Component:
             (label smoothing requires a loss tagged ``"targets"``).
         judgement: datasets only: the headline metric, its direction, and what counts as collapsed,
             degraded and successful (``ganzoo.judgement``); ``None`` ranks by FID.
+        aliases: former names that still find it (``registry.get``), never listed or put in a grid twice.
         plugin, distribution, version: who registered it, filled in by the registry.
     """
 
@@ -69,6 +70,7 @@ class Component:
     channels: tuple[int, ...] | None = None
     requires: Mapping[str, str] = field(default_factory=dict)
     judgement: Judgement | None = None
+    aliases: tuple[str, ...] = ()
     plugin: str = ""
     distribution: str = ""
     version: str = ""
@@ -96,6 +98,10 @@ class Component:
                              "ganzoo.Judgement")
         # Freeze the mutable metadata so that one run cannot change another's defaults.
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+        bad_aliases = [a for a in self.aliases if not isinstance(a, str) or not NAME_PATTERN.match(a)]
+        if bad_aliases:
+            raise ValueError(f'{self.kind} "{self.name}": invalid aliases {bad_aliases} (same rules as names)')
         object.__setattr__(self, "modalities", tuple(self.modalities))
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         object.__setattr__(self, "requires", MappingProxyType(dict(self.requires)))
@@ -149,6 +155,7 @@ class Component:
             "resolutions": None if self.resolutions is None else list(self.resolutions),
             "channels": None if self.channels is None else list(self.channels),
             "requires": dict(self.requires),
+            "aliases": list(self.aliases),
             "judgement": None if self.judgement is None else self.judgement.as_dict(),
             "plugin": self.plugin,
             "distribution": self.distribution,
