@@ -54,7 +54,7 @@ def register_stabilizers(register):
     register("consistency", BalancedConsistency, modalities=IMAGE,
              description="Balanced consistency regularisation (bCR) under flip + translation",
              reference="Zhao et al. 2021, Improved Consistency Regularization for GANs, AAAI, arXiv:2002.04724",
-             defaults={"lambda_real": 10.0, "lambda_fake": 10.0, "translation_ratio": 0.125})
+             defaults={"lambda_real": 10.0, "lambda_fake": 10.0, "translation_ratio": 0.125, "flip": True})
     register("instance_noise", InstanceNoise, modalities=ANY,
              description="Gaussian instance noise on D's inputs, sigma annealed linearly to 0",
              reference="Sonderby et al. 2017, Amortised MAP Inference for Image Super-resolution, ICLR, "
@@ -65,10 +65,10 @@ def register_stabilizers(register):
              reference="Salimans et al. 2016, Improved Techniques for Training GANs, NeurIPS, arXiv:1606.03498",
              defaults={"real_target": 0.9})
     register("ttur", TTUR, modalities=ANY,
-             description="Two time-scale update rule: lr_g 1e-4, lr_d 4e-4",
+             description="Two time-scale update rule: lr_g 1e-4, lr_d 4e-4 (optionally Adam's betas too)",
              reference="Heusel et al. 2017, GANs Trained by a Two Time-Scale Update Rule, NeurIPS, arXiv:1706.08500 "
                        "(rates of Zhang et al. 2019, SAGAN, arXiv:1805.08318)",
-             defaults={"lr_g": 1e-4, "lr_d": 4e-4})
+             defaults={"lr_g": 1e-4, "lr_d": 4e-4, "betas": None})
     register("d_steps", DSteps, modalities=ANY,
              description="Several D steps per G step (n_critic)",
              reference="Gulrajani et al. 2017, Improved Training of Wasserstein GANs, NeurIPS, arXiv:1704.00028",

@@ -156,23 +156,27 @@ class BalancedConsistency(Stabilizer):
     """bCR: D should give an image and its augmented copy the same logit, for real and for generated images.
 
     Adds ``lambda_real * E[(D(x) - D(T(x)))^2] + lambda_fake * E[(D(G(z)) - D(T(G(z))))^2]`` with T a random
-    horizontal flip followed by a translation, the augmentation of Zhao et al. for CIFAR-10.
+    horizontal flip followed by a translation, the augmentation of Zhao et al. for CIFAR-10. T must not
+    change what an image shows: a flipped digit is another symbol, so suites turn ``flip`` off for digits.
 
     Args:
         lambda_real, lambda_fake: weights of the two terms (10 and 10 in the paper).
         translation_ratio: largest shift as a fraction of the image size (1/8 is 4 pixels at 32x32).
+        flip: include the random horizontal flip (label-preserving on natural images, not on digits).
     """
 
-    def __init__(self, lambda_real: float = 10.0, lambda_fake: float = 10.0, translation_ratio: float = 0.125):
+    def __init__(self, lambda_real: float = 10.0, lambda_fake: float = 10.0, translation_ratio: float = 0.125,
+                 flip: bool = True):
         if lambda_real < 0 or lambda_fake < 0:
             raise ValueError(f"consistency: lambdas must be >= 0, got {lambda_real} and {lambda_fake}")
         self.lambda_real, self.lambda_fake = float(lambda_real), float(lambda_fake)
         self.translation_ratio = float(translation_ratio)
+        self.flip = bool(flip)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError(f"consistency augments image batches (B, C, H, W), got {tuple(x.shape)}")
-        return random_translation(random_flip(x), self.translation_ratio)
+        return random_translation(random_flip(x) if self.flip else x, self.translation_ratio)
 
     def d_penalty(self, ctx: StepContext) -> torch.Tensor:
         _require(ctx, "real", "fake", "real_logits", "fake_logits")

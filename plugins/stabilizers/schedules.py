@@ -47,15 +47,25 @@ class LabelSmoothing(Stabilizer):
 
 
 class TTUR(Stabilizer):
-    """Two time-scale update rule: D learns faster than G."""
+    """Two time-scale update rule: D learns faster than G.
 
-    def __init__(self, lr_g: float = 1e-4, lr_d: float = 4e-4):
+    ``betas`` (optional) also sets Adam's betas, so that a stack can carry a paper's whole optimiser
+    (WGAN-GP: rates 1e-4, betas (0.5, 0.9) on its toy data); ``None`` keeps the suite's.
+    """
+
+    def __init__(self, lr_g: float = 1e-4, lr_d: float = 4e-4, betas: list[float] | None = None):
         if lr_g <= 0 or lr_d <= 0:
             raise ValueError(f"ttur: learning rates must be > 0, got lr_g={lr_g}, lr_d={lr_d}")
+        if betas is not None and (len(betas) != 2 or not all(0 <= b < 1 for b in betas)):
+            raise ValueError(f"ttur: betas must be two numbers in [0, 1), got {betas}")
         self.lr_g, self.lr_d = float(lr_g), float(lr_d)
+        self.betas = None if betas is None else (float(betas[0]), float(betas[1]))
 
     def optim_overrides(self) -> dict[str, Any]:
-        return {"lr_g": self.lr_g, "lr_d": self.lr_d}
+        overrides: dict[str, Any] = {"lr_g": self.lr_g, "lr_d": self.lr_d}
+        if self.betas is not None:
+            overrides["betas"] = self.betas
+        return overrides
 
 
 class DSteps(Stabilizer):
