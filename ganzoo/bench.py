@@ -129,9 +129,10 @@ def estimate(grid: Grid, *, registry: Registry | None = None, device: str = "aut
              on_probe: Callable[[str], None] | None = None) -> dict[str, float]:
     """Estimated seconds per run id, from timed probes; nothing is stored.
 
-    Training: two tiny real runs of each distinct (dataset, G, D, stack, batch) in a temporary folder,
-    whose difference gives seconds per image without start-up costs. Evaluation: one evaluation per
-    dataset and protocol at up to ``PROBE_EVAL_SAMPLES`` samples, scaled to the protocol's count.
+    Training: two tiny real runs of each distinct (dataset, G, D, stack, batch, budget unit) in a temporary
+    folder, whose difference gives seconds per unit of budget (real image or G step) without start-up
+    costs. Evaluation: one evaluation per dataset and protocol at up to ``PROBE_EVAL_SAMPLES`` samples,
+    scaled to the protocol's count.
     ``threads``: the torch thread count the runs will use (worker processes use one).
     """
     registry = registry or get_registry()
@@ -153,7 +154,7 @@ def _estimate(grid: Grid, registry: Registry, device: str, on_probe) -> dict[str
             run(_tiny(grid.specs[0], 2, 16), Path(tmp) / "warm-up", device, registry)
         for i, spec in enumerate(grid.specs):
             key = (spec.dataset.name, spec.generator.name, spec.discriminator.name, spec.stack_name,
-                   spec.budget.batch_size)
+                   spec.budget.batch_size, spec.budget.unit)
             protocol_key = (spec.dataset.name, repr(spec.protocol))
             if key not in train_cost:
                 if on_probe:
@@ -161,21 +162,24 @@ def _estimate(grid: Grid, registry: Registry, device: str, on_probe) -> dict[str
                 train_cost[key] = _probe_training(spec, Path(tmp) / str(i), registry, device)
             if protocol_key not in eval_cost:
                 eval_cost[protocol_key] = _probe_evaluation(spec, Path(tmp) / f"eval{i}", registry, device)
-            per_image, start_up = train_cost[key]
-            n_evals = (1 if spec.budget.eval_every_kimg is None
-                       else math.ceil(spec.budget.kimg / spec.budget.eval_every_kimg))
-            out[spec.run_id] = start_up + spec.budget.kimg * 1000 * per_image + n_evals * eval_cost[protocol_key]
+            per_unit, start_up = train_cost[key]
+            n_evals = math.ceil(spec.budget.total / spec.budget.eval_every)
+            out[spec.run_id] = start_up + spec.budget.total * per_unit + n_evals * eval_cost[protocol_key]
     return out
 
 
 def _tiny(spec: RunSpec, batches: int, n_fake: int) -> RunSpec:
-    images = batches * spec.budget.batch_size * spec.optim.d_steps
-    budget = replace(spec.budget, kimg=images / 1000, eval_every_kimg=None, max_seconds=None)
+    """``spec`` cut to about ``batches`` G steps, in the budget's own unit, evaluated once at the end."""
+    if spec.budget.unit == "kimg":
+        images = batches * spec.budget.batch_size * spec.optim.d_steps
+        budget = replace(spec.budget, kimg=images / 1000, eval_every_kimg=None, max_seconds=None)
+    else:
+        budget = replace(spec.budget, g_steps=batches, eval_every_g_steps=None, max_seconds=None)
     return replace(spec, budget=budget, protocol=replace(spec.protocol, n_fake=n_fake, metrics=("fid",)))
 
 
 def _probe_training(spec: RunSpec, run_dir: Path, registry: Registry, device: str) -> tuple[float, float]:
-    """(seconds per real image, fixed seconds per run) from runs of 2 and 2 + PROBE_BATCHES batches.
+    """(seconds per unit of budget, fixed seconds per run) from runs of 2 and 2 + PROBE_BATCHES batches.
 
     The fixed part is wall time (building models and data, the evaluator, writing the checkpoint and
     samples), measured around the short run, minus its training and evaluation.
@@ -190,8 +194,11 @@ def _probe_training(spec: RunSpec, run_dir: Path, registry: Registry, device: st
     def train_seconds(r):
         return r.seconds - r.eval_seconds
 
-    per_image = max(train_seconds(long) - train_seconds(short), 0.0) / max((long.kimg - short.kimg) * 1000, 1)
-    return per_image, max(short_wall - short.eval_seconds - short.kimg * 1000 * per_image, 0.0)
+    def spent(r):  # real images or G steps
+        return spec.budget.spent(r.kimg * 1000, r.g_steps)
+
+    per_unit = max(train_seconds(long) - train_seconds(short), 0.0) / max(spent(long) - spent(short), 1)
+    return per_unit, max(short_wall - short.eval_seconds - spent(short) * per_unit, 0.0)
 
 
 def _probe_evaluation(spec: RunSpec, run_dir: Path, registry: Registry, device: str) -> float:

@@ -1,9 +1,15 @@
-"""Turning a run spec into live objects: dataset, G, D, loss, stabilizers and optimiser settings."""
+"""Turning a run spec into live objects: dataset, G, D, loss, stabilizers and optimiser settings.
+
+Also the one way generated samples are drawn outside training (evaluation, ``ganzoo eval`` on a checkpoint).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +27,8 @@ class Models:
     discriminator: nn.Module
     loss: Loss
     stabilizers: list[Stabilizer]
-    optim: Optim
+    optim: Optim  # the spec's settings with the stabilizers' overrides applied
+    d_loss_kwargs: dict[str, Any]  # the stabilizers' extra keywords for ``loss.d_loss``, merged
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -56,6 +63,19 @@ def resolve_optim(base: Optim, stabilizers: list[Stabilizer], names: list[str]) 
     return replace(base, **changes)
 
 
+def resolve_d_loss_kwargs(stabilizers: list[Stabilizer], names: list[str]) -> dict[str, Any]:
+    """Merge the stabilizers' ``d_loss_kwargs``; two stabilizers setting the same keyword is an error."""
+    kwargs: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for name, stabilizer in zip(names, stabilizers, strict=True):
+        for key, value in stabilizer.d_loss_kwargs().items():
+            if key in kwargs:
+                raise ValueError(f'Stabilizers "{owner[key]}" and "{name}" both set the D loss keyword {key}; '
+                                 "keep one of them in the stack")
+            kwargs[key], owner[key] = value, name
+    return kwargs
+
+
 def build_models(spec: RunSpec, registry: Registry, device: torch.device) -> Models:
     """Build everything a run needs on ``device``, stabilizers' build-time transforms applied in stack order."""
     seed_everything(spec.seed)  # the same seed gives the same initial weights
@@ -68,13 +88,14 @@ def build_models(spec: RunSpec, registry: Registry, device: torch.device) -> Mod
                         "(see ganzoo.contracts)")
     loss = registry.get("loss", spec.loss.name).build(**spec.loss.hparams)
     stabilizers = [registry.get("stabilizer", ref.name).build(**ref.hparams) for ref in spec.stack]
-    optim = resolve_optim(spec.optim, stabilizers, [ref.name for ref in spec.stack])
+    names = [ref.name for ref in spec.stack]
+    optim, d_loss_kwargs = resolve_optim(spec.optim, stabilizers, names), resolve_d_loss_kwargs(stabilizers, names)
     # Move first, then wrap: wrappers such as EMA copy the module and must copy it on the right device.
     generator, discriminator = generator.to(device), discriminator.to(device)
     for stabilizer in stabilizers:
         generator = stabilizer.wrap_generator(generator)
         discriminator = stabilizer.wrap_discriminator(discriminator)
-    return Models(dataset, generator.to(device), discriminator.to(device), loss, stabilizers, optim)
+    return Models(dataset, generator.to(device), discriminator.to(device), loss, stabilizers, optim, d_loss_kwargs)
 
 
 def eval_generator(models: Models) -> nn.Module:
@@ -84,6 +105,32 @@ def eval_generator(models: Models) -> nn.Module:
         if chosen is not None:
             return chosen
     return models.generator
+
+
+def latent_sampler(generator: nn.Module, seed: int, device: torch.device | str) -> Callable[[int], torch.Tensor]:
+    """``sample(n)``: ``generator`` on ``n`` latents ``z ~ N(0, I)`` from their own stream seeded by ``seed``.
+
+    Without gradients, and never touching the global RNG or a training stream, so drawing samples never
+    perturbs a run. Training's evaluations and ``ganzoo eval`` on a checkpoint both sample through it.
+    """
+    rng = torch.Generator(device=device).manual_seed(seed)
+
+    @torch.no_grad()
+    def sample(n: int) -> torch.Tensor:
+        return generator(torch.randn(n, generator.latent_dim, generator=rng, device=device))
+
+    return sample
+
+
+@contextlib.contextmanager
+def sampling(generator: nn.Module, seed: int, device: torch.device | str) -> Iterator[Callable[[int], torch.Tensor]]:
+    """``latent_sampler`` with ``generator`` in eval mode; its training mode is restored afterwards."""
+    was_training = generator.training
+    generator.eval()
+    try:
+        yield latent_sampler(generator, seed, device)
+    finally:
+        generator.train(was_training)
 
 
 def load_generator(path, device: str | torch.device = "cpu",

@@ -42,21 +42,14 @@ class Side:
 
 
 def _checkpoint_side(label: str, path: Path, n: int | None, device: torch.device, seed: int) -> Side:
-    from .build import load_generator
+    """The checkpoint's evaluated generator (the EMA copy when there is one), sampled as training evaluates it."""
+    from .build import latent_sampler, load_generator
 
     try:
         generator, _ = load_generator(path, device)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=label) from exc
-    generator.eval()
-    rng = torch.Generator(device=device).manual_seed(seed)
-
-    @torch.no_grad()
-    def sample(k: int) -> torch.Tensor:
-        z = torch.randn(k, generator.latent_dim, generator=rng, device=device)
-        return generator(z).clamp(-1, 1)
-
-    return Side(label, "checkpoint", sample, n or CHECKPOINT_SAMPLES)
+    return Side(label, "checkpoint", latent_sampler(generator.eval(), seed, device), n or CHECKPOINT_SAMPLES)
 
 
 def resolve_side(label: str, text: str, n: int | None, device: torch.device, batch_size: int, seed: int) -> Side:

@@ -102,8 +102,9 @@ class Stabilizer:
 
     Override only the hooks you need. The harness calls them in this order:
 
-    1. build time: ``optim_overrides`` (learning rates, D steps), ``wrap_generator``, ``wrap_discriminator``;
-    2. every D step: ``augment`` on real and fake, ``d_loss_kwargs``, ``d_penalty``, then ``after_d_step``;
+    1. build time: ``optim_overrides`` (learning rates, D steps) and ``d_loss_kwargs``, each read once,
+       then ``wrap_generator``, ``wrap_discriminator``;
+    2. every D step: ``augment`` on real and fake, ``d_penalty``, then ``after_d_step``;
     3. every G step: ``augment`` on fake, ``g_penalty``, then ``after_g_step``;
     4. evaluation: ``eval_generator`` picks the module that is evaluated (e.g. the EMA copy).
 
@@ -128,7 +129,11 @@ class Stabilizer:
         return x
 
     def d_loss_kwargs(self) -> dict[str, Any]:
-        """Extra keyword arguments for ``Loss.d_loss`` (e.g. ``real_target`` for label smoothing)."""
+        """Extra keyword arguments for ``Loss.d_loss`` (e.g. ``real_target`` for label smoothing).
+
+        Read once, when the run is built, and passed to every D step. Two stabilizers in a stack may not set
+        the same keyword.
+        """
         return {}
 
     def d_penalty(self, ctx: StepContext) -> torch.Tensor | None:

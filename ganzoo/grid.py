@@ -84,8 +84,7 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     spec = data_spec_of(dataset_component, dataset_hparams)
     dataset_ref = ComponentRef(dataset_component.name, dataset_hparams)
     candidates = _candidates(plan, registry, stacks, spec, dataset_ref.name, grid)
-    budget = (plan.budget if kimg is None
-              else replace(plan.budget, kimg=kimg, eval_every_kimg=_scaled_eval(plan.budget, kimg)))
+    budget = plan.budget if kimg is None else _with_kimg(plan.budget, kimg, dataset_ref.name)
     for combo_names in _design(suite.design, plan, candidates, dataset_ref.name):
         combo = _resolve(combo_names, plan, registry, stacks)
         label = "/".join(combo_names[a] for a in AXES)
@@ -111,11 +110,13 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
             ))
 
 
-def _scaled_eval(budget: Budget, kimg: float) -> float | None:
-    # Keep the number of evaluations when --kimg overrides the budget.
-    if budget.eval_every_kimg is None:
-        return None
-    return kimg * budget.eval_every_kimg / budget.kimg
+def _with_kimg(budget: Budget, kimg: float, dataset: str) -> Budget:
+    """``--kimg`` overrides a kimg budget and keeps its number of evaluations; a G-step budget cannot take it."""
+    if budget.unit != "kimg":
+        raise SuiteError(f'--kimg overrides budgets counted in kimg, but dataset {dataset} counts {budget.unit} '
+                         f'(budget.unit = "{budget.unit}" in the suite): change budget.{budget.unit} there instead')
+    every = None if budget.eval_every_kimg is None else kimg * budget.eval_every_kimg / budget.kimg
+    return replace(budget, kimg=kimg, eval_every_kimg=every)
 
 
 def _candidates(plan, registry, stacks, spec, dataset_name, grid) -> dict[str, list[str]]:

@@ -22,22 +22,76 @@ class ComponentRef:
     hparams: dict[str, Any] = field(default_factory=dict)
 
 
+BUDGET_UNITS = ("kimg", "g_steps")
+
+
 @dataclass(frozen=True)
 class Budget:
-    """What every combination of a sweep gets: real images shown to D, an optional wall-clock cap."""
+    """What every combination of a sweep gets, counted in one unit, and an optional wall-clock cap.
 
-    kimg: float
+    In a suite's ``[budget]`` table (or a dataset's): ``kimg = 24`` and ``eval_every_kimg = 8`` (the default
+    unit), or ``unit = "g_steps"``, ``g_steps = 2000`` and ``eval_every_g_steps = 500``.
+
+    Args:
+        kimg: unit ``"kimg"``: thousands of real images shown to D. Every combination sees the same data, so a
+            stack with 5 D steps per G step makes a fifth of the G steps.
+        batch_size: real (and generated) samples per D step.
+        eval_every_kimg: unit ``"kimg"``: evaluate (and checkpoint) every this many kimg; ``None``: at the end.
+        max_seconds: stop a run after this many seconds (it is recorded as capped).
+        unit: ``"kimg"`` or ``"g_steps"``; both images and G steps are recorded with every evaluation.
+        g_steps: unit ``"g_steps"``: G steps to train, however many D steps (and images) each one takes.
+            ``kimg`` is not used and must be left out.
+        eval_every_g_steps: unit ``"g_steps"``: evaluate every this many G steps; ``None``: at the end.
+    """
+
+    kimg: float | None = None
     batch_size: int = 64
     eval_every_kimg: float | None = None  # None: evaluate only at the end
     max_seconds: float | None = None
+    unit: str = "kimg"
+    g_steps: int | None = None
+    eval_every_g_steps: int | None = None
+
+    # Added after run ids existed: left out of the canonical form at their defaults, so old ids stay.
+    LATER_FIELDS = {"unit": "kimg", "g_steps": None, "eval_every_g_steps": None}
 
     def __post_init__(self):
-        if self.kimg <= 0:
-            raise ValueError(f"budget.kimg must be positive, got {self.kimg}")
+        if self.unit not in BUDGET_UNITS:
+            raise ValueError(f'budget.unit must be one of {BUDGET_UNITS}, got "{self.unit}"')
         if self.batch_size < 1:
             raise ValueError(f"budget.batch_size must be at least 1, got {self.batch_size}")
-        if self.eval_every_kimg is not None and self.eval_every_kimg <= 0:
-            raise ValueError(f"budget.eval_every_kimg must be positive, got {self.eval_every_kimg}")
+        amount, every = ("kimg", "eval_every_kimg") if self.unit == "kimg" else ("g_steps", "eval_every_g_steps")
+        unused = [k for k in ("kimg", "eval_every_kimg", "g_steps", "eval_every_g_steps")
+                  if k not in (amount, every) and getattr(self, k) is not None]
+        if unused:
+            raise ValueError(f'budget {unused} not used with unit = "{self.unit}": remove them, or set '
+                             f"{amount} and {every} instead")
+        if getattr(self, amount) is None or getattr(self, amount) <= 0:
+            raise ValueError(f"budget.{amount} must be positive, got {getattr(self, amount)}")
+        if getattr(self, every) is not None and getattr(self, every) <= 0:
+            raise ValueError(f"budget.{every} must be positive, got {getattr(self, every)}")
+        if self.unit == "g_steps" and not all(isinstance(getattr(self, k), (int, type(None))) for k in (amount, every)):
+            raise ValueError(f"budget.g_steps and eval_every_g_steps count steps: give whole numbers, "
+                             f"got {self.g_steps} and {self.eval_every_g_steps}")
+
+    @property
+    def total(self) -> int:
+        """The budget in its unit: real images shown to D, or G steps."""
+        return int(self.kimg * 1000) if self.unit == "kimg" else self.g_steps
+
+    @property
+    def eval_every(self) -> int:
+        """Evaluation interval in the budget's unit (the whole budget when none is set)."""
+        if self.unit == "kimg":
+            return int((self.eval_every_kimg or self.kimg) * 1000)
+        return self.eval_every_g_steps or self.g_steps
+
+    def spent(self, images: int, g_steps: int) -> int:
+        """How much of the budget a run that showed ``images`` to D in ``g_steps`` G steps has used."""
+        return images if self.unit == "kimg" else g_steps
+
+    def canonical(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k not in self.LATER_FIELDS or v != self.LATER_FIELDS[k]}
 
 
 @dataclass(frozen=True)
@@ -70,6 +124,7 @@ class RunSpec:
     def canonical(self) -> dict[str, Any]:
         """JSON-ready, key-sorted form: the input of ``run_id`` and what the store keeps."""
         data = asdict(self)
+        data["budget"] = self.budget.canonical()
         data["protocol"]["metrics"] = list(data["protocol"]["metrics"])
         return json.loads(json.dumps(data, sort_keys=True, default=_jsonable))
 

@@ -139,8 +139,9 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         raise SuiteError(f'{where}: missing "name"')
     _no_unknown(entry, DATASET_KEYS, where)
     budget_table = {**raw.get("budget", {}), **entry.get("budget", {})}
-    if "kimg" not in budget_table:
-        raise SuiteError(f"{where}: the budget needs kimg (images shown to D, in thousands)")
+    if budget_table.get("unit", "kimg") == "kimg" and "kimg" not in budget_table:
+        raise SuiteError(f'{where}: the budget needs kimg (images shown to D, in thousands), or unit = "g_steps" '
+                         "and g_steps")
     optim_table = {**raw.get("optim", {}), **entry.get("optim", {})}
     eval_table = {**raw.get("eval", {}), **entry.get("eval", {})}
     try:
@@ -153,6 +154,8 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         raise SuiteError(f"{where}: {exc}. Budget keys: {[f.name for f in dataclasses.fields(Budget)]}; "
                          f"optim keys: {list(Optim.KEYS)}; "
                          f"eval keys: {[f.name for f in dataclasses.fields(EvalProtocol)]}") from exc
+    except ValueError as exc:  # a value out of range (a budget in the wrong unit, a negative count)
+        raise SuiteError(f"{where}: {exc}") from exc
     baseline = dict(entry.get("baseline", {}))
     missing = [axis for axis in AXES if axis not in baseline]
     if missing and raw.get("design", "one-factor") == "one-factor":

@@ -1,22 +1,25 @@
-"""One training run, top to bottom: build, (resume), train under the budget, evaluate, checkpoint.
+"""One training run, top to bottom: build, resume, train under the budget, evaluate and checkpoint.
 
-The budget counts real images shown to D, so a stack with 5 D steps per G step gets the same data
-as one with 1 (and fewer G steps): that is what makes combinations comparable.
+The budget counts real images shown to D (unit ``kimg``) or G steps (unit ``g_steps``). Under a kimg
+budget a stack with 5 D steps per G step sees the same data as one with 1 and makes a fifth of the G
+steps; under a g_steps budget it makes as many G steps and sees five times the data. Every evaluation
+records images, G steps and D steps, whichever the unit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import resource
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from . import artifacts
-from .build import Models, build_models, eval_generator, resolve_device
+from .build import Models, build_models, eval_generator, resolve_device, sampling
 from .contracts import StepContext
 from .records import DIVERGED, DONE, FAILED, RunResult
 from .registry import Registry, get_registry
@@ -32,6 +35,25 @@ class Diverged(RuntimeError):
     """A loss or a generated sample became non-finite."""
 
 
+@dataclass
+class _Run:
+    """One run's live state. With the counters in ``result``, it is what the checkpoint saves."""
+
+    spec: RunSpec
+    run_dir: Path
+    device: torch.device
+    models: Models
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    data_rng: torch.Generator  # one stream for real batches and training latents
+    evaluator: Any  # ganzoo.metrics.Evaluator
+    result: RunResult  # g_steps, d_steps, evals and eval_seconds so far
+    loss_sums: torch.Tensor  # (d_loss, g_loss) summed on the device since the last evaluation
+    loss_count: int = 0
+    images: int = 0  # real images shown to D
+    started: float = 0.0  # perf_counter at the start, less the seconds of earlier sessions of a resumed run
+
+
 def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None) -> RunResult:
     """Train ``spec`` and never raise for a bad run: failures come back as ``FAILED`` with the traceback."""
     device = resolve_device(device)
@@ -45,145 +67,188 @@ def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry |
 
 
 def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry) -> RunResult:
-    from .metrics import Evaluator  # heavy import, only for runs
+    """Train ``spec`` in ``run_dir`` on ``device``, resuming from the folder's checkpoint when there is one."""
+    # Build G, D, loss, stack, optimisers and evaluator; the seed fixes the initial weights and the data order.
+    r = _build(spec, run_dir, device, registry)
+    models, budget, batch, result = r.models, spec.budget, spec.budget.batch_size, r.result
+    # Resume: the last checkpoint holds everything that decides the next step, so the run continues exactly.
+    r.started = time.perf_counter()
+    if (run_dir / artifacts.CHECKPOINT).exists():
+        _restore(r, artifacts.load_checkpoint(run_dir / artifacts.CHECKPOINT, device))
+    next_eval = _next_mark(budget.spent(r.images, result.g_steps), budget.eval_every)
+    ctx = StepContext(generator=models.generator, discriminator=models.discriminator, loss=models.loss)
 
-    models = build_models(spec, registry, device)
-    G, D, loss, stabilizers, optim = (models.generator, models.discriminator, models.loss, models.stabilizers,
-                                      models.optim)
-    opt_g = torch.optim.Adam(G.parameters(), lr=optim.lr_g, betas=optim.betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=optim.lr_d, betas=optim.betas)
-    evaluator = Evaluator(models.dataset, spec.protocol, device)
-    data_rng = torch.Generator(device=device).manual_seed(spec.seed)
-    batch, total_images = spec.budget.batch_size, int(spec.budget.kimg * 1000)
-    eval_every = int((spec.budget.eval_every_kimg or spec.budget.kimg) * 1000)
-    result = RunResult(spec.run_id, DONE, device=describe_device(device), protocol=evaluator.protocol_record(),
-                       fingerprint=evaluator.fingerprint)
-    d_kwargs = {k: v for s in stabilizers for k, v in s.d_loss_kwargs().items()}
-    if torch.cuda.is_available() and device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    while (spent := budget.spent(r.images, result.g_steps)) < budget.total:
+        # Annealed stabilizers (instance noise) read how far through the budget the run is.
+        ctx.progress, ctx.step = spent / budget.total, result.g_steps
 
-    # Resume: everything that decides the next step (weights, optimisers, stabilizer state, RNG) is in the checkpoint.
-    images, seconds = 0, 0.0
-    checkpoint_path = run_dir / artifacts.CHECKPOINT
-    if checkpoint_path.exists():
-        state = artifacts.load_checkpoint(checkpoint_path, device)
-        G.load_state_dict(state["generator"])
-        D.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        for stabilizer, s_state in zip(stabilizers, state["stabilizers"], strict=True):
-            stabilizer.load_state_dict(s_state)
-        artifacts.restore_rng(data_rng, state["rng"])
-        images, seconds = state["images"], state["seconds"]
-        result.g_steps, result.d_steps, result.evals = state["g_steps"], state["d_steps"], state["evals"]
-        result.eval_seconds = state["eval_seconds"]
-    next_eval = (images // eval_every + 1) * eval_every
-    ctx = StepContext(generator=G, discriminator=D, loss=loss)
-    loss_sums = torch.zeros(2, device=device)  # running sums of (d_loss, g_loss) since the last evaluation
-    loss_count = 0
-    started = time.perf_counter() - seconds
-
-    def augment(x):
-        for stabilizer in stabilizers:
-            x = stabilizer.augment(x, ctx)
-        return x
-
-    def penalties(kind):
-        terms = [getattr(s, kind)(ctx) for s in stabilizers]
-        return sum(t for t in terms if t is not None)
-
-    while images < total_images:
-        ctx.progress = images / total_images
-        ctx.step = result.g_steps
-
-        # Discriminator: learn to tell real from fake (G frozen: fakes are detached).
-        for _ in range(optim.d_steps):
-            real = models.dataset.sample(batch, data_rng)
-            z = torch.randn(batch, G.latent_dim, generator=data_rng, device=device)
-            with torch.no_grad():
-                fake = G(z)
-            ctx.real, ctx.fake = augment(real), augment(fake)
-            ctx.real_logits, ctx.fake_logits = D(ctx.real).view(-1), D(ctx.fake).view(-1)
-            d_loss = loss.d_loss(ctx.real_logits, ctx.fake_logits, **d_kwargs) + penalties("d_penalty")
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            for stabilizer in stabilizers:
-                stabilizer.after_d_step(ctx)
-            images += batch
+        # Discriminator: d_steps updates telling real from fake (the fakes are detached: G stays frozen).
+        for _ in range(models.optim.d_steps):
+            d_loss = _d_step(r, ctx, batch)
+            r.images += batch
             result.d_steps += 1
 
-        # Generator: fool D. Relativistic losses also need D's view of real data.
-        z = torch.randn(batch, G.latent_dim, generator=data_rng, device=device)
-        ctx.fake = augment(G(z))
-        ctx.fake_logits = D(ctx.fake).view(-1)
-        ctx.real_logits = D(ctx.real.detach()).view(-1) if loss.uses_real_logits_in_g else None
-        g_loss = loss.g_loss(ctx.fake_logits, ctx.real_logits) + penalties("g_penalty")
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        for stabilizer in stabilizers:
-            stabilizer.after_g_step(ctx)
+        # Generator: one update to fool D.
+        g_loss = _g_step(r, ctx, batch)
         result.g_steps += 1
 
-        loss_sums += torch.stack([d_loss.detach(), g_loss.detach()])
-        loss_count += 1
-        if result.g_steps % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(loss_sums).all():
-            return _diverged(result, images, started, device, f"non-finite loss at G step {result.g_steps}")
+        # Losses are summed on the device; checking them for NaN syncs it, so only every few steps.
+        r.loss_sums += torch.stack([d_loss.detach(), g_loss.detach()])
+        r.loss_count += 1
+        if result.g_steps % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(r.loss_sums).all():
+            return _diverged(r, f"non-finite loss at G step {result.g_steps}")
 
-        capped = spec.budget.max_seconds is not None and time.perf_counter() - started > spec.budget.max_seconds
-        if images >= next_eval or images >= total_images or capped:
-            # Evaluate, then checkpoint: a resumed run continues exactly where this one stands.
-            if not torch.isfinite(loss_sums).all():
-                return _diverged(result, images, started, device, f"non-finite loss before G step {result.g_steps}")
-            eval_started = time.perf_counter()
-            try:
-                metrics = _evaluate(models, evaluator, spec, device)
-            except Diverged as exc:
-                return _diverged(result, images, started, device, str(exc))
-            result.eval_seconds += time.perf_counter() - eval_started
-            d_mean, g_mean = (loss_sums / max(loss_count, 1)).tolist()
-            result.evals.append({"kimg": images / 1000, "g_steps": result.g_steps, "d_steps": result.d_steps,
-                                 "seconds": time.perf_counter() - started, "d_loss": d_mean, "g_loss": g_mean,
-                                 "metrics": metrics})
-            loss_sums.zero_()
-            loss_count = 0
-            next_eval = (images // eval_every + 1) * eval_every  # a big step (5 D steps) may pass a mark
-            artifacts.save_checkpoint({
-                "spec": spec.canonical(), "generator": G.state_dict(), "discriminator": D.state_dict(),
-                "generator_eval": eval_generator(models).state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                "stabilizers": [s.state_dict() for s in stabilizers], "rng": artifacts.rng_state(data_rng),
-                "images": images, "seconds": time.perf_counter() - started, "g_steps": result.g_steps,
-                "d_steps": result.d_steps, "evals": result.evals, "eval_seconds": result.eval_seconds,
-            }, run_dir)
+        # Evaluate and checkpoint at every mark, at the end of the budget, and when the time cap is hit.
+        spent = budget.spent(r.images, result.g_steps)
+        capped = budget.max_seconds is not None and time.perf_counter() - r.started > budget.max_seconds
+        if spent >= next_eval or spent >= budget.total or capped:
+            diverged = _evaluate_and_checkpoint(r)
+            if diverged:
+                return _diverged(r, diverged)
+            next_eval = _next_mark(spent, budget.eval_every)  # one G step of 5 D steps may pass a mark
         if capped:
             result.capped = True
             break
 
-    result.artifacts["samples"] = str(_save_samples(models, spec, device, run_dir))
-    result.artifacts["checkpoint"] = str(checkpoint_path)
-    return _finish(result, images, started, device)
+    # Leave a sample grid (a scatter plot for 2-D data) to look at next to the checkpoint.
+    result.artifacts["samples"] = str(_save_samples(r))
+    result.artifacts["checkpoint"] = str(run_dir / artifacts.CHECKPOINT)
+    return _finish(r)
 
 
-@contextlib.contextmanager
-def _evaluated_generator(models: Models, spec: RunSpec, device: torch.device):
-    """The evaluated G in eval mode and a latent sampler that draws the same z at every evaluation."""
-    G = eval_generator(models)
-    was_training = G.training
-    G.eval()
-    rng = torch.Generator(device=device).manual_seed(spec.seed + EVAL_SEED_OFFSET)
+def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry) -> _Run:
+    from .metrics import Evaluator  # heavy import, only for runs
+
+    models = build_models(spec, registry, device)
+    opt_g = torch.optim.Adam(models.generator.parameters(), lr=models.optim.lr_g, betas=models.optim.betas)
+    opt_d = torch.optim.Adam(models.discriminator.parameters(), lr=models.optim.lr_d, betas=models.optim.betas)
+    evaluator = Evaluator(models.dataset, spec.protocol, device, registry=registry)  # the real side, once
+    result = RunResult(spec.run_id, DONE, device=describe_device(device), protocol=evaluator.protocol_record(),
+                       fingerprint=evaluator.fingerprint)
+    if torch.cuda.is_available() and device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    return _Run(spec, run_dir, device, models, opt_g, opt_d, torch.Generator(device=device).manual_seed(spec.seed),
+                evaluator, result, loss_sums=torch.zeros(2, device=device))
+
+
+def _next_mark(spent: int, every: int) -> int:
+    """The first evaluation mark after ``spent`` (both in the budget's unit)."""
+    return (spent // every + 1) * every
+
+
+def _d_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
+    """One D update on a real batch and a batch of fakes, both augmented as D sees them; returns the D loss."""
+    m = r.models
+    real = m.dataset.sample(batch, r.data_rng)
+    z = torch.randn(batch, m.generator.latent_dim, generator=r.data_rng, device=r.device)
+    with torch.no_grad():
+        fake = m.generator(z)
+    ctx.real, ctx.fake = _augment(m, real, ctx), _augment(m, fake, ctx)
+    ctx.real_logits, ctx.fake_logits = m.discriminator(ctx.real).view(-1), m.discriminator(ctx.fake).view(-1)
+    d_loss = m.loss.d_loss(ctx.real_logits, ctx.fake_logits, **m.d_loss_kwargs) + _penalties(m, "d_penalty", ctx)
+    r.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    r.opt_d.step()
+    for stabilizer in m.stabilizers:
+        stabilizer.after_d_step(ctx)
+    return d_loss
+
+
+def _g_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
+    """One G update through D; relativistic losses also need D's view of the last real batch."""
+    m = r.models
+    z = torch.randn(batch, m.generator.latent_dim, generator=r.data_rng, device=r.device)
+    ctx.fake = _augment(m, m.generator(z), ctx)
+    ctx.fake_logits = m.discriminator(ctx.fake).view(-1)
+    ctx.real_logits = m.discriminator(ctx.real.detach()).view(-1) if m.loss.uses_real_logits_in_g else None
+    g_loss = m.loss.g_loss(ctx.fake_logits, ctx.real_logits) + _penalties(m, "g_penalty", ctx)
+    r.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    r.opt_g.step()
+    for stabilizer in m.stabilizers:
+        stabilizer.after_g_step(ctx)
+    return g_loss
+
+
+def _augment(models: Models, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+    for stabilizer in models.stabilizers:
+        x = stabilizer.augment(x, ctx)
+    return x
+
+
+def _penalties(models: Models, hook: str, ctx: StepContext) -> torch.Tensor | int:
+    terms = [getattr(stabilizer, hook)(ctx) for stabilizer in models.stabilizers]
+    return sum(t for t in terms if t is not None)
+
+
+def _evaluate_and_checkpoint(r: _Run) -> str | None:
+    """Evaluate, record the evaluation, then checkpoint; returns why the run diverged, or ``None``.
+
+    The checkpoint comes after the evaluation, so a run resumed from it repeats nothing and skips nothing.
+    """
+    result = r.result
+    if not torch.isfinite(r.loss_sums).all():
+        return f"non-finite loss before G step {result.g_steps}"
+    eval_started = time.perf_counter()
     try:
-        with torch.no_grad():
-            yield lambda n: G(torch.randn(n, G.latent_dim, generator=rng, device=device))
-    finally:
-        G.train(was_training)
+        metrics = _evaluate(r)
+    except Diverged as exc:
+        return str(exc)
+    result.eval_seconds += time.perf_counter() - eval_started
+    d_mean, g_mean = (r.loss_sums / max(r.loss_count, 1)).tolist()
+    result.evals.append({"kimg": r.images / 1000, "g_steps": result.g_steps, "d_steps": result.d_steps,
+                         "seconds": time.perf_counter() - r.started, "d_loss": d_mean, "g_loss": g_mean,
+                         "metrics": metrics})
+    r.loss_sums.zero_()
+    r.loss_count = 0
+    artifacts.save_checkpoint(_checkpoint_state(r), r.run_dir)
+    return None
 
 
-def _evaluate(models: Models, evaluator, spec: RunSpec, device: torch.device) -> dict[str, float]:
+def _checkpoint_state(r: _Run) -> dict[str, Any]:
+    """Everything that decides the next step, and the record so far. ``_restore`` reads it back.
+
+    ``spec`` and ``generator_eval`` are also what ``ganzoo.build.load_generator`` reads (``ganzoo eval``).
+    """
+    m, result = r.models, r.result
+    return {
+        "spec": r.spec.canonical(),
+        "generator": m.generator.state_dict(),
+        "discriminator": m.discriminator.state_dict(),
+        "generator_eval": eval_generator(m).state_dict(),
+        "opt_g": r.opt_g.state_dict(),
+        "opt_d": r.opt_d.state_dict(),
+        "stabilizers": [s.state_dict() for s in m.stabilizers],
+        "rng": artifacts.rng_state(r.data_rng),
+        "images": r.images,
+        "seconds": time.perf_counter() - r.started,
+        "g_steps": result.g_steps,
+        "d_steps": result.d_steps,
+        "evals": result.evals,
+        "eval_seconds": result.eval_seconds,
+    }
+
+
+def _restore(r: _Run, state: dict[str, Any]) -> None:
+    """The inverse of ``_checkpoint_state``; the seconds already trained move ``r.started`` back."""
+    m, result = r.models, r.result
+    m.generator.load_state_dict(state["generator"])
+    m.discriminator.load_state_dict(state["discriminator"])
+    r.opt_g.load_state_dict(state["opt_g"])
+    r.opt_d.load_state_dict(state["opt_d"])
+    for stabilizer, stabilizer_state in zip(m.stabilizers, state["stabilizers"], strict=True):
+        stabilizer.load_state_dict(stabilizer_state)
+    artifacts.restore_rng(r.data_rng, state["rng"])
+    r.images = state["images"]
+    r.started -= state["seconds"]
+    result.g_steps, result.d_steps, result.evals = state["g_steps"], state["d_steps"], state["evals"]
+    result.eval_seconds = state["eval_seconds"]
+
+
+def _evaluate(r: _Run) -> dict[str, float]:
     """Metrics of the evaluated generator, plus the dataset's own measures on the same samples."""
     kept: list[torch.Tensor] = []
-    with _evaluated_generator(models, spec, device) as generate:
+    with sampling(eval_generator(r.models), r.spec.seed + EVAL_SEED_OFFSET, r.device) as generate:
 
         def sample(n: int) -> torch.Tensor:
             x = generate(n)
@@ -192,17 +257,18 @@ def _evaluate(models: Models, evaluator, spec: RunSpec, device: torch.device) ->
             kept.append(x)
             return x
 
-        metrics = dict(evaluator(sample))
-        metrics.update(models.dataset.extra_metrics(torch.cat(kept)[: spec.protocol.n_fake]))
+        metrics = dict(r.evaluator(sample))
+        metrics.update(r.models.dataset.extra_metrics(torch.cat(kept)[: r.spec.protocol.n_fake]))
     return {k: float(v) for k, v in metrics.items()}
 
 
-def _save_samples(models: Models, spec: RunSpec, device: torch.device, run_dir: Path) -> Path:
-    n = 64 if models.dataset.spec.modality == "image" else 2000
-    with _evaluated_generator(models, spec, device) as generate:
+def _save_samples(r: _Run) -> Path:
+    dataset = r.models.dataset
+    n = 64 if dataset.spec.modality == "image" else 2000
+    with sampling(eval_generator(r.models), r.spec.seed + EVAL_SEED_OFFSET, r.device) as generate:
         samples = generate(n)
-    real = models.dataset.reference(2000) if models.dataset.spec.modality == "vector" else None
-    return artifacts.save_samples(samples, run_dir / artifacts.SAMPLES, real)
+    real = dataset.reference(2000) if dataset.spec.modality == "vector" else None
+    return artifacts.save_samples(samples, r.run_dir / artifacts.SAMPLES, real)
 
 
 def describe_device(device: torch.device) -> str:
@@ -219,15 +285,16 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (KiB on Linux)
 
 
-def _finish(result: RunResult, images: int, started: float, device: torch.device) -> RunResult:
-    result.kimg = images / 1000
-    result.seconds = time.perf_counter() - started
+def _finish(r: _Run) -> RunResult:
+    result = r.result
+    result.kimg = r.images / 1000
+    result.seconds = time.perf_counter() - r.started
     training_seconds = result.seconds - result.eval_seconds  # throughput of training alone, evaluation excluded
-    result.imgs_per_s = images / training_seconds if training_seconds > 0 else math.nan
-    result.peak_mem_mb = _peak_memory_mb(device)
+    result.imgs_per_s = r.images / training_seconds if training_seconds > 0 else math.nan
+    result.peak_mem_mb = _peak_memory_mb(r.device)
     return result
 
 
-def _diverged(result: RunResult, images: int, started: float, device: torch.device, why: str) -> RunResult:
-    result.status, result.error = DIVERGED, why
-    return _finish(result, images, started, device)
+def _diverged(r: _Run, why: str) -> RunResult:
+    r.result.status, r.result.error = DIVERGED, why
+    return _finish(r)

@@ -4,13 +4,18 @@ import inspect
 
 import numpy as np
 import pytest
+import testzoo
 import torch
 from torch import nn
 
 import ganzoo
 import ganzoo_plugins.losses as losses_plugin
 import ganzoo_plugins.stabilizers as stabilizers_plugin
-from ganzoo import StepContext
+from ganzoo import StepContext, artifacts
+from ganzoo.records import DONE
+from ganzoo.spec import ComponentRef
+from ganzoo.testing import plugin_registry
+from ganzoo.train import run
 from ganzoo_plugins.stabilizers.diffaugment import brightness, contrast, cutout, saturation, translate
 from ganzoo_plugins.stabilizers.penalties import gradient_penalty, squared_gradient_penalty
 
@@ -57,7 +62,6 @@ def test_metadata_names_the_paper_modalities_and_every_hparam(registry):
     components = registry.list("stabilizer")
     assert len(components) == 12
     for component in components:
-        assert component.description.strip() and "\n" not in component.description
         assert "arXiv:" in component.reference and any(str(y) in component.reference for y in range(2016, 2022))
         params = inspect.signature(component.factory).parameters
         assert set(params) - {"self"} == set(component.defaults), component.name
@@ -358,57 +362,42 @@ def test_label_smoothing_gives_the_smoothed_cross_entropy(registry):
         build(registry, "label_smoothing", real_target=0.0)
 
 
-# -- every stabilizer in the harness's step ------------------------------------------------------
+# -- every stabilizer through the harness's own loop ----------------------------------------------
 
 
-class TinyG(nn.Module):
-    def __init__(self, shape):
-        super().__init__()
-        self.latent_dim, self.shape = 4, shape
-        self.net = nn.Linear(4, int(np.prod(shape)))
-
-    def forward(self, z):
-        return torch.tanh(self.net(z)).view(-1, *self.shape)
+@pytest.fixture(scope="module")
+def zoo():
+    plugins = {"testzoo": testzoo, "stabilizers": stabilizers_plugin, "losses": losses_plugin}
+    with plugin_registry(plugins, load_entry_points=False) as reg:
+        yield reg
 
 
-def _train_two_steps(stabilizer, loss, shape):
-    """The harness's protocol as documented in ganzoo.contracts.Stabilizer, for two G steps."""
-    torch.manual_seed(0)
-    gen = stabilizer.wrap_generator(TinyG(shape))
-    disc = stabilizer.wrap_discriminator(nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(shape)), 8),
-                                                       nn.LeakyReLU(0.2), nn.Linear(8, 1)))
-    opt_g, opt_d = torch.optim.Adam(gen.parameters(), 1e-3), torch.optim.Adam(disc.parameters(), 1e-3)
-    data = torch.rand(64, *shape) * 2 - 1
-    for step in range(2):
-        ctx = StepContext(gen, disc, loss, step=step, progress=step / 2)
-        ctx.real, ctx.fake = stabilizer.augment(data[:8], ctx), stabilizer.augment(gen(torch.randn(8, 4)).detach(), ctx)
-        ctx.real_logits, ctx.fake_logits = disc(ctx.real), disc(ctx.fake)
-        d_loss = loss.d_loss(ctx.real_logits, ctx.fake_logits, **stabilizer.d_loss_kwargs())
-        penalty = stabilizer.d_penalty(ctx)
-        d_loss = d_loss if penalty is None else d_loss + penalty
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-        stabilizer.after_d_step(ctx)
-        ctx.fake = stabilizer.augment(gen(torch.randn(8, 4)), ctx)
-        ctx.fake_logits = disc(ctx.fake)
-        g_loss = loss.g_loss(ctx.fake_logits, disc(ctx.real) if loss.uses_real_logits_in_g else None)
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
-        stabilizer.after_g_step(ctx)
-        assert torch.isfinite(d_loss) and torch.isfinite(g_loss)
-    evaluated = stabilizer.eval_generator(gen) or gen
-    assert evaluated(torch.randn(3, 4)).shape == (3, *shape)
+@pytest.mark.parametrize("dataset", ["pixels", "blobs"])
+def test_every_stabilizer_trains_and_resumes_exactly_in_the_harness(zoo, dataset, tmp_path, monkeypatch):
+    """Each stabilizer in ganzoo.train: every hook point it has, its state through a real checkpoint, exact resume."""
+    modality = "image" if dataset == "pixels" else "vector"
+    real_save = artifacts.save_checkpoint
 
+    def save_then_die(state, run_dir):
+        real_save(state, run_dir)
+        raise KeyboardInterrupt  # as if killed right after the first checkpoint
 
-@pytest.mark.parametrize("modality,shape", [("image", (3, 8, 8)), ("vector", (2,))])
-def test_every_stabilizer_runs_in_the_training_step(registry, modality, shape, tmp_path):
-    loss = registry.get("loss", "ns").build()
-    for component in registry.list("stabilizer"):
-        if modality not in component.modalities:
+    def trajectory(result):
+        return [(e["g_steps"], e["d_loss"], e["g_loss"], e["metrics"]) for e in result.evals]
+
+    trained = []
+    for component in zoo.list("stabilizer"):
+        if component.plugin != "stabilizers" or modality not in component.modalities:
             continue
-        stabilizer = component.build()
-        _train_two_steps(stabilizer, loss, shape)
-        torch.save(stabilizer.state_dict(), tmp_path / "state.pt")
-        stabilizer.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+        spec = testzoo.tiny_spec(dataset, stack=(ComponentRef(component.name, component.hparams()),), loss="ns",
+                                 g_steps=2, eval_every_g_steps=1)
+        straight = run(spec, tmp_path / component.name / "straight", "cpu", zoo)
+        assert straight.status == DONE and straight.g_steps == 2, (component.name, straight.error)
+        monkeypatch.setattr(artifacts, "save_checkpoint", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            run(spec, tmp_path / component.name / "resumed", "cpu", zoo)
+        monkeypatch.setattr(artifacts, "save_checkpoint", real_save)
+        resumed = run(spec, tmp_path / component.name / "resumed", "cpu", zoo)
+        assert trajectory(resumed) == trajectory(straight), component.name
+        trained.append(component.name)
+    assert len(trained) == (12 if modality == "image" else 10)

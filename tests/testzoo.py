@@ -26,6 +26,16 @@ class Blobs(ganzoo.Dataset):
         return {"modes": float((samples[:, 0] > 0).any()) + float((samples[:, 0] < 0).any())}
 
 
+class Pixels(ganzoo.Dataset):
+    """Random (3, 4, 4) images in [-1, 1]: enough for image-only stabilizers to train through the harness."""
+
+    default_extractor = "flat"
+
+    def __init__(self, n: int = 64):
+        self.data = torch.rand(n, 3, 4, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        self.spec = ganzoo.DataSpec("image", (3, 4, 4))
+
+
 class Flat(ganzoo.FeatureExtractor):
     name = "flat"
     feature_dim = 2
@@ -43,6 +53,26 @@ class LinearG(nn.Module):
 
     def forward(self, z):
         return self.net(z)
+
+
+class PixelG(nn.Module):
+    def __init__(self, spec, latent_dim=4):
+        super().__init__()
+        self.latent_dim, self.shape = latent_dim, spec.shape
+        self.net = nn.Linear(latent_dim, spec.shape[0] * spec.shape[1] * spec.shape[2])
+
+    def forward(self, z):
+        return torch.tanh(self.net(z)).view(-1, *self.shape)
+
+
+class PixelD(nn.Module):
+    def __init__(self, spec, width=8):
+        super().__init__()
+        size = spec.shape[0] * spec.shape[1] * spec.shape[2]
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(size, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+
+    def forward(self, x):
+        return self.net(x)
 
 
 class SmallD(nn.Module):
@@ -84,6 +114,7 @@ class ImageOnly(ganzoo.Stabilizer):
 @hookimpl
 def register_datasets(register):
     register("blobs", Blobs, description="Two 2-D blobs", defaults={"n": 512, "seed": 0}, modalities=("vector",))
+    register("pixels", Pixels, description="Random 4x4 RGB images", defaults={"n": 64}, modalities=("image",))
 
 
 @hookimpl
@@ -95,6 +126,8 @@ def register_feature_extractors(register):
 def register_generators(register):
     register("lin", LinearG, description="Small MLP G", reference="test", defaults={"latent_dim": 2, "width": 16},
              modalities=("vector",))
+    register("pixel_g", PixelG, description="Linear G for images", reference="test", defaults={"latent_dim": 4},
+             modalities=("image",))
 
 
 @hookimpl
@@ -103,6 +136,8 @@ def register_discriminators(register):
              modalities=("vector",))
     register("small_wide", SmallD, description="Wider MLP D", reference="test", defaults={"width": 32},
              modalities=("vector",))
+    register("pixel_d", PixelD, description="MLP D for images", reference="test", defaults={"width": 8},
+             modalities=("image",))
 
 
 @hookimpl
@@ -135,3 +170,23 @@ def suite_dict(**overrides):
     }
     raw.update(overrides)
     return raw
+
+
+def tiny_spec(dataset="blobs", stack=(), loss="logistic", seed=0, **budget):
+    """A hand-made RunSpec on the test zoo: ``stack`` is a tuple of ComponentRefs, ``budget`` Budget fields."""
+    from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
+
+    image = dataset == "pixels"
+    return RunSpec(
+        dataset=ComponentRef(dataset, {"n": 64} if image else {"n": 512, "seed": 0}),
+        generator=ComponentRef("pixel_g", {"latent_dim": 4}) if image else ComponentRef("lin", {"latent_dim": 2,
+                                                                                               "width": 16}),
+        discriminator=ComponentRef("pixel_d", {"width": 8}) if image else ComponentRef("small", {"width": 16}),
+        loss=ComponentRef(loss, {}),
+        stack_name="+".join(ref.name for ref in stack) or "none",
+        stack=tuple(stack),
+        seed=seed,
+        budget=Budget(**{"batch_size": 8, "unit": "g_steps", "g_steps": 2, **budget}),
+        optim=Optim(),
+        protocol=ganzoo.EvalProtocol(n_fake=32, n_real=64, metrics=("pr",), batch_size=32),
+    )

@@ -1,0 +1,156 @@
+"""The training loop itself (ganzoo.train): stabilizer hook points, budget units and the checkpoint round trip."""
+
+import pytest
+import testzoo
+import torch
+
+import ganzoo
+import ganzoo_plugins.stabilizers as stabilizers_plugin
+from ganzoo import artifacts, hookimpl
+from ganzoo.build import resolve_d_loss_kwargs
+from ganzoo.records import DONE, FAILED
+from ganzoo.spec import Budget, ComponentRef, RunSpec
+from ganzoo.testing import plugin_registry
+from ganzoo.train import run
+
+
+class PullToZero(ganzoo.Stabilizer):
+    """A G penalty that pulls G's weights towards zero: only G's update can show it."""
+
+    def __init__(self, weight=10.0):
+        self.weight = weight
+
+    def g_penalty(self, ctx):
+        return self.weight * sum(p.square().sum() for p in ctx.generator.parameters())
+
+
+class Target(ganzoo.Stabilizer):
+    """Sets the real target of the D loss, as label smoothing does."""
+
+    def __init__(self, real_target=0.9):
+        self.real_target = real_target
+
+    def d_loss_kwargs(self):
+        return {"real_target": self.real_target}
+
+
+class Recording(ganzoo.Loss):
+    """The test zoo's logistic loss, remembering the keywords D's loss was called with."""
+
+    seen: list = []
+
+    def d_loss(self, real_logits, fake_logits, real_target=1.0):
+        Recording.seen.append(real_target)
+        return (torch.nn.functional.softplus(-real_logits).mean() * real_target
+                + torch.nn.functional.softplus(fake_logits).mean())
+
+    def g_loss(self, fake_logits, real_logits=None):
+        return torch.nn.functional.softplus(-fake_logits).mean()
+
+
+class _Plugin:
+    @hookimpl
+    def register_stabilizers(self, register):
+        register("pull_to_zero", PullToZero, description="G penalty on G's weights", defaults={"weight": 10.0})
+        register("target", Target, description="Sets real_target", defaults={"real_target": 0.9})
+
+    @hookimpl
+    def register_losses(self, register):
+        register("recording", Recording, description="Logistic loss that records its keywords")
+
+
+@pytest.fixture(scope="module")
+def registry():
+    plugins = {"testzoo": testzoo, "stabilizers": stabilizers_plugin, "train-test": _Plugin()}
+    with plugin_registry(plugins, load_entry_points=False) as reg:
+        yield reg
+
+
+def generator_weights(run_dir):
+    return artifacts.load_checkpoint(run_dir / artifacts.CHECKPOINT)["generator"]
+
+
+def test_g_penalty_changes_the_generator_update(registry, tmp_path):
+    plain = run(testzoo.tiny_spec(), tmp_path / "plain", "cpu", registry)
+    pulled = run(testzoo.tiny_spec(stack=(ComponentRef("pull_to_zero", {"weight": 10.0}),)), tmp_path / "pulled",
+                 "cpu", registry)
+    assert plain.status == pulled.status == DONE
+    before, after = generator_weights(tmp_path / "plain"), generator_weights(tmp_path / "pulled")
+    # Same seed, same data: only the penalty differs, and it shrinks every weight of G (and leaves D's first step).
+    assert all(after[k].norm() < before[k].norm() for k in before)
+
+
+def test_d_loss_kwargs_reach_every_d_step(registry, tmp_path):
+    Recording.seen.clear()
+    result = run(testzoo.tiny_spec(loss="recording", stack=(ComponentRef("target", {"real_target": 0.7}),)),
+                 tmp_path, "cpu", registry)
+    assert result.status == DONE and result.d_steps == 2 and Recording.seen == [0.7, 0.7]
+
+
+def test_two_stabilizers_setting_one_d_loss_keyword_is_an_error(registry, tmp_path):
+    with pytest.raises(ValueError, match='"target" and "label_smoothing" both set the D loss keyword real_target'):
+        resolve_d_loss_kwargs([Target(), registry.get("stabilizer", "label_smoothing").build()],
+                              ["target", "label_smoothing"])
+    both = (ComponentRef("target", {"real_target": 0.9}), ComponentRef("target", {"real_target": 0.8}))
+    result = run(testzoo.tiny_spec(loss="recording", stack=both), tmp_path, "cpu", registry)
+    assert result.status == FAILED and "both set the D loss keyword real_target" in result.error
+
+
+D5 = (ComponentRef("d_steps", {"n": 5}),)
+
+
+def test_g_step_budget_gives_every_stack_the_same_g_steps(registry, tmp_path):
+    budget = {"unit": "g_steps", "g_steps": 10, "eval_every_g_steps": 5}
+    baseline = run(testzoo.tiny_spec(**budget), tmp_path / "base", "cpu", registry)
+    five = run(testzoo.tiny_spec(stack=D5, **budget), tmp_path / "d5", "cpu", registry)
+    assert baseline.g_steps == five.g_steps == 10
+    assert (baseline.d_steps, five.d_steps) == (10, 50) and five.kimg == 5 * baseline.kimg
+    assert [e["g_steps"] for e in five.evals] == [5, 10]  # evaluations at G-step marks
+    assert [e["kimg"] for e in five.evals] == [0.2, 0.4]  # with the images shown recorded as well
+
+
+def test_kimg_budget_gives_a_five_d_step_stack_a_fifth_of_the_g_steps(registry, tmp_path):
+    budget = {"unit": "kimg", "kimg": 0.4, "g_steps": None}
+    baseline = run(testzoo.tiny_spec(**budget), tmp_path / "base", "cpu", registry)
+    five = run(testzoo.tiny_spec(stack=D5, **budget), tmp_path / "d5", "cpu", registry)
+    assert baseline.kimg == five.kimg == 0.4
+    assert (baseline.g_steps, five.g_steps) == (50, 10)
+
+
+def test_budget_units_are_validated_and_old_run_ids_keep_their_canonical_form():
+    kimg = Budget(kimg=24, eval_every_kimg=8)
+    assert (kimg.total, kimg.eval_every, kimg.spent(images=100, g_steps=3)) == (24_000, 8_000, 100)
+    steps = Budget(unit="g_steps", g_steps=2000, eval_every_g_steps=500)
+    assert (steps.total, steps.eval_every, steps.spent(images=100, g_steps=3)) == (2000, 500, 3)
+    # The fields added with the unit stay out of a kimg budget's canonical form, so existing run ids hold.
+    assert set(kimg.canonical()) == {"kimg", "batch_size", "eval_every_kimg", "max_seconds"}
+    assert steps.canonical()["unit"] == "g_steps"
+    spec = testzoo.tiny_spec(unit="kimg", kimg=1.0, g_steps=None)
+    assert RunSpec.from_dict(spec.canonical()) == spec
+    for bad, message in [({"kimg": 0}, "kimg must be positive"), ({"unit": "epochs", "kimg": 1}, "unit must be"),
+                         ({"unit": "g_steps"}, "g_steps must be positive"),
+                         ({"unit": "g_steps", "g_steps": 10, "kimg": 1}, "not used with unit"),
+                         ({"kimg": 1, "eval_every_g_steps": 5}, "not used with unit"),
+                         ({"unit": "g_steps", "g_steps": 2.5}, "whole numbers")]:
+        with pytest.raises(ValueError, match=message):
+            Budget(**bad)
+
+
+def test_kimg_override_refuses_a_g_step_budget(registry):
+    from ganzoo.grid import build_grid
+    from ganzoo.suite import SuiteError, parse_suite
+
+    raw = testzoo.suite_dict(budget={"unit": "g_steps", "g_steps": 20, "eval_every_g_steps": 10, "batch_size": 8})
+    suite = parse_suite(raw, source="test")
+    assert {s.budget.g_steps for s in build_grid(suite, registry).specs} == {20}
+    with pytest.raises(SuiteError, match="--kimg overrides budgets counted in kimg, but dataset blobs counts g_steps"):
+        build_grid(suite, registry, kimg=1.0)
+
+
+def test_estimates_count_g_steps_for_a_g_step_budget(registry):
+    from ganzoo.bench import _tiny
+
+    steps = _tiny(testzoo.tiny_spec(g_steps=1000), batches=3, n_fake=16)
+    assert (steps.budget.g_steps, steps.budget.eval_every_g_steps, steps.budget.kimg) == (3, None, None)
+    images = _tiny(testzoo.tiny_spec(unit="kimg", kimg=24, g_steps=None, eval_every_kimg=8), batches=3, n_fake=16)
+    assert (images.budget.kimg, images.budget.eval_every_kimg) == (3 * 8 / 1000, None)
