@@ -95,7 +95,9 @@ def test_bench_end_to_end_then_nothing_to_do(registry, tmp_path):
     assert len(board) == 4
     row = board.set_index("stack").loc["explode"]
     assert row["unstable"] == 1.0 and row["diverged"] == 2
-    assert board.iloc[-1]["fid"] != board.iloc[-1]["fid"] or board["fid"].notna().sum() == 2  # NaN ranks last
+    # Every seed diverged, so no FID: it ranks after the combinations of its table that have one.
+    table = board[board["fingerprint"] == row["fingerprint"]]
+    assert row["fid"] != row["fid"] and table["fid"].notna().sum() == 2 and row["rank"] == len(table) == 3
     markdown = (tmp_path / "tiny" / "leaderboard.md").read_text()
     assert "Protocol" in markdown and "flat" in markdown and "lin" in markdown
     assert to_markdown(board).count("|") > 20

@@ -47,6 +47,7 @@ def test_registers_in_process_into_the_grid():
     assert {"mlp/mlp/lsgan_symmetric/none", "mlp/mlp/ns/weight_clip"} <= combos
 
 
+@pytest.mark.slow  # a real pip install and three CLI processes: tens of seconds
 @pytest.mark.skipif(importlib.util.find_spec("setuptools") is None, reason="needs setuptools to build without network")
 def test_pip_install_then_cli_lists_it(tmp_path):
     target = tmp_path / "site"
