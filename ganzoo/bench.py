@@ -22,6 +22,7 @@ from . import __version__
 from .build import resolve_device
 from .executor import ProcessExecutor, make_executor
 from .grid import Filters, Grid, build_grid
+from .judgement import DEFAULT_JUDGEMENT
 from .records import FAILED, FINISHED, RUNNING
 from .registry import Registry, get_registry
 from .spec import RunSpec
@@ -53,6 +54,16 @@ def versions(spec: RunSpec, registry: Registry) -> dict[str, str]:
     return out
 
 
+def suite_record(suite: Suite, registry: Registry) -> dict:
+    """What the reporter needs from a suite: design, baselines, and each dataset's judgement at this budget."""
+    datasets = {}
+    for plan in suite.datasets:
+        component = registry.get("dataset", plan.dataset.name)
+        judgement = (component.judgement or DEFAULT_JUDGEMENT).with_success(plan.success)
+        datasets[plan.dataset.name] = {"baseline": dict(plan.baseline), "judgement": judgement.as_dict()}
+    return {"design": suite.design, "description": suite.description, "source": suite.source, "datasets": datasets}
+
+
 def _alive_elsewhere(row: dict) -> bool:
     """A run marked running by another live process on this host is someone else's to finish."""
     if row.get("host") != socket.gethostname() or not row.get("pid") or row["pid"] == os.getpid():
@@ -77,6 +88,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
     summary = BenchSummary(grid)
     store = Store(results_dir)
     try:
+        store.set_suite_record(suite.name, suite_record(suite, registry))
         for spec in grid.specs:
             store.add(spec, suite.name)
         rows = {row["run_id"]: row for row in store.runs(suite.name)}

@@ -73,7 +73,7 @@ def build_grid(suite: Suite, registry: Registry, filters: Filters = Filters(), s
     for plan in suite.datasets:
         if filters.dataset and not any(fnmatch.fnmatchcase(plan.dataset.name, p) for p in filters.dataset):
             continue
-        _plan_grid(plan, suite, registry, stacks, filters, seeds or suite.seeds, kimg, grid)
+        _plan_grid(plan, suite, registry, stacks, filters, seeds or plan.seeds or suite.seeds, kimg, grid)
     return grid
 
 
@@ -167,11 +167,17 @@ def _design(design: str, plan: DatasetPlan, candidates: dict[str, list[str]], da
         if baseline[axis] not in candidates[axis]:
             raise SuiteError(f'Dataset {dataset_name}: baseline {axis} "{baseline[axis]}" is not registered, '
                              f"not compatible or filtered out by the suite. Candidates: {candidates[axis]}")
-    yield dict(baseline)
-    for axis in AXES:
-        for name in candidates[axis]:
-            if name != baseline[axis]:
-                yield {**baseline, axis: name}
+    for extra in plan.extra:
+        for axis, name in extra.items():
+            if name not in candidates[axis]:
+                raise SuiteError(f'Dataset {dataset_name}: extra combination {extra} names {axis} "{name}", which is '
+                                 f"not registered, not compatible or filtered out. Candidates: {candidates[axis]}")
+    seen = []
+    for combo in [dict(baseline)] + [{**baseline, axis: name} for axis in AXES for name in candidates[axis]] + [
+            {**baseline, **extra} for extra in plan.extra]:
+        if combo not in seen:  # an extra row that the design already has is one row, not two
+            seen.append(combo)
+            yield combo
 
 
 def _resolve(names: dict[str, str], plan, registry: Registry, stacks) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Tables: ``runs`` (one row per run spec, its status and what it used), ``evals`` (every evaluation over
 training), ``sweep_runs`` (which suites asked for which runs: several sweeps can share one folder and
-one run), ``meta`` (schema version). Workers never open it: they return ``RunResult``s.
+one run), ``suites`` (each suite's design, baselines and how its datasets are judged, as last run),
+``meta`` (schema version). Workers never open it: they return ``RunResult``s.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS evals (
     run_id TEXT NOT NULL, idx INTEGER NOT NULL, kimg REAL, payload TEXT NOT NULL, PRIMARY KEY (run_id, idx)
 );
 CREATE TABLE IF NOT EXISTS sweep_runs (suite TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (suite, run_id));
+CREATE TABLE IF NOT EXISTS suites (name TEXT PRIMARY KEY, record TEXT NOT NULL);
 """
 
 
@@ -101,6 +103,11 @@ class Store:
                 [(result.run_id, i, e["kimg"], json.dumps(e)) for i, e in enumerate(result.evals)],
             )
 
+    def set_suite_record(self, name: str, record: dict[str, Any]) -> None:
+        """What the reporter needs from a suite: design, baseline per dataset, judgement per dataset."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO suites VALUES (?, ?)", (name, json.dumps(record, sort_keys=True)))
+
     # -- reading --------------------------------------------------------------------------------
 
     def status(self, run_id: str) -> str | None:
@@ -131,3 +138,15 @@ class Store:
     def evals(self, run_id: str) -> list[dict[str, Any]]:
         return [json.loads(r["payload"]) for r in
                 self.db.execute("SELECT payload FROM evals WHERE run_id=? ORDER BY idx", (run_id,))]
+
+    def suite_record(self, name: str) -> dict[str, Any]:
+        row = self.db.execute("SELECT record FROM suites WHERE name=?", (name,)).fetchone()
+        return {} if row is None else json.loads(row["record"])
+
+    def evals_by_run(self, run_ids: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Every run's evaluations in training order, in one query (the reporter reads them all)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in self.db.execute("SELECT run_id, payload FROM evals ORDER BY run_id, idx"):
+            if run_ids is None or row["run_id"] in run_ids:
+                out.setdefault(row["run_id"], []).append(json.loads(row["payload"]))
+        return out

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .contracts import EvalProtocol
+from .judgement import parse_criterion
 from .spec import Budget, ComponentRef, Optim
 
 if sys.version_info >= (3, 11):
@@ -26,7 +27,8 @@ DESIGNS = ("one-factor", "full")
 AXES = ("generator", "discriminator", "loss", "stack")
 TOP_LEVEL_KEYS = {"name", "description", "design", "seeds", "budget", "optim", "eval", "stacks", "auto_stacks",
                   "datasets", "components", "hparams"}
-DATASET_KEYS = {"name", "hparams", "baseline", "budget", "optim", "eval", "components", "component_hparams"}
+DATASET_KEYS = {"name", "hparams", "baseline", "budget", "optim", "eval", "components", "component_hparams",
+                "success", "extra", "seeds"}
 
 
 class SuiteError(ValueError):
@@ -44,6 +46,9 @@ class DatasetPlan:
     protocol: EvalProtocol
     components: dict[str, dict[str, list[str]]]  # axis -> {"include": [...], "exclude": [...]}
     component_hparams: dict[str, dict[str, dict[str, Any]]]  # kind -> name -> overrides
+    success: list[str] | None = None  # success criterion at this budget; None: the dataset's own
+    seeds: list[int] | None = None  # this dataset's seeds; None: the suite's
+    extra: list[dict[str, str]] = field(default_factory=list)  # combinations beyond the design (axes -> names)
 
 
 @dataclass
@@ -95,10 +100,7 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", default_name: str 
     design = raw.get("design", "one-factor")
     if design not in DESIGNS:
         raise SuiteError(f'{where}: design must be one of {DESIGNS}, got "{design}"')
-    seeds = raw.get("seeds", 1)
-    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seeds:
-        raise SuiteError(f"{where}: seeds must be a positive count or a non-empty list")
+    seeds = _seeds(raw.get("seeds", 1), where)
     stacks = {"none": []}
     for stack_name, entries in raw.get("stacks", {}).items():
         stacks[stack_name] = [_stack_entry(e, f"{where}, stack {stack_name}") for e in entries]
@@ -116,6 +118,15 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", default_name: str 
         source=source,
         raw=raw,
     )
+
+
+def _seeds(value: Any, where: str) -> list[int]:
+    """A count (``5`` -> seeds 0..4) or an explicit list of integers."""
+    seeds = list(range(value)) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
+                                                            for s in seeds):
+        raise SuiteError(f"{where}: seeds must be a positive count or a non-empty list of integers, got {value!r}")
+    return seeds
 
 
 def _no_unknown(table: dict[str, Any], known: set[str], where: str) -> None:
@@ -174,6 +185,19 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         for kind, by_name in table.items():
             for name, values in by_name.items():
                 hparams.setdefault(kind, {}).setdefault(name, {}).update(values)
+    success = entry.get("success")
+    if success is not None:
+        if not isinstance(success, list) or not all(isinstance(c, str) for c in success):
+            raise SuiteError(f'{where}: success must be a list of criteria such as ["modes >= 7", "fid <= 30"]')
+        for criterion in success:
+            try:
+                parse_criterion(criterion)
+            except ValueError as exc:
+                raise SuiteError(f"{where}: {exc}") from exc
+    extra = entry.get("extra", [])
+    if not isinstance(extra, list) or not all(isinstance(e, dict) and set(e) <= set(AXES) and e for e in extra):
+        raise SuiteError(f"{where}: extra must be a list of tables naming one component per axis among {AXES}, "
+                         'e.g. extra = [{ loss = "wasserstein", stack = "wgan_gp" }] (missing axes: the baseline)')
     return DatasetPlan(
         dataset=ComponentRef(entry["name"], dict(entry.get("hparams", {}))),
         baseline=baseline,
@@ -182,4 +206,7 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         protocol=protocol,
         components=components,
         component_hparams=hparams,
+        success=success,
+        seeds=_seeds(entry["seeds"], where) if "seeds" in entry else None,
+        extra=[{k: str(v) for k, v in e.items()} for e in extra],
     )

@@ -1,0 +1,67 @@
+"""Suite fields that shape a leaderboard: extra rows, per-dataset seeds and success, and the record the store keeps."""
+
+import pytest
+import testzoo
+
+from ganzoo.bench import bench
+from ganzoo.grid import Filters, build_grid
+from ganzoo.store import Store
+from ganzoo.suite import SuiteError, parse_suite
+from ganzoo.testing import plugin_registry
+
+
+@pytest.fixture
+def zoo():
+    with plugin_registry({"testzoo": testzoo}) as registry:
+        yield registry
+
+
+def suite(**dataset):
+    raw = testzoo.suite_dict()
+    raw["datasets"] = [{**raw["datasets"][0], **dataset}]
+    return parse_suite(raw)
+
+
+def test_extra_rows_join_the_one_factor_grid_once(zoo):
+    base = build_grid(suite(), zoo)
+    grid = build_grid(suite(extra=[{"discriminator": "small_wide", "stack": "explode"}, {"stack": "none"}]), zoo)
+    combos = {s.combination for s in grid.specs}
+    assert "lin/small_wide/logistic/explode" in combos
+    assert "lin/small_wide/logistic/explode" not in {s.combination for s in base.specs}
+    assert len(grid.specs) == len(base.specs) + 2  # one new combination x 2 seeds; {"stack": "none"} is the baseline
+
+
+def test_an_extra_row_naming_an_unknown_component_is_a_clear_error(zoo):
+    with pytest.raises(SuiteError, match='extra combination .* names stack "nope"'):
+        build_grid(suite(extra=[{"stack": "nope"}]), zoo)
+    with pytest.raises(SuiteError, match="extra must be a list of tables"):
+        suite(extra=[{"colour": "red"}])
+
+
+def test_per_dataset_seeds_override_the_suites(zoo):
+    grid = build_grid(suite(seeds=[3, 4, 5]), zoo)
+    assert {s.seed for s in grid.specs} == {3, 4, 5}
+    with pytest.raises(SuiteError, match="seeds must be a positive count or a non-empty list of integers"):
+        suite(seeds="10")
+
+
+def test_success_criteria_are_checked_when_the_suite_is_read():
+    assert suite(success=["fid <= 3"]).datasets[0].success == ["fid <= 3"]
+    with pytest.raises(SuiteError, match='Criterion .fid <== 3. is not'):
+        suite(success=["fid <== 3"])
+
+
+def test_the_store_keeps_the_suites_baseline_and_judgement_for_the_report(zoo, tmp_path):
+    the_suite = suite(success=["fid <= 1000"])
+    bench(the_suite, tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline",
+          seeds=[0, 1], filters=Filters(stabilizer=("none",)))
+    store = Store(tmp_path)
+    try:
+        record = store.suite_record("tiny")
+    finally:
+        store.close()
+    assert record["design"] == "one-factor"
+    assert record["datasets"]["blobs"]["baseline"]["discriminator"] == "small"
+    assert record["datasets"]["blobs"]["judgement"]["success"] == ["fid <= 1000"]
+    board = (tmp_path / "tiny" / "leaderboard.md").read_text()
+    assert "success: fid <= 1000" in board and "Baseline: lin/small/logistic/none" in board
