@@ -155,9 +155,10 @@ def _run_bench(registry, the_suite, filters, seed_list, kimg, results_dir, devic
 
 def _print_grid(grid, estimates: dict[str, float], parallel: int = 1) -> None:
     rows = [{"run_id": s.run_id, "dataset": s.dataset.name, "combination": s.combination, "seed": s.seed,
-             "kimg": s.budget.kimg, "est_s": "" if not estimates else f"{estimates.get(s.run_id, math.nan):.1f}"}
+             "budget": f"{s.budget.kimg if s.budget.unit == 'kimg' else s.budget.g_steps} {s.budget.unit}",
+             "est_s": "" if not estimates else f"{estimates.get(s.run_id, math.nan):.1f}"}
             for s in grid.specs]
-    click.echo(_table(rows, ["run_id", "dataset", "combination", "seed", "kimg", "est_s"]))
+    click.echo(_table(rows, ["run_id", "dataset", "combination", "seed", "budget", "est_s"]))
     combos = {(s.dataset.name, s.combination) for s in grid.specs}
     click.echo(f"\n{len(grid.specs)} runs: {len(combos)} combinations x seeds")
     if estimates:
