@@ -85,7 +85,13 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     dataset_ref = ComponentRef(dataset_component.name, dataset_hparams)
     candidates = _candidates(plan, registry, stacks, spec, dataset_ref.name, grid)
     budget = plan.budget if kimg is None else _with_kimg(plan.budget, kimg, dataset_ref.name)
-    for combo_names in _design(suite.design, plan, candidates, dataset_ref.name):
+    # An extra row may name what the one-factor sweep leaves out (WGAN-GP's loss and stack only make sense
+    # together), as long as it is registered and compatible with the data.
+    extra_allowed = {axis: tuple(c.name for c in registry.list(KIND_OF_AXIS[axis]) if not c.incompatibility(spec))
+                     for axis in ("generator", "discriminator", "loss")}
+    extra_allowed["stack"] = tuple(name for name in stacks if not any(
+        registry.get("stabilizer", ref.name).incompatibility(spec) for ref in stacks[name]))
+    for combo_names in _design(suite.design, plan, candidates, dataset_ref.name, extra_allowed):
         combo = _resolve(combo_names, plan, registry, stacks)
         label = "/".join(combo_names[a] for a in AXES)
         reason = _incompatibility(combo, dataset_component)
@@ -156,8 +162,14 @@ def _matches(name: str, patterns: dict[str, list[str]]) -> bool:
     return not any(fnmatch.fnmatchcase(name, p) for p in exclude)
 
 
-def _design(design: str, plan: DatasetPlan, candidates: dict[str, list[str]], dataset_name: str):
-    """Yield {axis: name} combinations: the full cross product, or one factor at a time around the baseline."""
+def _design(design: str, plan: DatasetPlan, candidates: dict[str, list[str]], dataset_name: str,
+            extra_allowed: dict[str, tuple[str, ...]] | None = None):
+    """Yield {axis: name} combinations: the full cross product, or one factor at a time around the baseline.
+
+    ``extra_allowed``: per axis, the names an extra row may use beyond the candidates (registered and
+    compatible, but left out of the one-factor sweep by the suite's patterns).
+    """
+    extra_allowed = extra_allowed or {}
     if design == "full":
         for values in itertools.product(*(candidates[a] for a in AXES)):
             yield dict(zip(AXES, values, strict=True))
@@ -169,7 +181,7 @@ def _design(design: str, plan: DatasetPlan, candidates: dict[str, list[str]], da
                              f"not compatible or filtered out by the suite. Candidates: {candidates[axis]}")
     for extra in plan.extra:
         for axis, name in extra.items():
-            if name not in candidates[axis]:
+            if name not in candidates[axis] and name not in extra_allowed.get(axis, ()):
                 raise SuiteError(f'Dataset {dataset_name}: extra combination {extra} names {axis} "{name}", which is '
                                  f"not registered, not compatible or filtered out. Candidates: {candidates[axis]}")
     seen = []

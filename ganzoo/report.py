@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .judgement import DEFAULT_JUDGEMENT, Judgement
-from .records import DIVERGED, FINISHED
 from .leaderboard import AXES, METRICS, leaderboard, marginals
+from .records import DIVERGED, FINISHED
 from .stability import run_stability
 from .store import Store
 

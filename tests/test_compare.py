@@ -7,11 +7,11 @@ import pytest
 import testzoo
 from click.testing import CliRunner
 from scipy import stats as scipy_stats
+from test_cli import write_suite
 
 from ganzoo.cli import main
 from ganzoo.compare import CompareError, resolve
 from ganzoo.testing import plugin_registry
-from test_cli import write_suite
 
 BASELINE = {"generator": "g", "discriminator": "d", "loss": "ns", "stack": "none"}
 
