@@ -78,13 +78,14 @@ def _alive_elsewhere(row: dict) -> bool:
 
 
 def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = None, filters: Filters = Filters(),
-          seeds: list[int] | None = None, kimg: float | None = None, device: str = "auto", executor: str = "auto",
+          seeds: list[int] | None = None, kimg: float | None = None, g_steps: int | None = None,
+          device: str = "auto", executor: str = "auto",
           jobs: int | None = None, progress: bool = True, echo: Callable[[str], None] = print) -> BenchSummary:
     """Train every run of the suite's grid that is not finished yet, then write the leaderboard."""
     from .report import write_report
 
     registry = registry or get_registry()
-    grid = build_grid(suite, registry, filters, seeds, kimg)
+    grid = build_grid(suite, registry, filters, seeds, kimg, g_steps)
     summary = BenchSummary(grid)
     store = Store(results_dir)
     try:

@@ -99,7 +99,10 @@ def _filter_options(func):
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True)
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds 0..N-1 instead of the suite's seeds.")
-@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None, help="Override the budget (kimg).")
+@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Override a budget counted in kimg (keeps its number of evaluations).")
+@click.option("--g-steps", type=click.IntRange(min=1), default=None,
+              help="Override a budget counted in G steps (keeps its number of evaluations).")
 @_filter_options
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N].")
 @click.option("--executor", type=click.Choice(["auto", "inline", "processes"]), default="auto", show_default=True,
@@ -109,8 +112,9 @@ def _filter_options(func):
 @click.option("--dry-run", is_flag=True, help="Print the grid, its size and estimated time; train nothing.")
 @click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, discriminator_patterns, loss_patterns,
-                  stabilizer_patterns, dataset_patterns, device, executor, jobs, dry_run, no_estimate, progress):
+def bench_command(all_, suite, results_dir, seeds, kimg, g_steps, generator_patterns, discriminator_patterns,
+                  loss_patterns, stabilizer_patterns, dataset_patterns, device, executor, jobs, dry_run, no_estimate,
+                  progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
     from .grid import Filters
     from .suite import load_suite
@@ -123,11 +127,12 @@ def bench_command(all_, suite, results_dir, seeds, kimg, generator_patterns, dis
     warn_errors(registry)
     _check_patterns(registry, filters)
     with user_errors():
-        _run_bench(registry, load_suite(suite), filters, list(range(seeds)) if seeds else None, kimg, results_dir,
-                   device, executor, jobs, dry_run, no_estimate, progress)
+        _run_bench(registry, load_suite(suite), filters, list(range(seeds)) if seeds else None,
+                   {"kimg": kimg, "g_steps": g_steps}, results_dir, device, executor, jobs, dry_run, no_estimate,
+                   progress)
 
 
-def _run_bench(registry, the_suite, filters, seed_list, kimg, results_dir, device, executor, jobs, dry_run,
+def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, device, executor, jobs, dry_run,
                no_estimate, progress) -> None:
     from .bench import bench, estimate
     from .grid import build_grid
@@ -135,15 +140,16 @@ def _run_bench(registry, the_suite, filters, seed_list, kimg, results_dir, devic
     if dry_run:
         from .executor import default_jobs
 
-        grid = build_grid(the_suite, registry, filters, seed_list, kimg)
+        grid = build_grid(the_suite, registry, filters, seed_list, budget["kimg"], budget["g_steps"])
         parallel = 1 if executor == "inline" else (jobs or default_jobs(device))
         estimates = {} if no_estimate else estimate(grid, registry=registry, device=device,
                                                      threads=1 if parallel > 1 else None,
                                                      on_probe=lambda what: click.echo(f"timing {what}", err=True))
         _print_grid(grid, estimates, parallel)
         return
-    summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list, kimg=kimg,
-                    device=device, executor=executor, jobs=jobs, progress=progress, echo=click.echo)
+    summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list,
+                    kimg=budget["kimg"], g_steps=budget["g_steps"], device=device, executor=executor, jobs=jobs,
+                    progress=progress, echo=click.echo)
     counts = {s: list(summary.results.values()).count(s) for s in (DONE, DIVERGED, FAILED)}
     click.echo(f"Trained {len(summary.results)} runs: {counts[DONE]} {DONE}, {counts[DIVERGED]} {DIVERGED}, "
                f"{counts[FAILED]} {FAILED}; {len(summary.skipped)} already finished.")

@@ -44,13 +44,16 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
               help="Hyperparameter override, e.g. generator.ch=32 or dataset.resolution=16 (repeatable).")
 @click.option("--suite", default=None,
               help="Take budget, optimiser and protocol from this suite (default: the embedded default).")
-@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Budget in kimg (for datasets whose suite budget counts kimg).")
+@click.option("--g-steps", type=click.IntRange(min=1), default=None,
+              help="Budget in G steps (for datasets whose suite budget counts G steps).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, seed, results_dir,
-                  device):
+def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, g_steps, seed,
+                  results_dir, device):
     """Train one combination and print its evaluations."""
     from .registry import get_registry
     from .suite import load_suite
@@ -63,8 +66,8 @@ def train_command(dataset, generator, discriminator, loss, stabilizers, hparams,
         for kind, name in (("dataset", dataset), ("generator", generator), ("discriminator", discriminator),
                            ("loss", loss), *(("stabilizer", s) for s in stabilizers)):
             registry.get(kind, name)  # unknown names fail here, with a did-you-mean
-        _train(base.raw, plan, dataset, generator, discriminator, loss, stabilizers, hparams, kimg, seed, results_dir,
-               device)
+        _train(base.raw, plan, dataset, generator, discriminator, loss, stabilizers, hparams, (kimg, g_steps), seed,
+               results_dir, device)
 
 
 def _default_loss(registry, plan: dict, suite_name: str, dataset: str) -> str:
@@ -78,7 +81,15 @@ def _default_loss(registry, plan: dict, suite_name: str, dataset: str) -> str:
     return tagged[0]
 
 
-def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hparams, kimg, seed, results_dir,
+def _merged_hparams(planned: dict, names: dict, overrides: dict) -> dict:
+    merged = {kind: {name: dict(values) for name, values in by_name.items()} for kind, by_name in planned.items()}
+    for kind, values in overrides.items():
+        if kind in names:
+            merged.setdefault(kind, {}).setdefault(names[kind], {}).update(values)
+    return merged
+
+
+def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hparams, budget, seed, results_dir,
            device):
     from .bench import bench
     from .grid import Filters
@@ -104,7 +115,8 @@ def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hpa
             "baseline": {**names, "stack": stack_name},
             # Only the baseline: each axis is restricted to the one component asked for.
             "components": {**{axis: [name] for axis, name in names.items()}, "stack": [stack_name]},
-            "component_hparams": {kind: {names[kind]: values} for kind, values in overrides.items() if kind in names},
+            # The suite's own settings for this dataset first (widths, penalty weights), then --hparam.
+            "component_hparams": _merged_hparams(plan.get("component_hparams", {}), names, overrides),
         }],
     }
     # Stabilizer overrides name the stabilizer: stabilizer.ema.decay=0.99.
@@ -115,8 +127,8 @@ def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hpa
                                      param_hint="--hparam")
         raw.setdefault("hparams", {}).setdefault("stabilizer", {}).setdefault(name, {})[param] = value
     the_suite = parse_suite(raw, source="ganzoo train")
-    summary = bench(the_suite, results_dir, filters=Filters(), kimg=kimg, device=device, executor="inline",
-                    echo=click.echo)
+    summary = bench(the_suite, results_dir, filters=Filters(), kimg=budget[0], g_steps=budget[1], device=device,
+                    executor="inline", echo=click.echo)
     from .store import Store
 
     store = Store(results_dir)

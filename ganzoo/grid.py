@@ -66,25 +66,27 @@ def resolve_stacks(suite: Suite, registry: Registry) -> dict[str, list[Component
 
 
 def build_grid(suite: Suite, registry: Registry, filters: Filters = Filters(), seeds: list[int] | None = None,
-               kimg: float | None = None) -> Grid:
+               kimg: float | None = None, g_steps: int | None = None) -> Grid:
     """Every run spec of ``suite``: compatible combinations (by the suite's design) x seeds."""
     grid = Grid()
     stacks = resolve_stacks(suite, registry)
     for plan in suite.datasets:
         if filters.dataset and not any(fnmatch.fnmatchcase(plan.dataset.name, p) for p in filters.dataset):
             continue
-        _plan_grid(plan, suite, registry, stacks, filters, seeds or plan.seeds or suite.seeds, kimg, grid)
+        _plan_grid(plan, suite, registry, stacks, filters, seeds or plan.seeds or suite.seeds, kimg, grid, g_steps)
     return grid
 
 
 def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict[str, list[ComponentRef]],
-               filters: Filters, seeds: list[int], kimg: float | None, grid: Grid) -> None:
+               filters: Filters, seeds: list[int], kimg: float | None, grid: Grid,
+               g_steps: int | None = None) -> None:
     dataset_component = registry.get("dataset", plan.dataset.name)
     dataset_hparams = dataset_component.hparams(plan.dataset.hparams)
     spec = data_spec_of(dataset_component, dataset_hparams)
     dataset_ref = ComponentRef(dataset_component.name, dataset_hparams)
     candidates = _candidates(plan, registry, stacks, spec, dataset_ref.name, grid)
     budget = plan.budget if kimg is None else _with_kimg(plan.budget, kimg, dataset_ref.name)
+    budget = budget if g_steps is None else _with_g_steps(budget, g_steps, dataset_ref.name)
     # An extra row may name what the one-factor sweep leaves out (WGAN-GP's loss and stack only make sense
     # together), as long as it is registered and compatible with the data.
     extra_allowed = {axis: tuple(c.name for c in registry.list(KIND_OF_AXIS[axis]) if not c.incompatibility(spec))
@@ -123,6 +125,16 @@ def _with_kimg(budget: Budget, kimg: float, dataset: str) -> Budget:
                          f'(budget.unit = "{budget.unit}" in the suite): change budget.{budget.unit} there instead')
     every = None if budget.eval_every_kimg is None else kimg * budget.eval_every_kimg / budget.kimg
     return replace(budget, kimg=kimg, eval_every_kimg=every)
+
+
+def _with_g_steps(budget: Budget, g_steps: int, dataset: str) -> Budget:
+    """``--g-steps`` overrides a G-step budget and keeps its number of evaluations."""
+    if budget.unit != "g_steps":
+        raise SuiteError(f"--g-steps overrides budgets counted in G steps, but dataset {dataset} counts "
+                         f"{budget.unit} (budget.unit in the suite): use --kimg instead")
+    every = (None if budget.eval_every_g_steps is None
+             else max(1, round(g_steps * budget.eval_every_g_steps / budget.g_steps)))
+    return replace(budget, g_steps=int(g_steps), eval_every_g_steps=every)
 
 
 def _candidates(plan, registry, stacks, spec, dataset_name, grid) -> dict[str, list[str]]:

@@ -25,7 +25,7 @@ from .store import Store
 
 __all__ = ["judgements_of", "leaderboard", "load_runs", "marginals", "to_markdown", "write_report"]
 
-LABELS = {"is_mean": "IS", "kid_mean": "KID×10³", "fid": "FID"}
+LABELS = {"is_mean": "IS", "kid_mean": "KID", "fid": "FID"}
 KID_SCALE = 1000.0  # KID is printed x 10^3, as in the StyleGAN2-ADA and StudioGAN tables
 RUN_COLUMNS = ("run_id", "dataset", "generator", "discriminator", "loss", "stack", "seed", "status", "attempts",
                "kimg", "g_steps", "d_steps", "seconds", "imgs_per_s", "device", "peak_mem_mb", "capped",
@@ -130,7 +130,8 @@ LEGEND = (
     "own best by more than the dataset's tolerance); *success* = seeds meeting the success criterion. "
     "*Δ vs baseline* = row mean − baseline mean with a bootstrap 95% CI; *p (Holm)* = Welch's t-test over "
     "seeds, Holm-corrected across the table; *better*/*worse* only where p (Holm) < 0.05, else *n.s.* "
-    "Every value is the final checkpoint's, never the best one. KID is printed ×10³. Definitions: README, "
+    "Every value is the final checkpoint's, never the best one. KID is printed ×10³ where it is below 1 "
+    "(Inception-sized, as papers print it) and raw otherwise, as its column says. Definitions: README, "
     "\"Reading a leaderboard\".\n"
 )
 
@@ -223,13 +224,26 @@ def _metrics_table(group: pd.DataFrame) -> pd.DataFrame:
     table = _combination(group)
     for metric, lower in METRICS.items():
         if metric in group and group[metric].notna().any():
-            scale = KID_SCALE if metric == "kid_mean" else 1.0
+            scale, label = _scale(metric, group[metric])
             stds = group.get(f"{metric}_std", pd.Series(np.nan, index=group.index))
-            table[f"{_label(metric)} {'↓' if lower else '↑'}"] = [
+            table[f"{label} {'↓' if lower else '↑'}"] = [
                 _pm(m * scale, s * scale) for m, s in zip(group[metric], stds, strict=True)]
     table["G steps"] = group["g_steps"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
     table["imgs/s"] = group["imgs_per_s"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
     return table
+
+
+def _scale(metric: str, values: pd.Series) -> tuple[float, str]:
+    """KID x 10^3 where it is Inception-sized (below 1), as papers print it; raw on unnormalised features.
+
+    The polynomial kernel grows with the features' norm, so KID on a small classifier's features is in
+    the hundreds: multiplying it by 1000 would hide the scale instead of matching the papers'.
+    """
+    if metric != "kid_mean":
+        return 1.0, _label(metric)
+    if values.abs().max() < 1:
+        return KID_SCALE, "KID×10³"
+    return 1.0, "KID (raw)"
 
 
 def _num(value: float) -> str:

@@ -150,6 +150,11 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         raise SuiteError(f'{where}: missing "name"')
     _no_unknown(entry, DATASET_KEYS, where)
     budget_table = {**raw.get("budget", {}), **entry.get("budget", {})}
+    own_unit = entry.get("budget", {}).get("unit", budget_table.get("unit", "kimg"))
+    if own_unit != raw.get("budget", {}).get("unit", "kimg"):
+        # A dataset that counts its budget in the other unit does not inherit the suite's amounts.
+        inherited = {"kimg", "eval_every_kimg", "g_steps", "eval_every_g_steps"} - set(entry.get("budget", {}))
+        budget_table = {k: v for k, v in budget_table.items() if k not in inherited}
     if budget_table.get("unit", "kimg") == "kimg" and "kimg" not in budget_table:
         raise SuiteError(f'{where}: the budget needs kimg (images shown to D, in thousands), or unit = "g_steps" '
                          "and g_steps")

@@ -183,7 +183,7 @@ def test_eval_a_real_run_checkpoint_against_its_dataset(tmp_path):
     """train -> checkpoint -> `ganzoo eval digits CHECKPOINT`: the protocol is the dataset's own extractor."""
     results = tmp_path / "r"
     trained = invoke("train", "--dataset", "digits", "--generator", "dcgan", "--discriminator", "dcgan",
-                     "--stabilizer", "ema", "--kimg", "0.256", "--results-dir", results, "--device", "cpu")
+                     "--stabilizer", "ema", "--g-steps", "4", "--results-dir", results, "--device", "cpu")
     assert trained.exit_code == 0, trained.output
     (checkpoint,) = results.glob("runs/*/checkpoint.pt")
     result = invoke("eval", "digits", checkpoint, "-n", "300", "--metrics", "fid,is,pr", "--format", "json",

@@ -176,14 +176,14 @@ def test_blocked_extractors_plugin_is_one_clear_line(monkeypatch, args, missing)
 
 
 def test_blocked_extractors_plugin_fails_a_run_with_the_reason(monkeypatch, tmp_path):
-    from ganzoo.grid import build_grid
+    from ganzoo.grid import Filters, build_grid
     from ganzoo.suite import load_suite
     from ganzoo.testing import plugin_registry
     from ganzoo.train import run
 
     monkeypatch.setenv("GANZOO_BLOCK_PLUGINS", "extractors")
     with plugin_registry() as zoo:
-        spec = build_grid(load_suite("default"), zoo, seeds=[0], kimg=0.064).specs[0]
+        spec = build_grid(load_suite("default"), zoo, Filters(dataset=("digits",)), seeds=[0], g_steps=2).specs[0]
         result = run(spec, tmp_path, "cpu", zoo)
     assert result.status == FAILED
     first_line = result.error.splitlines()[0]

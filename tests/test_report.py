@@ -107,3 +107,6 @@ def test_kid_is_printed_times_a_thousand():
                               "fingerprint": "p"}))
     markdown = to_markdown(board)
     assert "KID×10³" in markdown and " 12.3 " in markdown and "0.0123" not in markdown
+    raw = to_markdown(leaderboard(runs({"stack": "a", "seed": 0, "status": "done", "fid": 1.0, "kid_mean": 56.1,
+                                        "fingerprint": "p"})))
+    assert "KID (raw)" in raw and " 56.1 " in raw  # unnormalised features: x1000 would hide the scale

@@ -65,3 +65,13 @@ def test_the_store_keeps_the_suites_baseline_and_judgement_for_the_report(zoo, t
     assert record["datasets"]["blobs"]["judgement"]["success"] == ["fid <= 1000"]
     board = (tmp_path / "tiny" / "leaderboard.md").read_text()
     assert "success: fid <= 1000" in board and "Baseline: lin/small/logistic/none" in board
+
+
+def test_budget_overrides_keep_the_number_of_evaluations_and_refuse_the_wrong_unit(zoo):
+    steps = suite(budget={"unit": "g_steps", "g_steps": 40, "eval_every_g_steps": 10, "batch_size": 8})
+    budget = build_grid(steps, zoo, g_steps=8).specs[0].budget
+    assert (budget.g_steps, budget.eval_every_g_steps) == (8, 2)  # 4 evaluations, as in the suite
+    with pytest.raises(SuiteError, match="--kimg overrides budgets counted in kimg"):
+        build_grid(steps, zoo, kimg=1.0)
+    with pytest.raises(SuiteError, match="--g-steps overrides budgets counted in G steps"):
+        build_grid(suite(), zoo, g_steps=8)

@@ -141,11 +141,11 @@ class StackedDigits(Dataset):
 # FID on the embedded classifier's features ranks; collapsed = half of the ten digits or fewer are ever drawn.
 DIGITS_JUDGEMENT = Judgement(headline="fid", lower_is_better=True, collapse=("classes <= 5",),
                              degrade_tolerance=0.5, coverage="classes",
-                             note="FID on the embedded digit classifier's 64-d features (lower is better)")
+                             note="FID on the embedded digit classifier's 64-d features")
 # Stacked digits: modes among 1000 triples, as in PacGAN's Stacked MNIST table; collapsed below 10%.
 STACKED_JUDGEMENT = Judgement(headline="modes", lower_is_better=False, tiebreak="mode_kl",
                               tiebreak_lower_is_better=True, collapse=("modes <= 100",), degrade_tolerance=0.25,
-                              coverage="modes", note="distinct digit triples out of 1000 (higher is better)")
+                              coverage="modes", note="distinct digit triples out of 1000")
 
 
 def register_all(register) -> None:

@@ -124,7 +124,7 @@ def mixture_judgement(k: int) -> Judgement:
     return Judgement(headline="modes", lower_is_better=False, tiebreak="high_quality",
                      collapse=(f"modes <= {k // 4}",), success=(f"modes >= {k - 1}", "high_quality >= 0.5"),
                      degrade_tolerance=0.25, coverage="modes",
-                     note=f"modes captured out of {k} (higher is better; ties broken by high_quality)")
+                     note=f"modes captured out of {k}, 2,500 samples")
 
 
 def register_all(register) -> None:
