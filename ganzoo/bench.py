@@ -6,6 +6,7 @@ running by a killed sweep resumes from its checkpoint, and a failed run never st
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -30,6 +31,7 @@ from .store import Store
 from .suite import Suite
 from .train import run
 
+REAL_DATA_SEED = 2_000_003  # the real-data row draws its samples from its own stream
 PROBE_BATCHES = 6  # training steps timed per combination by --dry-run's estimate
 PROBE_EVAL_SAMPLES = 1000
 
@@ -62,6 +64,47 @@ def suite_record(suite: Suite, registry: Registry) -> dict:
         judgement = (component.judgement or DEFAULT_JUDGEMENT).with_success(plan.success)
         datasets[plan.dataset.name] = {"baseline": dict(plan.baseline), "judgement": judgement.as_dict()}
     return {"design": suite.design, "description": suite.description, "source": suite.source, "datasets": datasets}
+
+
+def record_real_data(grid: Grid, store: Store, suite: str, registry: Registry, device: str = "auto",
+                     echo: Callable[[str], None] = print) -> None:
+    """Evaluate real data through each (dataset, protocol) of the grid once: the leaderboard's ceiling row.
+
+    Each dataset chooses what its real row is (``Dataset.real_samples``: fresh draws where it can,
+    else the data resampled). A failure here is a warning: it never costs the runs' results.
+    """
+    known = {r.get("key") for r in store.references(suite).values()}
+    seen = set()
+    for spec in grid.specs:
+        key = json.dumps([spec.dataset.name, spec.dataset.hparams, spec.canonical()["protocol"]], sort_keys=True)
+        if key in known or key in seen:
+            continue
+        seen.add(key)
+        try:
+            metrics, note, fingerprint = real_data_metrics(spec, registry, resolve_device(device))
+        except Exception as exc:  # the reference row is a courtesy; the sweep's results stand without it
+            echo(f"warning: no real-data row for {spec.dataset.name}: {type(exc).__name__}: {exc}")
+            continue
+        store.set_reference(suite, spec.dataset.name, fingerprint,
+                            {"key": key, "metrics": metrics, "note": note, "n": spec.protocol.n_fake})
+
+
+def real_data_metrics(spec: RunSpec, registry: Registry, device: torch.device) -> tuple[dict, str, str]:
+    """(metrics, what the real samples are, protocol fingerprint) of real data under ``spec``'s protocol."""
+    from .metrics import Evaluator
+
+    dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
+    evaluator = Evaluator(dataset, spec.protocol, device, registry=registry)
+    rng = torch.Generator(device=device).manual_seed(REAL_DATA_SEED)
+    kept: list[torch.Tensor] = []
+
+    def sample(n: int) -> torch.Tensor:
+        kept.append(dataset.real_samples(n, rng))
+        return kept[-1]
+
+    metrics = dict(evaluator(sample))
+    metrics.update(dataset.extra_metrics(torch.cat(kept)[: spec.protocol.n_fake]))
+    return {k: float(v) for k, v in metrics.items()}, dataset.real_samples_note, evaluator.fingerprint
 
 
 def _alive_elsewhere(row: dict) -> bool:
@@ -132,6 +175,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
                 bar.update(1)
         finally:
             bar.close()
+        record_real_data(grid, store, suite.name, registry, device, echo)
         summary.report_paths = write_report(store, Path(results_dir) / suite.name, suite=suite.name)
     finally:
         store.close()

@@ -194,6 +194,18 @@ class Dataset:
         """Dataset-specific evaluation of generated samples (e.g. modes captured on a 2-D mixture)."""
         return {}
 
+    # What the leaderboard's "real data" row measures: the ceiling a generator is compared with.
+    real_samples_note: str = "the data itself resampled with replacement (what a generator that memorised it scores)"
+
+    def real_samples(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Real samples for the leaderboard's reference row, evaluated exactly like a generator's.
+
+        The default resamples the data (so it overlaps the reference set: a memorisation ceiling); a
+        dataset that can draw fresh samples (a known distribution, a held-out split) overrides it and
+        ``real_samples_note``.
+        """
+        return self.sample(n, generator)
+
 
 @dataclass
 class Features:

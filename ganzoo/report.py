@@ -137,17 +137,27 @@ LEGEND = (
 
 
 def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: dict | None = None,
-                judgements: dict[str, Judgement] | None = None) -> str:
-    """One ranking table and one all-metrics table per (dataset, protocol), each headed by its protocol."""
+                judgements: dict[str, Judgement] | None = None,
+                references: dict[tuple[str, str], dict] | None = None) -> str:
+    """One ranking table and one all-metrics table per (dataset, protocol), each headed by its protocol.
+
+    ``references``: (dataset, fingerprint) -> real data through the same protocol, shown as the last
+    row of the all-metrics table (the ceiling a generator is read against).
+    """
     if board.empty:
         return f"# {title}\n\nNo finished runs yet.\n"
     parts = [f"# {title}\n", LEGEND]
     for (dataset, fingerprint), group in board.groupby(["dataset", "fingerprint"], sort=False):
         judgement = (judgements or {}).get(dataset, DEFAULT_JUDGEMENT)
+        reference = (references or {}).get((dataset, fingerprint))
         parts.append(_header(dataset, fingerprint, group, judgement, suite_record or {}))
         parts.append(_ranking_table(group, judgement).to_markdown(index=False) + "\n")
         parts.append("All metrics, mean ± sd over finished seeds (↓ lower is better, ↑ higher is better):\n")
-        parts.append(_metrics_table(group).to_markdown(index=False) + "\n")
+        parts.append(_metrics_table(group, reference).to_markdown(index=False) + "\n")
+        if reference:
+            parts.append(f"*real data*: {reference['note']}, {reference['n']} samples through the same protocol; "
+                         f"its {_label(judgement.headline)} is "
+                         f"{_num(reference['metrics'].get(judgement.headline, float('nan')))}.\n")
     return "\n".join(parts)
 
 
@@ -220,8 +230,9 @@ def _unstable(row) -> str:
     return f"{count}/{row['seeds']}" + (f" ({', '.join(kinds)})" if kinds else "")
 
 
-def _metrics_table(group: pd.DataFrame) -> pd.DataFrame:
-    table = _combination(group)
+def _metrics_table(group: pd.DataFrame, reference: dict | None = None) -> pd.DataFrame:
+    table = _combination(group).astype(object)
+    real = (reference or {}).get("metrics", {})
     for metric, lower in METRICS.items():
         if metric in group and group[metric].notna().any():
             scale, label = _scale(metric, group[metric])
@@ -230,6 +241,15 @@ def _metrics_table(group: pd.DataFrame) -> pd.DataFrame:
                 _pm(m * scale, s * scale) for m, s in zip(group[metric], stds, strict=True)]
     table["G steps"] = group["g_steps"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
     table["imgs/s"] = group["imgs_per_s"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
+    if reference:
+        row = {col: "" for col in table.columns}
+        row.update(rank="–", G="*real data*")
+        for metric in METRICS:
+            for col in table.columns:
+                scale, label = _scale(metric, group[metric]) if metric in group else (1.0, _label(metric))
+                if col.rsplit(" ", 1)[0] == label and metric in real:
+                    row[col] = _num(real[metric] * scale)
+        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
     return table
 
 
@@ -274,7 +294,8 @@ def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[
     judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
     board = leaderboard(runs, record, judgements)
     paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "runs.csv"]
-    markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements)
+    references = store.references(suite) if suite else {}
+    markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements, references)
     if record.get("design") == "full" and not board.empty:
         margins = marginals(board, judgements)
         paths.append(out_dir / "marginals.csv")

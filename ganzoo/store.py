@@ -3,6 +3,7 @@
 Tables: ``runs`` (one row per run spec, its status and what it used), ``evals`` (every evaluation over
 training), ``sweep_runs`` (which suites asked for which runs: several sweeps can share one folder and
 one run), ``suites`` (each suite's design, baselines and how its datasets are judged, as last run),
+``references_`` (real data through each protocol: the ceiling row of a leaderboard),
 ``meta`` (schema version). Workers never open it: they return ``RunResult``s.
 """
 
@@ -36,6 +37,10 @@ CREATE TABLE IF NOT EXISTS evals (
 );
 CREATE TABLE IF NOT EXISTS sweep_runs (suite TEXT NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (suite, run_id));
 CREATE TABLE IF NOT EXISTS suites (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS references_ (
+    suite TEXT NOT NULL, dataset TEXT NOT NULL, fingerprint TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (suite, dataset, fingerprint)
+);
 """
 
 
@@ -108,6 +113,11 @@ class Store:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO suites VALUES (?, ?)", (name, json.dumps(record, sort_keys=True)))
 
+    def set_reference(self, suite: str, dataset: str, fingerprint: str, record: dict[str, Any]) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO references_ VALUES (?, ?, ?, ?)",
+                            (suite, dataset, fingerprint, json.dumps(record, sort_keys=True)))
+
     # -- reading --------------------------------------------------------------------------------
 
     def status(self, run_id: str) -> str | None:
@@ -150,3 +160,8 @@ class Store:
             if run_ids is None or row["run_id"] in run_ids:
                 out.setdefault(row["run_id"], []).append(json.loads(row["payload"]))
         return out
+
+    def references(self, suite: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """(dataset, fingerprint) -> the real-data record of ``suite``."""
+        rows = self.db.execute("SELECT dataset, fingerprint, record FROM references_ WHERE suite=?", (suite,))
+        return {(r["dataset"], r["fingerprint"]): json.loads(r["record"]) for r in rows}

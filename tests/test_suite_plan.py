@@ -75,3 +75,32 @@ def test_budget_overrides_keep_the_number_of_evaluations_and_refuse_the_wrong_un
         build_grid(steps, zoo, kimg=1.0)
     with pytest.raises(SuiteError, match="--g-steps overrides budgets counted in G steps"):
         build_grid(suite(), zoo, g_steps=8)
+
+
+def test_the_real_data_row_is_recorded_once_and_shown_under_its_table(zoo, tmp_path):
+    the_suite = suite()
+    for _ in range(2):  # the second sweep finds the row recorded and does not evaluate it again
+        bench(the_suite, tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline",
+              seeds=[0], filters=Filters(stabilizer=("none",)))
+    store = Store(tmp_path)
+    try:
+        (record,) = store.references("tiny").values()
+    finally:
+        store.close()
+    assert record["n"] == 256 and record["metrics"]["fid"] >= 0 and "resampled" in record["note"]
+    board = (tmp_path / "tiny" / "leaderboard.md").read_text()
+    assert "| *real data* |" in board and "the data itself resampled" in board
+
+
+def test_fresh_mixture_draws_are_high_quality_at_the_rate_a_2d_gaussian_gives():
+    import math
+
+    import torch
+
+    from ganzoo_plugins.datasets.mixtures import ring8
+
+    data = ring8(n=1000)
+    samples = data.real_samples(20_000, torch.Generator().manual_seed(0))
+    metrics = data.extra_metrics(samples)
+    # P(|x - mean| <= 3 sigma) for an isotropic 2-D Gaussian is 1 - exp(-9/2) (a Rayleigh radius).
+    assert metrics["modes"] == 8 and metrics["high_quality"] == pytest.approx(1 - math.exp(-4.5), abs=0.003)

@@ -102,6 +102,15 @@ class GaussianMixture2D(Dataset):
     def extra_metrics(self, samples: torch.Tensor) -> dict[str, float]:
         return mode_metrics(samples, self.means, self.sigma)
 
+    real_samples_note = "fresh draws from the mixture itself (not the reference points)"
+
+    def real_samples(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """New points from the same mixture: the score of a perfect generator at this sample count."""
+        device = generator.device
+        component = torch.randint(len(self.means), (n,), generator=generator, device=device)
+        noise = torch.randn(n, 2, generator=generator, device=device)
+        return self.means.to(device)[component] + self.sigma * noise
+
 
 def ring8(n: int = 100_000, seed: int = 0) -> GaussianMixture2D:
     """Ring of 8 Gaussians of radius 1, sigma 0.01."""
