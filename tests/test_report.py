@@ -110,3 +110,16 @@ def test_kid_is_printed_times_a_thousand():
     raw = to_markdown(leaderboard(runs({"stack": "a", "seed": 0, "status": "done", "fid": 1.0, "kid_mean": 56.1,
                                         "fingerprint": "p"})))
     assert "KID (raw)" in raw and " 56.1 " in raw  # unnormalised features: x1000 would hide the scale
+
+
+def test_marginals_average_each_component_over_the_rest_of_a_full_grid():
+    from ganzoo.report import marginals
+
+    # A 2 x 2 grid of (loss, stack) with one seed each: hinge's marginal is the mean of its two rows.
+    rows = [{"loss": loss, "stack": stack, "seed": 0, "status": "done", "fingerprint": "p", "fid": fid}
+            for loss, stack, fid in (("ns", "a", 10.0), ("ns", "b", 20.0), ("hinge", "a", 30.0),
+                                     ("hinge", "b", 50.0))]
+    table = marginals(leaderboard(runs(*rows))).set_index(["axis", "component"])
+    assert table.loc[("loss", "hinge"), "mean"] == 40.0 and table.loc[("loss", "ns"), "mean"] == 15.0
+    assert table.loc[("stack", "a"), "mean"] == 20.0 and table.loc[("stack", "b"), "rows"] == 2
+    assert list(table.loc["loss"].index) == ["ns", "hinge"]  # best (lowest FID) first
