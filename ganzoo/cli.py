@@ -219,8 +219,8 @@ def runs_command(results_dir, suite, statuses, fmt):
               help="Only this suite (default: every suite in the store, each in its folder).")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
 def report_command(results_dir, suite, fmt):
-    """Write the leaderboards (results-dir/SUITE/leaderboard.{md,csv}) and print one."""
-    from .report import leaderboard, load_runs, to_markdown, write_report
+    """Write the leaderboards (results-dir/SUITE/leaderboard.{md,csv}), one set per suite, and print them."""
+    from .report import write_report
     from .store import Store
 
     if not (results_dir / STORE_FILE).exists():
@@ -229,13 +229,14 @@ def report_command(results_dir, suite, fmt):
     store = Store(results_dir)
     try:
         suites = [suite] if suite else store.suites()
+        # One suite, one table set: runs of different budgets or of `ganzoo train` never share a ranking.
         for name in suites:
-            for path in write_report(store, results_dir / name, suite=name):
+            paths = write_report(store, results_dir / name, suite=name)
+            for path in paths:
                 click.echo(f"wrote {path}", err=True)
+            click.echo(paths[0 if fmt == "md" else 1].read_text(), nl=False)
     finally:
         store.close()
-    board = leaderboard(load_runs(results_dir, suite))
-    click.echo(to_markdown(board) if fmt == "md" else board.to_csv(index=False), nl=fmt == "md")
 
 
 def _attach_subcommands() -> None:

@@ -98,6 +98,9 @@ def test_bench_runs_report_and_train(zoo, tmp_path):
                      "--loss", "logistic", "--hparam", "generator.width=8", "--results-dir", results, "--kimg", "0.256")
     assert trained.exit_code == 0, trained.output
     assert "kimg 0.256" in trained.output and ": done in" in trained.output
+    both = invoke("report", "--results-dir", results).output
+    # The sweep and the ad-hoc run are two suites: two leaderboards, never one ranking across budgets.
+    assert "# ganzoo leaderboard: tiny" in both and "# ganzoo leaderboard: train" in both
 
 
 def test_train_takes_its_default_loss_from_the_suite_baseline(zoo, tmp_path):
