@@ -71,10 +71,10 @@ def _row(key: tuple, group: pd.DataFrame, judgement: Judgement) -> dict[str, Any
     row.update({axis: first[axis] for axis in AXES})
     row["variant"] = first.get("variant", "") or ""
     n = len(group)
-    row.update(seeds=n, done=len(done), diverged=int((group["status"] == DIVERGED).sum()),
-               failed=int((group["status"] == FAILED).sum()),
-               collapsed=int(group.get("collapsed", pd.Series(False, index=group.index)).fillna(False).sum()),
-               degraded=int(group.get("degraded", pd.Series(False, index=group.index)).fillna(False).sum()))
+    # Seed counts: n_<state> columns, so a status name never doubles as a column name.
+    row.update(seeds=n, finished=len(done), n_diverged=int((group["status"] == DIVERGED).sum()),
+               n_failed=int((group["status"] == FAILED).sum()), n_collapsed=_count(group, "collapsed"),
+               n_degraded=_count(group, "degraded"))
     unstable = group.get("unstable", group["status"] == DIVERGED).fillna(False).astype(bool)
     row["unstable"] = float(unstable.sum()) / n
     successes = group.get("success", pd.Series(dtype=object)).dropna()
@@ -95,6 +95,10 @@ def _row(key: tuple, group: pd.DataFrame, judgement: Judgement) -> dict[str, Any
     for col in ("extractor", "weights_hash", "n_fake", "n_real", "batch_size"):
         row[col] = group[col].dropna().iloc[0] if col in group and group[col].notna().any() else None
     return row
+
+
+def _count(group: pd.DataFrame, flag: str) -> int:
+    return int(group[flag].fillna(False).astype(bool).sum()) if flag in group else 0
 
 
 def _median(series) -> float:

@@ -31,6 +31,7 @@ RUN_COLUMNS = ("run_id", "dataset", "generator", "discriminator", "loss", "stack
                "kimg", "g_steps", "d_steps", "seconds", "imgs_per_s", "device", "peak_mem_mb", "capped",
                "fingerprint", "error")
 VARIANT_IGNORED = ("seed",)
+UNSTABLE_KINDS = {"n_diverged": DIVERGED, "n_collapsed": "collapsed", "n_degraded": "degraded"}
 
 
 def experiment_key(spec: dict[str, Any]) -> str:
@@ -207,7 +208,7 @@ def _combination(group: pd.DataFrame) -> pd.DataFrame:
 def _ranking_table(group: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
     table = _combination(group)
     name = _label(judgement.headline)
-    table["seeds"] = group["done"].astype(str) + "/" + group["seeds"].astype(str)
+    table["seeds"] = group["finished"].astype(str) + "/" + group["seeds"].astype(str)
     table[f"{name} mean [95% CI]"] = [_ci(r["mean"], r["ci_low"], r["ci_high"]) for _, r in group.iterrows()]
     table["median (IQR)"] = [_num(r["median"]) + ("" if pd.isna(r["iqr"]) else f" ({_num(r['iqr'])})")
                              for _, r in group.iterrows()]
@@ -225,7 +226,7 @@ def _ranking_table(group: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
 
 
 def _unstable(row) -> str:
-    kinds = [f"{row[k]} {k}" for k in ("diverged", "collapsed", "degraded") if row.get(k)]
+    kinds = [f"{row[column]} {label}" for column, label in UNSTABLE_KINDS.items() if row.get(column)]
     count = round(row["unstable"] * row["seeds"])
     return f"{count}/{row['seeds']}" + (f" ({', '.join(kinds)})" if kinds else "")
 

@@ -94,7 +94,7 @@ def test_bench_end_to_end_then_nothing_to_do(registry, tmp_path):
     board = leaderboard(runs)
     assert len(board) == 4
     row = board.set_index("stack").loc["explode"]
-    assert row["unstable"] == 1.0 and row["diverged"] == 2
+    assert row["unstable"] == 1.0 and row["n_diverged"] == 2
     # Every seed diverged, so no FID: it ranks after the combinations of its table that have one.
     table = board[board["fingerprint"] == row["fingerprint"]]
     assert row["fid"] != row["fid"] and table["fid"].notna().sum() == 2 and row["rank"] == len(table) == 3

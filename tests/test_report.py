@@ -25,7 +25,7 @@ def test_seeds_are_aggregated_with_sample_std_and_stability():
     ))
     row = board.iloc[0]
     assert row["fid"] == 12.0 and row["fid_std"] == pytest.approx(2 ** 0.5 * 2)  # std of (10, 14), ddof=1
-    assert (row["seeds"], row["done"], row["diverged"]) == (3, 2, 1)
+    assert (row["seeds"], row["finished"], row["n_diverged"]) == (3, 2, 1)
     assert row["unstable"] == pytest.approx(1 / 3)
 
 
@@ -90,7 +90,7 @@ def test_unstable_counts_collapsed_and_degraded_seeds_and_success_is_a_share():
     rows[2].update(degraded=True, unstable=True)
     board = leaderboard(runs(*rows), judgements={"ring8": MODES})
     row = board.iloc[0]
-    assert (row["collapsed"], row["degraded"], row["unstable"]) == (1, 1, 0.5)
+    assert (row["n_collapsed"], row["n_degraded"], row["unstable"]) == (1, 1, 0.5)
     assert "2/4 (1 collapsed, 1 degraded)" in to_markdown(board, judgements={"ring8": MODES})
 
 
