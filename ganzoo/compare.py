@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import stats
 from .judgement import Judgement
-from .leaderboard import AXES
+from .leaderboard import AXES, headline_values
 from .records import DONE
 
 
@@ -68,10 +68,9 @@ def resolve(name: str, runs: pd.DataFrame, baseline: dict[str, str] | None) -> p
 
 def side(name: str, runs: pd.DataFrame, judgement: Judgement) -> Side:
     done = runs[runs["status"] == DONE]
-    values = done[judgement.headline].astype(float) if judgement.headline in done else pd.Series(dtype=float)
     first = runs.iloc[0]
     return Side(label="/".join(str(first[a]) for a in AXES), experiment=str(first["experiment"]),
-                variant=str(first.get("variant", "") or ""), values=values.tolist(),
+                variant=str(first.get("variant", "") or ""), values=headline_values(runs, judgement).tolist(),
                 seeds=done["seed"].astype(int).tolist(), finished=len(done), total=len(runs))
 
 

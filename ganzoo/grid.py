@@ -89,10 +89,7 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     budget = budget if g_steps is None else _with_g_steps(budget, g_steps, dataset_ref.name)
     # An extra row may name what the one-factor sweep leaves out (WGAN-GP's loss and stack only make sense
     # together), as long as it is registered and compatible with the data.
-    extra_allowed = {axis: tuple(c.name for c in registry.list(KIND_OF_AXIS[axis]) if not c.incompatibility(spec))
-                     for axis in ("generator", "discriminator", "loss")}
-    extra_allowed["stack"] = tuple(name for name in stacks if not any(
-        registry.get("stabilizer", ref.name).incompatibility(spec) for ref in stacks[name]))
+    extra_allowed = _extra_allowed(registry, stacks, spec) if plan.extra else {}
     for combo_names in _design(suite.design, plan, candidates, dataset_ref.name, extra_allowed):
         combo = _resolve(combo_names, plan, registry, stacks)
         label = "/".join(combo_names[a] for a in AXES)
@@ -116,6 +113,15 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
                 optim=plan.optim,
                 protocol=plan.protocol,
             ))
+
+
+def _extra_allowed(registry: Registry, stacks: dict[str, list[ComponentRef]], spec: DataSpec) -> dict[str, tuple]:
+    """Per axis, every registered name compatible with the data, whatever the suite's patterns say."""
+    allowed = {axis: tuple(c.name for c in registry.list(KIND_OF_AXIS[axis]) if not c.incompatibility(spec))
+               for axis in ("generator", "discriminator", "loss")}
+    allowed["stack"] = tuple(name for name in stacks if not any(
+        registry.get("stabilizer", ref.name).incompatibility(spec) for ref in stacks[name]))
+    return allowed
 
 
 def _with_kimg(budget: Budget, kimg: float, dataset: str) -> Budget:

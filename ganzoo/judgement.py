@@ -94,14 +94,11 @@ class Judgement:
     def from_dict(cls, data: Mapping[str, Any] | None) -> Judgement:
         if not data:
             return cls()
-        known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
-        known["collapse"] = tuple(known.get("collapse", ()))
-        known["success"] = tuple(known.get("success", ()))
-        return cls(**known)
+        return cls(**{f: data[f] for f in cls.__dataclass_fields__ if f in data})  # lists become tuples on init
 
     def better(self, a: float, b: float) -> bool:
         """Whether headline value ``a`` is better than ``b``."""
         return a < b if self.lower_is_better else a > b
 
 
-DEFAULT_JUDGEMENT = Judgement(note="FID on the protocol's features (lower is better)")
+DEFAULT_JUDGEMENT = Judgement(note="FID on the protocol's features")

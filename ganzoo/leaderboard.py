@@ -51,20 +51,28 @@ def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = Non
     if "experiment" not in runs:
         runs["experiment"] = runs[AXES].astype(str).agg("/".join, axis=1)
     judgements = judgements or {}
-    rows = [_row(key, group, judgements.get(key[0], DEFAULT_JUDGEMENT))
-            for key, group in runs.groupby(ROW_KEYS, dropna=False, sort=False)]
-    board = pd.DataFrame(rows)
+    groups = dict(list(runs.groupby(ROW_KEYS, dropna=False, sort=False)))
+    # The headline of each experiment's finished seeds, read once: the row's statistics and its test use it.
+    values = {key: headline_values(group, judgements.get(key[0], DEFAULT_JUDGEMENT)) for key, group in groups.items()}
+    board = pd.DataFrame([_row(key, group, values[key], judgements.get(key[0], DEFAULT_JUDGEMENT))
+                          for key, group in groups.items()])
     tables = []
     for (dataset, _), table in board.groupby(TABLE_KEYS, sort=True):
         judgement = judgements.get(dataset, DEFAULT_JUDGEMENT)
         table = _rank(table, judgement)
         baseline = ((suite_record or {}).get("datasets", {}).get(dataset, {}).get("baseline")
                     if (suite_record or {}).get("design", "one-factor") == "one-factor" else None)
-        tables.append(_against_baseline(table, runs, baseline, judgement))
+        tables.append(_against_baseline(table, values, baseline, judgement))
     return pd.concat(tables, ignore_index=True)
 
 
-def _row(key: tuple, group: pd.DataFrame, judgement: Judgement) -> dict[str, Any]:
+def headline_values(runs: pd.DataFrame, judgement: Judgement) -> np.ndarray:
+    """The headline metric of the runs that finished (diverged and failed seeds have none)."""
+    done = runs[runs["status"] == DONE]
+    return done[judgement.headline].astype(float).to_numpy() if judgement.headline in done else np.array([])
+
+
+def _row(key: tuple, group: pd.DataFrame, values: np.ndarray, judgement: Judgement) -> dict[str, Any]:
     done = group[group["status"] == DONE]
     first = group.iloc[0]
     row: dict[str, Any] = dict(zip(ROW_KEYS, key, strict=True))
@@ -80,7 +88,6 @@ def _row(key: tuple, group: pd.DataFrame, judgement: Judgement) -> dict[str, Any
     successes = group.get("success", pd.Series(dtype=object)).dropna()
     row["success"] = float(successes.astype(bool).sum()) / n if len(successes) else math.nan
     row["headline"] = judgement.headline
-    values = done[judgement.headline].astype(float).to_numpy() if judgement.headline in done else np.array([])
     summary = stats.summarize(values, judgement.lower_is_better, n_resamples=N_RESAMPLES)
     row.update({k: summary[k] for k in ("mean", "std", "median", "q25", "q75", "iqr", "ci_low", "ci_high", "worst")})
     row["oscillation"] = _median(group.get("oscillation"))
@@ -120,7 +127,7 @@ def _rank(table: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
     return table
 
 
-def _against_baseline(table: pd.DataFrame, runs: pd.DataFrame, baseline: Mapping[str, str] | None,
+def _against_baseline(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], baseline: Mapping[str, str] | None,
                       judgement: Judgement) -> pd.DataFrame:
     """Welch's test of each row against the baseline row over seeds, Holm-corrected across the table."""
     table = table.copy()
@@ -135,11 +142,11 @@ def _against_baseline(table: pd.DataFrame, runs: pd.DataFrame, baseline: Mapping
         return table
     base = table.loc[matches[0]]
     table.loc[matches[0], "is_baseline"] = True
-    base_values = _values(runs, base, judgement)
+    base_values = values[tuple(base[ROW_KEYS])]
     for index, row in table.iterrows():
         if index == matches[0]:
             continue
-        result = stats.compare(base_values, _values(runs, row, judgement), judgement.lower_is_better,
+        result = stats.compare(base_values, values[tuple(row[ROW_KEYS])], judgement.lower_is_better,
                                n_resamples=N_RESAMPLES)
         table.loc[index, ["diff", "diff_ci_low", "diff_ci_high", "p", "cliffs_delta", "flip_rate"]] = [
             result.diff, result.ci_low, result.ci_high, result.p, result.cliffs_delta, result.flip_rate]
@@ -154,13 +161,6 @@ def _against_baseline(table: pd.DataFrame, runs: pd.DataFrame, baseline: Mapping
         else:
             table.loc[index, "verdict"] = "n.s."
     return table
-
-
-def _values(runs: pd.DataFrame, row: pd.Series, judgement: Judgement) -> np.ndarray:
-    mask = ((runs["dataset"] == row["dataset"]) & (runs["fingerprint"] == row["fingerprint"])
-            & (runs["experiment"] == row["experiment"]) & (runs["status"] == DONE))
-    column = judgement.headline
-    return runs.loc[mask, column].astype(float).to_numpy() if column in runs else np.array([])
 
 
 def marginals(board: pd.DataFrame, judgements: Mapping[str, Judgement] | None = None) -> pd.DataFrame:

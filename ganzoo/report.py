@@ -233,23 +233,19 @@ def _unstable(row) -> str:
 
 def _metrics_table(group: pd.DataFrame, reference: dict | None = None) -> pd.DataFrame:
     table = _combination(group).astype(object)
-    real = (reference or {}).get("metrics", {})
+    shown = {}  # metric -> (column, scale): the real-data row is printed in the same columns and units
     for metric, lower in METRICS.items():
         if metric in group and group[metric].notna().any():
             scale, label = _scale(metric, group[metric])
+            shown[metric] = (f"{label} {'↓' if lower else '↑'}", scale)
             stds = group.get(f"{metric}_std", pd.Series(np.nan, index=group.index))
-            table[f"{label} {'↓' if lower else '↑'}"] = [
-                _pm(m * scale, s * scale) for m, s in zip(group[metric], stds, strict=True)]
+            table[shown[metric][0]] = [_pm(m * scale, s * scale) for m, s in zip(group[metric], stds, strict=True)]
     table["G steps"] = group["g_steps"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
     table["imgs/s"] = group["imgs_per_s"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
     if reference:
-        row = {col: "" for col in table.columns}
-        row.update(rank="–", G="*real data*")
-        for metric in METRICS:
-            for col in table.columns:
-                scale, label = _scale(metric, group[metric]) if metric in group else (1.0, _label(metric))
-                if col.rsplit(" ", 1)[0] == label and metric in real:
-                    row[col] = _num(real[metric] * scale)
+        row = dict.fromkeys(table.columns, "") | {"rank": "–", "G": "*real data*"}
+        row.update({column: _num(reference["metrics"][metric] * scale) for metric, (column, scale) in shown.items()
+                    if metric in reference["metrics"]})
         table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
     return table
 

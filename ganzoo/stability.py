@@ -59,15 +59,20 @@ def _float(value: Any) -> float:
         return math.nan
 
 
-def is_degraded(values: Sequence[float], judgement: Judgement) -> bool:
+def best_value(values: Sequence[float], judgement: Judgement) -> float:
+    """The best finite value of a curve in the headline's direction (NaN when there is none)."""
     finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < 2 or not math.isfinite(values[-1]):
+    if not finite:
+        return math.nan
+    return min(finite) if judgement.lower_is_better else max(finite)
+
+
+def is_degraded(values: Sequence[float], judgement: Judgement) -> bool:
+    if sum(math.isfinite(v) for v in values) < 2 or not math.isfinite(values[-1]):
         return False
-    final, tol = values[-1], judgement.degrade_tolerance
+    final, best, tol = values[-1], best_value(values, judgement), judgement.degrade_tolerance
     if judgement.lower_is_better:
-        best = min(finite)
         return final > best * (1 + tol) if best > 0 else final > best + tol
-    best = max(finite)
     return final < best * (1 - tol) if best > 0 else False
 
 
@@ -96,8 +101,6 @@ def run_stability(status: str, evals: Sequence[Mapping[str, Any]], judgement: Ju
     values = curve(evals, judgement.headline)
     final_metrics = dict(evals[-1].get("metrics", evals[-1])) if evals and not diverged else {}
     final = values[-1] if values and not diverged else math.nan
-    finite = [v for v in values if math.isfinite(v)]
-    best = (min(finite) if judgement.lower_is_better else max(finite)) if finite else math.nan
     collapsed = any(holds(c, final_metrics) for c in judgement.collapse) if final_metrics else False
     if judgement.success and not diverged:
         verdicts = [holds(c, final_metrics) for c in judgement.success]
@@ -107,7 +110,7 @@ def run_stability(status: str, evals: Sequence[Mapping[str, Any]], judgement: Ju
     coverage = curve(evals, judgement.coverage) if judgement.coverage else []
     return RunStability(
         headline=final,
-        best=best,
+        best=best_value(values, judgement),
         diverged=diverged,
         collapsed=bool(collapsed),
         degraded=False if diverged else is_degraded(values, judgement),
