@@ -11,6 +11,8 @@ from PIL import Image, ImageDraw
 
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples.png"
+# The checkpoint entries read outside training (ganzoo eval): the resolved spec and the evaluated G's weights.
+SPEC_KEY, EVAL_GENERATOR_KEY = "spec", "generator_eval"
 
 
 def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:

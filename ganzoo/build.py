@@ -140,20 +140,20 @@ def load_generator(path, device: str | torch.device = "cpu",
     Only G is rebuilt (no dataset is loaded); the stack's build-time transforms of G (e.g. spectral
     norm on G) are applied so that the saved weights fit. Loading is ``weights_only``.
     """
-    from .artifacts import load_checkpoint
+    from .artifacts import EVAL_GENERATOR_KEY, SPEC_KEY, load_checkpoint
     from .grid import data_spec_of
     from .registry import get_registry
 
     registry = registry or get_registry()
     device = resolve_device(device)
     state = load_checkpoint(path, device)
-    if "spec" not in state or "generator_eval" not in state:
-        raise ValueError(f"{path} is not a ganzoo run checkpoint (it has no spec / generator_eval entries)")
-    spec = RunSpec.from_dict(state["spec"])
+    if SPEC_KEY not in state or EVAL_GENERATOR_KEY not in state:
+        raise ValueError(f"{path} is not a ganzoo run checkpoint (it has no {SPEC_KEY} / {EVAL_GENERATOR_KEY} entries)")
+    spec = RunSpec.from_dict(state[SPEC_KEY])
     dataset = registry.get("dataset", spec.dataset.name)
     data_spec = data_spec_of(dataset, dataset.hparams(spec.dataset.hparams))
     generator = registry.get("generator", spec.generator.name).build(data_spec, **spec.generator.hparams).to(device)
     for ref in spec.stack:
         generator = registry.get("stabilizer", ref.name).build(**ref.hparams).wrap_generator(generator)
-    generator.load_state_dict(state["generator_eval"])
+    generator.load_state_dict(state[EVAL_GENERATOR_KEY])
     return generator.eval(), spec

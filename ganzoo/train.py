@@ -208,14 +208,14 @@ def _evaluate_and_checkpoint(r: _Run) -> str | None:
 def _checkpoint_state(r: _Run) -> dict[str, Any]:
     """Everything that decides the next step, and the record so far. ``_restore`` reads it back.
 
-    ``spec`` and ``generator_eval`` are also what ``ganzoo.build.load_generator`` reads (``ganzoo eval``).
+    ``SPEC_KEY`` and ``EVAL_GENERATOR_KEY`` are also what ``ganzoo.build.load_generator`` reads (``ganzoo eval``).
     """
     m, result = r.models, r.result
     return {
-        "spec": r.spec.canonical(),
+        artifacts.SPEC_KEY: r.spec.canonical(),
         "generator": m.generator.state_dict(),
         "discriminator": m.discriminator.state_dict(),
-        "generator_eval": eval_generator(m).state_dict(),
+        artifacts.EVAL_GENERATOR_KEY: eval_generator(m).state_dict(),
         "opt_g": r.opt_g.state_dict(),
         "opt_d": r.opt_d.state_dict(),
         "stabilizers": [s.state_dict() for s in m.stabilizers],
