@@ -81,13 +81,15 @@ def build_models(spec: RunSpec, registry: Registry, device: torch.device) -> Mod
     seed_everything(spec.seed)  # the same seed gives the same initial weights
     dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
     generator = registry.get("generator", spec.generator.name).build(dataset.spec, **spec.generator.hparams)
-    discriminator = registry.get("discriminator", spec.discriminator.name).build(dataset.spec,
-                                                                                **spec.discriminator.hparams)
+    stabilizers = [registry.get("stabilizer", ref.name).build(**ref.hparams) for ref in spec.stack]
+    d_spec = dataset.spec
+    for stabilizer in stabilizers:
+        d_spec = stabilizer.discriminator_spec(d_spec)  # packing widens what D takes in
+    discriminator = registry.get("discriminator", spec.discriminator.name).build(d_spec, **spec.discriminator.hparams)
     if not isinstance(getattr(generator, "latent_dim", None), int):
         raise TypeError(f'Generator "{spec.generator.name}" must set an int attribute latent_dim '
                         "(see ganzoo.contracts)")
     loss = registry.get("loss", spec.loss.name).build(**spec.loss.hparams)
-    stabilizers = [registry.get("stabilizer", ref.name).build(**ref.hparams) for ref in spec.stack]
     names = [ref.name for ref in spec.stack]
     optim, d_loss_kwargs = resolve_optim(spec.optim, stabilizers, names), resolve_d_loss_kwargs(stabilizers, names)
     # Move first, then wrap: wrappers such as EMA copy the module and must copy it on the right device.

@@ -52,6 +52,8 @@ class Component:
         channels: image channel counts it supports (``None``: any).
         requires: ``{kind: tag}``: the component chosen for that kind in the same run must carry the tag
             (label smoothing requires a loss tagged ``"targets"``).
+        excludes: ``{kind: tag}``: no component chosen for that kind in the same run may carry the tag
+            (PacGAN packing excludes stabilizers tagged ``"per_sample_gradient"``).
         judgement: datasets only: the headline metric, its direction, and what counts as collapsed,
             degraded and successful (``ganzoo.judgement``); ``None`` ranks by FID.
         aliases: former names that still find it (``registry.get``), never listed or put in a grid twice.
@@ -69,6 +71,7 @@ class Component:
     resolutions: tuple[int, ...] | None = None
     channels: tuple[int, ...] | None = None
     requires: Mapping[str, str] = field(default_factory=dict)
+    excludes: Mapping[str, str] = field(default_factory=dict)
     judgement: Judgement | None = None
     aliases: tuple[str, ...] = ()
     plugin: str = ""
@@ -90,9 +93,10 @@ class Component:
         bad = [m for m in self.modalities if m not in MODALITIES]
         if bad:
             raise ValueError(f'{self.kind} "{self.name}": unknown modalities {bad}; expected a subset of {MODALITIES}')
-        unknown_kinds = [k for k in self.requires if k not in KINDS]
-        if unknown_kinds:
-            raise ValueError(f'{self.kind} "{self.name}": requires names unknown kinds {unknown_kinds}')
+        for key in ("requires", "excludes"):
+            unknown_kinds = [k for k in getattr(self, key) if k not in KINDS]
+            if unknown_kinds:
+                raise ValueError(f'{self.kind} "{self.name}": {key} names unknown kinds {unknown_kinds}')
         if self.judgement is not None and (self.kind != "dataset" or not isinstance(self.judgement, Judgement)):
             raise ValueError(f'{self.kind} "{self.name}": judgement is for datasets only and must be a '
                              "ganzoo.Judgement")
@@ -105,6 +109,7 @@ class Component:
         object.__setattr__(self, "modalities", tuple(self.modalities))
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         object.__setattr__(self, "requires", MappingProxyType(dict(self.requires)))
+        object.__setattr__(self, "excludes", MappingProxyType(dict(self.excludes)))
         if self.resolutions is not None:
             object.__setattr__(self, "resolutions", tuple(self.resolutions))
         if self.channels is not None:
@@ -155,6 +160,7 @@ class Component:
             "resolutions": None if self.resolutions is None else list(self.resolutions),
             "channels": None if self.channels is None else list(self.channels),
             "requires": dict(self.requires),
+            "excludes": dict(self.excludes),
             "aliases": list(self.aliases),
             "judgement": None if self.judgement is None else self.judgement.as_dict(),
             "plugin": self.plugin,

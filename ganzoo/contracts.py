@@ -102,8 +102,8 @@ class Stabilizer:
 
     Override only the hooks you need. The harness calls them in this order:
 
-    1. build time: ``optim_overrides`` (learning rates, D steps) and ``d_loss_kwargs``, each read once,
-       then ``wrap_generator``, ``wrap_discriminator``;
+    1. build time: ``optim_overrides`` (learning rates, D steps) and ``d_loss_kwargs``, each read once;
+       ``discriminator_spec`` (the data D is built for), then ``wrap_generator``, ``wrap_discriminator``;
     2. every D step: ``augment`` on real and fake, ``d_penalty``, then ``after_d_step``;
     3. every G step: ``augment`` on fake, ``g_penalty``, then ``after_g_step``;
     4. evaluation: ``eval_generator`` picks the module that is evaluated (e.g. the EMA copy).
@@ -117,6 +117,10 @@ class Stabilizer:
         Two stabilizers in a stack may not set the same one.
         """
         return {}
+
+    def discriminator_spec(self, spec: DataSpec) -> DataSpec:
+        """The data spec D is built for, given the dataset's (PacGAN packs m samples into one input)."""
+        return spec
 
     def wrap_generator(self, generator: nn.Module) -> nn.Module:
         return generator

@@ -11,7 +11,7 @@ import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .components import Component
+from .components import PLURALS, Component
 from .contracts import DataSpec
 from .registry import Registry
 from .spec import Budget, ComponentRef, RunSpec
@@ -217,7 +217,7 @@ def _resolve(names: dict[str, str], plan, registry: Registry, stacks) -> dict[st
 
 
 def _incompatibility(combo: dict[str, Any], dataset: Component) -> str | None:
-    """Check every ``requires`` of every chosen component against the others' tags."""
+    """Check every ``requires`` and ``excludes`` of every chosen component against the others' tags."""
     chosen = {"generator": [combo["generator"]], "discriminator": [combo["discriminator"]],
               "loss": [combo["loss"]], "stabilizer": combo["stack"], "dataset": [dataset]}
     for component in [c for group in chosen.values() for c in group]:
@@ -225,6 +225,11 @@ def _incompatibility(combo: dict[str, Any], dataset: Component) -> str | None:
             if not any(tag in other.tags for other in chosen.get(kind, [])):
                 names = ", ".join(o.name for o in chosen.get(kind, [])) or "none"
                 return f'{component.kind} {component.name} requires a {kind} tagged "{tag}" ({names} is not)'
+        for kind, tag in component.excludes.items():
+            clashing = [o.name for o in chosen.get(kind, []) if o is not component and tag in o.tags]
+            if clashing:
+                return (f'{component.kind} {component.name} cannot run with a {kind} tagged "{tag}" '
+                        f'({", ".join(clashing)} is); see: ganzoo list {PLURALS[kind]}')
     return None
 
 

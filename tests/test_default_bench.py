@@ -15,7 +15,7 @@ from ganzoo.registry import build_registry
 from ganzoo.store import Store
 
 pytestmark = pytest.mark.slow
-N_RUNS = 69  # 15 ring8 + 8 digits combinations x 3 seeds (ganzoo bench --all --dry-run)
+N_RUNS = 72  # 16 ring8 + 8 digits combinations x 3 seeds (ganzoo bench --all --dry-run)
 
 
 def test_default_bench_trains_every_component_and_reruns_nothing(tmp_path):

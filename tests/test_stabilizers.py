@@ -60,7 +60,7 @@ def ctx_for(discriminator, real=None, fake=None, **kwargs):
 
 def test_metadata_names_the_paper_modalities_and_every_hparam(registry):
     components = registry.list("stabilizer")
-    assert len(components) == 12
+    assert len(components) == 13
     for component in components:
         assert "arXiv:" in component.reference and any(str(y) in component.reference for y in range(2016, 2022))
         params = inspect.signature(component.factory).parameters
@@ -400,4 +400,33 @@ def test_every_stabilizer_trains_and_resumes_exactly_in_the_harness(zoo, dataset
         resumed = run(spec, tmp_path / component.name / "resumed", "cpu", zoo)
         assert trajectory(resumed) == trajectory(straight), component.name
         trained.append(component.name)
-    assert len(trained) == (12 if modality == "image" else 10)
+    assert len(trained) == (13 if modality == "image" else 11)
+
+
+# -- PacGAN packing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 4, 4)])
+def test_pac_feeds_d_the_concatenation_of_m_consecutive_samples(registry, shape):
+    """D(pack) must equal D applied to the members concatenated by hand (channels for images)."""
+    pac = build(registry, "pac", m=3)
+    spec = ganzoo.DataSpec("vector" if len(shape) == 1 else "image", shape)
+    wide = pac.discriminator_spec(spec)
+    assert wide.shape == (3 * shape[0], *shape[1:])
+    w = torch.randn(int(np.prod(wide.shape)), dtype=torch.float64)
+    d = pac.wrap_discriminator(Affine(w))
+    x = torch.randn(6, *shape, dtype=torch.float64)
+    by_hand = torch.stack([torch.cat([x[i], x[i + 1], x[i + 2]]).flatten() @ w + 0.5 for i in (0, 3)])
+    torch.testing.assert_close(d(x), by_hand)
+    with pytest.raises(ValueError, match="multiple of the pack size m=3"):
+        d(x[:4])
+    with pytest.raises(ValueError, match="m .samples per pack. must be an integer >= 1"):
+        build(registry, "pac", m=0)
+
+
+def test_pac_in_training_gives_one_logit_per_pack(zoo):
+    spec = testzoo.tiny_spec("blobs", stack=(ComponentRef("pac", {"m": 2}),), loss="ns", g_steps=1,
+                             eval_every_g_steps=1)
+    models = ganzoo.build.build_models(spec, zoo, torch.device("cpu"))
+    batch = spec.budget.batch_size
+    assert models.discriminator(models.dataset.sample(batch, torch.Generator().manual_seed(0))).numel() == batch // 2

@@ -104,3 +104,13 @@ def test_fresh_mixture_draws_are_high_quality_at_the_rate_a_2d_gaussian_gives():
     metrics = data.extra_metrics(samples)
     # P(|x - mean| <= 3 sigma) for an isotropic 2-D Gaussian is 1 - exp(-9/2) (a Rayleigh radius).
     assert metrics["modes"] == 8 and metrics["high_quality"] == pytest.approx(1 - math.exp(-4.5), abs=0.003)
+
+
+def test_pac_is_kept_away_from_per_sample_gradient_penalties_and_the_plan_says_why(zoo):
+    raw = testzoo.suite_dict(design="full", stacks={"pac+gp": [{"name": "pac"}, {"name": "gradient_penalty"}]})
+    raw["components"].update(discriminator=["small"], stack=["none", "pac", "pac+gp"])
+    grid = build_grid(parse_suite(raw), zoo)
+    assert {spec.stack_name for spec in grid.specs} == {"none", "pac"}
+    assert dict(grid.left_out)["blobs: lin/small/logistic/pac+gp"] == (
+        'stabilizer pac cannot run with a stabilizer tagged "per_sample_gradient" (gradient_penalty is); '
+        "see: ganzoo list stabilizers")

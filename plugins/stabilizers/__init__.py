@@ -8,12 +8,15 @@ from ganzoo import hookimpl
 
 from .diffaugment import DiffAugment
 from .ema import EMA
+from .packing import Pac
 from .penalties import BalancedConsistency, GradientPenalty, LeCam, r1, r2
 from .schedules import TTUR, DSteps, InstanceNoise, LabelSmoothing
 from .spectral_norm import SpectralNorm
 
 IMAGE = ("image",)
 ANY = ("image", "vector")
+# Penalties on the gradient of D at single samples; undefined when D sees packs of samples (PacGAN).
+PER_SAMPLE_GRADIENT = ("per_sample_gradient",)
 
 
 @hookimpl
@@ -22,16 +25,16 @@ def register_stabilizers(register):
              description="Spectral normalisation of every linear/conv/embedding weight of D (optionally G)",
              reference="Miyato et al. 2018, Spectral Normalization for GANs, ICLR, arXiv:1802.05957",
              defaults={"apply_to_generator": False, "n_power_iterations": 1})
-    register("gradient_penalty", GradientPenalty, modalities=ANY,
+    register("gradient_penalty", GradientPenalty, modalities=ANY, tags=PER_SAMPLE_GRADIENT,
              description="WGAN-GP: penalise (||grad D|| - 1)^2 on real/fake interpolates",
              reference="Gulrajani et al. 2017, Improved Training of Wasserstein GANs, NeurIPS, arXiv:1704.00028",
              defaults={"weight": 10.0})
-    register("r1", r1, modalities=ANY,
+    register("r1", r1, modalities=ANY, tags=PER_SAMPLE_GRADIENT,
              description="R1: zero-centred gradient penalty gamma/2 ||grad D(x)||^2 on real data",
              reference="Mescheder, Geiger & Nowozin 2018, Which Training Methods for GANs do actually Converge?, "
                        "ICML, arXiv:1801.04406",
              defaults={"gamma": 10.0})
-    register("r2", r2, modalities=ANY,
+    register("r2", r2, modalities=ANY, tags=PER_SAMPLE_GRADIENT,
              description="R2: zero-centred gradient penalty gamma/2 ||grad D(G(z))||^2 on generated data",
              reference="Mescheder, Geiger & Nowozin 2018, Which Training Methods for GANs do actually Converge?, "
                        "ICML, arXiv:1801.04406",
@@ -73,3 +76,8 @@ def register_stabilizers(register):
              description="Several D steps per G step (n_critic)",
              reference="Gulrajani et al. 2017, Improved Training of Wasserstein GANs, NeurIPS, arXiv:1704.00028",
              defaults={"n": 5})
+    register("pac", Pac, modalities=ANY, excludes={"stabilizer": "per_sample_gradient"},
+             description="PacGAN packing: D judges m samples at once (all real or all fake) and sees mode collapse",
+             reference="Lin et al. 2018, PacGAN: The Power of Two Samples in Generative Adversarial Networks, "
+                       "NeurIPS, arXiv:1712.04086",
+             defaults={"m": 2})
