@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageDraw
 
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples.png"
@@ -54,26 +53,7 @@ def save_samples(samples: torch.Tensor, path: Path, real: torch.Tensor | None = 
             grid = torch.nn.functional.interpolate(grid, scale_factor=32 // grid.shape[-1], mode="nearest")
         save_image(grid, path, nrow=8, normalize=True, value_range=(-1, 1))
         return path
-    _scatter(samples, None if real is None else real.detach().float().cpu(), path)
-    return path
+    from .plots import scatter_2d  # matplotlib, imported only by runs that end with a scatter
 
-
-def _scatter(fake: torch.Tensor, real: torch.Tensor | None, path: Path, size: int = 320) -> None:
-    points = fake[:, :2] if real is None else torch.cat([real[:, :2], fake[:, :2]])
-    finite = points[torch.isfinite(points).all(dim=1)]
-    low, high = (finite.min(0).values, finite.max(0).values) if len(finite) else (torch.zeros(2), torch.ones(2))
-    span = torch.clamp(high - low, min=1e-6) * 1.1
-    low = low - span * 0.05 / 1.1
-    image = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(image)
-
-    def plot(xy: torch.Tensor, colour: str) -> None:
-        pixels = ((xy - low) / span * (size - 1)).tolist()
-        for x, y in pixels:
-            if x == x and y == y:  # skip NaN
-                draw.point((x, size - 1 - y), fill=colour)
-
-    if real is not None:
-        plot(real[:2000, :2], "#999999")
-    plot(fake[:2000, :2], "#d62728")
-    image.save(path)
+    real_xy = None if real is None else real.detach().float().cpu()[:, :2].numpy()
+    return scatter_2d(samples[:, :2].numpy(), path, real=real_xy)

@@ -217,24 +217,42 @@ def runs_command(results_dir, suite, statuses, fmt):
               show_default=True)
 @click.option("--suite", default=None,
               help="Only this suite (default: every suite in the store, each in its folder).")
-@click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
-def report_command(results_dir, suite, fmt):
-    """Write the leaderboards (results-dir/SUITE/leaderboard.{md,csv}), one set per suite, and print them."""
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md", show_default=True,
+              help="html: a static report folder (index.html, plots, samples) per suite, besides md and csv.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --format html: the report folder (with --suite), or the folder holding one report "
+                   "folder per suite. Default: RESULTS_DIR/SUITE/report.")
+def report_command(results_dir, suite, fmt, out):
+    """Write the leaderboards (results-dir/SUITE/leaderboard.{md,csv}), one set per suite, and print them.
+
+    With --format html, also a static report per suite that opens in any browser, offline.
+    """
     from .report import write_report
     from .store import Store
 
     if not (results_dir / STORE_FILE).exists():
         raise click.UsageError(f"No ganzoo store in {results_dir}. "
                                "Run `ganzoo bench --all` first or pass --results-dir.")
+    if out is not None and fmt != "html":
+        raise click.UsageError("--out is for --format html (the Markdown and CSV go to RESULTS_DIR/SUITE/)")
     store = Store(results_dir)
     try:
         suites = [suite] if suite else store.suites()
+        if suite and suite not in store.suites():
+            held = ", ".join(store.suites()) or "none"
+            raise click.UsageError(f'No suite "{suite}" in {results_dir}; it holds: {held}')
         # One suite, one table set: runs of different budgets or of `ganzoo train` never share a ranking.
         for name in suites:
             paths = write_report(store, results_dir / name, suite=name)
             for path in paths:
                 click.echo(f"wrote {path}", err=True)
-            click.echo(paths[0 if fmt == "md" else 1].read_text(), nl=False)
+            if fmt == "html":
+                from .report_html import write_html_report
+
+                folder = (out if suite else out / name) if out is not None else results_dir / name / "report"
+                click.echo(f"wrote {write_html_report(store, folder, name)}")
+            else:
+                click.echo(paths[0 if fmt == "md" else 1].read_text(), nl=False)
     finally:
         store.close()
 

@@ -198,6 +198,14 @@ class Dataset:
         """Dataset-specific evaluation of generated samples (e.g. modes captured on a 2-D mixture)."""
         return {}
 
+    def mode_regions(self) -> tuple[torch.Tensor, float] | None:
+        """Where the modes are, for plots: centres ``(K, D)`` and the radius within which a sample is a mode's.
+
+        ``None`` (the default) when the data has no known modes; the 2-D mixtures return their means and
+        the high-quality radius (3 sigma), which the HTML report draws under the generated samples.
+        """
+        return None
+
     # What the leaderboard's "real data" row measures: the ceiling a generator is compared with.
     real_samples_note: str = "the data itself resampled with replacement (what a generator that memorised it scores)"
 

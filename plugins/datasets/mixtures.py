@@ -102,6 +102,9 @@ class GaussianMixture2D(Dataset):
     def extra_metrics(self, samples: torch.Tensor) -> dict[str, float]:
         return mode_metrics(samples, self.means, self.sigma)
 
+    def mode_regions(self) -> tuple[torch.Tensor, float]:
+        return self.means, HIGH_QUALITY_SIGMAS * self.sigma
+
     real_samples_note = "fresh draws from the mixture itself (not the reference points)"
 
     def real_samples(self, n: int, generator: torch.Generator) -> torch.Tensor:

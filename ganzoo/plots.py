@@ -1,0 +1,94 @@
+"""The report's figures, drawn with matplotlib (Agg: no display needed) and saved as PNG.
+
+Each function draws one figure from plain numbers and writes it to ``path``; none reads the store, so
+the HTML report decides what to plot and these only decide how it looks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: render to files on machines without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 96
+SEED_COLOURS = plt.get_cmap("tab10").colors
+
+
+def learning_curves(panels: Sequence[tuple[str, Mapping[int, tuple[Sequence[float], Sequence[float]]]]],
+                    x_label: str, path: Path) -> Path:
+    """One panel per metric, one line per seed: ``panels`` = [(metric label, {seed: (x, y)})]."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.6), dpi=DPI, squeeze=False)
+    for ax, (label, by_seed) in zip(axes[0], panels, strict=True):
+        for i, (seed, (x, y)) in enumerate(sorted(by_seed.items())):
+            ax.plot(x, y, marker="o", markersize=2.5, linewidth=1.2, color=SEED_COLOURS[i % 10], label=f"seed {seed}")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    if any(by_seed for _, by_seed in panels):
+        axes[0][-1].legend(fontsize=7, frameon=False)
+    return _save(fig, path)
+
+
+def seed_spread(rows: Sequence[tuple[str, Sequence[float]]], metric_label: str, path: Path,
+                reference: float | None = None) -> Path:
+    """A box per row over its seeds' final values, every seed drawn as a point on top (rows top to bottom).
+
+    ``reference``: the real data's value through the same protocol, drawn as a dashed line.
+    """
+    height = 0.9 + 0.32 * max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(6.4, height), dpi=DPI)
+    positions = np.arange(len(rows))[::-1]  # first row (rank 1) at the top
+    values = [np.asarray([v for v in vals if np.isfinite(v)], dtype=float) for _, vals in rows]
+    drawn = [(p, v) for p, v in zip(positions, values, strict=True) if len(v)]
+    if drawn:
+        ax.boxplot([v for _, v in drawn], positions=[p for p, _ in drawn], orientation="horizontal", widths=0.55,
+                   showfliers=False, medianprops={"color": "black"}, boxprops={"color": "#888888"},
+                   whiskerprops={"color": "#888888"}, capprops={"color": "#888888"})
+    rng = np.random.default_rng(0)  # the jitter only separates points; it is fixed so reports are reproducible
+    for position, v in drawn:
+        ax.scatter(v, position + rng.uniform(-0.15, 0.15, len(v)), s=14, color="#d62728", zorder=3)
+    if reference is not None and np.isfinite(reference):
+        ax.axvline(reference, color="#1f77b4", linestyle="--", linewidth=1, label="real data")
+        ax.legend(fontsize=7, frameon=False, loc="best")
+    ax.set_yticks(positions, [label for label, _ in rows], fontsize=7)
+    ax.set_xlabel(f"{metric_label} (final, one point per seed)")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def scatter_2d(fake: np.ndarray, path: Path, real: np.ndarray | None = None, means: np.ndarray | None = None,
+               radius: float | None = None, title: str = "") -> Path:
+    """Generated 2-D points (red) over real ones (grey), with each mode's high-quality disc when known."""
+    fig, ax = plt.subplots(figsize=(2.6, 2.6), dpi=DPI)
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=1, color="#bbbbbb", linewidths=0, label="real")
+    finite = fake[np.isfinite(fake).all(axis=1)] if len(fake) else fake
+    ax.scatter(finite[:, 0], finite[:, 1], s=1.5, color="#d62728", linewidths=0, label="generated")
+    if means is not None and radius is not None:
+        for mean in means:
+            ax.add_patch(plt.Circle(tuple(mean), radius, fill=False, color="#1f77b4", linewidth=0.6))
+    if real is not None and len(real):  # frame the data, not a runaway generator
+        low, high = real.min(axis=0), real.max(axis=0)
+        pad = 0.25 * (high - low).max()
+        ax.set_xlim(low[0] - pad, high[0] + pad)
+        ax.set_ylim(low[1] - pad, high[1] + pad)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=6)
+    if title:
+        ax.set_title(title, fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,213 @@
+"""The HTML report: one static folder per suite (``index.html``, PNG plots, sample pictures, CSVs).
+
+It shows what the Markdown leaderboard shows (same rows, same statistics: ``ganzoo.leaderboard``) and
+what a table cannot: each experiment's headline over training, one line per seed; the spread of its
+seeds; each seed's samples. Plots come from ``ganzoo.plots`` (matplotlib); the page is a Jinja2
+template with autoescaping, so plugin-provided text (names, descriptions) can never inject markup.
+It needs no server and no network, and renders from a sweep that is still running (unfinished runs are
+listed as such) and from a store whose run folders are gone (each missing picture says so).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .judgement import DEFAULT_JUDGEMENT, Judgement
+from .leaderboard import AXES, METRICS, leaderboard
+from .records import FINISHED
+from .report import _budget, _label, _metrics_table, _ranking_table, judgements_of, load_runs
+from .report_samples import SamplePictures
+from .stability import curve
+from .store import Store
+
+# Numeric sort keys of the ranking table's columns (the rest sort by their text).
+RANK_SORT_KEYS = {"rank": "rank", "seeds": "finished", "median (IQR)": "median", "worst": "worst",
+                  "success": "success", "unstable": "unstable", "Δ vs baseline [95% CI]": "diff",
+                  "p (Holm)": "p_holm", "G steps": "g_steps", "imgs/s": "imgs_per_s"}
+
+
+def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) -> Path:
+    """Write ``out_dir/index.html`` with its plots, samples and CSVs for ``suite``; returns the page's path."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from .plots import learning_curves, seed_spread
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = load_runs(store.results_dir, suite)
+    rows = {row["run_id"]: row for row in store.runs(suite)}
+    record = store.suite_record(suite)
+    judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
+    board = leaderboard(runs, record, judgements)
+    evals = store.evals_by_run(list(rows))
+    references = store.references(suite)
+    pictures = SamplePictures(out_dir, store.results_dir, registry)
+
+    tables, experiments = [], []
+    if not board.empty:
+        for (dataset, fingerprint), group in board.groupby(["dataset", "fingerprint"], sort=False):
+            judgement = judgements.get(dataset, DEFAULT_JUDGEMENT)
+            table_id = _slug(f"{dataset}-{fingerprint}")
+            reference = references.get((dataset, fingerprint))
+            seeds_of = {key: runs[(runs["dataset"] == dataset) & (runs["experiment"] == key)]
+                        for key in group["experiment"]}
+            finals = [(_row_label(r), _finals(seeds_of[r["experiment"]], judgement)) for _, r in group.iterrows()]
+            spread = (seed_spread(finals, _label(judgement.headline), out_dir / "plots" / f"{table_id}-seeds.png",
+                                  reference=(reference or {}).get("metrics", {}).get(judgement.headline))
+                      if any(values for _, values in finals) else None)  # a table of failed runs has no values
+            tables.append(_table(dataset, fingerprint, group, judgement, record, reference, table_id,
+                                 spread.relative_to(out_dir) if spread else None))
+            for _, row in group.iterrows():
+                experiments.append(_experiment(row, seeds_of[row["experiment"]], rows, evals, judgement, table_id,
+                                               out_dir, pictures, learning_curves))
+        board.to_csv(out_dir / "leaderboard.csv", index=False)
+    runs.drop(columns=["error"], errors="ignore").to_csv(out_dir / "runs.csv", index=False)
+
+    env = Environment(loader=PackageLoader("ganzoo", "templates"), autoescape=select_autoescape(["html"]))
+    page = env.get_template("report.html").render(
+        suite=suite, record=record, tables=tables, experiments=experiments,
+        unfinished=_unfinished(rows), n_runs=len(rows), versions=_versions(rows.values()),
+        components=_components(rows.values(), registry), ganzoo_version=__version__,
+        written=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        has_board=not board.empty)
+    index = out_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, record: dict, reference,
+           table_id: str, spread_png: Path | None) -> dict[str, Any]:
+    """The ranking and all-metrics columns side by side, each cell with the number it sorts by."""
+    ranking = _ranking_table(group, judgement)
+    metrics = _metrics_table(group).drop(columns=[c for c in ("rank", "G", "D", "loss", "stack", "variant")
+                                                  if c in ranking.columns])
+    display = pd.concat([ranking.reset_index(drop=True), metrics.reset_index(drop=True)], axis=1)
+    keys = _sort_keys(group.reset_index(drop=True), display.columns, judgement)
+    headline = f"{_label(judgement.headline)} mean [95% CI]"
+    rows = []
+    for i, (_, r) in enumerate(group.iterrows()):
+        cells = [{"text": str(display.iloc[i][c]), "key": keys[c][i], "column": c} for c in display.columns]
+        rows.append({"cells": cells, "anchor": _slug(f"{dataset}-{r['experiment']}"), "verdict": r.get("verdict"),
+                     "is_baseline": bool(r.get("is_baseline"))})
+    first = group.iloc[0]
+    baseline = record.get("datasets", {}).get(dataset, {}).get("baseline")
+    return {
+        "id": table_id, "dataset": dataset, "fingerprint": fingerprint, "columns": list(display.columns),
+        "headline_column": headline, "rows": rows, "judgement": judgement,
+        "direction": "lower is better" if judgement.lower_is_better else "higher is better",
+        "headline": _label(judgement.headline),
+        "protocol": f"extractor {first.get('extractor')} (weights {first.get('weights_hash')}), "
+                    f"{first.get('n_fake')} generated vs {first.get('n_real') or 'all'} real samples",
+        "budget": _budget(group), "baseline": "/".join(baseline[a] for a in AXES) if baseline else None,
+        "reference": reference, "reference_value": (reference or {}).get("metrics", {}).get(judgement.headline),
+        "spread_png": spread_png.as_posix() if spread_png else None,
+    }
+
+
+def _sort_keys(group: pd.DataFrame, columns, judgement: Judgement) -> dict[str, list]:
+    by_label = {f"{_label(m)} {'↓' if lower else '↑'}": m for m, lower in METRICS.items()}
+    by_label.update({"KID×10³ ↓": "kid_mean", "KID (raw) ↓": "kid_mean"})
+    keys = {}
+    for column in columns:
+        source = (RANK_SORT_KEYS.get(column) or by_label.get(column)
+                  or ("mean" if column.endswith("mean [95% CI]") else None))
+        if source and source in group:
+            keys[column] = [None if pd.isna(v) else float(v) for v in group[source]]
+        else:
+            keys[column] = [str(v) for v in group[column]] if column in group else [None] * len(group)
+    return keys
+
+
+def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Judgement, table_id: str,
+                out_dir: Path, pictures: SamplePictures, learning_curves) -> dict[str, Any]:
+    """One experiment's section: its curves (one line per seed) and each seed's status and samples."""
+    anchor = _slug(f"{row['dataset']}-{row['experiment']}")
+    metrics = [judgement.headline] + ([judgement.tiebreak] if judgement.tiebreak else [])
+    unit = "g_steps"
+    panels = []
+    for metric in metrics:
+        by_seed = {}
+        for _, run in seeds.iterrows():
+            run_evals = evals.get(run["run_id"], [])
+            points = list(zip([e.get(unit) for e in run_evals], curve(run_evals, metric), strict=True))
+            if points:
+                by_seed[int(run["seed"])] = ([p[0] for p in points], [p[1] for p in points])
+        if by_seed:
+            panels.append((_label(metric), by_seed))
+    curves_png = (learning_curves(panels, "G steps", out_dir / "plots" / f"{anchor}-curves.png").relative_to(out_dir)
+                  if panels else None)
+    seed_rows = []
+    for _, run in seeds.sort_values("seed").iterrows():
+        stored = rows[run["run_id"]]
+        picture = pictures.picture(stored)
+        headline = run.get(judgement.headline)
+        seed_rows.append({
+            "seed": int(run["seed"]), "run_id": run["run_id"], "status": run["status"],
+            "headline": None if headline is None or pd.isna(headline) else headline,
+            "flags": [f for f in ("collapsed", "degraded") if bool(run.get(f)) is True],
+            "success": run.get("success"), "error": (stored.get("error") or "").strip().splitlines()[:1],
+            "picture": picture.path.relative_to(out_dir).as_posix() if picture.path else None,
+            "picture_note": picture.note,
+        })
+    pictured = {s["picture_note"] for s in seed_rows if s["picture"]}
+    shared_note = pictured.pop() if len(pictured) == 1 and all(s["picture"] for s in seed_rows) else None
+    return {"anchor": anchor, "table_id": table_id, "dataset": row["dataset"], "label": _row_label(row),
+            "samples_note": shared_note,
+            "variant": row.get("variant") or "", "headline": _label(judgement.headline),
+            "curves_png": curves_png.as_posix() if curves_png else None, "seeds": seed_rows}
+
+
+def _finals(seeds: pd.DataFrame, judgement: Judgement) -> list[float]:
+    finished = seeds[seeds["status"].isin(FINISHED)]
+    if judgement.headline not in finished:
+        return []
+    return [float(v) for v in finished[judgement.headline] if not pd.isna(v)]
+
+
+def _row_label(row) -> str:
+    label = "/".join(str(row[a]) for a in AXES)
+    return f"{label} ({row['variant']})" if row.get("variant") else label
+
+
+def _unfinished(rows: dict[str, dict]) -> list[dict[str, Any]]:
+    return [{"run_id": r["run_id"], "label": "/".join(str(r[a]) for a in ["dataset", *AXES]), "seed": r["seed"],
+             "status": r["status"]} for r in rows.values() if r["status"] not in FINISHED]
+
+
+def _versions(rows) -> list[tuple[str, str]]:
+    """Every distribution (ganzoo, torch, each plugin's) and the versions the runs were trained with."""
+    seen: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        for name, version in (row.get("versions") or {}).items():
+            seen[name].add(str(version) or "?")
+    return [(name, ", ".join(sorted(versions))) for name, versions in sorted(seen.items())]
+
+
+def _components(rows, registry) -> list[dict[str, Any]]:
+    """The components these runs used, with the description and reference their plugin registered."""
+    named = sorted({("dataset", r["dataset"]) for r in rows} | {(k, r[k]) for r in rows for k in
+                   ("generator", "discriminator", "loss")} |
+                   {("stabilizer", ref["name"]) for r in rows for ref in r["spec"].get("stack", [])})
+    out = []
+    for kind, name in named:
+        try:
+            from .registry import get_registry
+
+            component = (registry or get_registry()).get(kind, name)
+            out.append({"kind": kind, "name": name, "description": component.description,
+                        "reference": component.reference,
+                        "source": f"{component.distribution} {component.version}".strip()})
+        except Exception:  # not installed where the report is written: name it, say so
+            out.append({"kind": kind, "name": name, "description": "(not installed here)", "reference": "",
+                        "source": ""})
+    return out
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in str(text))
