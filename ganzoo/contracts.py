@@ -104,8 +104,9 @@ class Stabilizer:
 
     1. build time: ``optim_overrides`` (learning rates, D steps) and ``d_loss_kwargs``, each read once;
        ``discriminator_spec`` (the data D is built for), then ``wrap_generator``, ``wrap_discriminator``;
-    2. every D step: ``augment`` on real and fake, ``d_penalty``, then ``after_d_step``;
-    3. every G step: ``augment`` on fake, ``g_penalty``, then ``after_g_step``;
+    2. every D step: ``augment`` on real and fake, ``d_penalty``, backward, ``before_d_step`` (gradients
+       are there, weights not yet changed: clip or rescale them here), the optimiser step, ``after_d_step``;
+    3. every G step: ``augment`` on fake, ``g_penalty``, backward, ``before_g_step``, the step, ``after_g_step``;
     4. evaluation: ``eval_generator`` picks the module that is evaluated (e.g. the EMA copy).
 
     ``state_dict``/``load_state_dict`` carry any state (EMA weights, running means) through checkpoints.
@@ -146,8 +147,14 @@ class Stabilizer:
     def g_penalty(self, ctx: StepContext) -> torch.Tensor | None:
         return None
 
+    def before_d_step(self, ctx: StepContext) -> None:
+        """After D's backward pass, before its optimiser step: D's ``.grad`` may be changed in place."""
+
     def after_d_step(self, ctx: StepContext) -> None:
         pass
+
+    def before_g_step(self, ctx: StepContext) -> None:
+        """After G's backward pass, before its optimiser step: G's ``.grad`` may be changed in place."""
 
     def after_g_step(self, ctx: StepContext) -> None:
         pass

@@ -148,6 +148,8 @@ def _d_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
     d_loss = m.loss.d_loss(ctx.real_logits, ctx.fake_logits, **m.d_loss_kwargs) + _penalties(m, "d_penalty", ctx)
     r.opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
+    for stabilizer in m.stabilizers:
+        stabilizer.before_d_step(ctx)  # gradients in place, weights unchanged (e.g. gradient clipping)
     r.opt_d.step()
     for stabilizer in m.stabilizers:
         stabilizer.after_d_step(ctx)
@@ -164,6 +166,8 @@ def _g_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
     g_loss = m.loss.g_loss(ctx.fake_logits, ctx.real_logits) + _penalties(m, "g_penalty", ctx)
     r.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
+    for stabilizer in m.stabilizers:
+        stabilizer.before_g_step(ctx)
     r.opt_g.step()
     for stabilizer in m.stabilizers:
         stabilizer.after_g_step(ctx)

@@ -25,7 +25,7 @@ TESTS = "\n".join(p.read_text() for p in sorted((ROOT / "tests").glob("test_*.py
 
 
 def test_the_stabilizer_contract_has_its_hook_points():
-    assert len(STABILIZER_HOOKS) == 13 and {"d_loss_kwargs", "g_penalty", "state_dict"} <= set(STABILIZER_HOOKS)
+    assert len(STABILIZER_HOOKS) == 15 and {"d_loss_kwargs", "g_penalty", "state_dict"} <= set(STABILIZER_HOOKS)
 
 
 @pytest.mark.parametrize("hook", STABILIZER_HOOKS)

@@ -1,6 +1,7 @@
 """Built-in stabilizers against closed forms, torch.linalg, numpy and a minimal run of the harness's step."""
 
 import inspect
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -430,3 +431,46 @@ def test_pac_in_training_gives_one_logit_per_pack(zoo):
     models = ganzoo.build.build_models(spec, zoo, torch.device("cpu"))
     batch = spec.budget.batch_size
     assert models.discriminator(models.dataset.sample(batch, torch.Generator().manual_seed(0))).numel() == batch // 2
+
+
+# -- hook points between backward and the optimiser step --------------------------------------------
+
+
+class ClipToZero(ganzoo.Stabilizer):
+    """Clips the gradients of D (or G) to norm 0 before each step: Adam then never moves those weights."""
+
+    def __init__(self, target="discriminator"):
+        self.target, self.calls = target, 0
+
+    def _clip(self, module):
+        assert all(p.grad is not None for p in module.parameters() if p.requires_grad)  # after backward
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 0.0)
+        self.calls += 1
+
+    def before_d_step(self, ctx):
+        if self.target == "discriminator":
+            self._clip(ctx.discriminator)
+
+    def before_g_step(self, ctx):
+        if self.target == "generator":
+            self._clip(ctx.generator)
+
+
+@pytest.mark.parametrize("target", ["discriminator", "generator"])
+def test_before_step_hooks_see_the_gradients_and_act_before_the_optimiser(zoo, target):
+    from ganzoo.train import _build, _d_step, _g_step
+
+    spec = testzoo.tiny_spec("blobs", loss="ns", g_steps=3, eval_every_g_steps=3)
+    r = _build(spec, Path("unused"), torch.device("cpu"), zoo)
+    clip = ClipToZero(target)
+    r.models.stabilizers.append(clip)
+    before = {name: [p.detach().clone() for p in getattr(r.models, name).parameters()]
+              for name in ("generator", "discriminator")}
+    ctx = StepContext(generator=r.models.generator, discriminator=r.models.discriminator, loss=r.models.loss)
+    for _ in range(3):
+        _d_step(r, ctx, spec.budget.batch_size)
+        _g_step(r, ctx, spec.budget.batch_size)
+    assert clip.calls == 3
+    for name, old in before.items():
+        moved = any(not torch.equal(a, b) for a, b in zip(old, getattr(r.models, name).parameters(), strict=True))
+        assert moved == (name != target), name  # the clipped network alone stays where it started
