@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +17,54 @@ SPEC_KEY, EVAL_GENERATOR_KEY = "spec", "generator_eval"
 
 
 def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
-    """Write to a temporary name, then rename: a kill during the write never leaves a broken checkpoint."""
+    """Write to a temporary name, then rename: a kill during the write never leaves a broken checkpoint.
+
+    The temporary name carries the writer's PID, so two processes never rename each other's file; a
+    failed write (a full disk) removes its partial file instead of leaving it to fill the disk further.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    path, tmp = run_dir / CHECKPOINT, run_dir / (CHECKPOINT + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    path, tmp = run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.tmp-{os.getpid()}"
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Load with ``weights_only=True``: a checkpoint can hold tensors and plain data, never code."""
     return torch.load(path, map_location=device, weights_only=True)
+
+
+class UnreadableCheckpoint(RuntimeError):
+    """A checkpoint file that exists but cannot be loaded (truncated, empty, not a torch file)."""
+
+
+def load_run_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict[str, Any] | None:
+    """The run's checkpoint to resume from, or ``None`` to start from zero.
+
+    Leftover temporary files of killed writers are removed. A checkpoint that cannot be read is moved
+    aside to ``checkpoint.pt.unreadable-<time>`` (kept for inspection, never deleted) with a warning that
+    names it, and the run starts again from zero rather than failing on every retry.
+    """
+    for leftover in run_dir.glob(f"{CHECKPOINT}.tmp*"):
+        leftover.unlink(missing_ok=True)
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        state = load_checkpoint(path, device)
+        if not isinstance(state, dict) or "g_steps" not in state:
+            raise UnreadableCheckpoint("it holds no training state")
+        return state
+    except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
+        aside = path.with_name(f"{CHECKPOINT}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, aside)
+        warnings.warn(f"Checkpoint {path} could not be read ({type(exc).__name__}: {exc or 'empty file'}); moved it "
+                      f"to {aside.name} and restarting the run from zero", RuntimeWarning, stacklevel=2)
+        return None
 
 
 def rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -190,10 +190,11 @@ def runs_command(results_dir, suite, statuses, fmt):
     """Every run in the store: id, combination, dataset, seed, status, started and finished times."""
     from .report import load_runs
 
-    if not (results_dir / STORE_FILE).exists():
-        raise click.UsageError(f"No ganzoo store in {results_dir}. "
-                               "Run `ganzoo bench --all` first or pass --results-dir.")
-    runs = load_runs(results_dir, suite)
+    with user_errors():
+        runs = load_runs(results_dir, suite)  # read-only: a folder another sweep writes, or a read-only one
+    if runs.empty:
+        click.echo(f"No runs in {results_dir / STORE_FILE}" + (f" for suite {suite}" if suite else "") + ".")
+        return
     if statuses:
         runs = runs[runs["status"].isin(statuses)]
     if fmt == "json":
@@ -218,24 +219,21 @@ def runs_command(results_dir, suite, statuses, fmt):
 @click.option("--suite", default=None,
               help="Only this suite (default: every suite in the store, each in its folder).")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md", show_default=True,
-              help="html: a static report folder (index.html, plots, samples) per suite, besides md and csv.")
+              help="What to print; html also writes a static report (SUITE/report/index.html, plots, samples).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="With --format html: the report folder (with --suite), or the folder holding one report "
-                   "folder per suite. Default: RESULTS_DIR/SUITE/report.")
+              help="Write each suite's folder (SUITE/leaderboard.md, ..., SUITE/report/) here instead of in "
+                   "RESULTS_DIR, e.g. when the results folder is read-only.")
 def report_command(results_dir, suite, fmt, out):
-    """Write the leaderboards (results-dir/SUITE/leaderboard.{md,csv}), one set per suite, and print them.
+    """Write the leaderboards (SUITE/leaderboard.{md,csv}), one set per suite, and print them.
 
     With --format html, also a static report per suite that opens in any browser, offline.
     """
     from .report import write_report
     from .store import Store
 
-    if not (results_dir / STORE_FILE).exists():
-        raise click.UsageError(f"No ganzoo store in {results_dir}. "
-                               "Run `ganzoo bench --all` first or pass --results-dir.")
-    if out is not None and fmt != "html":
-        raise click.UsageError("--out is for --format html (the Markdown and CSV go to RESULTS_DIR/SUITE/)")
-    store = Store(results_dir)
+    out = out or results_dir
+    with user_errors():
+        store = Store(results_dir, readonly=True)  # reading only: never blocks or changes a running sweep
     try:
         suites = [suite] if suite else store.suites()
         if suite and suite not in store.suites():
@@ -243,14 +241,19 @@ def report_command(results_dir, suite, fmt, out):
             raise click.UsageError(f'No suite "{suite}" in {results_dir}; it holds: {held}')
         # One suite, one table set: runs of different budgets or of `ganzoo train` never share a ranking.
         for name in suites:
-            paths = write_report(store, results_dir / name, suite=name)
+            try:
+                paths = write_report(store, out / name, suite=name)
+                if fmt == "html":
+                    from .report_html import write_html_report
+
+                    paths.append(write_html_report(store, out / name / "report", name))
+            except PermissionError as exc:
+                raise click.ClickException(f"Cannot write the report: {exc}. Pass --out DIR to write it "
+                                           "elsewhere.") from exc
             for path in paths:
                 click.echo(f"wrote {path}", err=True)
             if fmt == "html":
-                from .report_html import write_html_report
-
-                folder = (out if suite else out / name) if out is not None else results_dir / name / "report"
-                click.echo(f"wrote {write_html_report(store, folder, name)}")
+                click.echo(paths[-1])
             else:
                 click.echo(paths[0 if fmt == "md" else 1].read_text(), nl=False)
     finally:

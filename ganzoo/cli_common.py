@@ -16,10 +16,11 @@ def user_errors():
     """Show a bad suite, name, hyperparameter or missing download as one clear message, not a traceback."""
     from .download import DownloadError
     from .registry import UnknownComponentError
+    from .store import StoreError
 
     try:
         yield
-    except (UnknownComponentError, DownloadError, ValueError) as exc:
+    except (UnknownComponentError, DownloadError, StoreError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -43,7 +43,7 @@ def compare_command(a, b, results_dir, suite, dataset, resamples, fmt):
         dataset = dataset or datasets[0]
         if dataset not in datasets:
             raise ValueError(f'Suite {suite} has no runs on "{dataset}"; its datasets: {", ".join(datasets)}')
-        store = Store(results_dir)
+        store = Store(results_dir, readonly=True)
         try:
             record = store.suite_record(suite)
             judgement = judgements_of(store, suite, [dataset])[dataset]

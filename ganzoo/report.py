@@ -59,7 +59,7 @@ def judgements_of(store: Store, suite: str | None, datasets) -> dict[str, Judgem
 
 def load_runs(results_dir: str | Path, suite: str | None = None) -> pd.DataFrame:
     """One row per run: identity, experiment, status, budget used, throughput, protocol, final metrics, stability."""
-    store = Store(results_dir)
+    store = Store(results_dir, readonly=True)
     try:
         rows = store.runs(suite)
         evals = store.evals_by_run()

@@ -23,6 +23,19 @@ from .spec import RunSpec
 SCHEMA_VERSION = 1
 STORE_FILE = "ganzoo.sqlite"
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """Read without writing anything; in a read-only folder SQLite cannot make the WAL's shared-memory
+    file, so the file is then read as it is (``immutable``: nobody can be writing to a read-only folder)."""
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True)
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs (
@@ -44,25 +57,63 @@ CREATE TABLE IF NOT EXISTS references_ (
 """
 
 
+class StoreError(RuntimeError):
+    """The store cannot be opened: missing, not a ganzoo store, damaged, or too new."""
+
+
 class Store:
-    def __init__(self, results_dir: str | Path):
+    """The results folder's SQLite store.
+
+    Args:
+        results_dir: the folder holding ``ganzoo.sqlite`` (created when writable and missing).
+        readonly: open for reading only (``ganzoo runs``, ``ganzoo report``): nothing is created or
+            switched, so a read-only folder, or one another sweep is writing, can be read.
+    """
+
+    def __init__(self, results_dir: str | Path, readonly: bool = False):
         self.results_dir = Path(results_dir)
-        self.results_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.results_dir / STORE_FILE
-        self.db = sqlite3.connect(self.path, timeout=30)
-        self.db.row_factory = sqlite3.Row
-        # WAL lets `ganzoo runs` read while a sweep writes; each commit survives a SIGKILL.
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
-        self._check_schema()
+        self.readonly = readonly
+        if readonly and not self.path.is_file():
+            raise StoreError(f"No ganzoo store in {self.results_dir} ({STORE_FILE} is missing). "
+                             "Run `ganzoo bench --all` first or pass --results-dir.")
+        try:
+            if readonly:
+                self.db = _connect_readonly(self.path)
+            else:
+                self.results_dir.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=30)
+                self._set_up()
+            self.db.row_factory = sqlite3.Row
+            self._check_schema()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a readable ganzoo store ({exc}). Move it aside (mv {self.path} "
+                f"{self.path}.broken) and rerun the same `ganzoo bench` command: every run whose folder holds its "
+                "checkpoint is recovered from it without training again.") from exc
+
+    def _set_up(self) -> None:
+        """Create the schema; safe when many processes create one new store at the same moment."""
+        for attempt in range(200):
+            try:
+                # WAL lets `ganzoo runs` read while a sweep writes; each commit survives a SIGKILL.
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.executescript(SCHEMA)
+                with self.db:
+                    self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                return
+            except sqlite3.OperationalError as exc:  # another process holds the lock while it sets up
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(0.01 * (1 + attempt % 10))
+        raise StoreError(f"{self.path} stayed locked by other processes for a minute; is a stuck process holding it?")
 
     def _check_schema(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
-            with self.db:
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row["value"]) > SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path} was written by a newer ganzoo (schema {row['value']}); upgrade ganzoo")
+            raise StoreError(f"{self.path} has no schema version: it is not a ganzoo store (or a damaged one)")
+        if int(row["value"]) > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer ganzoo (schema {row['value']}); upgrade ganzoo")
 
     def close(self) -> None:
         self.db.close()

@@ -73,8 +73,9 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
     models, budget, batch, result = r.models, spec.budget, spec.budget.batch_size, r.result
     # Resume: the last checkpoint holds everything that decides the next step, so the run continues exactly.
     r.started = time.perf_counter()
-    if (run_dir / artifacts.CHECKPOINT).exists():
-        _restore(r, artifacts.load_checkpoint(run_dir / artifacts.CHECKPOINT, device))
+    state = artifacts.load_run_checkpoint(run_dir, device)  # None: nothing (readable) to resume from
+    if state is not None:
+        _restore(r, state)
     next_eval = _next_mark(budget.spent(r.images, result.g_steps), budget.eval_every)
     ctx = StepContext(generator=models.generator, discriminator=models.discriminator, loss=models.loss)
 

@@ -126,7 +126,7 @@ def test_train_rejects_bad_hparam(zoo, tmp_path):
 
 def test_runs_without_store_is_explained(tmp_path):
     result = invoke("runs", "--results-dir", tmp_path)
-    assert result.exit_code == 2 and "No ganzoo store" in result.output
+    assert result.exit_code == 1 and "No ganzoo store" in result.output
 
 
 def _statuses(db: Path) -> dict[str, tuple]:

@@ -130,10 +130,12 @@ def test_plugin_text_is_escaped(swept, zoo, tmp_path):
     assert "<img src=x" not in html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
 
 
-def test_cli_refuses_out_without_html_and_an_unknown_suite(swept, tmp_path):
+def test_cli_writes_every_suite_folder_under_out_and_refuses_an_unknown_suite(swept, tmp_path):
     runner = CliRunner()
-    wrong = runner.invoke(main, ["report", "--results-dir", str(swept), "--format", "md", "--out", str(tmp_path)])
-    assert wrong.exit_code == 2 and "--out is for --format html" in wrong.output
+    result = runner.invoke(main, ["report", "--results-dir", str(swept), "--format", "html", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "tiny" / "leaderboard.md").exists() and (tmp_path / "tiny" / "report" / "index.html").exists()
+    assert str(tmp_path / "tiny" / "report" / "index.html") in result.stdout
     unknown = runner.invoke(main, ["report", "--results-dir", str(swept), "--suite", "nope"])
     assert unknown.exit_code == 2 and 'No suite "nope"' in unknown.output and "tiny" in unknown.output
 

@@ -154,3 +154,40 @@ def test_estimates_count_g_steps_for_a_g_step_budget(registry):
     assert (steps.budget.g_steps, steps.budget.eval_every_g_steps, steps.budget.kimg) == (3, None, None)
     images = _tiny(testzoo.tiny_spec(unit="kimg", kimg=24, g_steps=None, eval_every_kimg=8), batches=3, n_fake=16)
     assert (images.budget.kimg, images.budget.eval_every_kimg) == (3 * 8 / 1000, None)
+
+
+# -- damaged run folders ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "not_a_checkpoint"])
+def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_restarts_from_zero(registry, tmp_path, damage):
+    spec = testzoo.tiny_spec(g_steps=4, eval_every_g_steps=2)
+    straight = run(spec, tmp_path / "straight", "cpu", registry)
+    run_dir = tmp_path / "damaged"
+    assert run(spec, run_dir, "cpu", registry).status == DONE
+    checkpoint = run_dir / artifacts.CHECKPOINT
+    good = checkpoint.read_bytes()
+    damaged = {"truncated": good[: len(good) // 2], "empty": b""}.get(damage)
+    if damaged is None:
+        torch.save({"just": torch.zeros(1)}, checkpoint)
+    else:
+        checkpoint.write_bytes(damaged)
+    (run_dir / f"{artifacts.CHECKPOINT}.tmp-999999").write_bytes(b"partial")  # a killed writer's leftover
+    with pytest.warns(RuntimeWarning, match=r"checkpoint.pt could not be read .* moved it to "
+                                            r"checkpoint.pt.unreadable-\d+-\d+ and restarting the run from zero"):
+        again = run(spec, run_dir, "cpu", registry)
+    assert again.status == DONE, again.error
+    assert [e["metrics"] for e in again.evals] == [e["metrics"] for e in straight.evals]  # from zero, identically
+    assert len(list(run_dir.glob("checkpoint.pt.unreadable-*"))) == 1  # kept for inspection
+    assert not list(run_dir.glob("checkpoint.pt.tmp*"))
+
+
+def test_a_failed_checkpoint_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    def disk_full(state, path):
+        path.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        artifacts.save_checkpoint({"g_steps": 1}, tmp_path)
+    assert list(tmp_path.iterdir()) == []
