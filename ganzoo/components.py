@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class Component:
         if self.judgement is not None and (self.kind != "dataset" or not isinstance(self.judgement, Judgement)):
             raise ValueError(f'{self.kind} "{self.name}": judgement is for datasets only and must be a '
                              "ganzoo.Judgement")
+        self._check_defaults_fit_factory()
         # Freeze the mutable metadata so that one run cannot change another's defaults.
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "aliases", tuple(self.aliases))
@@ -114,6 +116,22 @@ class Component:
             object.__setattr__(self, "resolutions", tuple(self.resolutions))
         if self.channels is not None:
             object.__setattr__(self, "channels", tuple(self.channels))
+
+    def _check_defaults_fit_factory(self) -> None:
+        """Every key of ``defaults`` must be a parameter of the factory: found at registration, not in a run."""
+        try:
+            signature = inspect.signature(self.factory)
+        except (TypeError, ValueError):  # a builtin without an introspectable signature
+            return
+        parameters = signature.parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return
+        accepted = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        unknown = sorted(set(self.defaults) - accepted)
+        if unknown:
+            name = getattr(self.factory, "__qualname__", repr(self.factory))
+            raise ValueError(f'{self.kind} "{self.name}": defaults name {unknown}, but its factory {name}{signature} '
+                             "takes no such parameter; fix the defaults or the factory")
 
     def incompatibility(self, spec: DataSpec) -> str | None:
         """Why this component cannot run on data of ``spec``, or ``None`` when it can."""

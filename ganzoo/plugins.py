@@ -21,6 +21,7 @@ import pluggy
 from . import hookspecs
 
 ENTRY_POINT_GROUP = "ganzoo"
+BUILTIN_DISTRIBUTION = "ganzoo"  # the built-in zoo loads first and keeps its names, whatever the install order
 ALLOW_ENV = "GANZOO_PLUGINS"
 BLOCK_ENV = "GANZOO_BLOCK_PLUGINS"
 
@@ -67,16 +68,23 @@ def _selected(ep: importlib.metadata.EntryPoint, dist_name: str) -> bool:
     return not (block and names & block)
 
 
+def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
+    return ep.dist.metadata["Name"] if ep.dist is not None else "unknown"
+
+
 def _unique_entry_points() -> list[importlib.metadata.EntryPoint]:
-    # The same distribution can be visible twice (e.g. an editable install plus a stale egg-info on
-    # sys.path); keep the first of each (name, value) so it is not registered twice.
+    """The group's entry points, the built-in zoo's first, then by distribution and name (not install order).
+
+    The same distribution can be visible twice (e.g. an editable install plus a stale egg-info on
+    sys.path); the first of each (name, value) is kept so that it is not registered twice.
+    """
     seen, unique = set(), []
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         key = (ep.name, ep.value)
         if key not in seen:
             seen.add(key)
             unique.append(ep)
-    return unique
+    return sorted(unique, key=lambda ep: (_dist_name(ep) != BUILTIN_DISTRIBUTION, _dist_name(ep).lower(), ep.name))
 
 
 def create_plugin_manager(
@@ -94,27 +102,28 @@ def create_plugin_manager(
     if not load_entry_points:
         return pm, infos, errors
     for ep in _unique_entry_points():
-        dist = ep.dist
-        dist_name = dist.metadata["Name"] if dist is not None else "unknown"
-        version = dist.version if dist is not None else ""
+        dist_name = _dist_name(ep)
+        version = ep.dist.version if ep.dist is not None else ""
         if not _selected(ep, dist_name):
             continue
         where = f"{dist_name} {version}".strip()
+        # A plugin is its distribution and entry point: another package's entry point named like a built-in
+        # one ("losses") is registered as "<distribution>:losses" instead of being dropped.
+        name = ep.name if pm.get_plugin(ep.name) is None else f"{dist_name}:{ep.name}"
         try:
             module = ep.load()
         except Exception as exc:  # a broken plugin must not take the others down
-            errors.append(LoadError(ep.name, where, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            errors.append(LoadError(name, where, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             continue
-        if pm.is_registered(module) or pm.get_plugin(ep.name) is not None:
-            errors.append(LoadError(ep.name, where,
-                                    f'a plugin named "{ep.name}" or module {ep.value} is already registered'))
+        if pm.is_registered(module) or pm.get_plugin(name) is not None:
+            errors.append(LoadError(name, where, f"module {ep.value} is already registered as a plugin"))
             continue
         try:
-            pm.register(module, name=ep.name)
+            pm.register(module, name=name)
         except Exception as exc:  # pluggy validates hook signatures at registration
-            errors.append(LoadError(ep.name, where, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            errors.append(LoadError(name, where, f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             continue
-        infos[ep.name] = PluginInfo(ep.name, dist_name, version, ep.value)
+        infos[name] = PluginInfo(name, dist_name, version, ep.value)
     errors.extend(check_unknown_hooks(pm, infos))
     for name, info in infos.items():
         info.hooks = hook_names(pm, name)
@@ -122,7 +131,11 @@ def create_plugin_manager(
 
 
 def check_unknown_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> list[LoadError]:
-    """Like ``pm.check_pending()``, but names every offending plugin and unregisters it instead of stopping."""
+    """Like ``pm.check_pending()``, but names every offending plugin and goes on.
+
+    A hook without a spec is never called, so the plugin stays registered and its correctly spelled
+    hooks still load; the message says so.
+    """
     errors = []
     for hook_name in dir(pm.hook):
         if hook_name.startswith("_"):
@@ -133,18 +146,14 @@ def check_unknown_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) 
         for impl in caller.get_hookimpls():
             if impl.optionalhook:
                 continue
-            info = infos.pop(impl.plugin_name, None)
+            info = infos.get(impl.plugin_name)
             where = f"{info.distribution} {info.version}".strip() if info else "unknown"
             known = ", ".join(name for name in dir(hookspecs) if name.startswith("register_"))
-            errors.append(
-                LoadError(
-                    impl.plugin_name,
-                    where,
-                    f'unknown hook "{hook_name}" (misspelled?). Known hooks: {known}',
-                )
-            )
-            if pm.get_plugin(impl.plugin_name) is not None:
-                pm.unregister(name=impl.plugin_name)
+            valid = [h for h in hook_names(pm, impl.plugin_name) if h != hook_name and getattr(pm.hook, h).has_spec()]
+            still = (f"its other hooks ({', '.join(valid)}) still load" if valid
+                     else "it implements no known hook, so it registers nothing")
+            errors.append(LoadError(impl.plugin_name, where,
+                                    f'unknown hook "{hook_name}" (misspelled?); {still}. Known hooks: {known}'))
     return errors
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import pluggy
 
 from .components import KINDS, PLURALS, Component
-from .plugins import LoadError, PluginInfo, create_plugin_manager, selection_from_env
+from .plugins import BUILTIN_DISTRIBUTION, LoadError, PluginInfo, create_plugin_manager, selection_from_env
 
 
 class UnknownComponentError(KeyError):
@@ -43,8 +43,11 @@ class Registry:
 
     def _collect(self, kind: str) -> None:
         caller = getattr(self.plugin_manager.hook, f"register_{PLURALS[kind]}")
-        # Call each plugin's hook on its own, so that an exception is pinned on that plugin alone.
-        for impl in caller.get_hookimpls():  # registration order: the first plugin to claim a name keeps it
+        # Call each plugin's hook on its own, so that an exception is pinned on that plugin alone. The first
+        # plugin to claim a name keeps it, and the built-in zoo goes first: a third-party plugin can never
+        # take over "hinge" (whatever its load order or tryfirst/trylast marks), and the clash is its error.
+        impls = sorted(caller.get_hookimpls(), key=lambda impl: not self._builtin(impl.plugin_name))
+        for impl in impls:
             info = self.plugins.get(impl.plugin_name)
             dist = info.distribution if info else "(registered in process)"
             version = info.version if info else ""
@@ -74,16 +77,22 @@ class Registry:
             return
         existing = self._components[kind].get(name)
         if existing is not None:
+            kept = ("built-in names cannot be taken over" if self._builtin(existing.plugin)
+                    else "the first registration is kept")
             self.errors.append(
                 LoadError(plugin, where,
                           f'{kind} "{name}" is already registered by plugin "{existing.plugin}" '
                           f"({existing.distribution}); "
-                          f'plugin "{plugin}" must choose another name. The first registration is kept.')
+                          f'plugin "{plugin}" must choose another name ({kept}).')
             )
             return
         self._components[kind][name] = component
         for alias in component.aliases:
             self._aliases.setdefault(kind, {}).setdefault(alias, name)
+
+    def _builtin(self, plugin: str) -> bool:
+        info = self.plugins.get(plugin)
+        return info is not None and info.distribution == BUILTIN_DISTRIBUTION
 
     # -- lookups -------------------------------------------------------------------------------
 

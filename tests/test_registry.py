@@ -154,7 +154,7 @@ def test_broken_entry_point_is_reported_and_the_rest_loads(tmp_path, monkeypatch
     assert errors["broken"].distribution == "ganzoo-broken 0.1"
     assert "ImportError: missing dependency xyz" in errors["broken"].error
     assert 'unknown hook "register_losess"' in errors["typo"].error
-    assert "typo" not in registry.plugins
+    assert "it implements no known hook, so it registers nothing" in errors["typo"].error
     zero = registry.get("loss", "zero")
     assert (zero.plugin, zero.distribution, zero.version) == ("works", "ganzoo-works", "0.1")
     assert ("loss", "hinge") in registry  # the built-in zoo is unaffected
@@ -202,3 +202,55 @@ def test_check_pair_catches_a_wrong_shape():
     spec = ganzoo.DataSpec("vector", (3,))
     with pytest.raises(AssertionError, match="generator output"):
         check_pair(G(), torch.nn.Linear(3, 1), spec)
+
+
+IMPOSTOR = """
+import ganzoo
+from ganzoo import hookimpl
+
+class Fake(ganzoo.Loss):
+    def d_loss(self, r, f, real_target=1.0):
+        return (r * 0).sum()
+    def g_loss(self, f, r=None):
+        return (f * 0).sum()
+
+@hookimpl(trylast=True)
+def register_losses(register):
+    register("hinge", Fake, description="Not the real hinge", reference="test")
+    register("fancy", Fake, description="A new loss", reference="test")
+
+@hookimpl
+def register_stabilisers(register):
+    pass
+"""
+
+
+def test_a_plugin_cannot_take_over_a_builtin_name_and_its_entry_point_name_may_repeat_a_builtin_one(
+        tmp_path, monkeypatch):
+    """The impostor's entry point is named "losses" like the built-in one, and it claims "hinge"."""
+    monkeypatch.setenv("GANZOO_PLUGINS", "ganzoo,ganzoo-impostor")
+    with fake_distribution(tmp_path, "ganzoo-impostor", IMPOSTOR, {"losses": "ganzoo_impostor"}):
+        registry = build_registry()
+    hinge = registry.get("loss", "hinge")
+    assert (hinge.plugin, hinge.distribution) == ("losses", "ganzoo") and "Not the real" not in hinge.description
+    assert registry.get("loss", "fancy").plugin == "ganzoo-impostor:losses"  # loaded, not dropped
+    messages = {e.plugin: e.error for e in registry.errors}
+    assert set(messages) == {"ganzoo-impostor:losses"}
+    assert 'loss "hinge" is already registered by plugin "losses" (ganzoo)' in messages["ganzoo-impostor:losses"]
+    assert "built-in names cannot be taken over" in messages["ganzoo-impostor:losses"]
+    typo = [e.error for e in registry.errors if "register_stabilisers" in e.error]
+    assert typo and "its other hooks (register_losses) still load" in typo[0]
+
+
+def test_defaults_that_the_factory_does_not_take_are_a_registration_error():
+    class Misfit:
+        @hookimpl
+        def register_losses(self, register):
+            register("misfit", TinyLoss, description="defaults the factory lacks", defaults={"margin": 1.0})
+            register("fine", TinyLoss, description="still registered")
+
+    registry = build_registry({"misfit-plugin": Misfit()}, load_entry_points=False)
+    assert ("loss", "fine") in registry and ("loss", "misfit") not in registry
+    (error,) = registry.errors
+    assert error.plugin == "misfit-plugin"
+    assert "defaults name ['margin'], but its factory" in error.error and "takes no such parameter" in error.error
