@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,7 +25,7 @@ from .judgement import DEFAULT_JUDGEMENT
 from .records import FAILED, FINISHED, RUNNING
 from .registry import Registry, get_registry
 from .spec import RunSpec
-from .store import Store
+from .store import Store, claim_alive, claimant
 from .suite import Suite
 from .train import run
 
@@ -108,16 +106,8 @@ def real_data_metrics(spec: RunSpec, registry: Registry, device: torch.device) -
 
 
 def _alive_elsewhere(row: dict) -> bool:
-    """A run marked running by another live process on this host is someone else's to finish."""
-    if row.get("host") != socket.gethostname() or not row.get("pid") or row["pid"] == os.getpid():
-        return False
-    try:
-        os.kill(row["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """A run claimed by another live process is someone else's to finish."""
+    return (row.get("host"), row.get("pid")) != claimant()[:2] and claim_alive(row)
 
 
 def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = None, filters: Filters = Filters(),
@@ -157,10 +147,15 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
 
         in_flight: dict[str, str] = {}  # run id -> label, shown next to the bar
 
-        def on_start(spec: RunSpec) -> None:
-            store.mark_running(spec.run_id, versions(spec, registry))
+        def on_start(spec: RunSpec) -> bool:
+            # Claimed just before dispatch: another sweep on this folder may have taken or finished it since.
+            if not store.claim(spec.run_id, versions(spec, registry)):
+                summary.busy.append(spec.run_id)
+                bar.update(1)
+                return False
             in_flight[spec.run_id] = f"{spec.dataset.name} {spec.combination} seed {spec.seed}"
             bar.set_postfix_str(" | ".join(in_flight.values()))
+            return True
 
         work = [(spec, store.run_dir(spec.run_id)) for spec in todo]
         try:

@@ -6,7 +6,8 @@
   CPU-only machine N one-thread workers finish a sweep nearly N times sooner than one N-thread process.
 
 Every executor keeps the same two calls, which a distributed executor (Ray) will keep too:
-``on_start(spec)`` when a run is dispatched, results yielded as they finish. And every executor trains
+``on_start(spec)`` right before a run is dispatched (the driver claims it there; ``False`` means another
+sweep has it, and it is skipped), results yielded as they finish. And every executor trains
 against the registry it was given: workers can only rebuild a registry that comes from the entry points,
 so a registry with plugins registered in process (tests, notebooks) trains inline.
 """
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import torch
@@ -42,12 +45,17 @@ class InlineExecutor:
 
     def execute(self, jobs: Iterable[tuple[RunSpec, Path]], on_start: Callable[[RunSpec], None]) -> Iterator[RunResult]:
         for spec, run_dir in jobs:
-            on_start(spec)
-            yield run(spec, run_dir, self.device, self.registry)
+            if on_start(spec):
+                yield run(spec, run_dir, self.device, self.registry)
 
 
 class ProcessExecutor:
-    """``jobs`` worker processes (spawned, one torch thread each) that load plugins from the entry points."""
+    """``jobs`` worker processes (spawned, one torch thread each) that load plugins from the entry points.
+
+    Each worker is its own single-process pool: a worker that dies (killed, out of memory) breaks only its
+    own pool, so its run is recorded failed with the signal, the slot gets a fresh worker, and the runs in
+    the other workers go on untouched.
+    """
 
     name = "processes"
     note = ""
@@ -57,29 +65,59 @@ class ProcessExecutor:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
         self.device, self.jobs, self.threads = device, jobs, threads_per_job
 
-    def execute(self, jobs: Iterable[tuple[RunSpec, Path]], on_start: Callable[[RunSpec], None]) -> Iterator[RunResult]:
-        pending = list(jobs)
+    def _worker(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
-        pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
+        return ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker,
                                    initargs=(os.getpid(), self.threads))
-        running: dict[Future, RunSpec] = {}
+
+    def execute(self, jobs: Iterable[tuple[RunSpec, Path]], on_start: Callable[[RunSpec], bool]) -> Iterator[RunResult]:
+        pending = list(jobs)
+        workers = [self._worker() for _ in range(self.jobs)]
+        running: dict[Future, tuple[int, RunSpec]] = {}
+        processes: dict[int, list] = {}  # slot -> its worker's Process (the pool forgets it once broken)
         try:
             while pending or running:
-                # Dispatch no more than there are workers, so a run the store marks running is running.
-                while pending and len(running) < self.jobs:
+                # Dispatch no more than there are idle workers, so a run the store marks running is running.
+                busy = {slot for slot, _ in running.values()}
+                idle = [slot for slot in range(self.jobs) if slot not in busy]
+                while pending and idle:
                     spec, run_dir = pending.pop(0)
-                    on_start(spec)
-                    running[pool.submit(_run_in_worker, spec.canonical(), str(run_dir), self.device)] = spec
+                    if on_start(spec):
+                        slot = idle.pop(0)
+                        future = workers[slot].submit(_run_in_worker, spec.canonical(), str(run_dir), self.device)
+                        running[future] = (slot, spec)
+                        processes[slot] = list((getattr(workers[slot], "_processes", None) or {}).values())
+                if not running:
+                    continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    spec = running.pop(future)
+                    slot, spec = running.pop(future)
                     try:
                         yield future.result()
-                    except Exception as exc:  # the worker itself died (out of memory, killed)
+                    except BrokenProcessPool:  # this worker died; the others are unaffected
+                        why = _death(processes.get(slot, []))
+                        workers[slot].shutdown(wait=False, cancel_futures=True)
+                        workers[slot] = self._worker()
+                        yield RunResult(spec.run_id, FAILED, error=f"the worker process training this run died "
+                                        f"({why}); the sweep went on. Rerun the same command to retry it (it "
+                                        "resumes from its last checkpoint).")
+                    except Exception as exc:
                         yield RunResult(spec.run_id, FAILED,
                                         error=f"worker process failed: {type(exc).__name__}: {exc}")
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            for worker in workers:
+                worker.shutdown(wait=False, cancel_futures=True)
+
+
+def _death(processes: list) -> str:
+    """How a worker process ended, e.g. "killed by SIGKILL", from its exit code."""
+    for process in processes:
+        process.join(1.0)
+        if process.exitcode is not None and process.exitcode < 0:
+            return f"killed by {signal.Signals(-process.exitcode).name}"
+        if process.exitcode is not None:
+            return f"exit code {process.exitcode}"
+    return "exit status unknown"
 
 
 def _init_worker(parent_pid: int, threads: int) -> None:

@@ -17,11 +17,47 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .records import PENDING, RUNNING, RunResult
+from .records import FINISHED, PENDING, RUNNING, RunResult
 from .spec import RunSpec
 
 SCHEMA_VERSION = 1
 STORE_FILE = "ganzoo.sqlite"
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or ``None`` where that is unknown.
+
+    A PID is reused once its process is gone; the start time tells the claimant from its successor.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name (which may hold spaces)
+
+
+def claimant() -> tuple[str, int, str | None]:
+    """This process as a claimant: host, PID and start time."""
+    return socket.gethostname(), os.getpid(), process_start(os.getpid())
+
+
+def claim_alive(row: dict[str, Any]) -> bool:
+    """Whether the process that claimed a run (``host``, ``pid``, ``pid_start`` of its row) is still that process.
+
+    A claim from another host cannot be checked from here and counts as alive.
+    """
+    if row.get("host") != socket.gethostname():
+        return bool(row.get("host"))
+    if not row.get("pid"):
+        return False
+    try:
+        os.kill(row["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    started = process_start(row["pid"])
+    return row.get("pid_start") is None or started is None or started == row["pid_start"]
+
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     """Read without writing anything; in a read-only folder SQLite cannot make the WAL's shared-memory
@@ -43,7 +79,7 @@ CREATE TABLE IF NOT EXISTS runs (
     loss TEXT, stack TEXT, seed INTEGER, status TEXT NOT NULL, attempts INTEGER DEFAULT 0,
     started REAL, finished REAL, error TEXT, kimg REAL, g_steps INTEGER, d_steps INTEGER, seconds REAL,
     imgs_per_s REAL, device TEXT, peak_mem_mb REAL, capped INTEGER, protocol TEXT, fingerprint TEXT,
-    metrics TEXT, artifacts TEXT, versions TEXT, host TEXT, pid INTEGER
+    metrics TEXT, artifacts TEXT, versions TEXT, host TEXT, pid INTEGER, pid_start TEXT
 );
 CREATE TABLE IF NOT EXISTS evals (
     run_id TEXT NOT NULL, idx INTEGER NOT NULL, kimg REAL, payload TEXT NOT NULL, PRIMARY KEY (run_id, idx)
@@ -99,6 +135,9 @@ class Store:
                 # WAL lets `ganzoo runs` read while a sweep writes; each commit survives a SIGKILL.
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.executescript(SCHEMA)
+                columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+                if "pid_start" not in columns:  # stores written before claims recorded the process start time
+                    self.db.execute("ALTER TABLE runs ADD COLUMN pid_start TEXT")
                 with self.db:
                     self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 return
@@ -135,12 +174,48 @@ class Store:
             )
             self.db.execute("INSERT OR IGNORE INTO sweep_runs VALUES (?, ?)", (suite, spec.run_id))
 
+    def claim(self, run_id: str, versions: dict[str, str]) -> bool:
+        """Atomically take ``run_id`` for this process; ``False`` when it is finished or another live process has it.
+
+        The check and the update happen in one write transaction (``BEGIN IMMEDIATE``), so of N sweeps on
+        one folder exactly one trains each run. The claimant is recorded as host, PID and the process's start
+        time: a claim whose process is gone, or whose PID now belongs to another process, is stale and is
+        taken over (the run resumes from its checkpoint).
+        """
+        me = claimant()
+        for attempt in range(200):
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(0.01 * (1 + attempt % 10))
+        else:
+            raise StoreError(f"{self.path} stayed locked by other processes; is a stuck process holding it?")
+        try:
+            row = self.db.execute("SELECT status, host, pid, pid_start FROM runs WHERE run_id=?", (run_id,)).fetchone()
+            if row is None or row["status"] in FINISHED or (row["status"] == RUNNING and claim_alive(dict(row))
+                                                               and (row["host"], row["pid"]) != me[:2]):
+                self.db.execute("ROLLBACK")
+                return False
+            self.db.execute(
+                "UPDATE runs SET status=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL,"
+                " versions=?, host=?, pid=?, pid_start=? WHERE run_id=?",
+                (RUNNING, time.time(), json.dumps(versions), *me, run_id))
+            self.db.execute("COMMIT")
+            return True
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
     def mark_running(self, run_id: str, versions: dict[str, str]) -> None:
+        """Claim ``run_id`` whatever its state (a test's way to make a run look taken)."""
         with self.db:
             self.db.execute(
                 "UPDATE runs SET status=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL,"
-                " versions=?, host=?, pid=? WHERE run_id=?",
-                (RUNNING, time.time(), json.dumps(versions), socket.gethostname(), os.getpid(), run_id),
+                " versions=?, host=?, pid=?, pid_start=? WHERE run_id=?",
+                (RUNNING, time.time(), json.dumps(versions), *claimant(), run_id),
             )
 
     def record(self, result: RunResult) -> None:

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from ganzoo.bench import bench
 from ganzoo.cli import main
+from ganzoo.records import DONE
 from ganzoo.store import STORE_FILE, Store, StoreError
 from ganzoo.suite import parse_suite
 from ganzoo.testing import plugin_registry
@@ -115,3 +116,79 @@ def test_a_store_from_a_newer_ganzoo_is_refused_with_the_fix(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="written by a newer ganzoo .schema 99.; upgrade ganzoo"):
         Store(tmp_path, readonly=True)
+
+
+# -- many sweeps, dying workers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def installed_testzoo(tmp_path, monkeypatch):
+    """The test zoo as an installed distribution, visible to worker processes and to `python -m ganzoo`."""
+    from ganzoo.testing import fake_distribution
+
+    monkeypatch.setenv("GANZOO_PLUGINS", "ganzoo,testzoo")
+    (tmp_path / "dist").mkdir()
+    with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n",
+                           {"testzoo": "testzoo_plugin"}) as root:
+        yield root
+
+
+def test_a_killed_worker_costs_its_own_run_only_and_the_sweep_completes(installed_testzoo, tmp_path):
+    from ganzoo.records import FAILED
+    from ganzoo.registry import build_registry
+
+    suite = parse_suite(testzoo.suite_dict(seeds=2, components={
+        "loss": ["logistic"], "generator": ["lin"], "discriminator": ["small"], "stack": ["none", "kill_worker"]}))
+    said = []
+    summary = bench(suite, tmp_path / "results", registry=build_registry(), executor="processes", jobs=2,
+                    progress=False, echo=said.append)
+    statuses = {row["run_id"]: (row["stack"], row["status"], row["attempts"], row["error"] or "")
+                for row in Store(tmp_path / "results").runs("tiny")}
+    assert len(statuses) == 4 and sorted(summary.results.values()) == [DONE, DONE, FAILED, FAILED]
+    for stack, status, attempts, error in statuses.values():
+        assert attempts == 1
+        assert (status, stack == "kill_worker") in ((DONE, False), (FAILED, True))
+        if status == FAILED:
+            assert "the worker process training this run died (killed by SIGKILL); the sweep went on" in error
+
+
+TINY_TOML = """
+name = "tiny"
+design = "one-factor"
+seeds = 4
+auto_stacks = true
+components = {{ loss = ["logistic"], generator = ["lin"], discriminator = ["small*"], stack = ["none"] }}
+[budget]
+kimg = 1.024
+batch_size = 64
+eval_every_kimg = 0.512
+[eval]
+n_fake = 256
+n_real = 256
+metrics = ["fid"]
+[[datasets]]
+name = "blobs"
+baseline = {{ generator = "lin", discriminator = "small", loss = "logistic", stack = "none" }}
+"""
+
+
+@pytest.mark.parametrize("n_sweeps", [2, pytest.param(3, marks=pytest.mark.slow)])
+def test_concurrent_sweeps_on_one_folder_train_each_run_exactly_once(installed_testzoo, tmp_path, n_sweeps):
+    import subprocess
+    import sys
+
+    suite_file = tmp_path / "tiny.toml"
+    suite_file.write_text(TINY_TOML.format())
+    results = tmp_path / "results"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed_testzoo), str(Path(testzoo.__file__).parent),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "ganzoo", "bench", "--all", "--suite", str(suite_file), "--results-dir",
+               str(results), "--executor", "inline", "--no-progress"]
+    sweeps = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+              for _ in range(n_sweeps)]
+    outputs = [sweep.communicate(timeout=300)[0] for sweep in sweeps]
+    assert all(sweep.returncode == 0 for sweep in sweeps), outputs
+    rows = Store(results, readonly=True).runs("tiny")
+    assert len(rows) == 8 and {row["status"] for row in rows} == {DONE}, outputs
+    assert [row["attempts"] for row in rows] == [1] * 8, outputs
+    assert not list(results.rglob("*.tmp*"))

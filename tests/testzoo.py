@@ -111,6 +111,19 @@ class ImageOnly(ganzoo.Stabilizer):
     pass
 
 
+class KillWorker(ganzoo.Stabilizer):
+    """SIGKILLs the worker process training it, as the out-of-memory killer would (never the test process)."""
+
+    def wrap_discriminator(self, discriminator):
+        import multiprocessing
+        import os
+        import signal
+
+        if multiprocessing.parent_process() is None:
+            raise RuntimeError("kill_worker only kills worker processes")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @hookimpl
 def register_datasets(register):
     register("blobs", Blobs, description="Two 2-D blobs", defaults={"n": 512, "seed": 0}, modalities=("vector",))
@@ -150,6 +163,7 @@ def register_stabilizers(register):
     register("explode", Explode, description="Diverges on purpose", reference="test", defaults={"after": 3})
     register("crash", Crash, description="Fails on purpose", reference="test")
     register("image_only", ImageOnly, description="Images only", reference="test", modalities=("image",))
+    register("kill_worker", KillWorker, description="Kills its worker process", reference="test")
     register("needs_hinge", ImageOnly, description="Requires a hinge loss", reference="test",
              requires={"loss": "hinge-like"})
 
