@@ -20,13 +20,13 @@ from tqdm.auto import tqdm
 from . import __version__
 from .build import resolve_device
 from .executor import ProcessExecutor, make_executor
-from .grid import Filters, Grid, build_grid
+from .grid import Filters, Grid, build_grid, explain_empty
 from .judgement import DEFAULT_JUDGEMENT
 from .records import FAILED, FINISHED, RUNNING
 from .registry import Registry, get_registry
 from .spec import RunSpec
 from .store import Store, claim_alive, claimant
-from .suite import Suite
+from .suite import Suite, SuiteError
 from .train import run
 
 REAL_DATA_SEED = 2_000_003  # the real-data row draws its samples from its own stream
@@ -118,7 +118,10 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
     from .report import write_report
 
     registry = registry or get_registry()
+    resolve_device(device)  # a missing GPU stops the sweep before anything is written
     grid = build_grid(suite, registry, filters, seeds, kimg, g_steps)
+    if not grid.specs:
+        raise SuiteError(explain_empty(suite, registry, filters, seeds=seeds, kimg=kimg, g_steps=g_steps))
     summary = BenchSummary(grid)
     store = Store(results_dir)
     try:

@@ -31,13 +31,24 @@ class Models:
     d_loss_kwargs: dict[str, Any]  # the stabilizers' extra keywords for ``loss.d_loss``, merged
 
 
+DEVICE_FORMS = "auto, cpu, cuda or cuda:N"
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` is CUDA when available, else CPU; an explicit ``cuda`` without a GPU is an error."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f'Unknown device "{device}": use {DEVICE_FORMS}') from exc
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f'Device "{device}" is not supported: use {DEVICE_FORMS}')
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but torch sees no CUDA device; use --device auto or cpu")
+        raise ValueError(f'--device {device} was requested but torch sees no CUDA device; use --device auto or cpu')
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+                         f"numbered from 0")
     return device
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import user_errors, warn_errors
+from .cli_common import FINITE_POSITIVE, check_device, user_errors, warn_errors
 from .components import KINDS, PLURALS, kind_from_user
 from .records import DIVERGED, DONE, FAILED
 from .registry import get_registry
@@ -99,12 +99,13 @@ def _filter_options(func):
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True)
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds 0..N-1 instead of the suite's seeds.")
-@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--kimg", type=FINITE_POSITIVE, default=None,
               help="Override a budget counted in kimg (keeps its number of evaluations).")
 @click.option("--g-steps", type=click.IntRange(min=1), default=None,
               help="Override a budget counted in G steps (keeps its number of evaluations).")
 @_filter_options
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available), cpu or cuda[:N].")
+@click.option("--device", default="auto", show_default=True, callback=check_device,
+              help="auto (CUDA when available), cpu or cuda[:N].")
 @click.option("--executor", type=click.Choice(["auto", "inline", "processes"]), default="auto", show_default=True,
               help="auto: one single-thread worker process per core on a CPU, inline on a GPU.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
@@ -141,6 +142,12 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
         from .executor import default_jobs
 
         grid = build_grid(the_suite, registry, filters, seed_list, budget["kimg"], budget["g_steps"])
+        if not grid.specs:
+            from .grid import explain_empty
+            from .suite import SuiteError
+
+            raise SuiteError(explain_empty(the_suite, registry, filters, seeds=seed_list, kimg=budget["kimg"],
+                                           g_steps=budget["g_steps"]))
         parallel = 1 if executor == "inline" else (jobs or default_jobs(device))
         estimates = {} if no_estimate else estimate(grid, registry=registry, device=device,
                                                      threads=1 if parallel > 1 else None,

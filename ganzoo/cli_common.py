@@ -7,6 +7,7 @@ except that ``cli`` attaches the others' commands to the ``ganzoo`` group.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import click
 
@@ -28,3 +29,29 @@ def warn_errors(registry) -> None:
     """One warning line per plugin that failed to load, pointing at ``ganzoo plugins``."""
     for error in registry.errors:
         click.echo(f"warning: {error} (see: ganzoo plugins)", err=True)
+
+
+class FinitePositive(click.ParamType):
+    """A float > 0 that is a number: click's FloatRange lets nan and inf through."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        number = value if isinstance(value, float) else click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number) or number <= 0:
+            self.fail(f"{value!r} is not a finite number > 0", param, ctx)
+        return number
+
+
+FINITE_POSITIVE = FinitePositive()
+
+
+def check_device(ctx, param, value: str) -> str:
+    """Refuse a device string torch cannot use here, before anything is built or written."""
+    from .build import resolve_device
+
+    try:
+        resolve_device(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return value

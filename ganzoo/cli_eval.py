@@ -10,7 +10,7 @@ from typing import Any
 import click
 import torch
 
-from .cli_common import user_errors
+from .cli_common import check_device, user_errors
 from .contracts import Dataset, Features
 from .metrics.evaluate import (
     METRICS,
@@ -108,7 +108,8 @@ def _print_table(results: dict[str, float], protocol: dict[str, Any]) -> None:
 @click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--device", default=None, help="torch device (default: cuda when available, else cpu).")
+@click.option("--device", default=None, callback=lambda ctx, param, value: value and check_device(ctx, param, value),
+              help="auto (default: cuda when available, else cpu), cpu or cuda[:N].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents drawn from a checkpoint.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def eval_command(real, fake, extractor, weights, metrics, n, kid_subsets, kid_subset_size, batch_size, device, seed,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .cli_common import user_errors
+from .cli_common import FINITE_POSITIVE, check_device, user_errors
 from .components import kind_from_user
 from .records import FAILED
 
@@ -44,14 +44,15 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
               help="Hyperparameter override, e.g. generator.ch=32 or dataset.resolution=16 (repeatable).")
 @click.option("--suite", default=None,
               help="Take budget, optimiser and protocol from this suite (default: the embedded default).")
-@click.option("--kimg", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--kimg", type=FINITE_POSITIVE, default=None,
               help="Budget in kimg (for datasets whose suite budget counts kimg).")
 @click.option("--g-steps", type=click.IntRange(min=1), default=None,
               help="Budget in G steps (for datasets whose suite budget counts G steps).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True)
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, callback=check_device,
+              help="auto (CUDA when available), cpu or cuda[:N].")
 def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, g_steps, seed,
                   results_dir, device):
     """Train one combination and print its evaluations."""

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 MODALITIES = ("image", "vector")
+METRIC_NAMES = ("fid", "is", "kid", "pr", "dc")  # what an EvalProtocol may ask for (ganzoo.metrics computes them)
 
 
 @dataclass(frozen=True)
@@ -267,3 +268,21 @@ class EvalProtocol:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     batch_size: int = 500
+
+    def __post_init__(self):
+        from . import checks
+
+        if isinstance(self.metrics, str) or not self.metrics:
+            raise ValueError(f'eval.metrics must be a non-empty list such as ["fid", "kid"], got {self.metrics!r}')
+        unknown = [m for m in self.metrics if m not in METRIC_NAMES]
+        if unknown:
+            raise ValueError(f"eval.metrics: unknown {unknown}; choose among {', '.join(METRIC_NAMES)}")
+        # Nearest-neighbour metrics need more samples than neighbours (k = 5 for density/coverage).
+        checks.whole(self.n_fake, "eval.n_fake", minimum=6 if {"pr", "dc"} & set(self.metrics) else 2)
+        if self.n_real is not None:
+            checks.whole(self.n_real, "eval.n_real", minimum=2)
+        checks.whole(self.kid_subsets, "eval.kid_subsets")
+        checks.whole(self.kid_subset_size, "eval.kid_subset_size", minimum=2)
+        checks.whole(self.batch_size, "eval.batch_size")
+        if not isinstance(self.extractor, str) or not self.extractor:
+            raise ValueError(f'eval.extractor must be a registered extractor\'s name or "auto", got {self.extractor!r}')

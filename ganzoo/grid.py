@@ -48,6 +48,24 @@ class Filters:
                 and match(self.dataset, dataset))
 
 
+def explain_empty(suite: Suite, registry: Registry, filters: Filters, **grid_args) -> str:
+    """Why ``filters`` leave no run of ``suite``: how many runs each axis's filter keeps on its own."""
+    from dataclasses import fields
+
+    unfiltered = build_grid(suite, registry, Filters(), **grid_args)
+    if not unfiltered.specs:
+        return (f"Suite {suite.name} has no compatible combination to train"
+                + (f" ({len(unfiltered.left_out)} left out; see --dry-run)" if unfiltered.left_out else ""))
+    lines = [f"No run of suite {suite.name} ({len(unfiltered.specs)} runs) passes the filters; filters on "
+             "different axes must all match:"]
+    for field_ in fields(Filters):
+        patterns = getattr(filters, field_.name)
+        if patterns:
+            alone = build_grid(suite, registry, Filters(**{field_.name: patterns}), **grid_args)
+            lines.append(f"  --{field_.name} {' '.join(patterns)}: keeps {len(alone.specs)} runs on its own")
+    return "\n".join(lines)
+
+
 def data_spec_of(component: Component, hparams: dict[str, Any]) -> DataSpec:
     """The dataset's DataSpec, without loading the data when the factory can tell it (``spec_for``)."""
     spec_for = getattr(component.factory, "spec_for", None)

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import checks
 from .contracts import EvalProtocol
 
 
@@ -58,8 +59,10 @@ class Budget:
     def __post_init__(self):
         if self.unit not in BUDGET_UNITS:
             raise ValueError(f'budget.unit must be one of {BUDGET_UNITS}, got "{self.unit}"')
-        if self.batch_size < 1:
-            raise ValueError(f"budget.batch_size must be at least 1, got {self.batch_size}")
+        checks.whole(self.batch_size, "budget.batch_size")
+        for key in ("kimg", "eval_every_kimg", "g_steps", "eval_every_g_steps", "max_seconds"):
+            if getattr(self, key) is not None:
+                checks.number(getattr(self, key), f"budget.{key}")
         amount, every = ("kimg", "eval_every_kimg") if self.unit == "kimg" else ("g_steps", "eval_every_g_steps")
         unused = [k for k in ("kimg", "eval_every_kimg", "g_steps", "eval_every_g_steps")
                   if k not in (amount, every) and getattr(self, k) is not None]
@@ -104,6 +107,16 @@ class Optim:
     d_steps: int = 1
 
     KEYS = ("lr_g", "lr_d", "betas", "d_steps")
+
+    def __post_init__(self):
+        checks.number(self.lr_g, "optim.lr_g")
+        checks.number(self.lr_d, "optim.lr_d")
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise ValueError(f"optim.betas must be two numbers such as [0.5, 0.999], got {self.betas!r}")
+        for i, beta in enumerate(self.betas):
+            if not 0 <= checks.number(beta, f"optim.betas[{i}]", positive=False) < 1:
+                raise ValueError(f"optim.betas[{i}] must be in [0, 1), got {beta!r}")
+        checks.whole(self.d_steps, "optim.d_steps")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,9 @@ class Suite:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
+SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
 def available_suites() -> dict[str, Path]:
     """Suites that ship with ganzoo, by name."""
     root = importlib.resources.files("ganzoo_suites")
@@ -107,9 +111,15 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", default_name: str 
     if not raw.get("datasets"):
         raise SuiteError(f'{where}: needs at least one [[datasets]] table with a "name"')
     plans = [_dataset_plan(entry, raw, f"{where}, dataset #{i + 1}") for i, entry in enumerate(raw["datasets"])]
+    name, description = raw.get("name", default_name), raw.get("description", "")
+    if not isinstance(name, str) or not SUITE_NAME.match(name):
+        raise SuiteError(f"{where}: name must be letters, digits, '_', '.' or '-' (it names the results folder), "
+                         f"got {name!r}")
+    if not isinstance(description, str):
+        raise SuiteError(f"{where}: description must be a string, got {description!r}")
     return Suite(
-        name=raw.get("name", default_name),
-        description=raw.get("description", ""),
+        name=name,
+        description=description,
         design=design,
         seeds=seeds,
         stacks=stacks,
@@ -163,7 +173,7 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
     try:
         budget = Budget(**budget_table)
         optim = Optim(**{k: (tuple(v) if k == "betas" else v) for k, v in optim_table.items()})
-        if "metrics" in eval_table:
+        if isinstance(eval_table.get("metrics"), list):  # TOML lists; a bare string is refused by EvalProtocol
             eval_table["metrics"] = tuple(eval_table["metrics"])
         protocol = EvalProtocol(**eval_table)
     except TypeError as exc:

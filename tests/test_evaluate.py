@@ -192,7 +192,7 @@ def test_blocked_extractors_plugin_fails_a_run_with_the_reason(monkeypatch, tmp_
 
 def test_bad_protocols_and_samples(registry, tmp_path):
     dataset = Blobs()
-    with pytest.raises(ValueError, match="Unknown metrics"):
+    with pytest.raises(ValueError, match=r"eval.metrics: unknown \['fidd'\]; choose among fid, is, kid, pr, dc"):
         Evaluator(dataset, protocol(metrics=("fid", "fidd")), "cpu", cache_dir=tmp_path, registry=registry)
     with pytest.raises(UnknownComponentError, match="projection"):
         Evaluator(dataset, protocol(extractor="projektion"), "cpu", cache_dir=tmp_path, registry=registry)

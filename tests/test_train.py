@@ -127,7 +127,7 @@ def test_budget_units_are_validated_and_old_run_ids_keep_their_canonical_form():
     assert steps.canonical()["unit"] == "g_steps"
     spec = testzoo.tiny_spec(unit="kimg", kimg=1.0, g_steps=None)
     assert RunSpec.from_dict(spec.canonical()) == spec
-    for bad, message in [({"kimg": 0}, "kimg must be positive"), ({"unit": "epochs", "kimg": 1}, "unit must be"),
+    for bad, message in [({"kimg": 0}, "kimg must be > 0"), ({"unit": "epochs", "kimg": 1}, "unit must be"),
                          ({"unit": "g_steps"}, "g_steps must be positive"),
                          ({"unit": "g_steps", "g_steps": 10, "kimg": 1}, "not used with unit"),
                          ({"kimg": 1, "eval_every_g_steps": 5}, "not used with unit"),

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ganzoo.contracts import Dataset, EvalProtocol, FeatureExtractor, Features
+from ganzoo.contracts import METRIC_NAMES, Dataset, EvalProtocol, FeatureExtractor, Features
 from ganzoo.plugins import BLOCK_ENV
 from ganzoo.registry import Registry, get_registry
 
@@ -20,7 +20,7 @@ from .kid import kernel_inception_distance
 from .prdc import density_coverage, precision_recall
 from .reference import ReferenceSet, load_or_compute, reference_key
 
-METRICS = ("fid", "is", "kid", "pr", "dc")
+METRICS = METRIC_NAMES
 IS_SPLITS = 10
 PR_K, DC_K = 3, 5
 _EXTRACTORS: dict[tuple, FeatureExtractor] = {}
