@@ -94,9 +94,49 @@ def _print_table(results: dict[str, float], protocol: dict[str, Any]) -> None:
     click.echo("\nprotocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items()))
 
 
+def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str, float], dict[str, Any], dict]:
+    """A run checkpoint re-evaluated exactly as its run evaluated it: its dataset, protocol and latents.
+
+    Returns the metrics, the protocol record (with its fingerprint) and the run's last recorded evaluation.
+    """
+    from .artifacts import load_checkpoint
+    from .build import load_generator
+    from .metrics import Evaluator
+    from .train import evaluate_generator
+
+    registry = get_registry()
+    generator, spec = load_generator(path, device, registry)
+    dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
+    evaluator = Evaluator(dataset, spec.protocol, device, registry=registry)
+    metrics = evaluate_generator(generator, evaluator, dataset, spec, device)
+    recorded = (load_checkpoint(path, "cpu").get("evals") or [{}])[-1]
+    return metrics, {**evaluator.protocol_record(), "fingerprint": evaluator.fingerprint}, recorded
+
+
+def _run_checkpoint(text: str) -> Path | None:
+    """``text`` as a run checkpoint: the file itself or a run folder holding one."""
+    from .artifacts import CHECKPOINT
+
+    path = Path(text)
+    if path.is_dir() and (path / CHECKPOINT).is_file():
+        return path / CHECKPOINT
+    return path if path.is_file() else None
+
+
+def _print_run_table(results: dict[str, float], recorded: dict[str, Any], protocol: dict[str, Any]) -> None:
+    from tabulate import tabulate
+
+    logged = recorded.get("metrics", {})
+    rows = [(key, f"{value:.6g}", f"{logged[key]:.6g}" if key in logged else "–") for key, value in results.items()]
+    where = f"recorded at {recorded['g_steps']:,} G steps" if "g_steps" in recorded else "recorded"
+    click.echo(tabulate(rows, headers=("metric", "value", where)))
+    click.echo(f"\nprotocol {protocol['fingerprint']}: " + ", ".join(
+        f"{k}={v}" for k, v in protocol.items() if k != "fingerprint"))
+
+
 @click.command("eval")
 @click.argument("real")
-@click.argument("fake")
+@click.argument("fake", required=False)
 @click.option("--extractor", default="auto", show_default=True,
               help="Feature extractor; auto: a dataset's own, else the one tagged default:image (the TF Inception).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
@@ -118,8 +158,24 @@ def eval_command(real, fake, extractor, weights, metrics, n, kid_subsets, kid_su
 
     IS is computed on FAKE. Every number is printed with its protocol (extractor, weight hash, resize, sample
     counts); only numbers of equal protocols are comparable.
+
+    With one argument, a run's checkpoint (or run folder): the run's own dataset, protocol and evaluation
+    latents, printed beside the values the run recorded (equal on the device it trained on).
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if fake is None:
+        checkpoint = _run_checkpoint(real)
+        if checkpoint is None:
+            raise click.BadParameter(f"{real} is neither a run checkpoint nor a run folder; give REAL and FAKE to "
+                                     "compare two sets of samples", param_hint="REAL")
+        with user_errors():
+            results, protocol, recorded = evaluate_run_checkpoint(checkpoint, device)
+        if fmt == "json":
+            click.echo(json.dumps({**results, "protocol": protocol, "recorded": recorded.get("metrics", {})},
+                                  indent=2))
+        else:
+            _print_run_table(results, recorded, protocol)
+        return
     with user_errors():
         wanted = check_metrics(m.strip() for m in metrics.split(",") if m.strip())
         sides = [resolve_side("REAL", real, n, device, batch_size, seed),

@@ -25,7 +25,8 @@ from .records import DIVERGED, DONE, FAILED, RunResult
 from .registry import Registry, get_registry
 from .spec import RunSpec
 
-__all__ = ["RunResult", "run", "train"]  # RunResult lives in ganzoo.records; kept importable from here
+# RunResult lives in ganzoo.records; kept importable from here.
+__all__ = ["RunResult", "evaluate_generator", "run", "train"]
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation latents come from their own stream, fixed across evaluations
 DIVERGENCE_CHECK_EVERY = 25  # G steps between checks for non-finite losses (a check syncs the device)
@@ -251,9 +252,18 @@ def _restore(r: _Run, state: dict[str, Any]) -> None:
 
 
 def _evaluate(r: _Run) -> dict[str, float]:
-    """Metrics of the evaluated generator, plus the dataset's own measures on the same samples."""
+    return evaluate_generator(eval_generator(r.models), r.evaluator, r.models.dataset, r.spec, r.device)
+
+
+def evaluate_generator(generator, evaluator, dataset, spec: RunSpec, device) -> dict[str, float]:
+    """Metrics of ``generator`` under ``spec``'s protocol, plus the dataset's own measures on the same samples.
+
+    The one evaluation path: training's evaluations and ``ganzoo eval`` of a run checkpoint both call it, so
+    a checkpoint re-evaluated on the device it trained on gives the numbers its run recorded. The latents
+    come from their own stream (``spec.seed + EVAL_SEED_OFFSET``), the same at every evaluation.
+    """
     kept: list[torch.Tensor] = []
-    with sampling(eval_generator(r.models), r.spec.seed + EVAL_SEED_OFFSET, r.device) as generate:
+    with sampling(generator, spec.seed + EVAL_SEED_OFFSET, device) as generate:
 
         def sample(n: int) -> torch.Tensor:
             x = generate(n)
@@ -262,8 +272,8 @@ def _evaluate(r: _Run) -> dict[str, float]:
             kept.append(x)
             return x
 
-        metrics = dict(r.evaluator(sample))
-        metrics.update(r.models.dataset.extra_metrics(torch.cat(kept)[: r.spec.protocol.n_fake]))
+        metrics = dict(evaluator(sample))
+        metrics.update(dataset.extra_metrics(torch.cat(kept)[: spec.protocol.n_fake]))
     return {k: float(v) for k, v in metrics.items()}
 
 

@@ -155,3 +155,43 @@ def test_image_folders_read_back_exactly(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No images"):
         read_images(tmp_path / "empty")
+
+
+def test_an_undecodable_image_is_one_line_naming_it(tmp_path):
+    from PIL import Image
+
+    for folder in ("real", "fake"):
+        (tmp_path / folder).mkdir()
+        for i in range(3):
+            Image.new("L", (8, 8), color=i * 40).save(tmp_path / folder / f"{i}.png")
+    (tmp_path / "fake" / "3.png").write_bytes(b"not a png")
+    good = (tmp_path / "real" / "0.png").read_bytes()
+    (tmp_path / "real" / "9.png").write_bytes(good[: len(good) // 2])  # truncated: opens, fails to decode
+    for real, fake, culprit in (("fake", "real", "3.png"), ("real", "fake", "9.png")):
+        result = CliRunner().invoke(eval_command, [str(tmp_path / real), str(tmp_path / fake), "--extractor",
+                                           "digits_classifier", "--metrics", "fid"])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert culprit in result.output and "remove or replace it" in result.output
+
+
+def test_eval_of_a_run_checkpoint_reproduces_the_recorded_numbers_and_fingerprint(tmp_path):
+    import json
+
+    from ganzoo.bench import bench
+    from ganzoo.grid import Filters
+    from ganzoo.records import DONE
+    from ganzoo.registry import build_registry
+    from ganzoo.store import Store
+    from ganzoo.suite import load_suite
+
+    summary = bench(load_suite("default"), tmp_path, registry=build_registry(), progress=False, echo=lambda _: None,
+                    executor="inline", seeds=[1], g_steps=40,
+                    filters=Filters(dataset=("ring8",), loss=("ns",), stabilizer=("ema",)))
+    assert list(summary.results.values()) == [DONE]
+    (row,) = Store(tmp_path, readonly=True).runs("default")
+    result = CliRunner().invoke(eval_command, [str(tmp_path / "runs" / row["run_id"]), "--format", "json",
+                                       "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["protocol"]["fingerprint"] == row["fingerprint"]
+    assert {k: v for k, v in out.items() if k not in ("protocol", "recorded")} == row["metrics"]  # exactly equal

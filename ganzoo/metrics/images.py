@@ -25,12 +25,24 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+def _open(path: Path) -> Image.Image:
+    """``Image.open`` with an error that names the file and the fix, not PIL's traceback."""
+    try:
+        return Image.open(path)
+    except (OSError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
+        raise ValueError(f"{path} cannot be read as an image ({type(exc).__name__}: {exc}); remove or replace "
+                         "it, every file with an image extension in the folder is read") from exc
+
+
 def _read(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
-    with Image.open(path) as image:
+    with _open(path) as image:
         if image.size != size:
             raise ValueError(f"{path} is {image.size[0]}x{image.size[1]} but the first image is {size[0]}x{size[1]}; "
                              "all images of a folder must have one size (resize them first)")
-        array = np.asarray(image.convert(mode), dtype=np.uint8)
+        try:
+            array = np.asarray(image.convert(mode), dtype=np.uint8)
+        except OSError as exc:  # a truncated file opens (its header is fine) and fails when decoded
+            raise ValueError(f"{path} cannot be decoded ({exc}); remove or replace it") from exc
     return array[None] if mode == "L" else array.transpose(2, 0, 1)
 
 
@@ -43,7 +55,7 @@ def iter_image_batches(folder: str | os.PathLike, batch_size: int = 500, n: int 
     themselves with ``uint8=True``.
     """
     files = list_images(folder)[:n]
-    with Image.open(files[0]) as first:
+    with _open(files[0]) as first:
         mode = "L" if first.mode in GREY_MODES else "RGB"
         size = first.size
     for start in range(0, len(files), batch_size):
