@@ -180,9 +180,22 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
     return summary
 
 
+@dataclass
+class Estimates:
+    seconds: dict[str, float]  # run id -> estimated seconds (NaN where its probe failed)
+    failures: dict[str, str] = field(default_factory=dict)  # run id -> why its combination's probe failed
+
+
+class ProbeFailed(RuntimeError):
+    """A timed probe run of a combination failed: the combination would fail in the sweep too."""
+
+
 def estimate(grid: Grid, *, registry: Registry | None = None, device: str = "auto", threads: int | None = None,
-             on_probe: Callable[[str], None] | None = None) -> dict[str, float]:
+             on_probe: Callable[[str], None] | None = None, skip: set[str] = frozenset()) -> Estimates:
     """Estimated seconds per run id, from timed probes; nothing is stored.
+
+    ``skip``: run ids not to estimate (finished already). A combination whose probe fails gets NaN and the
+    probe's error, which is what its runs would fail with.
 
     Training: two tiny real runs of each distinct (dataset, G, D, stack, batch, budget unit) in a temporary
     folder, whose difference gives seconds per unit of budget (real image or G step) without start-up
@@ -195,31 +208,38 @@ def estimate(grid: Grid, *, registry: Registry | None = None, device: str = "aut
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _estimate(grid, registry, device, on_probe)
+        return _estimate(grid, registry, device, on_probe, skip)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _estimate(grid: Grid, registry: Registry, device: str, on_probe) -> dict[str, float]:
-    train_cost: dict[tuple, tuple[float, float]] = {}
+def _estimate(grid: Grid, registry: Registry, device: str, on_probe, skip: set[str]) -> Estimates:
+    train_cost: dict[tuple, tuple[float, float] | str] = {}
     eval_cost: dict[tuple, float] = {}
-    out = {}
+    out = Estimates({})
+    specs = [spec for spec in grid.specs if spec.run_id not in skip]
     with tempfile.TemporaryDirectory(prefix="ganzoo-probe-") as tmp:
-        if grid.specs:  # warm-up: first-call costs (lazy imports, kernel selection) would land on one probe
-            run(_tiny(grid.specs[0], 2, 16), Path(tmp) / "warm-up", device, registry)
-        for i, spec in enumerate(grid.specs):
+        if specs:  # warm-up: first-call costs (lazy imports, kernel selection) would land on one probe
+            run(_tiny(specs[0], 2, 16), Path(tmp) / "warm-up", device, registry)
+        for i, spec in enumerate(specs):
             key = (spec.dataset.name, spec.generator.name, spec.discriminator.name, spec.stack_name,
                    spec.budget.batch_size, spec.budget.unit)
             protocol_key = (spec.dataset.name, repr(spec.protocol))
             if key not in train_cost:
                 if on_probe:
                     on_probe(f"{spec.dataset.name} {spec.combination}")
-                train_cost[key] = _probe_training(spec, Path(tmp) / str(i), registry, device)
+                try:
+                    train_cost[key] = _probe_training(spec, Path(tmp) / str(i), registry, device)
+                except ProbeFailed as exc:
+                    train_cost[key] = str(exc)
+            if isinstance(train_cost[key], str):
+                out.seconds[spec.run_id], out.failures[spec.run_id] = math.nan, train_cost[key]
+                continue
             if protocol_key not in eval_cost:
                 eval_cost[protocol_key] = _probe_evaluation(spec, Path(tmp) / f"eval{i}", registry, device)
             per_unit, start_up = train_cost[key]
             n_evals = math.ceil(spec.budget.total / spec.budget.eval_every)
-            out[spec.run_id] = start_up + spec.budget.total * per_unit + n_evals * eval_cost[protocol_key]
+            out.seconds[spec.run_id] = start_up + spec.budget.total * per_unit + n_evals * eval_cost[protocol_key]
     return out
 
 
@@ -242,9 +262,11 @@ def _probe_training(spec: RunSpec, run_dir: Path, registry: Registry, device: st
     started = time.perf_counter()
     short = run(_tiny(spec, 2, 16), run_dir / "short", device, registry)
     short_wall = time.perf_counter() - started
+    if short.status == FAILED:
+        raise ProbeFailed((short.error or "failed").splitlines()[0])
     long = run(_tiny(spec, 2 + PROBE_BATCHES, 16), run_dir / "long", device, registry)
-    if FAILED in (short.status, long.status):
-        return math.nan, math.nan
+    if long.status == FAILED:
+        raise ProbeFailed((long.error or "failed").splitlines()[0])
 
     def train_seconds(r):
         return r.seconds - r.eval_seconds

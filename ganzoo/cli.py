@@ -149,10 +149,11 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
             raise SuiteError(explain_empty(the_suite, registry, filters, seeds=seed_list, kimg=budget["kimg"],
                                            g_steps=budget["g_steps"]))
         parallel = 1 if executor == "inline" else (jobs or default_jobs(device))
-        estimates = {} if no_estimate else estimate(grid, registry=registry, device=device,
-                                                     threads=1 if parallel > 1 else None,
-                                                     on_probe=lambda what: click.echo(f"timing {what}", err=True))
-        _print_grid(grid, estimates, parallel)
+        finished = _finished_runs(results_dir, the_suite.name)
+        estimates = None if no_estimate else estimate(grid, registry=registry, device=device,
+                                                       threads=1 if parallel > 1 else None, skip=finished,
+                                                       on_probe=lambda what: click.echo(f"timing {what}", err=True))
+        _print_grid(grid, estimates, parallel, finished)
         return
     summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list,
                     kimg=budget["kimg"], g_steps=budget["g_steps"], device=device, executor=executor, jobs=jobs,
@@ -166,21 +167,55 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
         sys.exit(1)
 
 
-def _print_grid(grid, estimates: dict[str, float], parallel: int = 1) -> None:
+def _finished_runs(results_dir: Path, suite: str) -> set[str]:
+    """Run ids of ``suite`` that the store holds as finished (none when there is no store yet)."""
+    from .records import FINISHED
+    from .store import Store
+
+    if not (results_dir / STORE_FILE).is_file():
+        return set()
+    store = Store(results_dir, readonly=True)
+    try:
+        return {row["run_id"] for row in store.runs(suite) if row["status"] in FINISHED}
+    finally:
+        store.close()
+
+
+def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = frozenset()) -> None:
+    """The grid, one row per run: its estimate, "finished" for runs the store holds, or why its probe failed."""
+    seconds = estimates.seconds if estimates else {}
+    failures = estimates.failures if estimates else {}
+
+    def est(spec):
+        if spec.run_id in finished:
+            return "finished"
+        if spec.run_id in failures:
+            return "probe failed"
+        return f"{seconds[spec.run_id]:.1f}" if spec.run_id in seconds else ""
+
     rows = [{"run_id": s.run_id, "dataset": s.dataset.name, "combination": s.combination, "seed": s.seed,
              "budget": f"{s.budget.kimg if s.budget.unit == 'kimg' else s.budget.g_steps} {s.budget.unit}",
-             "est_s": "" if not estimates else f"{estimates.get(s.run_id, math.nan):.1f}"}
-            for s in grid.specs]
+             "est_s": est(s)} for s in grid.specs]
     click.echo(_table(rows, ["run_id", "dataset", "combination", "seed", "budget", "est_s"]))
     combos = {(s.dataset.name, s.combination) for s in grid.specs}
-    click.echo(f"\n{len(grid.specs)} runs: {len(combos)} combinations x seeds")
-    if estimates:
-        total = sum(v for v in estimates.values() if not math.isnan(v))
+    todo = len(grid.specs) - len(finished & {s.run_id for s in grid.specs})
+    click.echo(f"\n{len(grid.specs)} runs: {len(combos)} combinations x seeds; {todo} to train"
+               + (f", {len(grid.specs) - todo} already finished" if todo < len(grid.specs) else ""))
+    if seconds:
+        total = sum(v for v in seconds.values() if not math.isnan(v))
         line = f"estimated time: {total / 60:.1f} min on this device (from timed probes of each combination)"
         if parallel > 1:
             line = (f"estimated time: {total / parallel / 60:.1f} min with {parallel} runs at a time "
                     f"({total / 60:.1f} min of single-thread runs, from timed probes of each combination)")
         click.echo(line)
+    if failures:
+        by_combination = {}
+        for spec in grid.specs:
+            if spec.run_id in failures:
+                by_combination.setdefault(f"{spec.dataset.name} {spec.combination}", failures[spec.run_id])
+        click.echo(f"\nprobe failed ({len(by_combination)} combinations; their runs would fail the same way):")
+        for what, why in by_combination.items():
+            click.echo(f"  {what}: {why}")
     if grid.left_out:
         click.echo(f"\nleft out ({len(grid.left_out)}):")
         for what, why in grid.left_out:

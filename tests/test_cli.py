@@ -64,6 +64,21 @@ def test_plugins_json():
     assert names["losses"]["hooks"] == ["register_losses"] and data["errors"] == []
 
 
+def test_dry_run_names_failing_probes_and_estimates_only_what_is_left(zoo, tmp_path):
+    suite = write_suite(tmp_path / "tiny.toml", seeds=1)
+    first = invoke("bench", "--all", "--suite", suite, "--dry-run", "--results-dir", tmp_path / "r")
+    assert first.exit_code == 0, first.output
+    assert "4 runs: 4 combinations x seeds; 4 to train" in first.output
+    assert "probe failed (1 combinations; their runs would fail the same way):" in first.output
+    assert "blobs lin/small/logistic/crash: RuntimeError: crash stabilizer: deliberate failure" in first.output
+    trained = invoke("bench", "--all", "--suite", suite, "--results-dir", tmp_path / "r", "--stabilizer", "none",
+                     "--no-progress")
+    assert trained.exit_code == 0, trained.output
+    again = invoke("bench", "--all", "--suite", suite, "--dry-run", "--results-dir", tmp_path / "r")
+    assert "4 runs: 4 combinations x seeds; 2 to train, 2 already finished" in again.output, again.output
+    assert again.output.count("finished") == 3  # the summary line and the two finished runs' rows
+
+
 def test_bench_needs_all_or_a_filter():
     result = invoke("bench")
     assert result.exit_code == 2 and "Say --all" in result.output
