@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from .judgement import DEFAULT_JUDGEMENT
 from .records import FAILED, FINISHED, RUNNING
 from .registry import Registry, get_registry
 from .spec import RunSpec
-from .store import Store, claim_alive, claimant
+from .store import Store, StoreError, claim_alive, claimant
 from .suite import Suite, SuiteError
 from .train import run
 
@@ -138,6 +139,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
                 summary.busy.append(spec.run_id)
             else:
                 todo.append(spec)
+        _say_reused_versions(grid, rows, summary.skipped, registry, echo)
         echo(f"Suite {suite.name}: {len(grid.specs)} runs ({len(summary.skipped)} already finished, "
              f"{len(summary.busy)} running elsewhere, {len(todo)} to train) on {resolve_device(device)}")
         runner = make_executor(executor, device, registry, jobs)
@@ -163,7 +165,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
         work = [(spec, store.run_dir(spec.run_id)) for spec in todo]
         try:
             for result in runner.execute(work, on_start):
-                store.record(result)
+                _record(store, result)
                 in_flight.pop(result.run_id, None)
                 bar.set_postfix_str(" | ".join(in_flight.values()))
                 summary.results[result.run_id] = result.status
@@ -188,6 +190,46 @@ class Estimates:
 
 class ProbeFailed(RuntimeError):
     """A timed probe run of a combination failed: the combination would fail in the sweep too."""
+
+
+class DiskFull(StoreError):
+    """The disk under the results folder is full: the sweep stops, everything recorded so far stays."""
+
+
+def _record(store: Store, result) -> None:
+    """Record ``result``; a full disk stops the sweep with one line (the run stays resumable)."""
+    try:
+        store.record(result)
+    except sqlite3.OperationalError as exc:
+        if "full" not in str(exc):
+            raise
+        raise DiskFull(f"The disk holding {store.path} is full ({exc}): the sweep stopped. Everything recorded "
+                       f"before is intact; run {result.run_id} finished but is not recorded. Free some space and rerun "
+                       "the same command: it is recovered from its checkpoint without training again.") from exc
+    if result.status == FAILED and "No space left on device" in (result.error or ""):
+        raise DiskFull(f"The disk holding {store.results_dir} is full: run {result.run_id} could not write its "
+                       "checkpoint, so the sweep stopped (the run is recorded failed and resumes from its last "
+                       "checkpoint). Free some space and rerun the same command.")
+
+
+def _say_reused_versions(grid: Grid, rows: dict, skipped: list[str], registry: Registry, echo) -> None:
+    """Finished runs are reused by id; say so when they were trained with other versions than installed now."""
+    changes: dict[str, set[str]] = {}
+    count = 0
+    for spec in grid.specs:
+        if spec.run_id not in skipped:
+            continue
+        then, now = rows[spec.run_id].get("versions") or {}, versions(spec, registry)
+        changed = {f"{name} {then.get(name, '(none)')} -> {now.get(name, '(none)')}" for name in set(then) | set(now)
+                   if then.get(name) != now.get(name)}
+        if changed:
+            count += 1
+            for change in changed:
+                changes.setdefault(change, set()).add(spec.run_id)
+    if count:
+        echo(f"{count} finished runs were trained with other versions than installed now "
+             f"({'; '.join(sorted(changes))}); they are reused as they are. To train them again, use a new "
+             "--results-dir.")
 
 
 def estimate(grid: Grid, *, registry: Registry | None = None, device: str = "auto", threads: int | None = None,

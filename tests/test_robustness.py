@@ -192,3 +192,76 @@ def test_concurrent_sweeps_on_one_folder_train_each_run_exactly_once(installed_t
     assert len(rows) == 8 and {row["status"] for row in rows} == {DONE}, outputs
     assert [row["attempts"] for row in rows] == [1] * 8, outputs
     assert not list(results.rglob("*.tmp*"))
+
+
+# -- full disks and reused runs ------------------------------------------------------------------------
+
+
+def two_runs():
+    return parse_suite(testzoo.suite_dict(seeds=2, components={
+        "loss": ["logistic"], "generator": ["lin"], "discriminator": ["small"], "stack": ["none"]}))
+
+
+def test_a_full_disk_while_recording_stops_the_sweep_keeps_the_store_and_loses_no_training(tmp_path, monkeypatch):
+    import sqlite3 as sqlite
+
+    import ganzoo.train
+    from ganzoo.bench import DiskFull
+
+    real_record, calls = Store.record, []
+
+    def record_until_full(self, result):
+        calls.append(result.run_id)
+        if len(calls) == 2:
+            raise sqlite.OperationalError("database or disk is full")
+        real_record(self, result)
+
+    with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as zoo:
+        monkeypatch.setattr(Store, "record", record_until_full)
+        with pytest.raises(DiskFull, match=r"is full .*the sweep stopped. Everything recorded before is intact; run "
+                                           r"\w+ finished but is not recorded"):
+            bench(two_runs(), tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline")
+        monkeypatch.setattr(Store, "record", real_record)
+        rows = {r["run_id"]: r["status"] for r in Store(tmp_path, readonly=True).runs("tiny")}
+        assert rows == {calls[0]: DONE, calls[1]: "running"}
+        steps = []
+        real_d_step = ganzoo.train._d_step
+        monkeypatch.setattr(ganzoo.train, "_d_step", lambda *a: steps.append(1) or real_d_step(*a))
+        again = bench(two_runs(), tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline")
+    assert again.results == {calls[1]: DONE} and steps == []  # recovered from its final checkpoint, not retrained
+
+
+def test_a_full_disk_in_a_run_is_one_line_and_the_run_stays_resumable(tmp_path, monkeypatch):
+    import torch
+
+    def no_space(state, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", no_space)
+    with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as zoo:
+        from ganzoo.bench import DiskFull
+
+        with pytest.raises(DiskFull, match="could not write its checkpoint, so the sweep stopped"):
+            bench(two_runs(), tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline")
+    statuses = [r["status"] for r in Store(tmp_path, readonly=True).runs("tiny")]
+    assert sorted(statuses) == ["failed", "pending"]  # the second run never started; the first retries next time
+    assert not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_finished_runs_trained_with_other_versions_are_reused_and_said_so(tmp_path):
+    import json
+
+    with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as zoo:
+        bench(two_runs(), tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline")
+        db = sqlite3.connect(tmp_path / STORE_FILE)
+        with db:
+            for run_id, versions in db.execute("SELECT run_id, versions FROM runs").fetchall():
+                db.execute("UPDATE runs SET versions=? WHERE run_id=?",
+                           (json.dumps({**json.loads(versions), "ganzoo": "0.0.1"}), run_id))
+        db.close()
+        said = []
+        summary = bench(two_runs(), tmp_path, registry=zoo, progress=False, echo=said.append, executor="inline")
+    assert summary.results == {} and len(summary.skipped) == 2
+    line = next(s for s in said if "other versions" in s)
+    assert line.startswith("2 finished runs were trained with other versions than installed now (ganzoo 0.0.1 -> ")
+    assert "they are reused as they are" in line
