@@ -105,6 +105,11 @@ class ProcessExecutor:
                         yield RunResult(spec.run_id, FAILED,
                                         error=f"worker process failed: {type(exc).__name__}: {exc}")
         finally:
+            if running:  # interrupted (Ctrl-C, a full disk, a kill of the driver alone): stop the workers now;
+                for procs in processes.values():  # their runs resume from their last checkpoints
+                    for process in procs:
+                        if process.is_alive():
+                            process.terminate()
             for worker in workers:
                 worker.shutdown(wait=False, cancel_futures=True)
 

@@ -184,6 +184,32 @@ def test_sigkill_halfway_loses_and_repeats_nothing(tmp_path):
     assert f"{len(finished_before)} already finished" in rerun.stdout
 
 
+def test_sigint_to_the_driver_alone_stops_its_workers_at_once(tmp_path):
+    """`kill -INT` of the driver (not of its process group, as a terminal's Ctrl-C is) still stops the sweep."""
+    suite = write_suite(tmp_path / "tiny.toml", seeds=2, budget={"kimg": 200.0, "batch_size": 64,
+                                                                 "eval_every_kimg": 1.0},
+                        components={"loss": ["logistic"], "generator": ["lin"], "discriminator": ["small*"],
+                                    "stack": ["none"]})
+    env = {**os.environ, "GANZOO_PLUGINS": "ganzoo,testzoo",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path / "dist"), str(TESTS)])}
+    (tmp_path / "dist").mkdir()
+    command = [sys.executable, "-m", "ganzoo", "bench", "--all", "--suite", str(suite), "--results-dir",
+               str(tmp_path / "r"), "--no-progress", "--executor", "processes", "--jobs", "2"]
+    with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n",
+                           {"testzoo": "testzoo_plugin"}):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)  # its own group: the signal reaches the driver only
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((tmp_path / "r" / "runs").glob("*/checkpoint.pt")):
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+        time.sleep(2)  # workers, if any were left, would still be writing checkpoints now
+        sizes = {p: p.stat().st_mtime for p in (tmp_path / "r" / "runs").glob("*/checkpoint.pt")}
+        time.sleep(2)
+    assert sizes and sizes == {p: p.stat().st_mtime for p in sizes}  # no worker is still training
+
+
 @pytest.mark.parametrize("args, message", [
     (["bench", "--all", "--suite", "nosuch"], 'Unknown suite "nosuch". Shipped suites:'),
     (["bench", "--generator", "dcgna", "--dry-run"], 'Unknown generator "dcgna". Did you mean "dcgan"?'),
