@@ -2,7 +2,8 @@
 
 ``plugin_registry`` installs a registry with extra in-process plugins for the duration of a ``with``
 block; ``fake_distribution`` makes an entry point visible to ``importlib.metadata`` without pip;
-``check_pair`` runs the generator/discriminator contract on a DataSpec.
+``check_pair`` runs the generator/discriminator contract on a DataSpec; ``check_plugin`` registers a
+plugin beside the installed zoo and fails with every problem ganzoo would report when loading it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,25 @@ def fake_distribution(root: Path, name: str, module_source: str, entry_points: d
     finally:
         sys.path.remove(str(root))
         sys.modules.pop(module, None)
+
+
+def check_plugin(plugin: object, name: str = "plugin-under-test") -> Registry:
+    """Register ``plugin`` (a module or object with ganzoo hooks) as ganzoo would, beside the installed zoo.
+
+    Raises ``AssertionError`` listing every problem with it: a name that clashes with a built-in or another
+    installed component, ``defaults`` its factory does not take, a misspelled hook, bad metadata, a hook
+    that raises. Returns the registry, in which the plugin's components can be looked up and built.
+    """
+    from .plugins import PluginInfo, check_unknown_hooks, create_plugin_manager
+
+    manager, infos, errors = create_plugin_manager()
+    manager.register(plugin, name=name)
+    errors = errors + check_unknown_hooks(manager, {name: PluginInfo(name, "(under test)", "", "")})
+    registry = Registry(manager, infos, errors)
+    problems = [f"{error.error}" for error in registry.errors if error.plugin == name]
+    if problems:
+        raise AssertionError(f"plugin {name!r} has {len(problems)} problem(s):\n- " + "\n- ".join(problems))
+    return registry
 
 
 def check_pair(generator: torch.nn.Module, discriminator: torch.nn.Module, spec: DataSpec, batch: int = 4) -> None:

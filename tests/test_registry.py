@@ -254,3 +254,25 @@ def test_defaults_that_the_factory_does_not_take_are_a_registration_error():
     (error,) = registry.errors
     assert error.plugin == "misfit-plugin"
     assert "defaults name ['margin'], but its factory" in error.error and "takes no such parameter" in error.error
+
+
+def test_check_plugin_reports_what_loading_would_report():
+    from ganzoo.testing import check_plugin
+
+    class Clashing:
+        @hookimpl
+        def register_losses(self, register):
+            register("hinge", TinyLoss, description="mine")
+            register("tiny_ok", TinyLoss, description="fine")
+
+        @hookimpl
+        def register_stabilisers(self, register):  # misspelled
+            pass
+
+    with pytest.raises(AssertionError) as info:
+        check_plugin(Clashing(), name="clashing")
+    message = str(info.value)
+    assert "plugin 'clashing' has 2 problem(s)" in message
+    assert 'loss "hinge" is already registered by plugin "losses" (ganzoo)' in message
+    assert 'unknown hook "register_stabilisers"' in message
+    assert check_plugin(LossPlugin(), name="good").get("loss", "tiny").plugin == "good"
