@@ -249,3 +249,14 @@ def test_auto_uses_the_identity_extractor_for_vectors(tmp_path):
     expected = np.sum((real.mean(0) - gen.mean(0)) ** 2) + np.trace(s1 + s2) - 2 * np.trace(
         scipy.linalg.sqrtm(s1 @ s2).real)
     assert result["fid"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_tensor_whose_bytes_changed_in_place_gets_another_content_hash():
+    """Same address, shape, dtype and version counter, other content: what a worker sees when one
+    dataset's tensor is freed and the next dataset's lands where it was (ring-8, then grid-25)."""
+    from ganzoo.metrics.reference import content_hash
+
+    data = torch.zeros(2500, 2)
+    before, version = content_hash(data), data._version
+    data.data.copy_(torch.ones(2500, 2))  # .data writes do not bump the version counter
+    assert data._version == version and content_hash(data) != before
