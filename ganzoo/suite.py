@@ -78,7 +78,9 @@ def find_suite(name_or_path: str | None) -> Path:
     if not name_or_path:
         name_or_path = DEFAULT_SUITE
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    # A file, or a .toml name, is a path; a folder that happens to share a suite's name (a results folder
+    # named after its suite) is not.
+    if path.suffix == ".toml" or path.is_file():
         if not path.is_file():
             raise SuiteError(f"Suite file {path} does not exist")
         return path

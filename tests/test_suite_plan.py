@@ -114,3 +114,13 @@ def test_pac_is_kept_away_from_per_sample_gradient_penalties_and_the_plan_says_w
     assert dict(grid.left_out)["blobs: lin/small/logistic/pac+gp"] == (
         'stabilizer pac cannot run with a stabilizer tagged "per_sample_gradient" (gradient_penalty is); '
         "see: ganzoo list stabilizers")
+
+
+def test_a_folder_named_like_a_suite_does_not_hide_the_shipped_suite(tmp_path, monkeypatch):
+    from ganzoo.suite import available_suites, find_suite
+
+    (tmp_path / "mixtures-short").mkdir()  # e.g. the results folder of that suite
+    monkeypatch.chdir(tmp_path)
+    assert find_suite("mixtures-short") == available_suites()["mixtures-short"]
+    with pytest.raises(SuiteError, match="Suite file elsewhere.toml does not exist"):
+        find_suite("elsewhere.toml")
