@@ -265,3 +265,45 @@ def test_finished_runs_trained_with_other_versions_are_reused_and_said_so(tmp_pa
     line = next(s for s in said if "other versions" in s)
     assert line.startswith("2 finished runs were trained with other versions than installed now (ganzoo 0.0.1 -> ")
     assert "they are reused as they are" in line
+
+
+def test_a_claim_belongs_to_the_process_that_made_it_not_to_whoever_has_its_pid_now():
+    import socket
+
+    from ganzoo.store import claim_alive, process_start
+
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
+    assert claim_alive(me)
+    assert not claim_alive({**me, "pid_start": "1"})  # same PID, another process: the claimant is gone
+    dead = subprocess_pid_that_exited()
+    assert not claim_alive({**me, "pid": dead, "pid_start": None})
+    assert claim_alive({**me, "host": "another-host"})  # cannot be checked from here: left alone
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_stale_claim_is_taken_over_and_the_run_trained(tmp_path):
+    import socket
+
+    from ganzoo.grid import build_grid
+
+    with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as zoo:
+        suite = two_runs()
+        bench(suite, tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline",
+              seeds=[0])
+        store = Store(tmp_path)  # as if a sweep that is gone had claimed seed 1 and died
+        spec = next(s for s in build_grid(suite, zoo).specs if s.seed == 1)
+        store.add(spec, "tiny")
+        store.db.execute("UPDATE runs SET status='running', host=?, pid=?, pid_start=NULL WHERE run_id=?",
+                         (socket.gethostname(), subprocess_pid_that_exited(), spec.run_id))
+        store.db.commit()
+        store.close()
+        summary = bench(suite, tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline")
+    assert summary.results == {spec.run_id: DONE} and summary.busy == []
