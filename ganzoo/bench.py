@@ -26,7 +26,7 @@ from .judgement import DEFAULT_JUDGEMENT
 from .records import FAILED, FINISHED, RUNNING
 from .registry import Registry, get_registry
 from .spec import RunSpec
-from .store import Store, StoreError, claim_alive, claimant
+from .store import Store, StoreError, held_elsewhere
 from .suite import Suite, SuiteError
 from .train import run
 
@@ -106,11 +106,6 @@ def real_data_metrics(spec: RunSpec, registry: Registry, device: torch.device) -
     return {k: float(v) for k, v in metrics.items()}, dataset.real_samples_note, evaluator.fingerprint
 
 
-def _alive_elsewhere(row: dict) -> bool:
-    """A run claimed by another live process is someone else's to finish."""
-    return (row.get("host"), row.get("pid")) != claimant()[:2] and claim_alive(row)
-
-
 def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = None, filters: Filters = Filters(),
           seeds: list[int] | None = None, kimg: float | None = None, g_steps: int | None = None,
           device: str = "auto", executor: str = "auto",
@@ -135,7 +130,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
             row = rows[spec.run_id]
             if row["status"] in FINISHED:
                 summary.skipped.append(spec.run_id)
-            elif row["status"] == RUNNING and _alive_elsewhere(row):
+            elif row["status"] == RUNNING and held_elsewhere(row):
                 summary.busy.append(spec.run_id)
             else:
                 todo.append(spec)

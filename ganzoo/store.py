@@ -59,6 +59,23 @@ def claim_alive(row: dict[str, Any]) -> bool:
     return row.get("pid_start") is None or started is None or started == row["pid_start"]
 
 
+def held_elsewhere(row: dict[str, Any]) -> bool:
+    """Whether a run's claim belongs to another process that is still alive (so this one must leave it)."""
+    return (row.get("host"), row.get("pid")) != claimant()[:2] and claim_alive(row)
+
+
+def _retry_while_locked(action, what: str):
+    """``action()``, retried while another process holds the database lock (up to about a minute)."""
+    for attempt in range(200):
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(0.01 * (1 + attempt % 10))
+    raise StoreError(f"{what} stayed locked by other processes for a minute; is a stuck process holding it?")
+
+
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     """Read without writing anything; in a read-only folder SQLite cannot make the WAL's shared-memory
     file, so the file is then read as it is (``immutable``: nobody can be writing to a read-only folder)."""
@@ -130,22 +147,17 @@ class Store:
 
     def _set_up(self) -> None:
         """Create the schema; safe when many processes create one new store at the same moment."""
-        for attempt in range(200):
-            try:
-                # WAL lets `ganzoo runs` read while a sweep writes; each commit survives a SIGKILL.
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.executescript(SCHEMA)
-                columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
-                if "pid_start" not in columns:  # stores written before claims recorded the process start time
-                    self.db.execute("ALTER TABLE runs ADD COLUMN pid_start TEXT")
-                with self.db:
-                    self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                return
-            except sqlite3.OperationalError as exc:  # another process holds the lock while it sets up
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                time.sleep(0.01 * (1 + attempt % 10))
-        raise StoreError(f"{self.path} stayed locked by other processes for a minute; is a stuck process holding it?")
+        _retry_while_locked(self._create_schema, str(self.path))
+
+    def _create_schema(self) -> None:
+        # WAL lets `ganzoo runs` read while a sweep writes; each commit survives a SIGKILL.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        if "pid_start" not in columns:  # stores written before claims recorded the process start time
+            self.db.execute("ALTER TABLE runs ADD COLUMN pid_start TEXT")
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _check_schema(self) -> None:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -182,27 +194,13 @@ class Store:
         time: a claim whose process is gone, or whose PID now belongs to another process, is stale and is
         taken over (the run resumes from its checkpoint).
         """
-        me = claimant()
-        for attempt in range(200):
-            try:
-                self.db.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                time.sleep(0.01 * (1 + attempt % 10))
-        else:
-            raise StoreError(f"{self.path} stayed locked by other processes; is a stuck process holding it?")
+        _retry_while_locked(lambda: self.db.execute("BEGIN IMMEDIATE"), str(self.path))
         try:
             row = self.db.execute("SELECT status, host, pid, pid_start FROM runs WHERE run_id=?", (run_id,)).fetchone()
-            if row is None or row["status"] in FINISHED or (row["status"] == RUNNING and claim_alive(dict(row))
-                                                               and (row["host"], row["pid"]) != me[:2]):
+            if row is None or row["status"] in FINISHED or (row["status"] == RUNNING and held_elsewhere(dict(row))):
                 self.db.execute("ROLLBACK")
                 return False
-            self.db.execute(
-                "UPDATE runs SET status=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL,"
-                " versions=?, host=?, pid=?, pid_start=? WHERE run_id=?",
-                (RUNNING, time.time(), json.dumps(versions), *me, run_id))
+            self._set_running(run_id, versions)
             self.db.execute("COMMIT")
             return True
         except BaseException:
@@ -212,11 +210,13 @@ class Store:
     def mark_running(self, run_id: str, versions: dict[str, str]) -> None:
         """Claim ``run_id`` whatever its state (a test's way to make a run look taken)."""
         with self.db:
-            self.db.execute(
-                "UPDATE runs SET status=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL,"
-                " versions=?, host=?, pid=?, pid_start=? WHERE run_id=?",
-                (RUNNING, time.time(), json.dumps(versions), *claimant(), run_id),
-            )
+            self._set_running(run_id, versions)
+
+    def _set_running(self, run_id: str, versions: dict[str, str]) -> None:
+        self.db.execute(
+            "UPDATE runs SET status=?, attempts=attempts+1, started=COALESCE(started, ?), error=NULL,"
+            " versions=?, host=?, pid=?, pid_start=? WHERE run_id=?",
+            (RUNNING, time.time(), json.dumps(versions), *claimant(), run_id))
 
     def record(self, result: RunResult) -> None:
         """Store a finished run and all its evaluations in one transaction."""
