@@ -69,10 +69,8 @@ class Budget:
         if unused:
             raise ValueError(f'budget {unused} not used with unit = "{self.unit}": remove them, or set '
                              f"{amount} and {every} instead")
-        if getattr(self, amount) is None or getattr(self, amount) <= 0:
-            raise ValueError(f"budget.{amount} must be positive, got {getattr(self, amount)}")
-        if getattr(self, every) is not None and getattr(self, every) <= 0:
-            raise ValueError(f"budget.{every} must be positive, got {getattr(self, every)}")
+        if getattr(self, amount) is None:  # the values given were checked above (finite, > 0)
+            raise ValueError(f"budget.{amount} must be positive, got None")
         if self.unit == "g_steps" and not all(isinstance(getattr(self, k), (int, type(None))) for k in (amount, every)):
             raise ValueError(f"budget.g_steps and eval_every_g_steps count steps: give whole numbers, "
                              f"got {self.g_steps} and {self.eval_every_g_steps}")
