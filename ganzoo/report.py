@@ -23,7 +23,7 @@ from .records import DIVERGED, FINISHED
 from .stability import run_stability
 from .store import Store
 
-__all__ = ["judgements_of", "leaderboard", "load_runs", "marginals", "to_markdown", "write_report"]
+__all__ = ["judgements_of", "leaderboard", "load_runs", "marginals", "read_runs", "to_markdown", "write_report"]
 
 LABELS = {"is_mean": "IS", "kid_mean": "KID", "fid": "FID"}
 KID_SCALE = 1000.0  # KID is printed x 10^3, as in the StyleGAN2-ADA and StudioGAN tables
@@ -61,17 +61,22 @@ def load_runs(results_dir: str | Path, suite: str | None = None) -> pd.DataFrame
     """One row per run: identity, experiment, status, budget used, throughput, protocol, final metrics, stability."""
     store = Store(results_dir, readonly=True)
     try:
-        rows = store.runs(suite)
-        evals = store.evals_by_run()
-        judgements = judgements_of(store, suite, {row["dataset"] for row in rows})
+        return read_runs(store, suite)[0]
     finally:
         store.close()
+
+
+def read_runs(store: Store, suite: str | None = None) -> tuple[pd.DataFrame, list[dict], dict[str, list]]:
+    """``load_runs`` from an open store, with the store rows and evaluations it was built from (read once)."""
+    rows = store.runs(suite)
+    evals = store.evals_by_run([row["run_id"] for row in rows])
+    judgements = judgements_of(store, suite, {row["dataset"] for row in rows})
     records = [_record(row, evals.get(row["run_id"], []), judgements[row["dataset"]]) for row in rows]
     columns = ["run_id", "dataset", "generator", "discriminator", "loss", "stack", "seed", "status"]
     runs = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
     if records:
         runs["variant"] = _variants(runs, {row["run_id"]: row["spec"] for row in rows})
-    return runs
+    return runs, rows, evals
 
 
 def _record(row: dict[str, Any], evals: list[dict[str, Any]], judgement: Judgement) -> dict[str, Any]:
@@ -286,7 +291,7 @@ def _pm(mean: float, std: float) -> str:
 def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv``, ``runs.csv`` (and ``marginals.csv`` for full designs)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(store.results_dir, suite)
+    runs = read_runs(store, suite)[0]
     record = store.suite_record(suite) if suite else {}
     judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
     board = leaderboard(runs, record, judgements)

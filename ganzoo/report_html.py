@@ -21,7 +21,7 @@ from . import __version__
 from .judgement import DEFAULT_JUDGEMENT, Judgement
 from .leaderboard import AXES, METRICS, leaderboard
 from .records import FINISHED
-from .report import _budget, _label, _metrics_table, _ranking_table, judgements_of, load_runs
+from .report import _budget, _label, _metrics_table, _ranking_table, judgements_of, read_runs
 from .report_samples import SamplePictures
 from .stability import curve
 from .store import Store
@@ -40,12 +40,11 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(store.results_dir, suite)
-    rows = {row["run_id"]: row for row in store.runs(suite)}
+    runs, stored, evals = read_runs(store, suite)
+    rows = {row["run_id"]: row for row in stored}
     record = store.suite_record(suite)
     judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
     board = leaderboard(runs, record, judgements)
-    evals = store.evals_by_run(list(rows))
     references = store.references(suite)
     pictures = SamplePictures(out_dir, store.results_dir, registry)
 

@@ -282,8 +282,9 @@ class Store:
     def evals_by_run(self, run_ids: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
         """Every run's evaluations in training order, in one query (the reporter reads them all)."""
         out: dict[str, list[dict[str, Any]]] = {}
+        wanted = None if run_ids is None else set(run_ids)
         for row in self.db.execute("SELECT run_id, payload FROM evals ORDER BY run_id, idx"):
-            if run_ids is None or row["run_id"] in run_ids:
+            if wanted is None or row["run_id"] in wanted:
                 out.setdefault(row["run_id"], []).append(json.loads(row["payload"]))
         return out
 
