@@ -46,7 +46,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
     judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
     board = leaderboard(runs, record, judgements)
     references = store.references(suite)
-    pictures = SamplePictures(out_dir, store.results_dir, registry)
+    pictures = SamplePictures(out_dir, store.run_dir, registry)
 
     tables, experiments = [], []
     if not board.empty:

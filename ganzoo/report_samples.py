@@ -9,6 +9,7 @@ used, the scatter the run left behind. A run folder that was deleted is said so,
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from . import artifacts
+from .records import DONE
 
 
 @dataclass
@@ -27,9 +29,9 @@ class SamplePicture:
 class SamplePictures:
     """Makes one picture per run; datasets are built once per (name, hyperparameters)."""
 
-    def __init__(self, out_dir: Path, results_dir: Path, registry=None):
+    def __init__(self, out_dir: Path, run_dir: Callable[[str], Path], registry=None):
         self.out_dir = out_dir
-        self.results_dir = Path(results_dir)
+        self.run_dir = run_dir  # run id -> its folder in this results directory (``Store.run_dir``)
         self.registry = registry
         self._datasets: dict[str, Any] = {}
 
@@ -47,15 +49,14 @@ class SamplePictures:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(saved, target)
             return SamplePicture(target, "the samples the run saved at the end" + fallback)
-        if row["status"] != "done":
+        if row["status"] != DONE:
             return SamplePicture(None, f"no samples: the run is {row['status']}")
-        run_dir = self.results_dir / "runs" / row["run_id"]
-        return SamplePicture(None, f"samples missing: {run_dir} has neither {artifacts.SAMPLES} nor "
-                                   f"{artifacts.CHECKPOINT} (run folder deleted or moved?)")
+        return SamplePicture(None, f"samples missing: {self.run_dir(row['run_id'])} has neither "
+                                   f"{artifacts.SAMPLES} nor {artifacts.CHECKPOINT} (run folder deleted or moved?)")
 
     def _find(self, row: dict[str, Any], name: str) -> Path | None:
         """The file in the run's folder of this results directory (which may have been moved since)."""
-        path = self.results_dir / "runs" / row["run_id"] / name
+        path = self.run_dir(row["run_id"]) / name
         return path if path.is_file() else None
 
     def _dataset(self, row: dict[str, Any]):
