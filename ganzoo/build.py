@@ -146,12 +146,13 @@ def sampling(generator: nn.Module, seed: int, device: torch.device | str) -> Ite
         generator.train(was_training)
 
 
-def load_generator(path, device: str | torch.device = "cpu",
-                   registry: Registry | None = None) -> tuple[nn.Module, RunSpec]:
+def load_generator(path, device: str | torch.device = "cpu", registry: Registry | None = None,
+                   state: dict[str, Any] | None = None) -> tuple[nn.Module, RunSpec]:
     """The evaluated generator of a run checkpoint (the EMA copy when the stack has one) and its spec.
 
     Only G is rebuilt (no dataset is loaded); the stack's build-time transforms of G (e.g. spectral
-    norm on G) are applied so that the saved weights fit. Loading is ``weights_only``.
+    norm on G) are applied so that the saved weights fit. Loading is ``weights_only``. ``state``: the
+    checkpoint at ``path`` already loaded (by a caller that also reads its other entries).
     """
     from .artifacts import EVAL_GENERATOR_KEY, SPEC_KEY, load_checkpoint
     from .grid import data_spec_of
@@ -159,7 +160,7 @@ def load_generator(path, device: str | torch.device = "cpu",
 
     registry = registry or get_registry()
     device = resolve_device(device)
-    state = load_checkpoint(path, device)
+    state = load_checkpoint(path, device) if state is None else state
     if SPEC_KEY not in state or EVAL_GENERATOR_KEY not in state:
         raise ValueError(f"{path} is not a ganzoo run checkpoint (it has no {SPEC_KEY} / {EVAL_GENERATOR_KEY} entries)")
     spec = RunSpec.from_dict(state[SPEC_KEY])

@@ -105,11 +105,12 @@ def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str,
     from .train import evaluate_generator
 
     registry = get_registry()
-    generator, spec = load_generator(path, device, registry)
+    state = load_checkpoint(path, device)
+    generator, spec = load_generator(path, device, registry, state=state)
     dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
     evaluator = Evaluator(dataset, spec.protocol, device, registry=registry)
     metrics = evaluate_generator(generator, evaluator, dataset, spec, device)
-    recorded = (load_checkpoint(path, "cpu").get("evals") or [{}])[-1]
+    recorded = (state.get("evals") or [{}])[-1]
     return metrics, {**evaluator.protocol_record(), "fingerprint": evaluator.fingerprint}, recorded
 
 
