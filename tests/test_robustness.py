@@ -152,33 +152,16 @@ def test_a_killed_worker_costs_its_own_run_only_and_the_sweep_completes(installe
             assert "the worker process training this run died (killed by SIGKILL); the sweep went on" in error
 
 
-TINY_TOML = """
-name = "tiny"
-design = "one-factor"
-seeds = 4
-auto_stacks = true
-components = {{ loss = ["logistic"], generator = ["lin"], discriminator = ["small*"], stack = ["none"] }}
-[budget]
-kimg = 1.024
-batch_size = 64
-eval_every_kimg = 0.512
-[eval]
-n_fake = 256
-n_real = 256
-metrics = ["fid"]
-[[datasets]]
-name = "blobs"
-baseline = {{ generator = "lin", discriminator = "small", loss = "logistic", stack = "none" }}
-"""
-
-
 @pytest.mark.parametrize("n_sweeps", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_concurrent_sweeps_on_one_folder_train_each_run_exactly_once(installed_testzoo, tmp_path, n_sweeps):
     import subprocess
     import sys
 
-    suite_file = tmp_path / "tiny.toml"
-    suite_file.write_text(TINY_TOML.format())
+    from test_cli import write_suite
+
+    suite_file = write_suite(tmp_path / "tiny.toml", seeds=4, eval={"n_fake": 256, "n_real": 256, "metrics": ["fid"]},
+                             components={"loss": ["logistic"], "generator": ["lin"], "discriminator": ["small*"],
+                                         "stack": ["none"]})
     results = tmp_path / "results"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed_testzoo), str(Path(testzoo.__file__).parent),
                                                         os.environ.get("PYTHONPATH", "")])}
