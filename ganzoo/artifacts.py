@@ -1,4 +1,10 @@
-"""What a run leaves in its folder: an atomic checkpoint (loaded safely) and a PNG of samples."""
+"""What a run leaves in its folder: an atomic checkpoint (loaded safely) and a PNG of samples.
+
+While a run trains, its checkpoint holds everything that decides the next step (G, D, optimiser states,
+random streams), so a killed run resumes exactly. Once it has finished, only what reporting and
+``ganzoo eval`` read is kept (the spec, the evaluated G's weights, the run's result) unless the sweep was
+asked to keep the training state: D and two Adam states are most of a run's bytes.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples.png"
 # The checkpoint entries read outside training (ganzoo eval): the resolved spec and the evaluated G's weights.
 SPEC_KEY, EVAL_GENERATOR_KEY = "spec", "generator_eval"
+# A finished run's checkpoint also holds its result: a driver killed before recording it recovers it from here.
+RESULT_KEY = "result"
+KEPT_WHEN_FINISHED = (SPEC_KEY, EVAL_GENERATOR_KEY, "g_steps", "d_steps", "images", "evals")
 
 
 def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
@@ -31,6 +40,19 @@ def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def finish_checkpoint(run_dir: Path, result: dict[str, Any], keep_training_state: bool = False) -> Path:
+    """Add the finished run's ``result`` to its last checkpoint and, unless asked to keep it, drop the training state.
+
+    The last checkpoint is the last evaluation's state (for a diverged run: the last one before it diverged),
+    so the weights kept are the ones whose metrics the run recorded.
+    """
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    if not keep_training_state:
+        state = {key: state[key] for key in KEPT_WHEN_FINISHED if key in state}
+    state[RESULT_KEY] = result
+    return save_checkpoint(state, run_dir)
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:

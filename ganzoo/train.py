@@ -12,7 +12,7 @@ import math
 import resource
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,22 @@ from .registry import Registry, get_registry
 from .spec import RunSpec
 
 # RunResult lives in ganzoo.records; kept importable from here.
-__all__ = ["RunResult", "evaluate_generator", "run", "train"]
+__all__ = ["RunOptions", "RunResult", "evaluate_generator", "run", "train"]
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation latents come from their own stream, fixed across evaluations
 DIVERGENCE_CHECK_EVERY = 25  # G steps between checks for non-finite losses (a check syncs the device)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run is executed, not what it computes: never part of its spec, its id or its numbers."""
+
+    keep_checkpoints: bool = False  # keep D, the training G and the optimiser states once the run has finished
+    runs_per_device: int = 1  # runs sharing this device (packed on one GPU); recorded beside the device
+
+    def __post_init__(self):
+        if self.runs_per_device < 1:
+            raise ValueError(f"runs_per_device must be at least 1, got {self.runs_per_device}")
 
 
 class Diverged(RuntimeError):
@@ -49,17 +61,19 @@ class _Run:
     data_rng: torch.Generator  # one stream for real batches and training latents
     evaluator: Any  # ganzoo.metrics.Evaluator
     result: RunResult  # g_steps, d_steps, evals and eval_seconds so far
+    options: RunOptions
     loss_sums: torch.Tensor  # (d_loss, g_loss) summed on the device since the last evaluation
     loss_count: int = 0
     images: int = 0  # real images shown to D
     started: float = 0.0  # perf_counter at the start, less the seconds of earlier sessions of a resumed run
 
 
-def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None) -> RunResult:
+def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None,
+        options: RunOptions = RunOptions()) -> RunResult:
     """Train ``spec`` and never raise for a bad run: failures come back as ``FAILED`` with the traceback."""
     device = resolve_device(device)
     try:
-        return train(spec, Path(run_dir), device, registry or get_registry())
+        return train(spec, Path(run_dir), device, registry or get_registry(), options)
     except KeyboardInterrupt:
         raise
     except Exception as exc:
@@ -67,14 +81,17 @@ def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry |
                          device=str(device))
 
 
-def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry) -> RunResult:
+def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry,
+          options: RunOptions = RunOptions()) -> RunResult:
     """Train ``spec`` in ``run_dir`` on ``device``, resuming from the folder's checkpoint when there is one."""
+    state = artifacts.load_run_checkpoint(run_dir, device)  # None: nothing (readable) to resume from
+    if state is not None and artifacts.RESULT_KEY in state:
+        return RunResult(**state[artifacts.RESULT_KEY])  # finished before, its record lost (a killed driver)
     # Build G, D, loss, stack, optimisers and evaluator; the seed fixes the initial weights and the data order.
-    r = _build(spec, run_dir, device, registry)
+    r = _build(spec, run_dir, device, registry, options)
     models, budget, batch, result = r.models, spec.budget, spec.budget.batch_size, r.result
     # Resume: the last checkpoint holds everything that decides the next step, so the run continues exactly.
     r.started = time.perf_counter()
-    state = artifacts.load_run_checkpoint(run_dir, device)  # None: nothing (readable) to resume from
     if state is not None:
         _restore(r, state)
     next_eval = _next_mark(budget.spent(r.images, result.g_steps), budget.eval_every)
@@ -114,23 +131,22 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
 
     # Leave a sample grid (a scatter plot for 2-D data) to look at next to the checkpoint.
     result.artifacts["samples"] = str(_save_samples(r))
-    result.artifacts["checkpoint"] = str(run_dir / artifacts.CHECKPOINT)
     return _finish(r)
 
 
-def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry) -> _Run:
+def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry, options: RunOptions) -> _Run:
     from .metrics import Evaluator  # heavy import, only for runs
 
     models = build_models(spec, registry, device)
     opt_g = torch.optim.Adam(models.generator.parameters(), lr=models.optim.lr_g, betas=models.optim.betas)
     opt_d = torch.optim.Adam(models.discriminator.parameters(), lr=models.optim.lr_d, betas=models.optim.betas)
     evaluator = Evaluator(models.dataset, spec.protocol, device, registry=registry)  # the real side, once
-    result = RunResult(spec.run_id, DONE, device=describe_device(device), protocol=evaluator.protocol_record(),
-                       fingerprint=evaluator.fingerprint)
+    result = RunResult(spec.run_id, DONE, device=describe_device(device, options.runs_per_device),
+                       protocol=evaluator.protocol_record(), fingerprint=evaluator.fingerprint)
     if torch.cuda.is_available() and device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     return _Run(spec, run_dir, device, models, opt_g, opt_d, torch.Generator(device=device).manual_seed(spec.seed),
-                evaluator, result, loss_sums=torch.zeros(2, device=device))
+                evaluator, result, options, loss_sums=torch.zeros(2, device=device))
 
 
 def _next_mark(spent: int, every: int) -> int:
@@ -286,10 +302,14 @@ def _save_samples(r: _Run) -> Path:
     return artifacts.save_samples(samples, r.run_dir / artifacts.SAMPLES, real)
 
 
-def describe_device(device: torch.device) -> str:
-    """CPU results depend on the thread count (reduction order), so it is part of the record."""
+def describe_device(device: torch.device, runs_per_device: int = 1) -> str:
+    """CPU results depend on the thread count (reduction order), so it is part of the record.
+
+    On a GPU, the number of runs packed on it is: their speed and peak memory are read with it.
+    """
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
+        shared = f", {runs_per_device} runs per GPU" if runs_per_device > 1 else ""
+        return f"cuda ({torch.cuda.get_device_name(device)}{shared})"
     threads = torch.get_num_threads()
     return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
@@ -307,6 +327,9 @@ def _finish(r: _Run) -> RunResult:
     training_seconds = result.seconds - result.eval_seconds  # throughput of training alone, evaluation excluded
     result.imgs_per_s = r.images / training_seconds if training_seconds > 0 else math.nan
     result.peak_mem_mb = _peak_memory_mb(r.device)
+    if (r.run_dir / artifacts.CHECKPOINT).exists():
+        result.artifacts["checkpoint"] = str(r.run_dir / artifacts.CHECKPOINT)
+        artifacts.finish_checkpoint(r.run_dir, asdict(result), keep_training_state=r.options.keep_checkpoints)
     return result
 
 

@@ -67,7 +67,8 @@ def registry():
 
 
 def generator_weights(run_dir):
-    return artifacts.load_checkpoint(run_dir / artifacts.CHECKPOINT)["generator"]
+    """G's final weights: without EMA in the stack the evaluated G is the trained G (all a finished run keeps)."""
+    return artifacts.load_checkpoint(run_dir / artifacts.CHECKPOINT)[artifacts.EVAL_GENERATOR_KEY]
 
 
 def test_g_penalty_changes_the_generator_update(registry, tmp_path):
@@ -191,3 +192,44 @@ def test_a_failed_checkpoint_write_leaves_no_partial_file(tmp_path, monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         artifacts.save_checkpoint({"g_steps": 1}, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- what a finished run leaves on disk ---------------------------------------------------------------
+
+
+def test_a_finished_run_keeps_what_reporting_needs_and_drops_the_training_state(registry, tmp_path):
+    from ganzoo.build import load_generator
+    from ganzoo.train import RunOptions
+
+    spec = testzoo.tiny_spec(g_steps=4, eval_every_g_steps=2)
+    lean = run(spec, tmp_path / "lean", "cpu", registry)
+    kept = run(spec, tmp_path / "kept", "cpu", registry, RunOptions(keep_checkpoints=True))
+    assert lean.status == kept.status == DONE
+    assert [e["metrics"] for e in lean.evals] == [e["metrics"] for e in kept.evals]  # what is kept changes no number
+    lean_state = artifacts.load_checkpoint(tmp_path / "lean" / artifacts.CHECKPOINT)
+    kept_state = artifacts.load_checkpoint(tmp_path / "kept" / artifacts.CHECKPOINT)
+    assert {"discriminator", "opt_g", "opt_d", "generator"} <= set(kept_state)
+    assert not {"discriminator", "opt_g", "opt_d", "generator", "rng"} & set(lean_state)
+    size = {name: (tmp_path / name / artifacts.CHECKPOINT).stat().st_size for name in ("lean", "kept")}
+    assert size["lean"] < size["kept"]
+    # ganzoo eval and the report read the evaluated G and the spec: both are there, and they are the final G.
+    generator, loaded_spec = load_generator(tmp_path / "lean" / artifacts.CHECKPOINT, "cpu", registry)
+    assert loaded_spec == spec
+    for name, weight in generator.state_dict().items():
+        assert torch.equal(weight, kept_state[artifacts.EVAL_GENERATOR_KEY][name])
+
+
+def test_a_finished_run_whose_record_was_lost_is_recovered_not_trained_again(registry, tmp_path, monkeypatch):
+    """A driver killed between a run's end and recording it: the rerun reads the result from the checkpoint."""
+    import ganzoo.train
+
+    spec = testzoo.tiny_spec(g_steps=4, eval_every_g_steps=2)
+    first = run(spec, tmp_path, "cpu", registry)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(ganzoo.train, "_build", no_training)
+    again = run(spec, tmp_path, "cpu", registry)
+    assert again.status == DONE, again.error
+    assert again == first
