@@ -28,7 +28,7 @@ from .registry import Registry, get_registry
 from .spec import RunSpec
 from .store import Store, StoreError, held_elsewhere
 from .suite import Suite, SuiteError
-from .train import run
+from .train import RunOptions, run
 
 REAL_DATA_SEED = 2_000_003  # the real-data row draws its samples from its own stream
 PROBE_BATCHES = 6  # training steps timed per combination by --dry-run's estimate
@@ -108,13 +108,22 @@ def real_data_metrics(spec: RunSpec, registry: Registry, device: torch.device) -
 
 def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = None, filters: Filters = Filters(),
           seeds: list[int] | None = None, kimg: float | None = None, g_steps: int | None = None,
-          device: str = "auto", executor: str = "auto",
-          jobs: int | None = None, progress: bool = True, echo: Callable[[str], None] = print) -> BenchSummary:
-    """Train every run of the suite's grid that is not finished yet, then write the leaderboard."""
+          device: str = "auto", executor: str = "auto", jobs: int | None = None, keep_checkpoints: bool = False,
+          ray_settings: dict | None = None, progress: bool = True,
+          echo: Callable[[str], None] = print) -> BenchSummary:
+    """Train every run of the suite's grid that is not finished yet, then write the leaderboard.
+
+    ``keep_checkpoints``: keep each finished run's training state (D, optimisers), not only its evaluated G.
+    ``ray_settings``: with ``executor="ray"``, ``RayExecutor``'s settings (address, runs_per_gpu, storage...).
+    """
     from .report import write_report
 
     registry = registry or get_registry()
-    resolve_device(device)  # a missing GPU stops the sweep before anything is written
+    if executor == "ray":  # the cluster's GPUs are not the driver's: the executor checks the device
+        driver_device = "auto"
+    else:
+        driver_device = device
+        resolve_device(device)  # a missing GPU stops the sweep before anything is written
     grid = build_grid(suite, registry, filters, seeds, kimg, g_steps)
     if not grid.specs:
         raise SuiteError(explain_empty(suite, registry, filters, seeds=seeds, kimg=kimg, g_steps=g_steps))
@@ -135,9 +144,11 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
             else:
                 todo.append(spec)
         _say_reused_versions(grid, rows, summary.skipped, registry, echo)
+        where = "Ray" if executor == "ray" else resolve_device(device)
         echo(f"Suite {suite.name}: {len(grid.specs)} runs ({len(summary.skipped)} already finished, "
-             f"{len(summary.busy)} running elsewhere, {len(todo)} to train) on {resolve_device(device)}")
-        runner = make_executor(executor, device, registry, jobs)
+             f"{len(summary.busy)} running elsewhere, {len(todo)} to train) on {where}")
+        runner = make_executor(executor, device, registry, jobs, options=RunOptions(keep_checkpoints),
+                               **(ray_settings or {}))
         if isinstance(runner, ProcessExecutor) and todo:
             echo(f"{runner.jobs} runs at a time in worker processes of {runner.threads} thread(s) each")
         if runner.note and todo:
@@ -170,7 +181,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
                 bar.update(1)
         finally:
             bar.close()
-        record_real_data(grid, store, suite.name, registry, device, echo)
+        record_real_data(grid, store, suite.name, registry, driver_device, echo)
         summary.report_paths = write_report(store, Path(results_dir) / suite.name, suite=suite.name)
     finally:
         store.close()

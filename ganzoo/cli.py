@@ -104,18 +104,30 @@ def _filter_options(func):
 @click.option("--g-steps", type=click.IntRange(min=1), default=None,
               help="Override a budget counted in G steps (keeps its number of evaluations).")
 @_filter_options
-@click.option("--device", default="auto", show_default=True, callback=check_device,
-              help="auto (CUDA when available), cpu or cuda[:N].")
-@click.option("--executor", type=click.Choice(["auto", "inline", "processes"]), default="auto", show_default=True,
-              help="auto: one single-thread worker process per core on a CPU, inline on a GPU.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when available), cpu or cuda[:N]. With --executor ray: the cluster's.")
+@click.option("--executor", type=click.Choice(["auto", "inline", "processes", "ray"]), default="auto",
+              show_default=True, help="auto: one single-thread worker process per core on a CPU, inline on a GPU. "
+              "ray: one Ray task per run (pip install 'ganzoo[ray]').")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Runs trained side by side (processes executor).")
+              help="Runs trained side by side: worker processes (with --device cuda they share the GPU), or "
+              "the most Ray tasks in flight (default: what the cluster's resources allow).")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --executor ray: the cluster to join (auto, or ray://HOST:10001); default: a local Ray "
+              "instance started for this sweep.")
+@click.option("--runs-per-gpu", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --executor ray: runs packed on each GPU (each task asks for 1/N of a GPU).")
+@click.option("--ray-storage", type=click.Choice(["shared", "ship"]), default="shared", show_default=True,
+              help="With --executor ray: shared: every node writes run folders in --results-dir (same path on "
+              "every node); ship: runs train in a temporary folder and their files are sent back to the driver.")
+@click.option("--keep-checkpoints", is_flag=True,
+              help="Keep each finished run's training state (D, optimiser states), not only its evaluated G.")
 @click.option("--dry-run", is_flag=True, help="Print the grid, its size and estimated time; train nothing.")
 @click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def bench_command(all_, suite, results_dir, seeds, kimg, g_steps, generator_patterns, discriminator_patterns,
-                  loss_patterns, stabilizer_patterns, dataset_patterns, device, executor, jobs, dry_run, no_estimate,
-                  progress):
+                  loss_patterns, stabilizer_patterns, dataset_patterns, device, executor, jobs, address, runs_per_gpu,
+                  ray_storage, keep_checkpoints, dry_run, no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
     from .grid import Filters
     from .suite import load_suite
@@ -124,17 +136,30 @@ def bench_command(all_, suite, results_dir, seeds, kimg, g_steps, generator_patt
     if not all_ and filters == Filters():
         raise click.UsageError("Say --all to train every combination, "
                                "or narrow it with --generator/--loss/... filters.")
+    ray_settings = {"address": address, "runs_per_gpu": runs_per_gpu, "storage": ray_storage}
+    if executor == "ray":  # the device is the cluster's, checked when the executor has joined it
+        from .executor_ray import import_ray
+
+        try:
+            import_ray()
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        check_device(None, None, device)
+        given = [f"--{k.replace('_', '-')}" for k, v in ray_settings.items() if v not in (None, 1, "shared")]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply to --executor ray.")
     registry = get_registry()
     warn_errors(registry)
     _check_patterns(registry, filters)
     with user_errors():
         _run_bench(registry, load_suite(suite), filters, list(range(seeds)) if seeds else None,
                    {"kimg": kimg, "g_steps": g_steps}, results_dir, device, executor, jobs, dry_run, no_estimate,
-                   progress)
+                   progress, keep_checkpoints=keep_checkpoints, ray_settings=ray_settings)
 
 
 def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, device, executor, jobs, dry_run,
-               no_estimate, progress) -> None:
+               no_estimate, progress, keep_checkpoints=False, ray_settings=None) -> None:
     from .bench import bench, estimate
     from .grid import build_grid
 
@@ -157,6 +182,7 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
         return
     summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list,
                     kimg=budget["kimg"], g_steps=budget["g_steps"], device=device, executor=executor, jobs=jobs,
+                    keep_checkpoints=keep_checkpoints, ray_settings=ray_settings if executor == "ray" else None,
                     progress=progress, echo=click.echo)
     counts = {s: list(summary.results.values()).count(s) for s in (DONE, DIVERGED, FAILED)}
     click.echo(f"Trained {len(summary.results)} runs: {counts[DONE]} {DONE}, {counts[DIVERGED]} {DIVERGED}, "

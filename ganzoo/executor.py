@@ -4,8 +4,10 @@
 - ``ProcessExecutor`` trains ``jobs`` runs side by side in worker processes of one thread each. Zoo
   models at benchmark sizes are small enough that one thread runs them about as fast as two, so on a
   CPU-only machine N one-thread workers finish a sweep nearly N times sooner than one N-thread process.
+  On a GPU, its ``jobs`` runs share the one GPU (a small GAN run leaves most of it idle).
+- ``RayExecutor`` (``ganzoo.executor_ray``) runs one Ray task per run, on a local instance or a cluster.
 
-Every executor keeps the same two calls, which a distributed executor (Ray) will keep too:
+Every executor keeps the same two calls:
 ``on_start(spec)`` right before a run is dispatched (the driver claims it there; ``False`` means another
 sweep has it, and it is skipped), results yielded as they finish. And every executor trains
 against the registry it was given: workers can only rebuild a registry that comes from the entry points,
@@ -30,23 +32,25 @@ from .build import resolve_device
 from .records import FAILED, RunResult
 from .registry import Registry
 from .spec import RunSpec
-from .train import run
+from .train import RunOptions, run
 
-EXECUTORS = ("auto", "inline", "processes")
+EXECUTORS = ("auto", "inline", "processes", "ray")
 
 
 class InlineExecutor:
     name = "inline"
 
-    def __init__(self, device: str = "auto", registry: Registry | None = None, note: str = ""):
+    def __init__(self, device: str = "auto", registry: Registry | None = None, note: str = "",
+                 options: RunOptions = RunOptions()):
         self.device = device
         self.registry = registry
         self.note = note  # why it was chosen over worker processes, when it matters
+        self.options = options
 
     def execute(self, jobs: Iterable[tuple[RunSpec, Path]], on_start: Callable[[RunSpec], None]) -> Iterator[RunResult]:
         for spec, run_dir in jobs:
             if on_start(spec):
-                yield run(spec, run_dir, self.device, self.registry)
+                yield run(spec, run_dir, self.device, self.registry, self.options)
 
 
 class ProcessExecutor:
@@ -60,10 +64,13 @@ class ProcessExecutor:
     name = "processes"
     note = ""
 
-    def __init__(self, device: str = "auto", jobs: int = 2, threads_per_job: int = 1):
+    def __init__(self, device: str = "auto", jobs: int = 2, threads_per_job: int = 1,
+                 options: RunOptions = RunOptions()):
         if jobs < 1:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
         self.device, self.jobs, self.threads = device, jobs, threads_per_job
+        on_gpu = resolve_device(device).type == "cuda"
+        self.options = RunOptions(options.keep_checkpoints, jobs if on_gpu else 1)  # its jobs share the GPU
 
     def _worker(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
@@ -84,7 +91,8 @@ class ProcessExecutor:
                     spec, run_dir = pending.pop(0)
                     if on_start(spec):
                         slot = idle.pop(0)
-                        future = workers[slot].submit(_run_in_worker, spec.canonical(), str(run_dir), self.device)
+                        future = workers[slot].submit(_run_in_worker, spec.canonical(), str(run_dir), self.device,
+                                                         self.options)
                         running[future] = (slot, spec)
                         processes[slot] = list((getattr(workers[slot], "_processes", None) or {}).values())
                 if not running:
@@ -137,8 +145,8 @@ def _init_worker(parent_pid: int, threads: int) -> None:
     threading.Thread(target=watch_parent, daemon=True).start()
 
 
-def _run_in_worker(spec_data: dict, run_dir: str, device: str) -> RunResult:
-    return run(RunSpec.from_dict(spec_data), Path(run_dir), device)
+def _run_in_worker(spec_data: dict, run_dir: str, device: str, options: RunOptions) -> RunResult:
+    return run(RunSpec.from_dict(spec_data), Path(run_dir), device, options=options)
 
 
 def default_jobs(device: str) -> int:
@@ -148,25 +156,32 @@ def default_jobs(device: str) -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-def make_executor(name: str, device: str, registry: Registry | None = None, jobs: int | None = None):
+def make_executor(name: str, device: str, registry: Registry | None = None, jobs: int | None = None, *,
+                  options: RunOptions = RunOptions(), **ray_settings):
     """``auto``: worker processes when more than one job would run (CPU with several cores), else inline.
 
-    Worker processes load plugins from the entry points, so they train against ``registry`` only when a new
-    process would rebuild it the same. Otherwise ``auto`` trains inline (``note`` says why) and an explicit
-    ``processes`` is an error: either way nothing trains against components other than the ones given.
+    Worker processes and Ray tasks load plugins from the entry points, so they train against ``registry``
+    only when a new process would rebuild it the same. Otherwise ``auto`` trains inline (``note`` says why)
+    and an explicit ``processes`` or ``ray`` is an error: either way nothing trains against components other
+    than the ones given. ``ray_settings``: ``RayExecutor``'s keyword arguments (address, runs_per_gpu, ...).
     """
     if name not in EXECUTORS:
         raise ValueError(f'Unknown executor "{name}". Available: {", ".join(EXECUTORS)}')
     why = registry.unlike_entry_points() if registry is not None else None
-    if name == "processes" and why:
-        raise ValueError(f"Worker processes load plugins from the entry points, but this registry {why}. "
+    if name in ("processes", "ray") and why:
+        workers = "Ray tasks" if name == "ray" else "Worker processes"
+        raise ValueError(f"{workers} load plugins from the entry points, but this registry {why}. "
                          "Use the inline executor, or register the plugins through an entry point.")
+    if name == "ray":
+        from .executor_ray import RayExecutor
+
+        return RayExecutor(device, jobs=jobs, options=options, **ray_settings)
     if name == "auto":
         jobs = jobs or default_jobs(device)
         if jobs > 1 and why:
-            return InlineExecutor(device, registry, note=f"Training inline, not in {jobs} worker processes: "
-                                  f"workers load plugins from the entry points, and this registry {why}.")
+            return InlineExecutor(device, registry, options=options, note=f"Training inline, not in {jobs} worker "
+                                  f"processes: workers load plugins from the entry points, and this registry {why}.")
         name = "processes" if jobs > 1 else "inline"
     if name == "inline":
-        return InlineExecutor(device, registry)
-    return ProcessExecutor(device, jobs or default_jobs(device))
+        return InlineExecutor(device, registry, options=options)
+    return ProcessExecutor(device, jobs or default_jobs(device), options=options)

@@ -134,7 +134,8 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
     return _finish(r)
 
 
-def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry, options: RunOptions) -> _Run:
+def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry,
+           options: RunOptions = RunOptions()) -> _Run:
     from .metrics import Evaluator  # heavy import, only for runs
 
     models = build_models(spec, registry, device)

@@ -124,6 +124,30 @@ class KillWorker(ganzoo.Stabilizer):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class KillWorkerAt(ganzoo.Stabilizer):
+    """SIGKILLs the process training it after G step ``step`` (never ``driver_pid``, the test's own process).
+
+    With a ``marker`` path it kills only while the file does not exist, and creates it: the first try dies,
+    the retry lives. Without one it kills every try.
+    """
+
+    def __init__(self, step=3, marker="", driver_pid=0):
+        self.step, self.marker, self.driver_pid = step, marker, driver_pid
+
+    def after_g_step(self, ctx):
+        import os
+        import signal
+        from pathlib import Path
+
+        if ctx.step + 1 != self.step or (self.marker and Path(self.marker).exists()):
+            return
+        if os.getpid() == self.driver_pid:
+            raise RuntimeError("kill_worker_at only kills worker processes")
+        if self.marker:
+            Path(self.marker).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @hookimpl
 def register_datasets(register):
     register("blobs", Blobs, description="Two 2-D blobs", defaults={"n": 512, "seed": 0}, modalities=("vector",))
@@ -164,6 +188,8 @@ def register_stabilizers(register):
     register("crash", Crash, description="Fails on purpose", reference="test")
     register("image_only", ImageOnly, description="Images only", reference="test", modalities=("image",))
     register("kill_worker", KillWorker, description="Kills its worker process", reference="test")
+    register("kill_worker_at", KillWorkerAt, description="Kills its worker after a G step", reference="test",
+             defaults={"step": 3, "marker": "", "driver_pid": 0})
     register("needs_hinge", ImageOnly, description="Requires a hinge loss", reference="test",
              requires={"loss": "hinge-like"})
 
