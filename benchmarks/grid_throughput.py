@@ -1,10 +1,12 @@
-"""Sweep wall time: the inline executor (one process, torch's default threads) vs worker processes.
+"""Grid throughput: runs per hour of a slice of the default suite, inline vs worker processes vs Ray.
 
-The same slice of the default suite is trained twice in fresh results folders, alternately, in this
-process; the ratio is what `--executor auto` buys on this machine.
+The same slice (digits, the DCGAN/NS baseline over four stacks, 3 seeds: 12 runs) is swept in fresh results
+folders with each executor in turn, round after round, in this process; the whole ``ganzoo bench`` is timed
+(planning, store, training, real-data row, leaderboard). Ray starts a local instance per sweep, as
+``ganzoo bench --executor ray`` does without ``--address``: its start-up is counted, and stated.
 
-    python benchmarks/bench_executor.py                 # 12 digits runs of 8 kimg, 2 rounds
-    python benchmarks/bench_executor.py --kimg 24 --rounds 1
+    python benchmarks/grid_throughput.py                    # 12 runs of 8 kimg, 2 rounds, every executor
+    python benchmarks/grid_throughput.py --kimg 24 --rounds 1 --executor processes --executor ray
 """
 
 from __future__ import annotations
@@ -22,39 +24,69 @@ from ganzoo.grid import Filters
 from ganzoo.registry import get_registry
 from ganzoo.suite import load_suite
 
+# Digits with the baseline G and D over four stacks: 4 combinations x 3 seeds = 12 runs.
+SLICE = Filters(dataset=("digits",), generator=("dcgan",), discriminator=("dcgan",), loss=("ns",),
+                stabilizer=("none", "spectral_norm", "r1", "ema"))
+SEEDS = [0, 1, 2]
 
-def sweep_seconds(executor: str, jobs: int | None, kimg: float, filters: Filters) -> float:
-    with tempfile.TemporaryDirectory(prefix="ganzoo-bench-executor-") as results:
+
+def sweep_seconds(executor: str, jobs: int | None, kimg: float) -> tuple[float, int]:
+    """(wall seconds, runs trained) of one sweep of the slice in a fresh results folder."""
+    with tempfile.TemporaryDirectory(prefix="ganzoo-grid-throughput-") as results:
         started = time.perf_counter()
-        summary = bench(load_suite("default"), results, registry=get_registry(), filters=filters, seeds=[0, 1, 2],
+        summary = bench(load_suite("default"), results, registry=get_registry(), filters=SLICE, seeds=SEEDS,
                         kimg=kimg, executor=executor, jobs=jobs, progress=False, echo=lambda line: None)
         seconds = time.perf_counter() - started
     failed = [run_id for run_id, status in summary.results.items() if status == "failed"]
     if failed:
         raise RuntimeError(f"{executor}: runs failed: {failed}")
-    return seconds
+    return seconds, len(summary.results)
+
+
+def ray_start_seconds() -> float:
+    """Seconds to start and stop a local Ray instance: the part of a Ray sweep that is not training."""
+    import ray
+
+    started = time.perf_counter()
+    ray.init(include_dashboard=False, configure_logging=False)
+    ray.shutdown()
+    return time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kimg", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--executor", action="append", choices=["inline", "processes", "ray"],
+                        help="repeatable; default: all three (ray only when installed)")
     args = parser.parse_args()
-    # Digits with the baseline G and D over four stacks: 4 combinations x 3 seeds = 12 runs.
-    filters = Filters(dataset=("digits",), generator=("dcgan",), discriminator=("dcgan",), loss=("ns",),
-                      stabilizer=("none", "spectral_norm", "r1", "ema"))
+    executors = args.executor or ["inline", "processes", "ray"]
+    if "ray" in executors and not args.executor:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            executors.remove("ray")
+            print("ray is not installed (pip install 'ganzoo[ray]'): skipping the ray executor")
     jobs = default_jobs("cpu")
-    times: dict[str, list[float]] = {"inline": [], "processes": []}
+    labels = {"inline": f"inline (1 process, {torch.get_num_threads()} threads)",
+              "processes": f"processes ({jobs} workers, 1 thread each)",
+              "ray": f"ray (local instance, {jobs} CPUs, 1 per task)"}
+    times: dict[str, list[float]] = {name: [] for name in executors}
+    runs = 0
     for _ in range(args.rounds):
-        times["inline"].append(sweep_seconds("inline", None, args.kimg, filters))
-        times["processes"].append(sweep_seconds("processes", jobs, args.kimg, filters))
-    inline, pooled = min(times["inline"]), min(times["processes"])
-    print(f"12 runs of {args.kimg:g} kimg on the CPU, best of {args.rounds}")
-    print(f"{'executor':<44}{'best s':>9}{'median s':>10}{'speed-up':>10}")
-    print(f"{'inline (1 process, ' + str(torch.get_num_threads()) + ' threads)':<44}{inline:>9.1f}"
-          f"{statistics.median(times['inline']):>10.1f}{1.0:>9.2f}x")
-    print(f"{'processes (' + str(jobs) + ' workers, 1 thread each)':<44}{pooled:>9.1f}"
-          f"{statistics.median(times['processes']):>10.1f}{inline / pooled:>9.2f}x")
+        for name in executors:
+            seconds, runs = sweep_seconds(name, None if name == "inline" else jobs, args.kimg)
+            times[name].append(seconds)
+    first = min(times[executors[0]])
+    print(f"{runs} runs of {args.kimg:g} kimg (digits DCGAN/NS x 4 stacks x 3 seeds) on the CPU, best of {args.rounds}")
+    print(f"{'executor':<44}{'best s':>9}{'median s':>10}{'runs/hour':>11}{'vs ' + executors[0]:>12}")
+    for name in executors:
+        best = min(times[name])
+        print(f"{labels[name]:<44}{best:>9.1f}{statistics.median(times[name]):>10.1f}{runs / best * 3600:>11.0f}"
+              f"{first / best:>11.2f}x")
+    if "ray" in executors:
+        print(f"(a local Ray instance takes {ray_start_seconds():.1f} s to start and stop; a sweep on a running "
+              "cluster, --address, does not pay it)")
 
 
 if __name__ == "__main__":
