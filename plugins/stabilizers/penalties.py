@@ -118,18 +118,20 @@ class LeCam(Stabilizer):
         if weight < 0 or not 0.0 <= decay < 1.0:
             raise ValueError(f"lecam: need weight >= 0 and decay in [0, 1), got weight={weight}, decay={decay}")
         self.weight, self.decay = float(weight), float(decay)
-        self.anchor_real: float | None = None
-        self.anchor_fake: float | None = None
+        # The anchors stay on D's device (float64, as Python floats would be): reading them back every D
+        # step would stall a GPU on each one. They become floats only in the checkpoint.
+        self.anchor_real: torch.Tensor | None = None
+        self.anchor_fake: torch.Tensor | None = None
 
     def d_penalty(self, ctx: StepContext) -> torch.Tensor:
         _require(ctx, "real_logits", "fake_logits")
         # Before the first update the anchors are the current batch means (detached), not an arbitrary 0.
-        anchor_real = ctx.real_logits.detach().mean().item() if self.anchor_real is None else self.anchor_real
-        anchor_fake = ctx.fake_logits.detach().mean().item() if self.anchor_fake is None else self.anchor_fake
+        anchor_real = _batch_mean(ctx.real_logits) if self.anchor_real is None else self.anchor_real
+        anchor_fake = _batch_mean(ctx.fake_logits) if self.anchor_fake is None else self.anchor_fake
         return self.weight * lecam_penalty(ctx.real_logits, ctx.fake_logits, anchor_real, anchor_fake)
 
     def after_d_step(self, ctx: StepContext) -> None:
-        real_mean, fake_mean = ctx.real_logits.detach().mean().item(), ctx.fake_logits.detach().mean().item()
+        real_mean, fake_mean = _batch_mean(ctx.real_logits), _batch_mean(ctx.fake_logits)
         if self.anchor_real is None:
             self.anchor_real, self.anchor_fake = real_mean, fake_mean
             return
@@ -139,11 +141,17 @@ class LeCam(Stabilizer):
     def state_dict(self) -> dict:
         if self.anchor_real is None:
             return {}
-        return {"anchor_real": self.anchor_real, "anchor_fake": self.anchor_fake}
+        return {"anchor_real": float(self.anchor_real), "anchor_fake": float(self.anchor_fake)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.anchor_real = state.get("anchor_real")
-        self.anchor_fake = state.get("anchor_fake")
+        self.anchor_real, self.anchor_fake = (
+            None if state.get(key) is None else torch.tensor(state[key], dtype=torch.float64)
+            for key in ("anchor_real", "anchor_fake"))
+
+
+def _batch_mean(logits: torch.Tensor) -> torch.Tensor:
+    """The detached mean logit in float64, where it stays (no read-back to the host)."""
+    return logits.detach().mean().double()
 
 
 def random_flip(x: torch.Tensor) -> torch.Tensor:
