@@ -28,7 +28,7 @@ from .registry import Registry, get_registry
 from .spec import RunSpec
 from .store import Store, StoreError, held_elsewhere
 from .suite import Suite, SuiteError
-from .train import RunOptions, run
+from .train import RunOptions, protocol_of, run
 
 REAL_DATA_SEED = 2_000_003  # the real-data row draws its samples from its own stream
 PROBE_BATCHES = 6  # training steps timed per combination by --dry-run's estimate
@@ -75,7 +75,8 @@ def record_real_data(grid: Grid, store: Store, suite: str, registry: Registry, d
     known = {r.get("key") for r in store.references(suite).values()}
     seen = set()
     for spec in grid.specs:
-        key = json.dumps([spec.dataset.name, spec.dataset.hparams, spec.canonical()["protocol"]], sort_keys=True)
+        key = json.dumps([spec.dataset.name, spec.dataset.hparams, spec.canonical()["protocol"]]
+                         + ([] if spec.compute.is_default else [spec.canonical()["compute"]]), sort_keys=True)
         if key in known or key in seen:
             continue
         seen.add(key)
@@ -103,7 +104,8 @@ def real_data_metrics(spec: RunSpec, registry: Registry, device: torch.device) -
 
     metrics = dict(evaluator(sample))
     metrics.update(dataset.extra_metrics(torch.cat(kept)[: spec.protocol.n_fake]))
-    return {k: float(v) for k, v in metrics.items()}, dataset.real_samples_note, evaluator.fingerprint
+    # Filed under the fingerprint of the runs it stands beside (theirs includes how they were trained).
+    return {k: float(v) for k, v in metrics.items()}, dataset.real_samples_note, protocol_of(evaluator, spec)[1]
 
 
 def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = None, filters: Filters = Filters(),
@@ -112,7 +114,6 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
           ray_settings: dict | None = None, progress: bool = True,
           echo: Callable[[str], None] = print) -> BenchSummary:
     """Train every run of the suite's grid that is not finished yet, then write the leaderboard.
-
     ``keep_checkpoints``: keep each finished run's training state (D, optimisers), not only its evaluated G.
     ``ray_settings``: with ``executor="ray"``, ``RayExecutor``'s settings (address, runs_per_gpu, storage...).
     """

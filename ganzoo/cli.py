@@ -120,6 +120,13 @@ def _filter_options(func):
 @click.option("--ray-storage", type=click.Choice(["shared", "ship"]), default="shared", show_default=True,
               help="With --executor ray: shared: every node writes run folders in --results-dir (same path on "
               "every node); ship: runs train in a temporary folder and their files are sent back to the driver.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="Train in bf16 autocast instead of the suite's precision (fp32 by default). Part of each run's spec "
+              "and protocol: such runs rank in tables of their own.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="Image data, G and D in NHWC memory format (default: the suite's setting). Part of the spec.")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile G and D (default: the suite's setting). Part of the spec.")
 @click.option("--keep-checkpoints", is_flag=True,
               help="Keep each finished run's training state (D, optimiser states), not only its evaluated G.")
 @click.option("--dry-run", is_flag=True, help="Print the grid, its size and estimated time; train nothing.")
@@ -127,7 +134,7 @@ def _filter_options(func):
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def bench_command(all_, suite, results_dir, seeds, kimg, g_steps, generator_patterns, discriminator_patterns,
                   loss_patterns, stabilizer_patterns, dataset_patterns, device, executor, jobs, address, runs_per_gpu,
-                  ray_storage, keep_checkpoints, dry_run, no_estimate, progress):
+                  ray_storage, precision, channels_last, compile_, keep_checkpoints, dry_run, no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
     from .grid import Filters
     from .suite import load_suite
@@ -155,11 +162,18 @@ def bench_command(all_, suite, results_dir, seeds, kimg, g_steps, generator_patt
     with user_errors():
         _run_bench(registry, load_suite(suite), filters, list(range(seeds)) if seeds else None,
                    {"kimg": kimg, "g_steps": g_steps}, results_dir, device, executor, jobs, dry_run, no_estimate,
-                   progress, keep_checkpoints=keep_checkpoints, ray_settings=ray_settings)
+                   progress, keep_checkpoints=keep_checkpoints, ray_settings=ray_settings,
+                   compute={"precision": precision, "channels_last": channels_last, "compile": compile_})
 
 
 def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, device, executor, jobs, dry_run,
-               no_estimate, progress, keep_checkpoints=False, ray_settings=None) -> None:
+               no_estimate, progress, keep_checkpoints=False, ray_settings=None, compute=None) -> None:
+    from dataclasses import replace
+
+    overrides = {k: v for k, v in (compute or {}).items() if v is not None}
+    if overrides:  # applied to every run; the suite's own [compute] settings the rest
+        the_suite = replace(the_suite, datasets=[replace(plan, compute=replace(plan.compute, **overrides))
+                                                 for plan in the_suite.datasets])
     from .bench import bench, estimate
     from .grid import build_grid
 

@@ -102,7 +102,7 @@ def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str,
     from .artifacts import load_checkpoint
     from .build import load_generator
     from .metrics import Evaluator
-    from .train import evaluate_generator
+    from .train import evaluate_generator, protocol_of
 
     registry = get_registry()
     state = load_checkpoint(path, device)
@@ -111,7 +111,8 @@ def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str,
     evaluator = Evaluator(dataset, spec.protocol, device, registry=registry)
     metrics = evaluate_generator(generator, evaluator, dataset, spec, device)
     recorded = (state.get("evals") or [{}])[-1]
-    return metrics, {**evaluator.protocol_record(), "fingerprint": evaluator.fingerprint}, recorded
+    record, fingerprint = protocol_of(evaluator, spec)
+    return metrics, {**record, "fingerprint": fingerprint}, recorded
 
 
 def _run_checkpoint(text: str) -> Path | None:

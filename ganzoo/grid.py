@@ -130,6 +130,7 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
                 budget=budget,
                 optim=plan.optim,
                 protocol=plan.protocol,
+                compute=plan.compute,
             ))
 
 

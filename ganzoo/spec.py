@@ -117,6 +117,39 @@ class Optim:
         checks.whole(self.d_steps, "optim.d_steps")
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How training computes. It changes the numbers, so it is part of a run's spec, id and protocol record.
+
+    In a suite's ``[compute]`` table (or a dataset's), or ``ganzoo bench --precision bf16 --channels-last --compile``.
+    Leaderboards stay fp32 by default; runs under other settings rank in tables of their own.
+
+    Args:
+        precision: ``"fp32"``, or ``"bf16"``: G's and D's forward passes and the losses under ``torch.autocast``
+            in bfloat16 (weights, optimiser states and evaluation stay float32).
+        channels_last: image data, G and D in the NHWC memory format (faster convolutions on GPUs).
+        compile: ``torch.compile`` G and D (``nn.Module.compile``: the checkpoint's weight names do not change).
+    """
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f'compute.precision must be one of {PRECISIONS}, got "{self.precision}"')
+        for key in ("channels_last", "compile"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"compute.{key} must be true or false, got {getattr(self, key)!r}")
+
+    @property
+    def is_default(self) -> bool:
+        return self == Compute()
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One training run: dataset, G, D, loss, stabilizer stack, seed, budget, optimiser and protocol."""
@@ -131,10 +164,13 @@ class RunSpec:
     budget: Budget
     optim: Optim
     protocol: EvalProtocol
+    compute: Compute = Compute()
 
     def canonical(self) -> dict[str, Any]:
         """JSON-ready, key-sorted form: the input of ``run_id`` and what the store keeps."""
         data = asdict(self)
+        if self.compute.is_default:  # added after run ids existed: left out at its default, so old ids stay
+            del data["compute"]
         data["budget"] = self.budget.canonical()
         data["protocol"]["metrics"] = list(data["protocol"]["metrics"])
         return json.loads(json.dumps(data, sort_keys=True, default=_jsonable))
@@ -168,6 +204,7 @@ class RunSpec:
             budget=Budget(**data["budget"]),
             optim=Optim(**optim),
             protocol=EvalProtocol(**protocol),
+            compute=Compute(**data.get("compute", {})),
         )
 
 

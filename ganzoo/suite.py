@@ -16,7 +16,7 @@ from typing import Any
 
 from .contracts import EvalProtocol
 from .judgement import parse_criterion
-from .spec import Budget, ComponentRef, Optim
+from .spec import Budget, ComponentRef, Compute, Optim
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,9 +27,9 @@ DEFAULT_SUITE = "default"
 DESIGNS = ("one-factor", "full")
 AXES = ("generator", "discriminator", "loss", "stack")
 TOP_LEVEL_KEYS = {"name", "description", "design", "seeds", "budget", "optim", "eval", "stacks", "auto_stacks",
-                  "datasets", "components", "hparams"}
+                  "datasets", "components", "hparams", "compute"}
 DATASET_KEYS = {"name", "hparams", "baseline", "budget", "optim", "eval", "components", "component_hparams",
-                "success", "extra", "seeds"}
+                "success", "extra", "seeds", "compute"}
 
 
 class SuiteError(ValueError):
@@ -50,6 +50,7 @@ class DatasetPlan:
     success: list[str] | None = None  # success criterion at this budget; None: the dataset's own
     seeds: list[int] | None = None  # this dataset's seeds; None: the suite's
     extra: list[dict[str, str]] = field(default_factory=list)  # combinations beyond the design (axes -> names)
+    compute: Compute = Compute()  # fp32, no channels_last, no compile: the leaderboards' default
 
 
 @dataclass
@@ -172,7 +173,9 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
                          "and g_steps")
     optim_table = {**raw.get("optim", {}), **entry.get("optim", {})}
     eval_table = {**raw.get("eval", {}), **entry.get("eval", {})}
+    compute_table = {**raw.get("compute", {}), **entry.get("compute", {})}
     try:
+        compute = Compute(**compute_table)
         budget = Budget(**budget_table)
         optim = Optim(**{k: (tuple(v) if k == "betas" else v) for k, v in optim_table.items()})
         if isinstance(eval_table.get("metrics"), list):  # TOML lists; a bare string is refused by EvalProtocol
@@ -181,6 +184,7 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
     except TypeError as exc:
         raise SuiteError(f"{where}: {exc}. Budget keys: {[f.name for f in dataclasses.fields(Budget)]}; "
                          f"optim keys: {list(Optim.KEYS)}; "
+                         f"compute keys: {[f.name for f in dataclasses.fields(Compute)]}; "
                          f"eval keys: {[f.name for f in dataclasses.fields(EvalProtocol)]}") from exc
     except ValueError as exc:  # a value out of range (a budget in the wrong unit, a negative count)
         raise SuiteError(f"{where}: {exc}") from exc
@@ -226,4 +230,5 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         success=success,
         seeds=_seeds(entry["seeds"], where) if "seeds" in entry else None,
         extra=[{k: str(v) for k, v in e.items()} for e in extra],
+        compute=compute,
     )

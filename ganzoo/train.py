@@ -8,6 +8,7 @@ records images, G steps and D steps, whichever the unit.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import time
@@ -23,7 +24,7 @@ from .build import Models, build_models, eval_generator, resolve_device, samplin
 from .contracts import StepContext
 from .records import DIVERGED, DONE, FAILED, RunResult
 from .registry import Registry, get_registry
-from .spec import RunSpec
+from .spec import Compute, RunSpec
 
 # RunResult lives in ganzoo.records; kept importable from here.
 __all__ = ["RunOptions", "RunResult", "evaluate_generator", "run", "train"]
@@ -112,7 +113,7 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
         result.g_steps += 1
 
         # Losses are summed on the device; checking them for NaN syncs it, so only every few steps.
-        r.loss_sums += torch.stack([d_loss.detach(), g_loss.detach()])
+        r.loss_sums += torch.stack([d_loss.detach().float(), g_loss.detach().float()])
         r.loss_count += 1
         if result.g_steps % DIVERGENCE_CHECK_EVERY == 0 and not torch.isfinite(r.loss_sums).all():
             return _diverged(r, f"non-finite loss at G step {result.g_steps}")
@@ -139,15 +140,49 @@ def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registr
     from .metrics import Evaluator  # heavy import, only for runs
 
     models = build_models(spec, registry, device)
+    _apply_compute(models, spec.compute)
     opt_g = torch.optim.Adam(models.generator.parameters(), lr=models.optim.lr_g, betas=models.optim.betas)
     opt_d = torch.optim.Adam(models.discriminator.parameters(), lr=models.optim.lr_d, betas=models.optim.betas)
     evaluator = Evaluator(models.dataset, spec.protocol, device, registry=registry)  # the real side, once
+    protocol, fingerprint = protocol_of(evaluator, spec)
     result = RunResult(spec.run_id, DONE, device=describe_device(device, options.runs_per_device),
-                       protocol=evaluator.protocol_record(), fingerprint=evaluator.fingerprint)
+                       protocol=protocol, fingerprint=fingerprint)
     if torch.cuda.is_available() and device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     return _Run(spec, run_dir, device, models, opt_g, opt_d, torch.Generator(device=device).manual_seed(spec.seed),
                 evaluator, result, options, loss_sums=torch.zeros(2, device=device))
+
+
+def protocol_of(evaluator, spec: RunSpec) -> tuple[dict[str, Any], str]:
+    """(record, fingerprint) of what a run's numbers come from: the evaluation protocol and, when it is not the
+    fp32 default, how training computed. Runs trained in bf16 (or compiled) therefore rank in tables of their own.
+    """
+    if spec.compute.is_default:
+        return evaluator.protocol_record(), evaluator.fingerprint
+    from .metrics.evaluate import fingerprint_of
+
+    record = {**evaluator.protocol_record(), "training_compute": asdict(spec.compute)}
+    return record, fingerprint_of(record)
+
+
+def _apply_compute(models: Models, compute: Compute) -> None:
+    """channels_last and torch.compile, in place (the checkpoint's weight names stay those of plain modules)."""
+    if compute.channels_last and models.dataset.spec.modality == "image":
+        models.generator.to(memory_format=torch.channels_last)
+        models.discriminator.to(memory_format=torch.channels_last)
+        data = getattr(models.dataset, "data", None)
+        if isinstance(data, torch.Tensor) and data.dim() == 4:
+            models.dataset.data = data.contiguous(memory_format=torch.channels_last)
+    if compute.compile:
+        models.generator.compile()
+        models.discriminator.compile()
+
+
+def _autocast(r: _Run):
+    """bf16 autocast around forward passes and losses when the spec asks for it; backward runs outside."""
+    if r.spec.compute.precision == "bf16":
+        return torch.autocast(r.device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _next_mark(spent: int, every: int) -> int:
@@ -160,11 +195,12 @@ def _d_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
     m = r.models
     real = m.dataset.sample(batch, r.data_rng)
     z = torch.randn(batch, m.generator.latent_dim, generator=r.data_rng, device=r.device)
-    with torch.no_grad():
-        fake = m.generator(z)
-    ctx.real, ctx.fake = _augment(m, real, ctx), _augment(m, fake, ctx)
-    ctx.real_logits, ctx.fake_logits = m.discriminator(ctx.real).view(-1), m.discriminator(ctx.fake).view(-1)
-    d_loss = m.loss.d_loss(ctx.real_logits, ctx.fake_logits, **m.d_loss_kwargs) + _penalties(m, "d_penalty", ctx)
+    with _autocast(r):
+        with torch.no_grad():
+            fake = m.generator(z)
+        ctx.real, ctx.fake = _augment(m, real, ctx), _augment(m, fake, ctx)
+        ctx.real_logits, ctx.fake_logits = m.discriminator(ctx.real).view(-1), m.discriminator(ctx.fake).view(-1)
+        d_loss = m.loss.d_loss(ctx.real_logits, ctx.fake_logits, **m.d_loss_kwargs) + _penalties(m, "d_penalty", ctx)
     r.opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     for stabilizer in m.stabilizers:
@@ -179,10 +215,11 @@ def _g_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
     """One G update through D; relativistic losses also need D's view of the last real batch."""
     m = r.models
     z = torch.randn(batch, m.generator.latent_dim, generator=r.data_rng, device=r.device)
-    ctx.fake = _augment(m, m.generator(z), ctx)
-    ctx.fake_logits = m.discriminator(ctx.fake).view(-1)
-    ctx.real_logits = m.discriminator(ctx.real.detach()).view(-1) if m.loss.uses_real_logits_in_g else None
-    g_loss = m.loss.g_loss(ctx.fake_logits, ctx.real_logits) + _penalties(m, "g_penalty", ctx)
+    with _autocast(r):
+        ctx.fake = _augment(m, m.generator(z), ctx)
+        ctx.fake_logits = m.discriminator(ctx.fake).view(-1)
+        ctx.real_logits = m.discriminator(ctx.real.detach()).view(-1) if m.loss.uses_real_logits_in_g else None
+        g_loss = m.loss.g_loss(ctx.fake_logits, ctx.real_logits) + _penalties(m, "g_penalty", ctx)
     r.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     for stabilizer in m.stabilizers:
