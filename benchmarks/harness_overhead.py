@@ -10,11 +10,14 @@ the same spec twice per round in this process, alternately:
   optimisers and the textbook loop: D step on a real and a detached fake batch, G step, nothing else.
 
 Both draw real batches and latents from one generator seeded the same, so both do exactly the same
-arithmetic; the script checks that the final G weights are equal. Printed per dataset: median seconds
-of each, the ratio of the whole run (build, loop, checkpoint and samples; evaluation excluded) and of the
-training loop alone. The last line is the worst whole-run ratio: ``ratio=<ganzoo time / plain time>``.
+arithmetic; the script checks that the final G weights are equal. Each round runs both back to back (in
+alternating order), and the ratio of the pair is the measurement: a shared CPU's speed drifts by 10% and
+more over minutes, which a ratio of separate medians would carry. Printed per dataset: median seconds of
+each, and the median and range of the paired ratios for the whole run (build, loop, checkpoint and
+samples; evaluation excluded) and for the training loop alone. The last line is the larger of the two
+datasets' whole-run median ratios: ``ratio=<ganzoo time / plain time>``.
 
-    python benchmarks/harness_overhead.py                # both baselines, 3 rounds, default budgets
+    python benchmarks/harness_overhead.py                # both baselines, 5 rounds, default budgets
     python benchmarks/harness_overhead.py --dataset ring8 --g-steps 500 --rounds 5
 """
 
@@ -93,28 +96,30 @@ def plain_run(spec, device) -> tuple[float, float, dict]:
 
 
 def measure(dataset: str, g_steps: int | None, rounds: int, device) -> float:
+    """The median over rounds of the paired ratio ganzoo / plain (each round runs both, in alternating order)."""
     spec = baseline_spec(dataset, g_steps)
     short = replace(spec, budget=replace(spec.budget, g_steps=10))
     ganzoo_run(short, device), plain_run(short, device)  # warm-up: lazy imports (the 2-D scatter's matplotlib)
-    times = {"ganzoo": [], "plain": []}
-    for _ in range(rounds):
-        ours, theirs = ganzoo_run(spec, device), plain_run(spec, device)
-        times["ganzoo"].append(ours[:2])
-        times["plain"].append(theirs[:2])
-    same = all(torch.equal(ours[2][k], theirs[2][k]) for k in theirs[2])
-    whole = {k: statistics.median(t[0] for t in v) for k, v in times.items()}
-    loop = {k: statistics.median(t[1] for t in v) for k, v in times.items()}
-    ratio = whole["ganzoo"] / whole["plain"]
+    whole, loop, same = [], [], True
+    for i in range(rounds):
+        if i % 2:  # alternate the order, so that a drift of the machine's speed favours neither
+            theirs, ours = plain_run(spec, device), ganzoo_run(spec, device)
+        else:
+            ours, theirs = ganzoo_run(spec, device), plain_run(spec, device)
+        whole.append((ours[0], theirs[0]))
+        loop.append((ours[1], theirs[1]))
+        same = same and all(torch.equal(ours[2][k], theirs[2][k]) for k in theirs[2])
     print(f"{dataset} ({spec.combination}, {spec.budget.g_steps} G steps, batch {spec.budget.batch_size}, "
-          f"{rounds} rounds, median):")
-    print(f"  whole run less evaluation: ganzoo {whole['ganzoo']:.2f} s, plain {whole['plain']:.2f} s, "
-          f"ratio {ratio:.3f}")
-    print(f"  training loop alone:       ganzoo {loop['ganzoo']:.2f} s, plain {loop['plain']:.2f} s, "
-          f"ratio {loop['ganzoo'] / loop['plain']:.3f}")
+          f"{rounds} rounds):")
+    for label, pairs in (("whole run less evaluation", whole), ("training loop alone", loop)):
+        ratios = sorted(a / b for a, b in pairs)
+        print(f"  {label + ':':<27} ganzoo {statistics.median(a for a, _ in pairs):.2f} s, plain "
+              f"{statistics.median(b for _, b in pairs):.2f} s (medians); paired ratio median "
+              f"{statistics.median(ratios):.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f}")
     print(f"  same final G weights: {same}")
     if not same:
         raise SystemExit("the two loops did different work: the comparison is void")
-    return ratio
+    return statistics.median(a / b for a, b in whole)
 
 
 def main() -> None:
@@ -122,7 +127,7 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["ring8", "digits"], action="append",
                         help="repeatable; default: both")
     parser.add_argument("--g-steps", type=int, default=None, help="default: the suite's budget")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: as a sweep's worker processes)")
     args = parser.parse_args()
