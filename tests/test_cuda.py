@@ -57,3 +57,17 @@ def test_determinism_on_cuda_is_close(tmp_path):
     b = run(spec, tmp_path / "b", "cuda", registry)
     assert a.status == b.status == "done"
     assert a.final["fid"] == pytest.approx(b.final["fid"], rel=1e-3)
+
+
+def test_runs_packed_on_one_gpu_train_and_say_so(tmp_path):
+    """--jobs 2 --device cuda: two worker processes share the GPU; each run's record names the packing."""
+    from ganzoo.executor import ProcessExecutor
+
+    registry = build_registry()
+    specs = build_grid(load_suite("default"), registry, Filters(dataset=("digits",), stabilizer=("none",),
+                                                                generator=("dcgan",), discriminator=("dcgan",)),
+                       seeds=[0, 1], g_steps=20).specs
+    results = list(ProcessExecutor("cuda", jobs=2).execute([(s, tmp_path / s.run_id) for s in specs],
+                                                           lambda spec: True))
+    assert [r.status for r in results] == ["done", "done"], [r.error for r in results]
+    assert all(r.device.endswith(", 2 runs per GPU)") and r.peak_mem_mb > 0 for r in results)

@@ -233,3 +233,14 @@ def test_a_finished_run_whose_record_was_lost_is_recovered_not_trained_again(reg
     again = run(spec, tmp_path, "cpu", registry)
     assert again.status == DONE, again.error
     assert again == first
+
+
+def test_the_device_record_names_the_runs_sharing_a_gpu(monkeypatch):
+    from ganzoo.train import describe_device
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert describe_device(torch.device("cuda"), 3) == "cuda (NVIDIA H100 80GB HBM3, 3 runs per GPU)"
+    assert describe_device(torch.device("cuda")) == "cuda (NVIDIA H100 80GB HBM3)"
+    threads = torch.get_num_threads()
+    expected = f"cpu ({threads} thread{'s' if threads != 1 else ''})"
+    assert describe_device(torch.device("cpu"), 3) == expected  # CPU workers each have their own cores
