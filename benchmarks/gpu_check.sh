@@ -39,16 +39,16 @@ missing = [m for m in ("ganzoo", "timm", "pluggy", "click", "scipy", "pandas", "
 print("missing modules:", ", ".join(missing) or "none")
 raise SystemExit(0 if torch.cuda.is_available() and "ganzoo" not in missing else 1)'
 
-step "cuda tests" 60 "$PY" -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py
+step "cuda tests" 75 "$PY" -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py
 
 # The default suite's digits slice (every architecture and image stabilizer once), one seed, 300 G steps.
-step "short bench on cuda" 60 "$PY" -m ganzoo bench --all --dataset digits --seeds 1 --g-steps 300 --device cuda \
+step "short bench on cuda" 55 "$PY" -m ganzoo bench --all --dataset digits --seeds 1 --g-steps 300 --device cuda \
   --results-dir "$OUT_DIR/bench" --no-progress
 
-step "harness overhead on cuda" 45 "$PY" benchmarks/harness_overhead.py --device cuda --dataset digits \
+step "harness overhead on cuda" 40 "$PY" benchmarks/harness_overhead.py --device cuda --dataset digits \
   --g-steps 500 --rounds 2
 
-step "packing and projection" 105 "$PY" benchmarks/gpu_throughput.py --device cuda --packs 1 4 8 --kimg 8 --probes 14
+step "packing and projection" 100 "$PY" benchmarks/gpu_throughput.py --device cuda --packs 1 4 8 --kimg 8 --probes 14
 
 echo
 if [ ${#failed[@]} -eq 0 ]; then
