@@ -11,7 +11,9 @@ over the rest of the grid. Definitions: README, "Reading a leaderboard".
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -54,16 +56,36 @@ def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = Non
     groups = dict(list(runs.groupby(ROW_KEYS, dropna=False, sort=False)))
     # The headline of each experiment's finished seeds, read once: the row's statistics and its test use it.
     values = {key: headline_values(group, judgements.get(key[0], DEFAULT_JUDGEMENT)) for key, group in groups.items()}
-    board = pd.DataFrame([_row(key, group, values[key], judgements.get(key[0], DEFAULT_JUDGEMENT))
-                          for key, group in groups.items()])
-    tables = []
-    for (dataset, _), table in board.groupby(TABLE_KEYS, sort=True):
-        judgement = judgements.get(dataset, DEFAULT_JUDGEMENT)
-        table = _rank(table, judgement)
-        baseline = ((suite_record or {}).get("datasets", {}).get(dataset, {}).get("baseline")
-                    if (suite_record or {}).get("design", "one-factor") == "one-factor" else None)
-        tables.append(_against_baseline(table, values, baseline, judgement))
+    # The bootstraps are most of a large board's time. Each draws its own seeded resamples and numpy draws
+    # without holding the GIL, so rows are summarised and tested in threads: the same numbers, on all cores.
+    with ThreadPoolExecutor(max_workers=_cores()) as pool:
+        summaries = _summaries(values, judgements, pool)
+        board = pd.DataFrame([_row(key, group, summaries[key], judgements.get(key[0], DEFAULT_JUDGEMENT))
+                              for key, group in groups.items()])
+        tables = []
+        for (dataset, _), table in board.groupby(TABLE_KEYS, sort=True):
+            judgement = judgements.get(dataset, DEFAULT_JUDGEMENT)
+            table = _rank(table, judgement)
+            baseline = ((suite_record or {}).get("datasets", {}).get(dataset, {}).get("baseline")
+                        if (suite_record or {}).get("design", "one-factor") == "one-factor" else None)
+            tables.append(_against_baseline(table, values, baseline, judgement, pool))
     return pd.concat(tables, ignore_index=True)
+
+
+def _summaries(values: Mapping[tuple, np.ndarray], judgements: Mapping[str, Judgement],
+               pool: Executor) -> dict[tuple, dict]:
+    """``stats.summarize`` of each row's values, rows side by side in ``pool``."""
+    def summary(key: tuple) -> dict:
+        judgement = judgements.get(key[0], DEFAULT_JUDGEMENT)
+        return stats.summarize(values[key], judgement.lower_is_better, n_resamples=N_RESAMPLES)
+
+    return dict(zip(values, pool.map(summary, values), strict=True))
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's share, not the host's), at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cores or 1))
 
 
 def headline_values(runs: pd.DataFrame, judgement: Judgement) -> np.ndarray:
@@ -72,7 +94,8 @@ def headline_values(runs: pd.DataFrame, judgement: Judgement) -> np.ndarray:
     return done[judgement.headline].astype(float).to_numpy() if judgement.headline in done else np.array([])
 
 
-def _row(key: tuple, group: pd.DataFrame, values: np.ndarray, judgement: Judgement) -> dict[str, Any]:
+def _row(key: tuple, group: pd.DataFrame, summary: dict[str, float], judgement: Judgement) -> dict[str, Any]:
+    """One experiment's row; ``summary``: ``stats.summarize`` of its finished seeds' headline."""
     done = group[group["status"] == DONE]
     first = group.iloc[0]
     row: dict[str, Any] = dict(zip(ROW_KEYS, key, strict=True))
@@ -88,7 +111,6 @@ def _row(key: tuple, group: pd.DataFrame, values: np.ndarray, judgement: Judgeme
     successes = group.get("success", pd.Series(dtype=object)).dropna()
     row["success"] = float(successes.astype(bool).sum()) / n if len(successes) else math.nan
     row["headline"] = judgement.headline
-    summary = stats.summarize(values, judgement.lower_is_better, n_resamples=N_RESAMPLES)
     row.update({k: summary[k] for k in ("mean", "std", "median", "q25", "q75", "iqr", "ci_low", "ci_high", "worst")})
     row["oscillation"] = _median(group.get("oscillation"))
     row["dropped"] = _mean(group.get("dropped"))
@@ -128,8 +150,9 @@ def _rank(table: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
 
 
 def _against_baseline(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], baseline: Mapping[str, str] | None,
-                      judgement: Judgement) -> pd.DataFrame:
-    """Welch's test of each row against the baseline row over seeds, Holm-corrected across the table."""
+                      judgement: Judgement, pool: Executor) -> pd.DataFrame:
+    """Welch's test of each row against the baseline row over seeds, Holm-corrected across the table; the rows'
+    tests side by side in ``pool``."""
     table = table.copy()
     for col in ("diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "cliffs_delta", "flip_rate"):
         table[col] = math.nan
@@ -143,24 +166,27 @@ def _against_baseline(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], b
     base = table.loc[matches[0]]
     table.loc[matches[0], "is_baseline"] = True
     base_values = values[tuple(base[ROW_KEYS])]
-    for index, row in table.iterrows():
-        if index == matches[0]:
-            continue
-        result = stats.compare(base_values, values[tuple(row[ROW_KEYS])], judgement.lower_is_better,
-                               n_resamples=N_RESAMPLES)
-        table.loc[index, ["diff", "diff_ci_low", "diff_ci_high", "p", "cliffs_delta", "flip_rate"]] = [
-            result.diff, result.ci_low, result.ci_high, result.p, result.cliffs_delta, result.flip_rate]
+    keys = dict(zip(table.index, zip(*(table[k] for k in ROW_KEYS), strict=True), strict=True))
+    others = [index for index in table.index if index != matches[0]]
+    results = list(pool.map(lambda index: stats.compare(
+        base_values, values[keys[index]], judgement.lower_is_better, n_resamples=N_RESAMPLES), others))
+    if others:  # one assignment for the table: a .loc per row costs more than a small table's tests
+        table.loc[others, ["diff", "diff_ci_low", "diff_ci_high", "p", "cliffs_delta", "flip_rate"]] = [
+            [r.diff, r.ci_low, r.ci_high, r.p, r.cliffs_delta, r.flip_rate] for r in results]
     table["p_holm"] = stats.holm(table["p"].to_numpy(dtype=float))
-    for index, row in table.iterrows():
-        if row["is_baseline"]:
-            table.loc[index, "verdict"] = "baseline"
-        elif math.isnan(row["p_holm"]):
-            table.loc[index, "verdict"] = "too few seeds"
-        elif row["p_holm"] < ALPHA:
-            table.loc[index, "verdict"] = "better" if judgement.better(row["mean"], base["mean"]) else "worse"
-        else:
-            table.loc[index, "verdict"] = "n.s."
+    table["verdict"] = [_verdict(is_baseline, p_holm, mean, base["mean"], judgement) for is_baseline, p_holm, mean
+                        in zip(table["is_baseline"], table["p_holm"], table["mean"], strict=True)]
     return table
+
+
+def _verdict(is_baseline: bool, p_holm: float, mean: float, base_mean: float, judgement: Judgement) -> str:
+    if is_baseline:
+        return "baseline"
+    if math.isnan(p_holm):
+        return "too few seeds"
+    if p_holm < ALPHA:
+        return "better" if judgement.better(mean, base_mean) else "worse"
+    return "n.s."
 
 
 def marginals(board: pd.DataFrame, judgements: Mapping[str, Judgement] | None = None) -> pd.DataFrame:

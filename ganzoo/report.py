@@ -9,6 +9,9 @@ runs are the suite ``train`` and never share a table with a sweep.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import gc
 import hashlib
 import json
 from pathlib import Path
@@ -20,7 +23,7 @@ import pandas as pd
 from .judgement import DEFAULT_JUDGEMENT, Judgement
 from .leaderboard import AXES, METRICS, leaderboard, marginals
 from .records import DIVERGED, FINISHED
-from .stability import run_stability
+from .stability import RunStability, run_stability
 from .store import Store
 
 __all__ = ["judgements_of", "leaderboard", "load_runs", "marginals", "read_runs", "to_markdown", "write_report"]
@@ -32,6 +35,7 @@ RUN_COLUMNS = ("run_id", "dataset", "generator", "discriminator", "loss", "stack
                "fingerprint", "error")
 VARIANT_IGNORED = ("seed",)
 UNSTABLE_KINDS = {"n_diverged": DIVERGED, "n_collapsed": "collapsed", "n_degraded": "degraded"}
+STABILITY_FIELDS = tuple(f.name for f in dataclasses.fields(RunStability))
 
 
 def experiment_key(spec: dict[str, Any]) -> str:
@@ -67,16 +71,41 @@ def load_runs(results_dir: str | Path, suite: str | None = None) -> pd.DataFrame
 
 
 def read_runs(store: Store, suite: str | None = None) -> tuple[pd.DataFrame, list[dict], dict[str, list]]:
-    """``load_runs`` from an open store, with the store rows and evaluations it was built from (read once)."""
-    rows = store.runs(suite)
-    evals = store.evals_by_run([row["run_id"] for row in rows])
-    judgements = judgements_of(store, suite, {row["dataset"] for row in rows})
-    records = [_record(row, evals.get(row["run_id"], []), judgements[row["dataset"]]) for row in rows]
+    """``load_runs`` from an open store, with the store rows and evaluations it was built from (read once).
+
+    Of the evaluations, each run's last is whole and the others keep ``g_steps`` and the metrics the report
+    reads over training (``curve_metrics``): decoding every one whole was most of a large report's time.
+    """
+    with _collector_paused():
+        rows = store.runs(suite)
+        judgements = judgements_of(store, suite, {row["dataset"] for row in rows})
+        evals = store.evals_by_run([row["run_id"] for row in rows], metrics=curve_metrics(judgements.values()))
+        records = [_record(row, evals.get(row["run_id"], []), judgements[row["dataset"]]) for row in rows]
     columns = ["run_id", "dataset", "generator", "discriminator", "loss", "stack", "seed", "status"]
     runs = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=columns)
     if records:
         runs["variant"] = _variants(runs, {row["run_id"]: row["spec"] for row in rows})
     return runs, rows, evals
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """No cyclic garbage collection inside: reading 10,000 runs makes millions of small objects, none of them in a
+    cycle, and every pass of the collector walks all that are alive (a fifth of a large report's time). What
+    the report leaves is freed by reference counting when it ends; any cycle waits for the next pass."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def curve_metrics(judgements) -> list[str]:
+    """The metrics read over training: each judgement's headline and tiebreak (plotted, degraded, oscillation)
+    and what it counts modes or classes by (dropped)."""
+    return sorted({m for j in judgements for m in (j.headline, j.tiebreak, j.coverage) if m})
 
 
 def _record(row: dict[str, Any], evals: list[dict[str, Any]], judgement: Judgement) -> dict[str, Any]:
@@ -88,14 +117,20 @@ def _record(row: dict[str, Any], evals: list[dict[str, Any]], judgement: Judgeme
                   n_fake=protocol.get("n_fake"), n_real=protocol.get("n_real"))
     record.update(dict(row["metrics"] or {}))
     if row["status"] in FINISHED and (evals or row["status"] == DIVERGED):
-        record.update(run_stability(row["status"], evals, judgement).as_dict())
+        record.update(_stability_columns(run_stability(row["status"], evals, judgement)))
         record.pop("headline", None)
     return record
 
 
+def _stability_columns(stability: RunStability) -> dict[str, Any]:
+    """``stability.as_dict()`` without ``dataclasses.asdict``'s deep copy of every field (its values are scalars),
+    which cost most of the per-run time of a large report."""
+    return {**{name: getattr(stability, name) for name in STABILITY_FIELDS}, "unstable": stability.unstable}
+
+
 def _variants(runs: pd.DataFrame, specs: dict[str, dict[str, Any]]) -> list[str]:
     """For experiments that share a combination label, the spec entries in which they differ."""
-    label = runs[["dataset", *AXES]].astype(str).agg("/".join, axis=1)
+    label = _joined(runs, ["dataset", *AXES])
     out = pd.Series("", index=runs.index)
     for _, group in runs.groupby(label):
         experiments = group.drop_duplicates("experiment")
@@ -108,6 +143,16 @@ def _variants(runs: pd.DataFrame, specs: dict[str, dict[str, Any]]) -> list[str]
         for index, experiment in zip(group.index, group["experiment"], strict=True):
             out[index] = ", ".join(f"{k}={flat[experiment].get(k)}" for k in differing)
     return out.tolist()
+
+
+def _joined(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """The columns' values as text joined by "/", row by row: ``frame[columns].astype(str).agg("/".join, axis=1)``
+    a column at a time, which is what a report over thousands of runs can afford."""
+    text = frame[columns].astype(str)
+    joined = text[columns[0]]
+    for column in columns[1:]:
+        joined = joined + "/" + text[column]
+    return joined.rename(None)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -291,20 +336,22 @@ def _pm(mean: float, std: float) -> str:
 def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv``, ``runs.csv`` (and ``marginals.csv`` for full designs)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = read_runs(store, suite)[0]
-    record = store.suite_record(suite) if suite else {}
-    judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
-    board = leaderboard(runs, record, judgements)
-    paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "runs.csv"]
-    references = store.references(suite) if suite else {}
-    markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements, references)
-    if record.get("design") == "full" and not board.empty:
-        margins = marginals(board, judgements)
-        paths.append(out_dir / "marginals.csv")
-        margins.to_csv(paths[-1], index=False)
-        markdown += "\n## Marginals (full design)\n\nEach component's mean headline over the rows it appears in:\n\n"
-        markdown += margins.to_markdown(index=False, floatfmt=".4g") + "\n"
-    paths[0].write_text(markdown)
-    board.to_csv(paths[1], index=False)
-    runs.drop(columns=["error"], errors="ignore").to_csv(paths[2], index=False)
+    with _collector_paused():  # the runs read stay alive through the statistics: see _collector_paused
+        runs = read_runs(store, suite)[0]
+        record = store.suite_record(suite) if suite else {}
+        judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
+        board = leaderboard(runs, record, judgements)
+        paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "runs.csv"]
+        references = store.references(suite) if suite else {}
+        markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements, references)
+        if record.get("design") == "full" and not board.empty:
+            margins = marginals(board, judgements)
+            paths.append(out_dir / "marginals.csv")
+            margins.to_csv(paths[-1], index=False)
+            markdown += ("\n## Marginals (full design)\n\nEach component's mean headline over the rows it appears "
+                         "in:\n\n")
+            markdown += margins.to_markdown(index=False, floatfmt=".4g") + "\n"
+        paths[0].write_text(markdown)
+        board.to_csv(paths[1], index=False)
+        runs.drop(columns=["error"], errors="ignore").to_csv(paths[2], index=False)
     return paths

@@ -132,17 +132,21 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
     panels = []
     for metric in metrics:
         by_seed = {}
-        for _, run in seeds.iterrows():
-            run_evals = evals.get(run["run_id"], [])
+        for run_id, seed in zip(seeds["run_id"], seeds["seed"], strict=True):
+            run_evals = evals.get(run_id, [])
             points = list(zip([e.get(unit) for e in run_evals], curve(run_evals, metric), strict=True))
             if points:
-                by_seed[int(run["seed"])] = ([p[0] for p in points], [p[1] for p in points])
+                by_seed[int(seed)] = ([p[0] for p in points], [p[1] for p in points])
         if by_seed:
             panels.append((_label(metric), by_seed))
     curves_png = (learning_curves(panels, "G steps", out_dir / "plots" / f"{anchor}-curves.png").relative_to(out_dir)
                   if panels else None)
     seed_rows = []
-    for _, run in seeds.sort_values("seed").iterrows():
+    # Plain dicts of the columns read below, not iterrows: a Series of every column per seed cost more than the
+    # rest of the section in a large sweep. A column that is absent reads as None either way.
+    read = [c for c in ("run_id", "seed", "status", judgement.headline, "collapsed", "degraded", "success")
+            if c in seeds]
+    for run in seeds.sort_values("seed")[read].to_dict("records"):
         stored = rows[run["run_id"]]
         picture = pictures.picture(stored)
         headline = run.get(judgement.headline)

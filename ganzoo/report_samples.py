@@ -37,7 +37,12 @@ class SamplePictures:
 
     def picture(self, row: dict[str, Any]) -> SamplePicture:
         target = self.out_dir / "samples" / f"{row['run_id']}.png"
-        checkpoint, saved = self._find(row, artifacts.CHECKPOINT), self._find(row, artifacts.SAMPLES)
+        folder = self.run_dir(row["run_id"])
+        # A folder that is gone holds neither file: one look instead of two (a report over thousands of runs
+        # whose folders were pruned makes one per run).
+        kept = folder.is_dir()
+        checkpoint = self._find(folder, artifacts.CHECKPOINT) if kept else None
+        saved = self._find(folder, artifacts.SAMPLES) if kept else None
         if checkpoint is not None and self._is_2d(row):
             try:
                 return self._scatter_from_checkpoint(row, checkpoint, target)
@@ -51,12 +56,12 @@ class SamplePictures:
             return SamplePicture(target, "the samples the run saved at the end" + fallback)
         if row["status"] != DONE:
             return SamplePicture(None, f"no samples: the run is {row['status']}")
-        return SamplePicture(None, f"samples missing: {self.run_dir(row['run_id'])} has neither "
+        return SamplePicture(None, f"samples missing: {folder} has neither "
                                    f"{artifacts.SAMPLES} nor {artifacts.CHECKPOINT} (run folder deleted or moved?)")
 
-    def _find(self, row: dict[str, Any], name: str) -> Path | None:
+    def _find(self, folder: Path, name: str) -> Path | None:
         """The file in the run's folder of this results directory (which may have been moved since)."""
-        path = self.run_dir(row["run_id"]) / name
+        path = folder / name
         return path if path.is_file() else None
 
     def _dataset(self, row: dict[str, Any]):

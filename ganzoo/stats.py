@@ -9,7 +9,9 @@ Shared arguments: ``n_resamples`` bootstrap resamples; ``confidence`` the covera
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -19,6 +21,8 @@ from scipy import stats
 TESTS = ("welch", "mann-whitney")
 SUMMARY_KEYS = ("n", "mean", "std", "median", "q25", "q75", "iqr", "ci_low", "ci_high", "worst", "best")
 NAN_CI = (math.nan, math.nan)
+_WARNING_FILTERS = threading.Lock()
+RESAMPLE_BLOCK = 2**17  # draws per block of resamples: 1 MiB of indices and 1 MiB of values
 
 
 def _clean(values, name: str = "values") -> np.ndarray:
@@ -40,6 +44,41 @@ def _check_resampling(n_resamples: int, confidence: float = 0.95) -> None:
 def _resample(rng: np.random.Generator, values: np.ndarray, n_resamples: int) -> np.ndarray:
     """An (n_resamples, n) matrix of draws with replacement: one vectorised draw instead of a loop."""
     return values[rng.integers(0, len(values), size=(n_resamples, len(values)))]
+
+
+def _resample_means(rng: np.random.Generator, values: np.ndarray, n_resamples: int) -> np.ndarray:
+    """``_resample(rng, values, n_resamples).mean(axis=1)``, drawn a block of rows at a time.
+
+    The generator gives the same numbers however a draw is cut (tests/test_control_plane.py checks it), and
+    a block stays in the CPU cache where two whole (n_resamples, n) matrices would go through memory: a
+    large leaderboard spends most of its time here.
+    """
+    out = np.empty(n_resamples)
+    rows = max(1, RESAMPLE_BLOCK // max(len(values), 1))
+    for start in range(0, n_resamples, rows):
+        # ``drawn`` is only released once the next block is drawn: the allocator then reuses its memory instead
+        # of handing it back to the system and faulting it in again for every block (half the time, measured).
+        drawn = rng.integers(0, len(values), size=(min(rows, n_resamples - start), len(values)))
+        out[start:start + rows] = values[drawn].mean(axis=1)
+    return out
+
+
+def _resampled_means(values: np.ndarray, n_resamples: int, seed: int) -> tuple[np.ndarray, dict]:
+    """The means of the first ``n_resamples`` resamples of ``values`` from ``default_rng(seed)``, and the
+    generator's state after drawing them.
+
+    A leaderboard row's interval and its comparison with the baseline both start with this same draw (same
+    values, same seed); it is most of a large board's time, so it is drawn once.
+    """
+    return _resampled_means_of(values.tobytes(), n_resamples, seed)  # arrays are not hashable; their bytes are
+
+
+@functools.lru_cache(maxsize=256)
+def _resampled_means_of(data: bytes, n_resamples: int, seed: int) -> tuple[np.ndarray, dict]:
+    rng = np.random.default_rng(seed)
+    means = _resample_means(rng, np.frombuffer(data), n_resamples)
+    means.flags.writeable = False  # shared by every caller of the cache
+    return means, rng.bit_generator.state
 
 
 def _percentiles(samples: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -67,6 +106,8 @@ def bootstrap_ci(values, statistic=np.mean, n_resamples: int = 10_000, confidenc
         return NAN_CI
     if len(values) == 1:
         return float(values[0]), float(values[0])
+    if statistic is np.mean:
+        return _percentiles(_resampled_means(values, n_resamples, seed)[0], confidence)
     resamples = _resample(np.random.default_rng(seed), values, n_resamples)
     try:
         estimates = np.asarray(statistic(resamples, axis=1), dtype=float)
@@ -77,8 +118,10 @@ def bootstrap_ci(values, statistic=np.mean, n_resamples: int = 10_000, confidenc
 
 def _bootstrap_diffs(a: np.ndarray, b: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     """mean(b*) - mean(a*) over resamples, each group resampled independently (the seeds are unpaired)."""
+    means_b, state = _resampled_means(b, n_resamples, seed)
     rng = np.random.default_rng(seed)
-    return _resample(rng, b, n_resamples).mean(axis=1) - _resample(rng, a, n_resamples).mean(axis=1)
+    rng.bit_generator.state = state  # where drawing b's resamples left it: a's come next
+    return means_b - _resample_means(rng, a, n_resamples)
 
 
 def bootstrap_diff_ci(a, b, n_resamples: int = 10_000, confidence: float = 0.95,
@@ -106,10 +149,14 @@ def flip_rate(a, b, lower_is_better: bool, n_resamples: int = 10_000, seed: int 
     a, b = _clean(a, "a"), _clean(b, "b")
     if len(a) == 0 or len(b) == 0:
         return math.nan
+    return _flip_share(a, b, _bootstrap_diffs(a, b, n_resamples, seed))
+
+
+def _flip_share(a: np.ndarray, b: np.ndarray, diffs: np.ndarray) -> float:
+    """``flip_rate`` from the bootstrap differences of two non-empty groups."""
     observed = np.sign(b.mean() - a.mean())
-    resampled = np.sign(_bootstrap_diffs(a, b, n_resamples, seed))
     # |sign difference| / 2 is 1 for a reversal, 1/2 when one side is a tie, 0 for the same order.
-    return float(np.mean(np.abs(resampled - observed)) / 2)
+    return float(np.mean(np.abs(np.sign(diffs) - observed)) / 2)
 
 
 def welch_p(a, b) -> float:
@@ -124,7 +171,8 @@ def welch_p(a, b) -> float:
         return math.nan
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return math.nan if a[0] == b[0] else 0.0
-    with warnings.catch_warnings():
+    # The lock: catch_warnings swaps the process's filters, so tests run in threads (a leaderboard's) take turns.
+    with _WARNING_FILTERS, warnings.catch_warnings():
         # scipy warns about "precision loss" for a constant group, which is common (a saturated metric)
         # and harmless here: the other group's variance keeps the standard error positive.
         warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
@@ -237,11 +285,13 @@ def compare(a, b, lower_is_better: bool, test: str = "welch", n_resamples: int =
     diff = mean_b - mean_a
     # NaN and a tie both leave the order undefined.
     better = None if math.isnan(diff) or diff == 0 else bool(diff < 0) == bool(lower_is_better)
-    ci_low, ci_high = bootstrap_diff_ci(a, b, n_resamples, confidence, seed)
+    # The interval and the flip rate read the same resamples (same seed): drawn once, not twice.
+    diffs = _bootstrap_diffs(a, b, n_resamples, seed) if len(a) and len(b) else None
+    ci_low, ci_high = NAN_CI if diffs is None else _percentiles(diffs, confidence)
     p = welch_p(a, b) if test == "welch" else mann_whitney_p(a, b)
     return Comparison(n_a=len(a), n_b=len(b), mean_a=mean_a, mean_b=mean_b, diff=diff, ci_low=ci_low,
                       ci_high=ci_high, p=p, test=test, cliffs_delta=cliffs_delta(a, b),
-                      flip_rate=flip_rate(a, b, lower_is_better, n_resamples, seed), better=better)
+                      flip_rate=math.nan if diffs is None else _flip_share(a, b, diffs), better=better)
 
 
 def summarize(values, lower_is_better: bool, n_resamples: int = 10_000, seed: int = 0,

@@ -1,0 +1,167 @@
+"""The control plane's fast paths give what the plain ones give: bootstrap draws, evaluation curves, suites per run.
+
+The benchmark itself (benchmarks/control_plane.py) is checked on a small grid: it plans, builds its store and
+reports over it.
+"""
+
+import gc
+import importlib.util
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ganzoo import stats
+from ganzoo.records import DIVERGED, DONE, RunResult
+from ganzoo.stability import curve
+from ganzoo.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(("n", "n_resamples"), [(1, 10_000), (2, 7), (3, 10_000), (417, 1), (417, 10_000),
+                                                (2**18, 7)])  # the last: blocks of one row
+def test_resample_means_in_blocks_are_the_means_of_one_whole_draw(n, n_resamples):
+    values = np.random.default_rng(n).normal(size=n)
+    whole, blocks = np.random.default_rng(0), np.random.default_rng(0)
+    expected = stats._resample(whole, values, n_resamples).mean(axis=1)
+    assert np.array_equal(stats._resample_means(blocks, values, n_resamples), expected)
+    assert blocks.bit_generator.state == whole.bit_generator.state  # what is drawn next is the same too
+
+
+def original_diffs(a, b, n_resamples=10_000, seed=0):
+    """_bootstrap_diffs as it was: b's whole resample matrix, then a's, from one generator."""
+    rng = np.random.default_rng(seed)
+    return stats._resample(rng, b, n_resamples).mean(axis=1) - stats._resample(rng, a, n_resamples).mean(axis=1)
+
+
+@pytest.mark.parametrize("sizes", [(5, 5), (3, 417), (417, 2), (1, 4)])
+def test_comparisons_and_intervals_equal_the_original_draws_exactly(sizes):
+    rng = np.random.default_rng(sum(sizes))
+    a, b = rng.normal(10, 2, sizes[0]), rng.normal(11, 2, sizes[1])
+    diffs = original_diffs(a, b)
+    low, high = stats._percentiles(diffs, 0.95)
+    flips = np.mean(np.abs(np.sign(diffs) - np.sign(b.mean() - a.mean()))) / 2
+    for _ in range(2):  # the second time from the cache of b's resample means
+        result = stats.compare(a, b, lower_is_better=True)
+        assert (result.ci_low, result.ci_high, result.flip_rate) == (low, high, flips)
+        assert stats.bootstrap_diff_ci(a, b) == (low, high) and stats.flip_rate(a, b, True) == flips
+    means = stats._resample(np.random.default_rng(0), b, 10_000).mean(axis=1)
+    expected = stats._percentiles(means, 0.95) if len(b) > 1 else (b[0], b[0])
+    assert stats.bootstrap_ci(b) == expected
+    medians = np.median(stats._resample(np.random.default_rng(0), b, 10_000), axis=1)  # not cached: the whole draw
+    assert stats.bootstrap_ci(b, np.median) == (stats._percentiles(medians, 0.95) if len(b) > 1 else expected)
+
+
+def test_a_board_tested_in_threads_leaves_the_warning_filters_as_they_were():
+    """Rows are tested in threads, and each Welch test silences scipy's warning about a constant group only."""
+    from ganzoo import Judgement
+    from ganzoo.report import leaderboard
+
+    rng = np.random.default_rng(0)
+    stacks = ["none"] + [f"s{i}" for i in range(12)]
+    runs = pd.DataFrame([{"dataset": "ring8", "generator": "g", "discriminator": "d", "loss": "ns", "stack": stack,
+                          "seed": seed, "status": DONE, "fingerprint": "p", "modes": 8.0 if i % 2 else rng.normal(6),
+                          "kimg": 1.0, "g_steps": 10, "imgs_per_s": 1.0}
+                         for i, stack in enumerate(stacks) for seed in range(5)])
+    record = {"design": "one-factor", "datasets": {"ring8": {"baseline": {
+        "generator": "g", "discriminator": "d", "loss": "ns", "stack": "none"}}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a warning the tests did not silence would fail here
+        before = list(warnings.filters)
+        board = leaderboard(runs, record, {"ring8": Judgement(headline="modes", lower_is_better=False)})
+        assert warnings.filters == before
+    assert set(board["verdict"]) <= {"baseline", "better", "worse", "n.s."} and len(board) == len(stacks)
+
+
+def evaluation(step, **metrics):
+    return {"kimg": step / 10, "g_steps": step, "d_steps": step, "seconds": 1.0, "d_loss": 1.4, "g_loss": 0.7,
+            "metrics": metrics}
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path)
+    store.record(RunResult("a", DONE, evals=[evaluation(s, fid=30.0 / s, modes=float(s % 9)) for s in (1, 2, 3)]))
+    store.record(RunResult("b", DIVERGED, evals=[evaluation(5, fid=12.5), evaluation(10, modes=3.0)]))
+    store.record(RunResult("c", DONE, evals=[evaluation(7, fid=0.1 + 0.2, modes=8.0, high_quality=0.5)]))
+    yield store
+    store.close()
+
+
+def same_curves(lean, whole, metrics):
+    assert set(lean) == set(whole)
+    for run_id, evals in whole.items():
+        assert lean[run_id][-1] == evals[-1]  # the last evaluation is whole
+        assert [e.get("g_steps") for e in lean[run_id]] == [e.get("g_steps") for e in evals]
+        for metric in metrics:
+            got, expected = curve(lean[run_id], metric), curve(evals, metric)
+            assert [None if math.isnan(v) else v for v in got] == [None if math.isnan(v) else v for v in expected]
+
+
+def test_curves_picked_out_by_sqlite_are_the_whole_evaluations_curves(store):
+    whole = store.evals_by_run()
+    metrics = ["fid", "modes", "high_quality", "classes"]
+    lean = store.evals_by_run(metrics=metrics)
+    assert lean["a"][0] == {"g_steps": 1, "fid": 30.0, "modes": 1.0, "high_quality": None, "classes": None}
+    same_curves(lean, whole, metrics)
+    assert set(store.evals_by_run(["a", "c"], metrics=metrics)) == {"a", "c"}
+    assert store.evals_by_run(["a"], metrics=[]) == {"a": whole["a"]}
+
+
+@pytest.mark.parametrize("case", ["nan", "name", "flat"])
+def test_evaluations_sqlite_cannot_read_are_read_whole(store, case):
+    if case == "nan":  # NaN is not JSON: SQLite refuses the payload, Python reads it
+        store.record(RunResult("d", DONE, evals=[evaluation(1, fid=math.nan), evaluation(2, fid=math.inf)]))
+    elif case == "flat":  # metrics at the top level of the payload
+        with store.db:
+            store.db.execute("""INSERT INTO evals VALUES ('e', 0, 1.0, '{"g_steps": 4, "fid": 2.0}')""")
+    metrics = ["fid", "mo-des" if case == "name" else "modes"]
+    whole, lean = store.evals_by_run(), store.evals_by_run(metrics=metrics)
+    if case != "nan":  # a SQLite that reads NaN (3.42 and later) gives the curves, the same ones
+        assert lean == whole
+    same_curves(lean, whole, metrics)
+
+
+def test_each_run_lists_its_suites_in_order(tmp_path):
+    from ganzoo.grid import Filters, build_grid
+    from ganzoo.registry import get_registry
+    from ganzoo.suite import load_suite
+
+    specs = build_grid(load_suite("default"), get_registry(), Filters(dataset=("ring8",), stabilizer=("none",)),
+                       [0]).specs
+    store = Store(tmp_path)
+    try:
+        for spec in specs:
+            store.add(spec, "zeta")
+        store.add(specs[0], "alpha")
+        rows = {row["run_id"]: row for row in store.runs()}
+        assert rows[specs[0].run_id]["suites"] == ["alpha", "zeta"]
+        assert all(rows[spec.run_id]["suites"] == ["zeta"] for spec in specs[1:])
+        assert [row["run_id"] for row in store.runs("alpha")] == [specs[0].run_id]
+        assert store.runs("alpha")[0]["suites"] == ["alpha", "zeta"] == store.suites_of(specs[0].run_id)
+        assert {row["run_id"] for row in store.runs("zeta")} == set(rows)
+    finally:
+        store.close()
+
+
+def test_the_benchmark_plans_builds_and_reports_a_small_store(tmp_path):
+    spec = importlib.util.spec_from_file_location("control_plane", ROOT / "benchmarks" / "control_plane.py")
+    control_plane = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(control_plane)
+    specs, timings = control_plane.plan(30)
+    assert len(specs) >= 30 and set(timings) == {"plan", "plan_and_store"}
+    control_plane.build_store(tmp_path / "results", specs, n_evals=4)
+    store = Store(tmp_path / "results", readonly=True)
+    try:
+        from ganzoo.report import write_report
+
+        paths = write_report(store, tmp_path / "out", suite="default")
+    finally:
+        store.close()
+    markdown = paths[0].read_text()
+    assert "p (Holm)" in markdown and "baseline" in markdown and "*real data*" in markdown
+    assert gc.isenabled()  # the reporter pauses the collector while it reads, and only then
