@@ -4,7 +4,7 @@
     python benchmarks/control_plane.py --runs 2000 --evals 8
 
 Planning: the default suite's one-factor design with as many seeds as it takes to reach ``--runs`` runs,
-through ``ganzoo.grid.build_grid``, then each spec stored with ``Store.add`` in a fresh results folder, as
+through ``ganzoo.grid.build_grid``, then the specs stored with ``Store.add_many`` in a fresh results folder, as
 ``ganzoo bench`` does before it trains. The first grid of a process imports the datasets' loaders (sklearn
 for digits, about 2 s once per process); that grid counts the combinations and is not timed.
 
@@ -92,8 +92,7 @@ def plan(runs: int) -> tuple[list[RunSpec], dict[str, float]]:
         specs = build_grid(suite, registry, Filters(), seeds).specs
         store = Store(results)
         try:
-            for spec in specs:
-                store.add(spec, suite.name)
+            store.add_many(specs, suite.name)  # as ganzoo bench stores its grid
             stored = time.perf_counter() - started
         finally:
             store.close()

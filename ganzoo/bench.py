@@ -132,8 +132,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
     store = Store(results_dir)
     try:
         store.set_suite_record(suite.name, suite_record(suite, registry))
-        for spec in grid.specs:
-            store.add(spec, suite.name)
+        store.add_many(grid.specs, suite.name)
         rows = {row["run_id"]: row for row in store.runs(suite.name)}
         todo = []
         for spec in grid.specs:

@@ -22,17 +22,41 @@ SEED_COLOURS = plt.get_cmap("tab10").colors
 
 def learning_curves(panels: Sequence[tuple[str, Mapping[int, tuple[Sequence[float], Sequence[float]]]]],
                     x_label: str, path: Path) -> Path:
-    """One panel per metric, one line per seed: ``panels`` = [(metric label, {seed: (x, y)})]."""
+    """One panel per metric, one line per seed: ``panels`` = [(metric label, {seed: (x, y)})].
+
+    Up to ``len(SEED_COLOURS)`` seeds each get a colour and a legend entry. Beyond that colours repeat and a
+    legend could not tell seeds apart (and laying out hundreds of entries took seconds per figure), so the
+    lines are drawn alike and translucent, and the legend says how many there are.
+    """
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.6), dpi=DPI, squeeze=False)
+    many = max((len(by_seed) for _, by_seed in panels), default=0) > len(SEED_COLOURS)
     for ax, (label, by_seed) in zip(axes[0], panels, strict=True):
-        for i, (seed, (x, y)) in enumerate(sorted(by_seed.items())):
-            ax.plot(x, y, marker="o", markersize=2.5, linewidth=1.2, color=SEED_COLOURS[i % 10], label=f"seed {seed}")
+        if many:
+            _seed_bundle(ax, by_seed)
+        else:
+            for i, (seed, (x, y)) in enumerate(sorted(by_seed.items())):
+                ax.plot(x, y, marker="o", markersize=2.5, linewidth=1.2, color=SEED_COLOURS[i % 10],
+                        label=f"seed {seed}")
         ax.set_xlabel(x_label)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    if any(by_seed for _, by_seed in panels):
+    if many:
+        axes[0][-1].legend(fontsize=7, frameon=False, loc="upper right")
+    elif any(by_seed for _, by_seed in panels):
         axes[0][-1].legend(fontsize=7, frameon=False)
     return _save(fig, path)
+
+
+def _seed_bundle(ax, by_seed: Mapping[int, tuple[Sequence[float], Sequence[float]]]) -> None:
+    """Every seed's line in one translucent colour, drawn as one collection; one legend entry for all."""
+    from matplotlib.collections import LineCollection
+
+    lines = [np.column_stack([np.asarray(x, dtype=float), np.asarray(y, dtype=float)]) for x, y in by_seed.values()]
+    if not lines:
+        return
+    ax.add_collection(LineCollection(lines, colors=SEED_COLOURS[0], linewidths=0.8,
+                                     alpha=max(0.05, min(0.6, 5 / len(lines))), label=f"{len(lines)} seeds"))
+    ax.autoscale_view()
 
 
 def seed_spread(rows: Sequence[tuple[str, Sequence[float]]], metric_label: str, path: Path,
