@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import hashlib
 import json
 import math
 import os
@@ -44,7 +43,7 @@ from ganzoo.records import DIVERGED, DONE, FAILED, PENDING
 from ganzoo.registry import get_registry
 from ganzoo.report import write_report
 from ganzoo.report_html import write_html_report
-from ganzoo.spec import RunSpec
+from ganzoo.spec import RunSpec, run_id_of
 from ganzoo.store import Store
 from ganzoo.suite import load_suite
 
@@ -100,11 +99,6 @@ def plan(runs: int) -> tuple[list[RunSpec], dict[str, float]]:
 
 
 # -- the synthetic store ----------------------------------------------------------------------------
-
-
-def run_id_of(canonical: dict) -> str:
-    """``RunSpec.run_id`` from an already canonical spec (checked against it in ``build_store``)."""
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def canonical_specs(specs: list[RunSpec]) -> list[dict]:
@@ -230,7 +224,7 @@ def time_reports(results: Path, out: Path, registry) -> dict[str, float]:
     """``write_report`` and ``write_html_report`` over the store, each timed alone, as ``ganzoo report`` calls them.
 
     The HTML report's figures (``ganzoo.plots``, matplotlib) are timed apart as well: one learning-curve
-    figure per experiment, one line and legend entry per seed.
+    figure per experiment, one line per seed.
     """
     drawing = {"seconds": 0.0}
 
