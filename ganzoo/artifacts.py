@@ -20,9 +20,15 @@ CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples.png"
 # The checkpoint entries read outside training (ganzoo eval): the resolved spec and the evaluated G's weights.
 SPEC_KEY, EVAL_GENERATOR_KEY = "spec", "generator_eval"
-# A finished run's checkpoint also holds its result: a driver killed before recording it recovers it from here.
+# A finished run's checkpoint also holds its result (its evaluations among them): a driver killed before
+# recording it recovers it from here.
 RESULT_KEY = "result"
-KEPT_WHEN_FINISHED = (SPEC_KEY, EVAL_GENERATOR_KEY, "g_steps", "d_steps", "images", "evals")
+KEPT_WHEN_FINISHED = (SPEC_KEY, EVAL_GENERATOR_KEY, "g_steps", "d_steps", "images")
+
+
+def recorded_evals(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The evaluations a checkpoint holds: its result's once the run has finished, else the training state's."""
+    return state.get(RESULT_KEY, state).get("evals") or []
 
 
 def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:

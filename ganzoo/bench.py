@@ -75,8 +75,9 @@ def record_real_data(grid: Grid, store: Store, suite: str, registry: Registry, d
     known = {r.get("key") for r in store.references(suite).values()}
     seen = set()
     for spec in grid.specs:
-        key = json.dumps([spec.dataset.name, spec.dataset.hparams, spec.canonical()["protocol"]]
-                         + ([] if spec.compute.is_default else [spec.canonical()["compute"]]), sort_keys=True)
+        canonical = spec.canonical()
+        key = json.dumps([spec.dataset.name, spec.dataset.hparams, canonical["protocol"]]
+                         + ([] if spec.compute.is_default else [canonical["compute"]]), sort_keys=True)
         if key in known or key in seen:
             continue
         seen.add(key)
@@ -114,6 +115,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
           ray_settings: dict | None = None, progress: bool = True,
           echo: Callable[[str], None] = print) -> BenchSummary:
     """Train every run of the suite's grid that is not finished yet, then write the leaderboard.
+
     ``keep_checkpoints``: keep each finished run's training state (D, optimisers), not only its evaluated G.
     ``ray_settings``: with ``executor="ray"``, ``RayExecutor``'s settings (address, runs_per_gpu, storage...).
     """

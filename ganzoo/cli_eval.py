@@ -99,7 +99,7 @@ def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str,
 
     Returns the metrics, the protocol record (with its fingerprint) and the run's last recorded evaluation.
     """
-    from .artifacts import load_checkpoint
+    from .artifacts import load_checkpoint, recorded_evals
     from .build import load_generator
     from .metrics import Evaluator
     from .train import evaluate_generator, protocol_of
@@ -110,7 +110,7 @@ def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str,
     dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
     evaluator = Evaluator(dataset, spec.protocol, device, registry=registry)
     metrics = evaluate_generator(generator, evaluator, dataset, spec, device)
-    recorded = (state.get("evals") or [{}])[-1]
+    recorded = (recorded_evals(state) or [{}])[-1]
     record, fingerprint = protocol_of(evaluator, spec)
     return metrics, {**record, "fingerprint": fingerprint}, recorded
 
