@@ -14,7 +14,7 @@ seeds diverged, collapsed, degraded, failed or not started, plus the suite recor
 ``ganzoo bench`` writes. Building it is setup and is not timed. Then ``write_report`` (Markdown and CSV)
 and ``write_html_report`` (what ``ganzoo report --format html`` adds) are timed over it, each once, on a
 store opened read-only as ``ganzoo report`` opens it. No run folder exists, so each sample picture is the
-"samples missing" note. The HTML report's time in its figures (``ganzoo.plots``, matplotlib: one learning-curve
+"samples missing" note. The HTML report's time in its figures (``ganzoo.report.plots``, matplotlib: one learning-curve
 figure per experiment, a line and a legend entry per seed) is printed apart.
 
 Target (issue "Scale-out and speed", benchmark 3): each figure at most 5 s. Figures are wall-clock seconds,
@@ -36,16 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ganzoo import plots
-from ganzoo.bench import suite_record
 from ganzoo.grid import Filters, build_grid
 from ganzoo.records import DIVERGED, DONE, FAILED, PENDING
 from ganzoo.registry import get_registry
-from ganzoo.report import write_report
-from ganzoo.report_html import write_html_report
+from ganzoo.report import plots, write_report
+from ganzoo.report.html import write_html_report
 from ganzoo.spec import RunSpec, run_id_of
-from ganzoo.store import Store
 from ganzoo.suite import load_suite
+from ganzoo.sweep.driver import suite_record
+from ganzoo.sweep.store import Store
 
 TARGET_S = 5.0
 SUITE = "default"
@@ -223,7 +222,7 @@ def build_store(results: Path, specs: list[RunSpec], n_evals: int) -> None:
 def time_reports(results: Path, out: Path, registry) -> dict[str, float]:
     """``write_report`` and ``write_html_report`` over the store, each timed alone, as ``ganzoo report`` calls them.
 
-    The HTML report's figures (``ganzoo.plots``, matplotlib) are timed apart as well: one learning-curve
+    The HTML report's figures (``ganzoo.report.plots``, matplotlib) are timed apart as well: one learning-curve
     figure per experiment, one line per seed.
     """
     drawing = {"seconds": 0.0}
@@ -284,7 +283,7 @@ def main() -> None:
     figures[f"report_html_{tag}_runs_s"] = reports["html"]
     for name in list(figures)[2:]:
         print(f"{name}={figures[name]:.2f}")
-    print(f"  of which the HTML report's figures (ganzoo.plots, matplotlib): report_html_figures_s="
+    print(f"  of which the HTML report's figures (ganzoo.report.plots, matplotlib): report_html_figures_s="
           f"{reports['html_figures']:.2f}; the rest: {reports['html'] - reports['html_figures']:.2f} s")
 
     print(f"load average (1 min) after: {os.getloadavg()[0]:.2f}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ganzoo import artifacts
 from ganzoo.records import RunResult
-from ganzoo.store import Store
+from ganzoo.sweep.store import Store
 
 RESULT_FIELDS = [field.name for field in dataclasses.fields(RunResult) if field.name != "evals"]
 

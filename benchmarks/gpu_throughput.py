@@ -7,7 +7,7 @@ memory per run, and the projected time of the whole registered grid on digits.
    training images/s of one run, and the largest peak memory of a run (torch's allocator on CUDA).
 2. **Projection.** The ``full`` design over every registered component on digits (3 seeds, 24 kimg,
    evaluated every 8 kimg) is planned; one combination per stabilizer stack, cycling through the (G, D)
-   pairs, is timed by ``ganzoo.bench.estimate`` (two short runs and one evaluation each). The mean
+   pairs, is timed by ``ganzoo.sweep.estimate`` (two short runs and one evaluation each). The mean
    seconds per run of each stack, times its runs, divided by the speed-up of the best packing over k = 1,
    is the projection. The issue's target for one H100 is 15 minutes (3 runs per second).
 
@@ -27,12 +27,12 @@ from pathlib import Path
 
 import torch
 
-from ganzoo.bench import estimate
 from ganzoo.build import resolve_device
-from ganzoo.executor import ProcessExecutor
 from ganzoo.grid import Filters, Grid, build_grid
 from ganzoo.registry import get_registry
 from ganzoo.suite import load_suite, parse_suite
+from ganzoo.sweep import estimate
+from ganzoo.sweep.executors import ProcessExecutor
 
 FULL_DIGITS = {
     "name": "digits-full", "design": "full", "seeds": 3,

@@ -19,11 +19,11 @@ import time
 
 import torch
 
-from ganzoo.bench import bench
-from ganzoo.executor import default_jobs
 from ganzoo.grid import Filters
 from ganzoo.registry import get_registry
 from ganzoo.suite import load_suite
+from ganzoo.sweep import bench
+from ganzoo.sweep.executors import default_jobs
 
 # Digits with the baseline G and D over the suite's three stacks (none, diffaugment, consistency) x 4 seeds.
 SLICE = Filters(dataset=("digits",), generator=("dcgan",), discriminator=("dcgan",), loss=("ns",))

@@ -120,7 +120,7 @@ def save_samples(samples: torch.Tensor, path: Path, real: torch.Tensor | None = 
             grid = torch.nn.functional.interpolate(grid, scale_factor=32 // grid.shape[-1], mode="nearest")
         save_image(grid, path, nrow=8, normalize=True, value_range=(-1, 1))
         return path
-    from .plots import scatter_2d  # matplotlib, imported only by runs that end with a scatter
+    from .pictures import scatter_2d  # matplotlib, imported only by runs that end with a scatter
 
     real_xy = None if real is None else real.detach().float().cpu()[:, :2].numpy()
     return scatter_2d(samples[:, :2].numpy(), path, real=real_xy)

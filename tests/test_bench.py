@@ -5,12 +5,12 @@ import testzoo
 import torch
 
 from ganzoo import artifacts
-from ganzoo.bench import bench
 from ganzoo.grid import Filters, build_grid
 from ganzoo.records import DONE
 from ganzoo.report import leaderboard, load_runs, to_markdown
-from ganzoo.store import Store
 from ganzoo.suite import SuiteError, parse_suite
+from ganzoo.sweep import bench
+from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
 from ganzoo.train import run
 
@@ -192,8 +192,8 @@ def test_worker_processes_give_the_inline_numbers(tmp_path, monkeypatch):
 
 def test_executors_train_against_the_registry_they_are_given(registry, tmp_path):
     """Workers rebuild the registry from the entry points, so a registry with in-process plugins trains inline."""
-    from ganzoo.executor import InlineExecutor, ProcessExecutor, make_executor
     from ganzoo.registry import build_registry
+    from ganzoo.sweep.executors import InlineExecutor, ProcessExecutor, make_executor
 
     chosen = make_executor("auto", "cpu", registry, jobs=2)
     assert isinstance(chosen, InlineExecutor) and "testzoo" in chosen.note

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from ganzoo import Dataset, DataSpec, FeatureExtractor, Features, hookimpl
-from ganzoo.cli_eval import eval_command
+from ganzoo.cli.eval import eval_command
 from ganzoo.metrics.reference import clear_memory_cache
 from ganzoo.registry import build_registry, reset_registry
 
@@ -177,12 +177,12 @@ def test_an_undecodable_image_is_one_line_naming_it(tmp_path):
 def test_eval_of_a_run_checkpoint_reproduces_the_recorded_numbers_and_fingerprint(tmp_path):
     import json
 
-    from ganzoo.bench import bench
     from ganzoo.grid import Filters
     from ganzoo.records import DONE
     from ganzoo.registry import build_registry
-    from ganzoo.store import Store
     from ganzoo.suite import load_suite
+    from ganzoo.sweep import bench
+    from ganzoo.sweep.store import Store
 
     summary = bench(load_suite("default"), tmp_path, registry=build_registry(), progress=False, echo=lambda _: None,
                     executor="inline", seeds=[1], g_steps=40,

@@ -10,7 +10,7 @@ from scipy import stats as scipy_stats
 from test_cli import write_suite
 
 from ganzoo.cli import main
-from ganzoo.compare import CompareError, resolve
+from ganzoo.report.compare import CompareError, resolve
 from ganzoo.testing import plugin_registry
 
 BASELINE = {"generator": "g", "discriminator": "d", "loss": "ns", "stack": "none"}

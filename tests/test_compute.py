@@ -6,11 +6,11 @@ import pytest
 import testzoo
 import torch
 
-from ganzoo.bench import bench
 from ganzoo.records import DONE
 from ganzoo.spec import Compute, RunSpec
-from ganzoo.store import Store
 from ganzoo.suite import SuiteError, parse_suite
+from ganzoo.sweep import bench
+from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
 from ganzoo.train import _build, run
 

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganzoo import stats
 from ganzoo.records import DIVERGED, DONE, RunResult
-from ganzoo.stability import curve
-from ganzoo.store import Store
+from ganzoo.report import stats
+from ganzoo.report.stability import curve
+from ganzoo.sweep.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 

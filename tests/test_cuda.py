@@ -61,7 +61,7 @@ def test_determinism_on_cuda_is_close(tmp_path):
 
 def test_runs_packed_on_one_gpu_train_and_say_so(tmp_path):
     """--jobs 2 --device cuda: two worker processes share the GPU; each run's record names the packing."""
-    from ganzoo.executor import ProcessExecutor
+    from ganzoo.sweep.executors import ProcessExecutor
 
     registry = build_registry()
     specs = build_grid(load_suite("default"), registry, Filters(dataset=("digits",), stabilizer=("none",),

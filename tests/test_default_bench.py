@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ganzoo.registry import build_registry
-from ganzoo.store import Store
+from ganzoo.sweep.store import Store
 
 pytestmark = pytest.mark.slow
 N_RUNS = 72  # 16 ring8 + 8 digits combinations x 3 seeds (ganzoo bench --all --dry-run)

@@ -13,12 +13,12 @@ import pytest
 import testzoo
 
 from ganzoo import artifacts
-from ganzoo.bench import bench
 from ganzoo.records import DONE, FAILED
 from ganzoo.report import load_runs
 from ganzoo.spec import ComponentRef
-from ganzoo.store import Store
 from ganzoo.suite import parse_suite
+from ganzoo.sweep import bench
+from ganzoo.sweep.store import Store
 from ganzoo.train import run
 
 ray = pytest.importorskip("ray")
@@ -106,8 +106,8 @@ def _execute(executor, specs, tmp_path):
 
 
 def test_a_task_whose_worker_died_is_retried_and_resumes_to_the_same_numbers(ray_instance, tmp_path):
-    from ganzoo.executor_ray import RayExecutor
     from ganzoo.registry import build_registry
+    from ganzoo.sweep.ray import RayExecutor
 
     marker = tmp_path / "killed-once"
     spec = testzoo.tiny_spec(g_steps=6, eval_every_g_steps=2, stack=(
@@ -122,7 +122,7 @@ def test_a_task_whose_worker_died_is_retried_and_resumes_to_the_same_numbers(ray
 
 
 def test_a_task_that_dies_on_every_try_fails_alone(ray_instance, tmp_path):
-    from ganzoo.executor_ray import RayExecutor
+    from ganzoo.sweep.ray import RayExecutor
 
     dies = testzoo.tiny_spec(g_steps=4, stack=(ComponentRef("kill_worker_at", {"step": 1, "driver_pid": os.getpid()}),))
     lives = testzoo.tiny_spec(g_steps=4)
@@ -134,7 +134,7 @@ def test_a_task_that_dies_on_every_try_fails_alone(ray_instance, tmp_path):
 
 
 def test_ray_asks_for_the_resources_of_packed_runs(ray_instance):
-    from ganzoo.executor_ray import RayExecutor
+    from ganzoo.sweep.ray import RayExecutor
 
     assert RayExecutor("cpu").slots({"CPU": 8.0}, gpu=False) == 8
     assert RayExecutor("cpu", cpus_per_run=2).slots({"CPU": 8.0}, gpu=False) == 4
@@ -164,7 +164,7 @@ def test_the_cli_runs_a_sweep_on_ray_and_refuses_ray_settings_without_it(ray_ins
 
 
 def test_without_ray_the_message_says_how_to_install_it(monkeypatch):
-    from ganzoo.executor_ray import import_ray
+    from ganzoo.sweep.ray import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'ganzoo\[ray\]'"):

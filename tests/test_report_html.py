@@ -10,15 +10,15 @@ import pytest
 import testzoo
 from click.testing import CliRunner
 
-from ganzoo.bench import bench
 from ganzoo.cli import main
 from ganzoo.grid import Filters
 from ganzoo.records import DONE, FINISHED
 from ganzoo.report import load_runs
-from ganzoo.report_html import write_html_report
-from ganzoo.report_samples import final_samples
-from ganzoo.store import Store
+from ganzoo.report.html import write_html_report
+from ganzoo.report.samples import final_samples
 from ganzoo.suite import parse_suite
+from ganzoo.sweep import bench
+from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
 
 PNG = b"\x89PNG\r\n\x1a\n"

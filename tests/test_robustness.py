@@ -10,11 +10,11 @@ import pytest
 import testzoo
 from click.testing import CliRunner
 
-from ganzoo.bench import bench
 from ganzoo.cli import main
 from ganzoo.records import DONE
-from ganzoo.store import STORE_FILE, Store, StoreError
 from ganzoo.suite import parse_suite
+from ganzoo.sweep import bench
+from ganzoo.sweep.store import STORE_FILE, Store, StoreError
 from ganzoo.testing import plugin_registry
 
 
@@ -189,7 +189,7 @@ def test_a_full_disk_while_recording_stops_the_sweep_keeps_the_store_and_loses_n
     import sqlite3 as sqlite
 
     import ganzoo.train
-    from ganzoo.bench import DiskFull
+    from ganzoo.sweep.driver import DiskFull
 
     real_record, calls = Store.record, []
 
@@ -222,7 +222,7 @@ def test_a_full_disk_in_a_run_is_one_line_and_the_run_stays_resumable(tmp_path, 
 
     monkeypatch.setattr(torch, "save", no_space)
     with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as zoo:
-        from ganzoo.bench import DiskFull
+        from ganzoo.sweep.driver import DiskFull
 
         with pytest.raises(DiskFull, match="could not write its checkpoint, so the sweep stopped"):
             bench(two_runs(), tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline")
@@ -253,7 +253,7 @@ def test_finished_runs_trained_with_other_versions_are_reused_and_said_so(tmp_pa
 def test_a_claim_belongs_to_the_process_that_made_it_not_to_whoever_has_its_pid_now():
     import socket
 
-    from ganzoo.store import claim_alive, process_start
+    from ganzoo.sweep.store import claim_alive, process_start
 
     me = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
     assert claim_alive(me)

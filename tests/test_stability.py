@@ -7,7 +7,7 @@ import torch
 
 from ganzoo import Judgement
 from ganzoo.judgement import holds, parse_criterion
-from ganzoo.stability import dropped, is_degraded, oscillation, run_stability
+from ganzoo.report.stability import dropped, is_degraded, oscillation, run_stability
 from ganzoo_plugins.datasets.mixtures import mixture_judgement, mode_metrics, ring_means
 
 FID = Judgement(headline="fid", lower_is_better=True, collapse=("classes <= 5",), success=("fid <= 25",),

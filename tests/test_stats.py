@@ -1,4 +1,4 @@
-"""ganzoo.stats against independent computations: scipy's own bootstrap, exhaustive enumeration of small
+"""ganzoo.report.stats against independent computations: scipy's own bootstrap, exhaustive enumeration of small
 bootstrap and permutation distributions, hand-worked formulas and a textbook Holm example."""
 
 import itertools
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ganzoo import stats
+from ganzoo.report import stats
 
 # Eight FID-like seeds of one combination and five of another, spread enough for wide intervals.
 X = np.array([24.1, 26.3, 25.0, 29.8, 23.7, 27.2, 31.5, 25.9])

@@ -3,10 +3,10 @@
 import pytest
 import testzoo
 
-from ganzoo.bench import bench
 from ganzoo.grid import Filters, build_grid
-from ganzoo.store import Store
 from ganzoo.suite import SuiteError, parse_suite
+from ganzoo.sweep import bench
+from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
 
 

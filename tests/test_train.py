@@ -149,7 +149,7 @@ def test_kimg_override_refuses_a_g_step_budget(registry):
 
 
 def test_estimates_count_g_steps_for_a_g_step_budget(registry):
-    from ganzoo.bench import _tiny
+    from ganzoo.sweep.estimate import _tiny
 
     steps = _tiny(testzoo.tiny_spec(g_steps=1000), batches=3, n_fake=16)
     assert (steps.budget.g_steps, steps.budget.eval_every_g_steps, steps.budget.kimg) == (3, None, None)

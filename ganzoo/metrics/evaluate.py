@@ -9,10 +9,9 @@ from typing import Any
 
 import torch
 
-from ganzoo.contracts import METRIC_NAMES, Dataset, EvalProtocol, FeatureExtractor, Features
-from ganzoo.plugins import BLOCK_ENV
-from ganzoo.registry import Registry, get_registry
-
+from ..contracts import METRIC_NAMES, Dataset, EvalProtocol, FeatureExtractor, Features
+from ..plugins import BLOCK_ENV
+from ..registry import Registry, get_registry
 from .features import extract_features
 from .fid import feature_statistics, frechet_distance
 from .inception_score import DEFAULT_SEED, inception_score

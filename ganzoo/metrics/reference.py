@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ganzoo.contracts import FeatureExtractor, Features
-from ganzoo.download import cache_dir as default_cache_dir
-
+from ..contracts import FeatureExtractor, Features
+from ..download import cache_dir as default_cache_dir
 from .features import extract_features, extractor_device
 from .fid import feature_statistics
 

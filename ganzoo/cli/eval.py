@@ -10,9 +10,8 @@ from typing import Any
 import click
 import torch
 
-from .cli_common import check_device, user_errors
-from .contracts import Dataset, Features
-from .metrics.evaluate import (
+from ..contracts import Dataset, Features
+from ..metrics.evaluate import (
     METRICS,
     build_extractor,
     check_metrics,
@@ -21,11 +20,12 @@ from .metrics.evaluate import (
     fingerprint_of,
     resolve_extractor_name,
 )
-from .metrics.features import extract_features
-from .metrics.fid import feature_statistics
-from .metrics.images import iter_image_batches, list_images
-from .metrics.reference import ReferenceSet, load_or_compute, reference_key
-from .registry import get_registry
+from ..metrics.features import extract_features
+from ..metrics.fid import feature_statistics
+from ..metrics.images import iter_image_batches, list_images
+from ..metrics.reference import ReferenceSet, load_or_compute, reference_key
+from ..registry import get_registry
+from .common import check_device, user_errors
 
 CHECKPOINT_SAMPLES = 10_000  # generated samples drawn from a checkpoint unless -n says otherwise
 
@@ -43,7 +43,7 @@ class Side:
 
 def _checkpoint_side(label: str, path: Path, n: int | None, device: torch.device, seed: int) -> Side:
     """The checkpoint's evaluated generator (the EMA copy when there is one), sampled as training evaluates it."""
-    from .build import latent_sampler, load_generator
+    from ..build import latent_sampler, load_generator
 
     try:
         generator, _ = load_generator(path, device)
@@ -99,10 +99,10 @@ def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str,
 
     Returns the metrics, the protocol record (with its fingerprint) and the run's last recorded evaluation.
     """
-    from .artifacts import load_checkpoint, recorded_evals
-    from .build import load_generator
-    from .metrics import Evaluator
-    from .train import evaluate_generator, protocol_of
+    from ..artifacts import load_checkpoint, recorded_evals
+    from ..build import load_generator
+    from ..metrics import Evaluator
+    from ..train import evaluate_generator, protocol_of
 
     registry = get_registry()
     state = load_checkpoint(path, device)
@@ -117,7 +117,7 @@ def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str,
 
 def _run_checkpoint(text: str) -> Path | None:
     """``text`` as a run checkpoint: the file itself or a run folder holding one."""
-    from .artifacts import CHECKPOINT
+    from ..artifacts import CHECKPOINT
 
     path = Path(text)
     if path.is_dir() and (path / CHECKPOINT).is_file():

@@ -19,8 +19,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from .records import FINISHED, PENDING, RUNNING, RunResult
-from .spec import RunSpec
+from ..records import FINISHED, PENDING, RUNNING, RunResult
+from ..spec import RunSpec
 
 SCHEMA_VERSION = 1
 STORE_FILE = "ganzoo.sqlite"
@@ -297,7 +297,7 @@ class Store:
         """Every run's evaluations in training order, in one query (the reporter reads them all).
 
         ``metrics``: every evaluation but a run's last, which stays whole, is reduced to ``g_steps`` and these
-        metrics, side by side in one flat dict (``ganzoo.stability.curve`` reads either form): the curves a
+        metrics, side by side in one flat dict (``ganzoo.report.stability.curve`` reads either form): the curves a
         report draws and judges runs by. Decoding every whole evaluation of 10,000 runs in Python takes seconds;
         SQLite picks the few numbers out in a fraction of that. Where it cannot (no JSON functions, NaN in a
         payload, no metric or one that is not a plain identifier), every evaluation is read whole.

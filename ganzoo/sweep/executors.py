@@ -5,7 +5,7 @@
   models at benchmark sizes are small enough that one thread runs them about as fast as two, so on a
   CPU-only machine N one-thread workers finish a sweep nearly N times sooner than one N-thread process.
   On a GPU, its ``jobs`` runs share the one GPU (a small GAN run leaves most of it idle).
-- ``RayExecutor`` (``ganzoo.executor_ray``) runs one Ray task per run, on a local instance or a cluster.
+- ``RayExecutor`` (``ganzoo.sweep.ray``) runs one Ray task per run, on a local instance or a cluster.
 
 Every executor keeps the same two calls:
 ``on_start(spec)`` right before a run is dispatched (the driver claims it there; ``False`` means another
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 
-from .build import resolve_device
-from .records import FAILED, RunResult
-from .registry import Registry
-from .spec import RunSpec
-from .train import RunOptions, run
+from ..build import resolve_device
+from ..records import FAILED, RunResult
+from ..registry import Registry
+from ..spec import RunSpec
+from ..train import RunOptions, run
 
 EXECUTORS = ("auto", "inline", "processes", "ray")
 
@@ -173,7 +173,7 @@ def make_executor(name: str, device: str, registry: Registry | None = None, jobs
         raise ValueError(f"{workers} load plugins from the entry points, but this registry {why}. "
                          "Use the inline executor, or register the plugins through an entry point.")
     if name == "ray":
-        from .executor_ray import RayExecutor
+        from .ray import RayExecutor
 
         return RayExecutor(device, jobs=jobs, options=options, **ray_settings)
     if name == "auto":

@@ -1,8 +1,8 @@
 """The HTML report: one static folder per suite (``index.html``, PNG plots, sample pictures, CSVs).
 
-It shows what the Markdown leaderboard shows (same rows, same statistics: ``ganzoo.leaderboard``) and
+It shows what the Markdown leaderboard shows (same rows, same statistics: ``ganzoo.report.leaderboard``) and
 what a table cannot: each experiment's headline over training, one line per seed; the spread of its
-seeds; each seed's samples. Plots come from ``ganzoo.plots`` (matplotlib); the page is a Jinja2
+seeds; each seed's samples. Plots come from ``ganzoo.report.plots``; the page is a Jinja2
 template with autoescaping, so plugin-provided text (names, descriptions) can never inject markup.
 It needs no server and no network, and renders from a sweep that is still running (unfinished runs are
 listed as such) and from a store whose run folders are gone (each missing picture says so).
@@ -17,14 +17,15 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
-from .judgement import DEFAULT_JUDGEMENT, Judgement
+from .. import __version__
+from ..judgement import DEFAULT_JUDGEMENT, Judgement
+from ..records import FINISHED
+from ..sweep.store import Store
 from .leaderboard import AXES, METRICS, leaderboard
-from .records import FINISHED
-from .report import _budget, _label, _metrics_table, _ranking_table, judgements_of, read_runs
-from .report_samples import SamplePictures
+from .runs import judgements_of, read_runs
+from .samples import SamplePictures
 from .stability import curve
-from .store import Store
+from .tables import budget_text, metric_label, metrics_table, ranking_table
 
 # Numeric sort keys of the ranking table's columns (the rest sort by their text).
 RANK_SORT_KEYS = {"rank": "rank", "seeds": "finished", "median (IQR)": "median", "worst": "worst",
@@ -57,7 +58,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
             seeds_of = {key: runs[(runs["dataset"] == dataset) & (runs["experiment"] == key)]
                         for key in group["experiment"]}
             finals = [(_row_label(r), _finals(seeds_of[r["experiment"]], judgement)) for _, r in group.iterrows()]
-            spread = (seed_spread(finals, _label(judgement.headline), out_dir / "plots" / f"{table_id}-seeds.png",
+            spread = (seed_spread(finals, metric_label(judgement.headline), out_dir / "plots" / f"{table_id}-seeds.png",
                                   reference=(reference or {}).get("metrics", {}).get(judgement.headline))
                       if any(values for _, values in finals) else None)  # a table of failed runs has no values
             tables.append(_table(dataset, fingerprint, group, judgement, record, reference, table_id,
@@ -68,7 +69,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
         board.to_csv(out_dir / "leaderboard.csv", index=False)
     runs.drop(columns=["error"], errors="ignore").to_csv(out_dir / "runs.csv", index=False)
 
-    env = Environment(loader=PackageLoader("ganzoo", "templates"), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=PackageLoader("ganzoo.report", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html").render(
         suite=suite, record=record, tables=tables, experiments=experiments,
         unfinished=_unfinished(rows), n_runs=len(rows), versions=_versions(rows.values()),
@@ -83,12 +84,12 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
 def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, record: dict, reference,
            table_id: str, spread_png: Path | None) -> dict[str, Any]:
     """The ranking and all-metrics columns side by side, each cell with the number it sorts by."""
-    ranking = _ranking_table(group, judgement)
-    metrics = _metrics_table(group).drop(columns=[c for c in ("rank", "G", "D", "loss", "stack", "variant")
+    ranking = ranking_table(group, judgement)
+    metrics = metrics_table(group).drop(columns=[c for c in ("rank", "G", "D", "loss", "stack", "variant")
                                                   if c in ranking.columns])
     display = pd.concat([ranking.reset_index(drop=True), metrics.reset_index(drop=True)], axis=1)
     keys = _sort_keys(group.reset_index(drop=True), display.columns, judgement)
-    headline = f"{_label(judgement.headline)} mean [95% CI]"
+    headline = f"{metric_label(judgement.headline)} mean [95% CI]"
     rows = []
     for i, (_, r) in enumerate(group.iterrows()):
         cells = [{"text": str(display.iloc[i][c]), "key": keys[c][i], "column": c} for c in display.columns]
@@ -100,17 +101,17 @@ def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, reco
         "id": table_id, "dataset": dataset, "fingerprint": fingerprint, "columns": list(display.columns),
         "headline_column": headline, "rows": rows, "judgement": judgement,
         "direction": "lower is better" if judgement.lower_is_better else "higher is better",
-        "headline": _label(judgement.headline),
+        "headline": metric_label(judgement.headline),
         "protocol": f"extractor {first.get('extractor')} (weights {first.get('weights_hash')}), "
                     f"{first.get('n_fake')} generated vs {first.get('n_real') or 'all'} real samples",
-        "budget": _budget(group), "baseline": "/".join(baseline[a] for a in AXES) if baseline else None,
+        "budget": budget_text(group), "baseline": "/".join(baseline[a] for a in AXES) if baseline else None,
         "reference": reference, "reference_value": (reference or {}).get("metrics", {}).get(judgement.headline),
         "spread_png": spread_png.as_posix() if spread_png else None,
     }
 
 
 def _sort_keys(group: pd.DataFrame, columns, judgement: Judgement) -> dict[str, list]:
-    by_label = {f"{_label(m)} {'↓' if lower else '↑'}": m for m, lower in METRICS.items()}
+    by_label = {f"{metric_label(m)} {'↓' if lower else '↑'}": m for m, lower in METRICS.items()}
     by_label.update({"KID×10³ ↓": "kid_mean", "KID (raw) ↓": "kid_mean"})
     keys = {}
     for column in columns:
@@ -138,7 +139,7 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
             if points:
                 by_seed[int(seed)] = ([p[0] for p in points], [p[1] for p in points])
         if by_seed:
-            panels.append((_label(metric), by_seed))
+            panels.append((metric_label(metric), by_seed))
     curves_png = (learning_curves(panels, "G steps", out_dir / "plots" / f"{anchor}-curves.png").relative_to(out_dir)
                   if panels else None)
     seed_rows = []
@@ -162,7 +163,7 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
     shared_note = pictured.pop() if len(pictured) == 1 and all(s["picture"] for s in seed_rows) else None
     return {"anchor": anchor, "table_id": table_id, "dataset": row["dataset"], "label": _row_label(row),
             "samples_note": shared_note,
-            "variant": row.get("variant") or "", "headline": _label(judgement.headline),
+            "variant": row.get("variant") or "", "headline": metric_label(judgement.headline),
             "curves_png": curves_png.as_posix() if curves_png else None, "seeds": seed_rows}
 
 
@@ -200,7 +201,7 @@ def _components(rows, registry) -> list[dict[str, Any]]:
     out = []
     for kind, name in named:
         try:
-            from .registry import get_registry
+            from ..registry import get_registry
 
             component = (registry or get_registry()).get(kind, name)
             out.append({"kind": kind, "name": name, "description": component.description,

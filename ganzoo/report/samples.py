@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from . import artifacts
-from .records import DONE
+from .. import artifacts
+from ..records import DONE
 
 
 @dataclass
@@ -73,7 +73,7 @@ class SamplePictures:
 
     def _registry(self):
         if self.registry is None:
-            from .registry import get_registry
+            from ..registry import get_registry
 
             self.registry = get_registry()
         return self.registry
@@ -108,9 +108,9 @@ def final_samples(checkpoint: Path, registry=None):
     is written right after each evaluation, so these are the final metrics' samples (on the device the
     run trained on, up to floating-point differences between devices).
     """
-    from .build import latent_sampler, load_generator
-    from .metrics.features import iter_batches
-    from .train import EVAL_SEED_OFFSET
+    from ..build import latent_sampler, load_generator
+    from ..metrics.features import iter_batches
+    from ..train import EVAL_SEED_OFFSET
 
     generator, spec = load_generator(checkpoint, "cpu", registry)
     sample = latent_sampler(generator, spec.seed + EVAL_SEED_OFFSET, "cpu")

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import torch
 
-from .plugins import ALLOW_ENV, BLOCK_ENV
-from .records import FAILED, RunResult
-from .spec import RunSpec
-from .train import RunOptions, run
+from ..plugins import ALLOW_ENV, BLOCK_ENV
+from ..records import FAILED, RunResult
+from ..spec import RunSpec
+from ..train import RunOptions, run
 
 STORAGES = ("shared", "ship")
 

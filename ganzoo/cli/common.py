@@ -15,9 +15,9 @@ import click
 @contextlib.contextmanager
 def user_errors():
     """Show a bad suite, name, hyperparameter or missing download as one clear message, not a traceback."""
-    from .download import DownloadError
-    from .registry import UnknownComponentError
-    from .store import StoreError
+    from ..download import DownloadError
+    from ..registry import UnknownComponentError
+    from ..sweep.store import StoreError
 
     try:
         yield
@@ -48,10 +48,17 @@ FINITE_POSITIVE = FinitePositive()
 
 def check_device(ctx, param, value: str) -> str:
     """Refuse a device string torch cannot use here, before anything is built or written."""
-    from .build import resolve_device
+    from ..build import resolve_device
 
     try:
         resolve_device(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     return value
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """Rows as a plain-text table with ``columns`` as headers (missing values blank)."""
+    from tabulate import tabulate
+
+    return tabulate([[r.get(c, "") for c in columns] for r in rows], headers=columns)

@@ -1,72 +1,19 @@
-"""The ``ganzoo`` command line: list, plugins, bench, runs, report, train, eval."""
+"""``ganzoo bench``: train a suite's grid (or print it with ``--dry-run``) and write the leaderboard."""
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import sys
 from pathlib import Path
 
 import click
 
-from .cli_common import FINITE_POSITIVE, check_device, user_errors, warn_errors
-from .components import KINDS, PLURALS, kind_from_user
-from .records import DIVERGED, DONE, FAILED
-from .registry import get_registry
-from .store import STORE_FILE
-
-FORMATS = click.Choice(["table", "json"])
-
-
-def _table(rows: list[dict], columns: list[str]) -> str:
-    from tabulate import tabulate
-
-    return tabulate([[r.get(c, "") for c in columns] for r in rows], headers=columns)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="ganzoo")
-def main():
-    """ganzoo: a plugin-based GAN model zoo and benchmark harness."""
-
-
-@main.command("list")
-@click.argument("kind", required=False)
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def list_command(kind, fmt):
-    """Registered components (all kinds, or one KIND such as losses), with the plugin that registered each."""
-    registry = get_registry()
-    try:
-        kinds = [kind_from_user(kind)] if kind else list(KINDS)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="KIND") from exc
-    components = [c for k in kinds for c in registry.list(k)]
-    if fmt == "json":
-        click.echo(json.dumps([c.as_dict() for c in components], indent=2, default=str))
-    else:
-        rows = [{"kind": c.kind, "name": c.name, "plugin": c.plugin, "distribution": f"{c.distribution} {c.version}",
-                 "description": c.description} for c in components]
-        click.echo(_table(rows, ["kind", "name", "plugin", "distribution", "description"]))
-    warn_errors(registry)
-
-
-@main.command("plugins")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def plugins_command(fmt):
-    """Installed plugins, the hooks each implements, and any that failed to load."""
-    registry = get_registry()
-    plugins = [{"name": p.name, "distribution": p.distribution, "version": p.version, "module": p.module,
-                "hooks": p.hooks} for p in sorted(registry.plugins.values(), key=lambda p: p.name)]
-    errors = [{"plugin": e.plugin, "distribution": e.distribution, "error": e.error} for e in registry.errors]
-    if fmt == "json":
-        click.echo(json.dumps({"plugins": plugins, "errors": errors}, indent=2))
-        return
-    click.echo(_table([{**p, "hooks": ", ".join(p["hooks"])} for p in plugins],
-                      ["name", "distribution", "version", "module", "hooks"]))
-    if errors:
-        click.echo("\nFailed to load:")
-        click.echo(_table(errors, ["plugin", "distribution", "error"]))
+from ..components import PLURALS
+from ..records import DIVERGED, DONE, FAILED
+from ..registry import get_registry
+from ..sweep.store import STORE_FILE
+from .common import FINITE_POSITIVE, check_device, table, user_errors, warn_errors
 
 
 def _check_patterns(registry, filters) -> None:
@@ -92,7 +39,7 @@ def _filter_options(func):
     return func
 
 
-@main.command("bench")
+@click.command("bench")
 @click.option("--all", "all_", is_flag=True, help="Every registered, compatible combination of the suite's design.")
 @click.option("--suite", default=None,
               help="Suite name (shipped) or path to a TOML file. Default: the embedded default.")
@@ -136,8 +83,8 @@ def bench_command(all_, suite, results_dir, seeds, kimg, g_steps, generator_patt
                   loss_patterns, stabilizer_patterns, dataset_patterns, device, executor, jobs, address, runs_per_gpu,
                   ray_storage, precision, channels_last, compile_, keep_checkpoints, dry_run, no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
-    from .grid import Filters
-    from .suite import load_suite
+    from ..grid import Filters
+    from ..suite import load_suite
 
     filters = Filters(generator_patterns, discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns)
     if not all_ and filters == Filters():
@@ -145,7 +92,7 @@ def bench_command(all_, suite, results_dir, seeds, kimg, g_steps, generator_patt
                                "or narrow it with --generator/--loss/... filters.")
     ray_settings = {"address": address, "runs_per_gpu": runs_per_gpu, "storage": ray_storage}
     if executor == "ray":  # the device is the cluster's, checked when the executor has joined it
-        from .executor_ray import import_ray
+        from ..sweep.ray import import_ray
 
         try:
             import_ray()
@@ -174,16 +121,16 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
     if overrides:  # applied to every run; the suite's own [compute] settings the rest
         the_suite = replace(the_suite, datasets=[replace(plan, compute=replace(plan.compute, **overrides))
                                                  for plan in the_suite.datasets])
-    from .bench import bench, estimate
-    from .grid import build_grid
+    from ..grid import build_grid
+    from ..sweep import bench, estimate
 
     if dry_run:
-        from .executor import default_jobs
+        from ..sweep.executors import default_jobs
 
         grid = build_grid(the_suite, registry, filters, seed_list, budget["kimg"], budget["g_steps"])
         if not grid.specs:
-            from .grid import explain_empty
-            from .suite import SuiteError
+            from ..grid import explain_empty
+            from ..suite import SuiteError
 
             raise SuiteError(explain_empty(the_suite, registry, filters, seeds=seed_list, kimg=budget["kimg"],
                                            g_steps=budget["g_steps"]))
@@ -209,8 +156,8 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
 
 def _finished_runs(results_dir: Path, suite: str) -> set[str]:
     """Run ids of ``suite`` that the store holds as finished (none when there is no store yet)."""
-    from .records import FINISHED
-    from .store import Store
+    from ..records import FINISHED
+    from ..sweep.store import Store
 
     if not (results_dir / STORE_FILE).is_file():
         return set()
@@ -236,7 +183,7 @@ def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = fr
     rows = [{"run_id": s.run_id, "dataset": s.dataset.name, "combination": s.combination, "seed": s.seed,
              "budget": f"{s.budget.kimg if s.budget.unit == 'kimg' else s.budget.g_steps} {s.budget.unit}",
              "est_s": est(s)} for s in grid.specs]
-    click.echo(_table(rows, ["run_id", "dataset", "combination", "seed", "budget", "est_s"]))
+    click.echo(table(rows, ["run_id", "dataset", "combination", "seed", "budget", "est_s"]))
     combos = {(s.dataset.name, s.combination) for s in grid.specs}
     todo = len(grid.specs) - len(finished & {s.run_id for s in grid.specs})
     click.echo(f"\n{len(grid.specs)} runs: {len(combos)} combinations x seeds; {todo} to train"
@@ -261,97 +208,3 @@ def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = fr
         for what, why in grid.left_out:
             click.echo(f"  {what}: {why}")
 
-
-@main.command("runs")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True)
-@click.option("--suite", default=None, help="Only the runs of this suite.")
-@click.option("--status", "statuses", multiple=True, help="Only runs with this status (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def runs_command(results_dir, suite, statuses, fmt):
-    """Every run in the store: id, combination, dataset, seed, status, started and finished times."""
-    from .report import load_runs
-
-    with user_errors():
-        runs = load_runs(results_dir, suite)  # read-only: a folder another sweep writes, or a read-only one
-    if runs.empty:
-        click.echo(f"No runs in {results_dir / STORE_FILE}" + (f" for suite {suite}" if suite else "") + ".")
-        return
-    if statuses:
-        runs = runs[runs["status"].isin(statuses)]
-    if fmt == "json":
-        click.echo(runs.to_json(orient="records", date_format="iso", indent=2))
-    elif fmt == "csv":
-        click.echo(runs.to_csv(index=False), nl=False)
-    else:
-        columns = ["run_id", "dataset", "generator", "discriminator", "loss", "stack", "seed", "status", "started",
-                   "finished"]
-        table = runs[columns].copy()
-        for col in ("started", "finished"):
-            table[col] = table[col].map(lambda t: "" if t is None or str(t) == "NaT" else str(t)[:19])
-        click.echo(_table(table.to_dict("records"), columns))
-        failed = runs[runs["status"] == FAILED]
-        for _, row in failed.iterrows():
-            click.echo(f"\n{row['run_id']} failed:\n{row['error']}")
-
-
-@main.command("report")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True)
-@click.option("--suite", default=None,
-              help="Only this suite (default: every suite in the store, each in its folder).")
-@click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md", show_default=True,
-              help="What to print; html also writes a static report (SUITE/report/index.html, plots, samples).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write each suite's folder (SUITE/leaderboard.md, ..., SUITE/report/) here instead of in "
-                   "RESULTS_DIR, e.g. when the results folder is read-only.")
-def report_command(results_dir, suite, fmt, out):
-    """Write the leaderboards (SUITE/leaderboard.{md,csv}), one set per suite, and print them.
-
-    With --format html, also a static report per suite that opens in any browser, offline.
-    """
-    from .report import write_report
-    from .store import Store
-
-    out = out or results_dir
-    with user_errors():
-        store = Store(results_dir, readonly=True)  # reading only: never blocks or changes a running sweep
-    try:
-        suites = [suite] if suite else store.suites()
-        if suite and suite not in store.suites():
-            held = ", ".join(store.suites()) or "none"
-            raise click.UsageError(f'No suite "{suite}" in {results_dir}; it holds: {held}')
-        # One suite, one table set: runs of different budgets or of `ganzoo train` never share a ranking.
-        for name in suites:
-            try:
-                paths = write_report(store, out / name, suite=name)
-                if fmt == "html":
-                    from .report_html import write_html_report
-
-                    paths.append(write_html_report(store, out / name / "report", name))
-            except PermissionError as exc:
-                raise click.ClickException(f"Cannot write the report: {exc}. Pass --out DIR to write it "
-                                           "elsewhere.") from exc
-            for path in paths:
-                click.echo(f"wrote {path}", err=True)
-            if fmt == "html":
-                click.echo(paths[-1])
-            else:
-                click.echo(paths[0 if fmt == "md" else 1].read_text(), nl=False)
-    finally:
-        store.close()
-
-
-def _attach_subcommands() -> None:
-    from .cli_compare import compare_command
-    from .cli_eval import eval_command
-    from .cli_train import train_command
-
-    main.add_command(train_command, name="train")
-    main.add_command(eval_command, name="eval")
-    main.add_command(compare_command, name="compare")
-
-
-_attach_subcommands()
-
-__all__ = ["main"]

@@ -16,7 +16,8 @@ matplotlib.use("Agg")  # before pyplot: render to files on machines without a di
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-DPI = 96
+from ..pictures import DPI, save_figure, scatter_2d  # noqa: E402,F401  (scatter_2d: the run's pictures, drawn here too)
+
 SEED_COLOURS = plt.get_cmap("tab10").colors
 
 
@@ -44,7 +45,7 @@ def learning_curves(panels: Sequence[tuple[str, Mapping[int, tuple[Sequence[floa
         axes[0][-1].legend(fontsize=7, frameon=False, loc="upper right")
     elif any(by_seed for _, by_seed in panels):
         axes[0][-1].legend(fontsize=7, frameon=False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _seed_bundle(ax, by_seed: Mapping[int, tuple[Sequence[float], Sequence[float]]]) -> None:
@@ -83,36 +84,4 @@ def seed_spread(rows: Sequence[tuple[str, Sequence[float]]], metric_label: str, 
     ax.set_yticks(positions, [label for label, _ in rows], fontsize=7)
     ax.set_xlabel(f"{metric_label} (final, one point per seed)")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
-
-
-def scatter_2d(fake: np.ndarray, path: Path, real: np.ndarray | None = None, means: np.ndarray | None = None,
-               radius: float | None = None, title: str = "") -> Path:
-    """Generated 2-D points (red) over real ones (grey), with each mode's high-quality disc when known."""
-    fig, ax = plt.subplots(figsize=(2.6, 2.6), dpi=DPI)
-    if real is not None:
-        ax.scatter(real[:, 0], real[:, 1], s=1, color="#bbbbbb", linewidths=0, label="real")
-    finite = fake[np.isfinite(fake).all(axis=1)] if len(fake) else fake
-    ax.scatter(finite[:, 0], finite[:, 1], s=1.5, color="#d62728", linewidths=0, label="generated")
-    if means is not None and radius is not None:
-        for mean in means:
-            ax.add_patch(plt.Circle(tuple(mean), radius, fill=False, color="#1f77b4", linewidth=0.6))
-    if real is not None and len(real):  # frame the data, not a runaway generator
-        low, high = real.min(axis=0), real.max(axis=0)
-        pad = 0.25 * (high - low).max()
-        ax.set_xlim(low[0] - pad, high[0] + pad)
-        ax.set_ylim(low[1] - pad, high[1] + pad)
-    ax.set_aspect("equal")
-    ax.tick_params(labelsize=6)
-    if title:
-        ax.set_title(title, fontsize=8)
-    return _save(fig, path)
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .judgement import Judgement, holds
-from .records import DIVERGED
+from ..judgement import Judgement, holds
+from ..records import DIVERGED
 
 MIN_OSCILLATION_POINTS = 3
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from .cli_common import FINITE_POSITIVE, check_device, user_errors
-from .components import kind_from_user
-from .records import FAILED
+from ..components import kind_from_user
+from ..records import FAILED
+from .common import FINITE_POSITIVE, check_device, user_errors
 
 
 def _parse_hparam(text: str) -> tuple[str, str, object]:
@@ -56,8 +56,8 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
 def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, g_steps, seed,
                   results_dir, device):
     """Train one combination and print its evaluations."""
-    from .registry import get_registry
-    from .suite import load_suite
+    from ..registry import get_registry
+    from ..suite import load_suite
 
     with user_errors():
         registry = get_registry()
@@ -92,9 +92,9 @@ def _merged_hparams(planned: dict, names: dict, overrides: dict) -> dict:
 
 def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hparams, budget, seed, results_dir,
            device):
-    from .bench import bench
-    from .grid import Filters
-    from .suite import parse_suite
+    from ..grid import Filters
+    from ..suite import parse_suite
+    from ..sweep.driver import bench
 
     stack_name = "+".join(stabilizers) or "none"
     overrides: dict = {}
@@ -130,7 +130,7 @@ def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hpa
     the_suite = parse_suite(raw, source="ganzoo train")
     summary = bench(the_suite, results_dir, filters=Filters(), kimg=budget[0], g_steps=budget[1], device=device,
                     executor="inline", echo=click.echo)
-    from .store import Store
+    from ..sweep.store import Store
 
     store = Store(results_dir)
     try:

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..judgement import Judgement
+from ..records import DONE
 from . import stats
-from .judgement import Judgement
 from .leaderboard import AXES, headline_values
-from .records import DONE
 
 
 class CompareError(ValueError):

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..judgement import DEFAULT_JUDGEMENT, Judgement
+from ..records import DIVERGED, DONE, FAILED
 from . import stats
-from .judgement import DEFAULT_JUDGEMENT, Judgement
-from .records import DIVERGED, DONE, FAILED
 
 TABLE_KEYS = ["dataset", "fingerprint"]
 ROW_KEYS = ["dataset", "fingerprint", "experiment"]

@@ -1,0 +1,102 @@
+"""Leaderboards written as Markdown and CSV, one table set per suite.
+
+``to_markdown`` prints one ranking table and one all-metrics table per (dataset, protocol), each headed
+by what it ranks by and the protocol every number was measured with. One report covers one suite:
+ad-hoc ``ganzoo train`` runs are the suite ``train`` and never share a table with a sweep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..judgement import DEFAULT_JUDGEMENT, Judgement
+from ..sweep.store import Store
+from .leaderboard import AXES, leaderboard, marginals
+from .runs import collector_paused, judgements_of, read_runs
+from .tables import budget_text, metric_label, metrics_table, num, ranking_table
+
+LEGEND = (
+    "Each row is one experiment (runs that differ only by seed); *seeds* = finished/total. The headline "
+    "statistics are over finished seeds: mean with a percentile-bootstrap 95% CI (10,000 resamples), median "
+    "with its interquartile range, and the *worst* seed. *unstable* = seeds that diverged (non-finite), "
+    "collapsed (the dataset's collapse criterion at the end) or degraded (final headline worse than the run's "
+    "own best by more than the dataset's tolerance); *success* = seeds meeting the success criterion. "
+    "*Δ vs baseline* = row mean − baseline mean with a bootstrap 95% CI; *p (Holm)* = Welch's t-test over "
+    "seeds, Holm-corrected across the table; *better*/*worse* only where p (Holm) < 0.05, else *n.s.* "
+    "Every value is the final checkpoint's, never the best one. KID is printed ×10³ where it is below 1 "
+    "(Inception-sized, as papers print it) and raw otherwise, as its column says. Definitions: README, "
+    "\"Reading a leaderboard\".\n"
+)
+
+
+def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: dict | None = None,
+                judgements: dict[str, Judgement] | None = None,
+                references: dict[tuple[str, str], dict] | None = None) -> str:
+    """One ranking table and one all-metrics table per (dataset, protocol), each headed by its protocol.
+
+    ``references``: (dataset, fingerprint) -> real data through the same protocol, shown as the last
+    row of the all-metrics table (the ceiling a generator is read against).
+    """
+    if board.empty:
+        return f"# {title}\n\nNo finished runs yet.\n"
+    parts = [f"# {title}\n", LEGEND]
+    for (dataset, fingerprint), group in board.groupby(["dataset", "fingerprint"], sort=False):
+        judgement = (judgements or {}).get(dataset, DEFAULT_JUDGEMENT)
+        reference = (references or {}).get((dataset, fingerprint))
+        parts.append(_header(dataset, fingerprint, group, judgement, suite_record or {}))
+        parts.append(ranking_table(group, judgement).to_markdown(index=False) + "\n")
+        parts.append("All metrics, mean ± sd over finished seeds (↓ lower is better, ↑ higher is better):\n")
+        parts.append(metrics_table(group, reference).to_markdown(index=False) + "\n")
+        if reference:
+            parts.append(f"*real data*: {reference['note']}, {reference['n']} samples through the same protocol; "
+                         f"its {metric_label(judgement.headline)} is "
+                         f"{num(reference['metrics'].get(judgement.headline, float('nan')))}.\n")
+    return "\n".join(parts)
+
+
+def _header(dataset: str, fingerprint: str, group: pd.DataFrame, judgement: Judgement, record: dict) -> str:
+    first = group.iloc[0]
+    direction = "lower is better" if judgement.lower_is_better else "higher is better"
+    lines = [f"## {dataset} · protocol `{fingerprint}`\n",
+             f"Ranked by **{metric_label(judgement.headline)}** ({direction}): {judgement.note or judgement.headline}."
+             + (f" Ties: {judgement.tiebreak}." if judgement.tiebreak else ""),
+             f"Protocol: extractor {first.get('extractor')} (weights {first.get('weights_hash')}), "
+             f"{first.get('n_fake')} generated vs {first.get('n_real') or 'all'} real samples. "
+             f"Budget: {budget_text(group)}.",
+             f"Collapsed: {' or '.join(judgement.collapse) or 'not defined'}; degraded: final "
+             f"{'above' if judgement.lower_is_better else 'below'} best × "
+             f"{1 + judgement.degrade_tolerance if judgement.lower_is_better else 1 - judgement.degrade_tolerance:g}; "
+             f"success: {' and '.join(judgement.success) or 'not defined'}."]
+    baseline = record.get("datasets", {}).get(dataset, {}).get("baseline")
+    if baseline and group["is_baseline"].any():
+        lines.append(f"Baseline: {'/'.join(baseline[a] for a in AXES)}; every other row differs from it in one "
+                     "component (one-factor design).")
+    return "\n".join(lines) + "\n"
+
+
+
+def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[Path]:
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``runs.csv`` (and ``marginals.csv`` for full designs)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with collector_paused():  # the runs read stay alive through the statistics: see collector_paused
+        runs = read_runs(store, suite)[0]
+        record = store.suite_record(suite) if suite else {}
+        judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
+        board = leaderboard(runs, record, judgements)
+        paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "runs.csv"]
+        references = store.references(suite) if suite else {}
+        markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements, references)
+        if record.get("design") == "full" and not board.empty:
+            margins = marginals(board, judgements)
+            paths.append(out_dir / "marginals.csv")
+            margins.to_csv(paths[-1], index=False)
+            markdown += ("\n## Marginals (full design)\n\nEach component's mean headline over the rows it appears "
+                         "in:\n\n")
+            markdown += margins.to_markdown(index=False, floatfmt=".4g") + "\n"
+        paths[0].write_text(markdown)
+        board.to_csv(paths[1], index=False)
+        runs.drop(columns=["error"], errors="ignore").to_csv(paths[2], index=False)
+    return paths
+
