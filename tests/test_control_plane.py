@@ -46,8 +46,8 @@ def test_comparisons_and_intervals_equal_the_original_draws_exactly(sizes):
     low, high = stats._percentiles(diffs, 0.95)
     flips = np.mean(np.abs(np.sign(diffs) - np.sign(b.mean() - a.mean()))) / 2
     for _ in range(2):  # the second time from the cache of b's resample means
-        result = stats.compare(a, b, lower_is_better=True)
-        assert (result.ci_low, result.ci_high, result.flip_rate) == (low, high, flips)
+        result = stats.compare(a, b, lower_is_better=True)  # its interval is Welch's; its flip rate a bootstrap's
+        assert result.flip_rate == flips
         assert stats.bootstrap_diff_ci(a, b) == (low, high) and stats.flip_rate(a, b, True) == flips
     means = stats._resample(np.random.default_rng(0), b, 10_000).mean(axis=1)
     expected = stats._percentiles(means, 0.95) if len(b) > 1 else (b[0], b[0])

@@ -270,6 +270,9 @@ def test_compare_direction(lower_is_better, expected):
     assert result.cliffs_delta == -1.0
     assert result.flip_rate == 0.0
     assert result.ci_low <= -5.0 <= result.ci_high
+    # The interval is Welch's, the one scipy's Welch test gives for mean(b) - mean(a).
+    expected = sps.ttest_ind([5.0, 6.0, 7.0], [10.0, 11.0, 12.0], equal_var=False).confidence_interval(0.95)
+    assert (result.ci_low, result.ci_high) == pytest.approx((expected.low, expected.high))
 
 
 def test_compare_reversed_groups_reverse_the_verdict():
@@ -316,13 +319,177 @@ def test_summarize_matches_hand_values(lower_is_better, worst, best):
     assert summary["std"] == pytest.approx(statistics.stdev([3, 1, 4, 1, 5, 9, 2, 6]))
     assert (summary["median"], summary["q25"], summary["q75"], summary["iqr"]) == pytest.approx((3.5, 1.75, 5.25, 3.5))
     assert (summary["worst"], summary["best"]) == (worst, best)
-    assert summary["ci_low"] < summary["mean"] < summary["ci_high"]
+    # The row's interval is Student's t interval of the mean, as scipy computes it.
+    expected = sps.t.interval(0.95, 7, loc=31 / 8, scale=sps.sem([3, 1, 4, 1, 5, 9, 2, 6]))
+    assert (summary["ci_low"], summary["ci_high"]) == pytest.approx(expected)
 
 
 def test_summarize_degenerate_inputs():
     one = stats.summarize([4.2], lower_is_better=True)
     assert one["n"] == 1 and math.isnan(one["std"]) and one["iqr"] == 0.0
-    assert (one["ci_low"], one["ci_high"], one["worst"], one["best"]) == (4.2, 4.2, 4.2, 4.2)
+    assert math.isnan(one["ci_low"]) and math.isnan(one["ci_high"])  # one seed has no spread: no t interval
+    assert (one["worst"], one["best"]) == (4.2, 4.2)
     none = stats.summarize([np.nan, np.nan], lower_is_better=False)
     assert none["n"] == 0
     assert all(math.isnan(none[k]) for k in stats.SUMMARY_KEYS if k != "n")
+
+
+# --- t_interval, welch_interval, the log scale -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.9, 0.95, 0.99])
+def test_t_interval_matches_scipy(confidence):
+    expected = sps.t.interval(confidence, len(X) - 1, loc=X.mean(), scale=sps.sem(X))
+    assert stats.t_interval(X, confidence) == pytest.approx(expected)
+    # By hand for three seeds: t_{0.975, 2} = 4.303, so the interval is mean +- 4.303 s / sqrt(3).
+    assert stats.t_interval([1.0, 2.0, 3.0]) == pytest.approx((2 - 4.302653 / 3**0.5, 2 + 4.302653 / 3**0.5))
+
+
+def test_t_interval_degenerate_inputs():
+    assert all(math.isnan(v) for v in stats.t_interval([5.0]))
+    assert all(math.isnan(v) for v in stats.t_interval([np.nan, 5.0]))
+    assert stats.t_interval([8.0, 8.0, 8.0]) == (8.0, 8.0)
+    with pytest.raises(ValueError, match="confidence must be strictly between 0 and 1"):
+        stats.t_interval(X, confidence=95)
+
+
+@pytest.mark.parametrize("confidence", [0.8, 0.95])
+def test_welch_interval_matches_scipy_welch_test(confidence):
+    expected = sps.ttest_ind(Y, X, equal_var=False).confidence_interval(confidence)
+    assert stats.welch_interval(X, Y, confidence) == pytest.approx((expected.low, expected.high))
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # scipy's, about the constant group
+def test_welch_interval_follows_welch_p_for_constant_groups():
+    # One constant group: the other's variance alone, df = its n - 1 (scipy agrees).
+    expected = sps.ttest_ind([8.0, 8.0, 8.0], [6.0, 7.0, 8.0, 7.0], equal_var=False).confidence_interval()
+    assert stats.welch_interval([6.0, 7.0, 8.0, 7.0], [8.0, 8.0, 8.0]) == pytest.approx((expected.low, expected.high))
+    # Two constant groups: a point at a nonzero difference (p = 0), nothing at zero (p NaN).
+    assert stats.welch_interval([7.0, 7.0], [8.0, 8.0, 8.0]) == (1.0, 1.0)
+    assert stats.welch_p([7.0, 7.0], [8.0, 8.0, 8.0]) == 0.0
+    assert all(math.isnan(v) for v in stats.welch_interval([8.0, 8.0], [8.0, 8.0]))
+    assert all(math.isnan(v) for v in stats.welch_interval([1.0], X))
+
+
+def test_welch_interval_excludes_zero_exactly_when_welch_p_is_below_alpha():
+    rng = np.random.default_rng(7)
+    agreed = significant = 0
+    for case in range(3000):
+        n_a, n_b = rng.integers(2, 11, size=2)
+        a = rng.normal(0, rng.uniform(0.1, 3), n_a)
+        b = rng.normal(rng.normal(0, 1.5), rng.uniform(0.1, 3), n_b)
+        if case % 10 == 0:
+            a[:] = a[0]  # constant groups too: the conventions must agree as well
+        if case % 20 == 0:
+            b[:] = b[0]
+        low, high = stats.welch_interval(a, b)
+        p = stats.welch_p(a, b)
+        excludes = bool(low > 0 or high < 0)
+        assert excludes == bool(p < 0.05), (a, b, low, high, p)
+        agreed += 1
+        significant += excludes
+    assert 300 < significant < agreed - 300  # both outcomes were exercised
+
+
+def test_vectorised_intervals_equal_the_scalar_ones():
+    rng = np.random.default_rng(3)
+    a, b = rng.lognormal(size=(50, 3)), rng.normal(size=(50, 5))
+    lows, highs = stats.t_intervals(a)
+    w_lows, w_highs = stats.welch_intervals(a, b)
+    for i in range(50):
+        assert stats.t_interval(a[i]) == (lows[i], highs[i])
+        assert stats.welch_interval(a[i], b[i]) == (w_lows[i], w_highs[i])
+
+
+def test_log_scale_centre_and_contrast_are_geometric():
+    fid_a, fid_b = np.array([31.0, 206.0, 297.0]), np.array([14.0, 15.6, 16.2])
+    centre, low, high = stats.center(fid_a, "log")
+    assert centre == pytest.approx(statistics.geometric_mean(fid_a))
+    logs = np.log(fid_a)
+    expected = sps.t.interval(0.95, 2, loc=logs.mean(), scale=sps.sem(logs))
+    assert (low, high) == pytest.approx(tuple(np.exp(expected)))
+    result = stats.contrast(fid_a, fid_b, "log")
+    assert result.ratio == pytest.approx(statistics.geometric_mean(fid_b) / statistics.geometric_mean(fid_a))
+    assert result.diff == pytest.approx(math.log(result.ratio))
+    welch = sps.ttest_ind(np.log(fid_b), logs, equal_var=False)
+    ci = welch.confidence_interval()
+    assert (result.ratio_ci_low, result.ratio_ci_high) == pytest.approx((math.exp(ci.low), math.exp(ci.high)))
+    assert result.p == pytest.approx(welch.pvalue)
+    linear = stats.contrast(fid_a, fid_b)
+    assert linear.diff == pytest.approx(fid_b.mean() - fid_a.mean()) and math.isnan(linear.ratio)
+    assert linear.p == pytest.approx(sps.ttest_ind(fid_b, fid_a, equal_var=False).pvalue)
+
+
+def test_log_scale_refuses_non_positive_values():
+    assert stats.log_applicable([1.0, np.nan, 2.0]) and not stats.log_applicable([1.0, 0.0])
+    with pytest.raises(ValueError, match="positive"):
+        stats.center([1.0, -2.0], "log")
+    with pytest.raises(ValueError, match="positive"):
+        stats.contrast([1.0, 2.0], [0.0, 3.0], "log")
+    with pytest.raises(ValueError, match="scale must be one of linear, log"):
+        stats.center([1.0, 2.0], "logit")
+
+
+def test_pooled_sd_weighs_each_variance_by_its_df():
+    groups = [[1.0, 2.0, 3.0], [10.0, 14.0], [5.0], [np.nan, 4.0, 8.0, 6.0]]
+    by_hand = math.sqrt((2 * 1.0 + 1 * 8.0 + 2 * 4.0) / 5)  # variances 1, 8 and 4 with df 2, 1 and 2
+    assert stats.pooled_sd(groups) == pytest.approx(by_hand)
+    assert math.isnan(stats.pooled_sd([[1.0], []]))
+
+
+# --- mde and seeds_needed ----------------------------------------------------------------------------------------
+
+
+# Cohen (1988), Table 2.4.1: n per group of a two-sided two-sample t-test at alpha 0.05 and power 0.80.
+@pytest.mark.parametrize(("d", "n"), [(0.5, 64), (0.8, 26), (1.0, 17), (0.2, 393)])
+def test_seeds_needed_matches_cohens_table(d, n):
+    assert abs(stats.seeds_needed(d, 1.0) - n) <= 1
+    assert abs(stats.seeds_needed(-d * 3.0, 3.0) - n) <= 1  # only |diff| / sd matters
+
+
+def test_mde_matches_cohens_table_and_inverts_seeds_needed():
+    # Cohen's table read the other way: 64 per group detect d = 0.50, 26 detect d = 0.80.
+    assert stats.mde(64, 64, 1.0) == pytest.approx(0.50, abs=0.01)
+    assert stats.mde(26, 26, 2.0) == pytest.approx(1.60, abs=0.02)
+    for n in (3, 5, 8):
+        d = stats.mde(n, n, 1.0, m=4)
+        assert stats.seeds_needed(d * 1.001, 1.0, m=4) == n
+        assert stats.seeds_needed(d * 0.98, 1.0, m=4) == n + 1
+
+
+def test_mde_gives_the_power_it_promises_in_simulation():
+    """A Welch test at alpha / m on normal data with a true difference of mde detects it 80% of the time."""
+    n, sd, m = 20, 2.0, 3
+    diff = stats.mde(n, n, sd, m=m)
+    rng = np.random.default_rng(11)
+    trials = 20_000
+    a, b = rng.normal(0, sd, (trials, n)), rng.normal(diff, sd, (trials, n))
+    p = sps.ttest_ind(a, b, axis=1, equal_var=False).pvalue
+    assert np.mean(p < 0.05 / m) == pytest.approx(0.80, abs=0.02)
+
+
+def test_mde_grows_with_holm_and_shrinks_with_seeds():
+    assert stats.mde(3, 3, 1.0, m=6) > stats.mde(3, 3, 1.0) > stats.mde(8, 8, 1.0)
+    assert stats.mde(3, 3, 0.0) == 0.0 and math.isnan(stats.mde(3, 3, math.nan)) and math.isnan(stats.mde(1, 1, 1.0))
+
+
+def test_seeds_needed_edge_cases_and_arguments():
+    assert stats.seeds_needed(0.01, 1.0, max_n=50) == math.inf and stats.seeds_needed(0.0, 1.0) == math.inf
+    assert math.isnan(stats.seeds_needed(math.nan, 1.0)) and math.isnan(stats.seeds_needed(1.0, math.nan))
+    with pytest.raises(ValueError, match="alpha must be strictly between 0 and 1"):
+        stats.mde(3, 3, 1.0, alpha=5)
+    with pytest.raises(ValueError, match="m must be a positive integer"):
+        stats.seeds_needed(1.0, 1.0, m=0)
+    with pytest.raises(ValueError, match="power must lie between"):
+        stats.mde(3, 3, 1.0, power=0.01)
+
+
+def test_bca_bootstrap_matches_scipy_and_needs_ten_values():
+    values = np.random.default_rng(5).lognormal(size=12)
+    theirs = sps.bootstrap((values,), np.mean, method="BCa", n_resamples=10_000, rng=9).confidence_interval
+    ours = stats.bootstrap_ci(values, method="BCa")
+    assert ours == pytest.approx((theirs.low, theirs.high), rel=0.05)
+    with pytest.raises(ValueError, match="at least 10 values"):
+        stats.bootstrap_ci(X, method="BCa")
+    with pytest.raises(ValueError, match="method must be one of percentile, BCa"):
+        stats.bootstrap_ci(X, method="basic")
