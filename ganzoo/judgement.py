@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+SCALES = ("linear", "log")
 OPERATORS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 _CRITERION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|<|>)\s*([-+0-9.eE]+|inf|-inf)\s*$")
 
@@ -61,6 +62,11 @@ class Judgement:
             ``final < best * (1 - tol)`` when higher is better).
         coverage: the metric that counts modes or classes, for "dropped over training" (``None``: not counted).
         note: one line a leaderboard prints under the table (what the headline means on this data).
+        scale: "linear", or "log" for a positive headline that behaves multiplicatively (FID: seeds of one
+            row at 31, 206 and 297): rows are then compared by geometric means and their ratio, tests run on
+            the logs. A table with a value <= 0 falls back to "linear" and says so.
+        ceiling: the best value the headline can take (8 for modes of 8; ``None`` when unbounded): rows whose
+            seeds sit at it cannot be told apart, and the leaderboard's findings say so instead of "n.s.".
     """
 
     headline: str = "fid"
@@ -72,8 +78,19 @@ class Judgement:
     degrade_tolerance: float = 0.5
     coverage: str | None = None
     note: str = ""
+    scale: str = "linear"
+    ceiling: float | None = None
 
     def __post_init__(self):
+        if self.scale not in SCALES:
+            raise ValueError(f'Judgement.scale must be one of {", ".join(SCALES)}, got {self.scale!r}; use "log" '
+                             "for a positive, multiplicative headline such as FID")
+        if self.ceiling is not None:
+            if isinstance(self.ceiling, bool) or not isinstance(self.ceiling, (int, float)) \
+                    or not math.isfinite(self.ceiling):
+                raise ValueError(f"Judgement.ceiling must be a finite number (e.g. 8 for modes of 8) or None, got "
+                                 f"{self.ceiling!r}")
+            object.__setattr__(self, "ceiling", float(self.ceiling))
         for criterion in (*self.collapse, *self.success):
             parse_criterion(criterion)
         if not 0 < self.degrade_tolerance:
