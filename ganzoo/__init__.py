@@ -1,6 +1,11 @@
 """ganzoo: a plugin-based GAN model zoo and benchmark harness."""
 
-from .components import KINDS, Component
+# First, before torch computes anything: the CPU kernels every x86-64 machine with AVX2 shares (see ganzoo/cpu.py).
+from . import cpu as _cpu
+
+_cpu.pin_kernels()
+
+from .components import KINDS, Component  # noqa: E402 (after pinning the CPU kernels)
 from .contracts import (
     Dataset,
     DataSpec,

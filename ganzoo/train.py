@@ -22,6 +22,7 @@ import torch
 from . import artifacts
 from .build import Models, build_models, eval_generator, resolve_device, sampling
 from .contracts import StepContext
+from .cpu import describe_cpu
 from .records import DIVERGED, DONE, FAILED, RunResult
 from .registry import Registry, get_registry
 from .spec import Compute, RunSpec
@@ -341,15 +342,15 @@ def _save_samples(r: _Run) -> Path:
 
 
 def describe_device(device: torch.device, runs_per_device: int = 1) -> str:
-    """CPU results depend on the thread count (reduction order), so it is part of the record.
+    """CPU results depend on the thread count (reduction order), the CPU and the kernels' settings
+    (``ganzoo.cpu``), so all three are part of the record.
 
     On a GPU, the number of runs packed on it is: their speed and peak memory are read with it.
     """
     if device.type == "cuda":
         shared = f", {runs_per_device} runs per GPU" if runs_per_device > 1 else ""
         return f"cuda ({torch.cuda.get_device_name(device)}{shared})"
-    threads = torch.get_num_threads()
-    return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
+    return describe_cpu(torch.get_num_threads())
 
 
 def _peak_memory_mb(device: torch.device) -> float:
