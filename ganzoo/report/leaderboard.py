@@ -1,11 +1,14 @@
 """Runs -> leaderboard rows: one row per experiment, seed statistics, stability, and tests against the baseline.
 
 A row is an *experiment*: runs whose resolved specs differ only by seed (hyperparameters, budget and
-protocol included). Rows are ranked only within one (dataset, protocol fingerprint) table, by the
-dataset's headline metric in its direction (``ganzoo.judgement``). In a one-factor suite each row is
-compared with the baseline row over seeds (Welch's t-test, Holm's correction across the table, a
-bootstrap CI of the difference of means); in a full design, marginal tables average each component
-over the rest of the grid. Definitions: README, "Reading a leaderboard".
+protocol included). Rows are ranked only within one (dataset, protocol fingerprint) table, by the centre of
+the dataset's headline metric in its direction (``ganzoo.judgement``): the mean with Student's t interval, or
+on the log scale (``Judgement.scale``) the geometric mean with exp of the t interval of the logs. In a
+one-factor suite each row is compared with the baseline row over seeds on that scale: Welch's interval of the
+difference (or of the ratio of geometric means), Welch's test, Holm's correction across the table, and the
+axes in which the row differs from the baseline (a *package* when several change at once). Each table's
+power is its minimum detectable difference (``mde``). In a full design, marginal tables average each
+component over the rest of the grid. Definitions: README, "Reading a leaderboard" and "Statistics".
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ METRICS = {"fid": True, "is_mean": False, "kid_mean": True, "precision": False, 
            "density": False, "coverage": False, "modes": False, "high_quality": False, "mode_kl": True,
            "classes": False, "class_kl": True}
 ALPHA = 0.05
+POWER = 0.8  # the power a table's minimum detectable difference is quoted at
 N_RESAMPLES = 10_000
 
 
@@ -56,30 +60,53 @@ def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = Non
     groups = dict(list(runs.groupby(ROW_KEYS, dropna=False, sort=False)))
     # The headline of each experiment's finished seeds, read once: the row's statistics and its test use it.
     values = {key: headline_values(group, judgements.get(key[0], DEFAULT_JUDGEMENT)) for key, group in groups.items()}
-    # The bootstraps are most of a large board's time. Each draws its own seeded resamples and numpy draws
-    # without holding the GIL, so rows are summarised and tested in threads: the same numbers, on all cores.
+    summaries = {key: stats.summarize(vals, judgements.get(key[0], DEFAULT_JUDGEMENT).lower_is_better)
+                 for key, vals in values.items()}
+    board = pd.DataFrame([_row(key, group, summaries[key], judgements.get(key[0], DEFAULT_JUDGEMENT))
+                          for key, group in groups.items()])
+    # The flip rates' bootstraps are most of a large board's time. Each draws its own seeded resamples and numpy
+    # draws without holding the GIL, so rows are tested in threads: the same numbers, on all cores.
     with ThreadPoolExecutor(max_workers=_cores()) as pool:
-        summaries = _summaries(values, judgements, pool)
-        board = pd.DataFrame([_row(key, group, summaries[key], judgements.get(key[0], DEFAULT_JUDGEMENT))
-                              for key, group in groups.items()])
         tables = []
         for (dataset, _), table in board.groupby(TABLE_KEYS, sort=True):
             judgement = judgements.get(dataset, DEFAULT_JUDGEMENT)
-            table = _rank(table, judgement)
+            table = _rank(_centers(table, values, judgement), judgement)
             baseline = ((suite_record or {}).get("datasets", {}).get(dataset, {}).get("baseline")
                         if (suite_record or {}).get("design", "one-factor") == "one-factor" else None)
-            tables.append(_against_baseline(table, values, baseline, judgement, pool))
+            table = _against_baseline(table, values, baseline, judgement, pool)
+            tables.append(_power(table, values))
     return pd.concat(tables, ignore_index=True)
 
 
-def _summaries(values: Mapping[tuple, np.ndarray], judgements: Mapping[str, Judgement],
-               pool: Executor) -> dict[tuple, dict]:
-    """``stats.summarize`` of each row's values, rows side by side in ``pool``."""
-    def summary(key: tuple) -> dict:
-        judgement = judgements.get(key[0], DEFAULT_JUDGEMENT)
-        return stats.summarize(values[key], judgement.lower_is_better, n_resamples=N_RESAMPLES)
+def row_label(row) -> str:
+    """How reports name a row: G/D/loss/stack, and its hyperparameter variant if it has one."""
+    label = "/".join(str(row[a]) for a in AXES)
+    return f"{label} ({row['variant']})" if row.get("variant") else label
 
-    return dict(zip(values, pool.map(summary, values), strict=True))
+
+def _centers(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], judgement: Judgement) -> pd.DataFrame:
+    """Each row's centre and 95% interval on the table's analysis scale (``scale``, ``scale_note`` columns).
+
+    The log scale applies to a whole table or not at all, so that every row is read the same way: one value
+    <= 0 anywhere puts the table on the linear scale, and ``scale_note`` says which row had it.
+    """
+    table = table.copy()
+    keys = [tuple(k) for k in table[ROW_KEYS].itertuples(index=False)]
+    scale, note = judgement.scale, ""
+    if scale == "log":
+        bad = [key for key in keys if not stats.log_applicable(values[key])]
+        if bad:
+            row = table.iloc[keys.index(bad[0])]
+            worst = float(np.nanmin(values[bad[0]]))
+            scale = "linear"
+            note = (f"analysed on the linear scale: the log scale was asked for, but `{row_label(row)}` has a "
+                    f"{judgement.headline} of {worst:.4g} (<= 0)")
+    centres = [stats.center(values[key], scale) for key in keys]
+    table["scale"], table["scale_note"] = scale, note
+    table["center"] = [c[0] for c in centres]
+    table["ci_low"] = [c[1] for c in centres]
+    table["ci_high"] = [c[2] for c in centres]
+    return table
 
 
 def _cores() -> int:
@@ -101,6 +128,8 @@ def _row(key: tuple, group: pd.DataFrame, summary: dict[str, float], judgement: 
     row: dict[str, Any] = dict(zip(ROW_KEYS, key, strict=True))
     row.update({axis: first[axis] for axis in AXES})
     row["variant"] = first.get("variant", "") or ""
+    parts = group["stack_parts"].dropna() if "stack_parts" in group else pd.Series(dtype=object)
+    row["stack_parts"] = str(parts.iloc[0]) if len(parts) else None  # None: composition not recorded
     n = len(group)
     # Seed counts: n_<state> columns, so a status name never doubles as a column name.
     row.update(seeds=n, finished=len(done), n_diverged=int((group["status"] == DIVERGED).sum()),
@@ -111,6 +140,9 @@ def _row(key: tuple, group: pd.DataFrame, summary: dict[str, float], judgement: 
     successes = group.get("success", pd.Series(dtype=object)).dropna()
     row["success"] = float(successes.astype(bool).sum()) / n if len(successes) else math.nan
     row["headline"] = judgement.headline
+    finals = done[judgement.headline].astype(float) if judgement.headline in done else pd.Series(dtype=float)
+    row["n_at_ceiling"] = (int(np.isclose(finals, judgement.ceiling, rtol=0, atol=1e-9).sum())
+                           if judgement.ceiling is not None else 0)
     row.update({k: summary[k] for k in ("mean", "std", "median", "q25", "q75", "iqr", "ci_low", "ci_high", "worst")})
     row["oscillation"] = _median(group.get("oscillation"))
     row["dropped"] = _mean(group.get("dropped"))
@@ -139,8 +171,8 @@ def _mean(series) -> float:
 
 
 def _rank(table: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
-    """Best headline mean first; a row with no finished seed last; ties broken by the tiebreak metric."""
-    keys, ascending = ["mean"], [judgement.lower_is_better]
+    """Best centre (on the analysis scale) first; a row with no finished seed last; ties by the tiebreak metric."""
+    keys, ascending = ["center"], [judgement.lower_is_better]
     if judgement.tiebreak and judgement.tiebreak in table:
         keys.append(judgement.tiebreak)
         ascending.append(judgement.tiebreak_lower_is_better)
@@ -149,15 +181,22 @@ def _rank(table: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
     return table
 
 
+COMPARISON_COLUMNS = ("diff", "diff_ci_low", "diff_ci_high", "ratio", "ratio_ci_low", "ratio_ci_high", "p",
+                      "cliffs_delta", "flip_rate")
+
+
 def _against_baseline(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], baseline: Mapping[str, str] | None,
                       judgement: Judgement, pool: Executor) -> pd.DataFrame:
-    """Welch's test of each row against the baseline row over seeds, Holm-corrected across the table; the rows'
-    tests side by side in ``pool``."""
+    """Each row against the baseline row over seeds on the table's scale (``stats.contrast``: Welch's interval and
+    test), Holm-corrected across the table, with the axes each row changes; the rows' tests side by side in
+    ``pool``."""
     table = table.copy()
-    for col in ("diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "cliffs_delta", "flip_rate"):
+    for col in (*COMPARISON_COLUMNS, "p_holm"):
         table[col] = math.nan
     table["is_baseline"] = False
     table["verdict"] = ""
+    table["differs_in"] = ""
+    table["package"] = False
     if not baseline:
         return table
     matches = table.index[(table[AXES].astype(str) == pd.Series(baseline)[AXES].astype(str)).all(axis=1)]
@@ -165,28 +204,89 @@ def _against_baseline(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], b
         return table
     base = table.loc[matches[0]]
     table.loc[matches[0], "is_baseline"] = True
+    scale = base["scale"]
     base_values = values[tuple(base[ROW_KEYS])]
     keys = dict(zip(table.index, zip(*(table[k] for k in ROW_KEYS), strict=True), strict=True))
     others = [index for index in table.index if index != matches[0]]
-    results = list(pool.map(lambda index: stats.compare(
-        base_values, values[keys[index]], judgement.lower_is_better, n_resamples=N_RESAMPLES), others))
+
+    def compare(index) -> list[float]:
+        row_values = values[keys[index]]
+        result = stats.contrast(base_values, row_values, scale)
+        # The flip rate reads the scale of the test: the order of geometric means is the order of mean logs.
+        on_scale = np.log if scale == "log" else np.asarray
+        flips = stats.flip_rate(on_scale(base_values), on_scale(row_values), judgement.lower_is_better,
+                                n_resamples=N_RESAMPLES)
+        return [result.diff, result.diff_ci_low, result.diff_ci_high, result.ratio, result.ratio_ci_low,
+                result.ratio_ci_high, result.p, stats.cliffs_delta(base_values, row_values), flips]
+
     if others:  # one assignment for the table: a .loc per row costs more than a small table's tests
-        table.loc[others, ["diff", "diff_ci_low", "diff_ci_high", "p", "cliffs_delta", "flip_rate"]] = [
-            [r.diff, r.ci_low, r.ci_high, r.p, r.cliffs_delta, r.flip_rate] for r in results]
+        table.loc[others, list(COMPARISON_COLUMNS)] = list(pool.map(compare, others))
+        differs = [differing_axes(table.loc[index], base) for index in others]
+        table.loc[others, "differs_in"] = ["+".join(axes) or "hyperparameters" for axes in differs]
+        table.loc[others, "package"] = [is_package(table.loc[index], axes)
+                                        for index, axes in zip(others, differs, strict=True)]
     table["p_holm"] = stats.holm(table["p"].to_numpy(dtype=float))
-    table["verdict"] = [_verdict(is_baseline, p_holm, mean, base["mean"], judgement) for is_baseline, p_holm, mean
-                        in zip(table["is_baseline"], table["p_holm"], table["mean"], strict=True)]
+    table["verdict"] = [_verdict(is_baseline, p_holm, centre, base["center"], judgement) for is_baseline, p_holm, centre
+                        in zip(table["is_baseline"], table["p_holm"], table["center"], strict=True)]
     return table
 
 
-def _verdict(is_baseline: bool, p_holm: float, mean: float, base_mean: float, judgement: Judgement) -> str:
+def differing_axes(row, base) -> list[str]:
+    """The axes (of ``AXES``) in which ``row`` is not the baseline ``base``."""
+    return [axis for axis in AXES if str(row[axis]) != str(base[axis])]
+
+
+def stack_parts(row) -> list[str]:
+    """The stabilizers the row's stack is made of; just its name when the composition was not recorded."""
+    parts = row.get("stack_parts")
+    if parts is None or (isinstance(parts, float) and math.isnan(parts)):
+        return [] if row["stack"] == "none" else [str(row["stack"])]
+    return [p for p in str(parts).split(",") if p]
+
+
+def is_package(row, axes: list[str]) -> bool:
+    """Whether the row changes several things at once: more than one axis, or a stack of several stabilizers.
+
+    Its difference to the baseline is then the package's, not the effect of any one component.
+    """
+    return len(axes) > 1 or ("stack" in axes and len(stack_parts(row)) > 1)
+
+
+def package_text(row, base) -> str:
+    """What a package changes, e.g. "loss wasserstein + stack wgan_gp: gradient_penalty, d_steps, ttur"."""
+    out = []
+    for axis in differing_axes(row, base):
+        parts = stack_parts(row) if axis == "stack" else []
+        out.append(f"{axis} {row[axis]}" + (f": {', '.join(parts)}" if len(parts) > 1 else ""))
+    return " + ".join(out)
+
+
+def _verdict(is_baseline: bool, p_holm: float, centre: float, base_centre: float, judgement: Judgement) -> str:
     if is_baseline:
         return "baseline"
     if math.isnan(p_holm):
         return "too few seeds"
     if p_holm < ALPHA:
-        return "better" if judgement.better(mean, base_mean) else "worse"
+        return "better" if judgement.better(centre, base_centre) else "worse"
     return "n.s."
+
+
+def _power(table: pd.DataFrame, values: Mapping[tuple, np.ndarray]) -> pd.DataFrame:
+    """The table's power: the minimum detectable difference at its usual seed count (``stats.mde``), 80% power,
+    alpha 0.05 / m with m the rows compared with the baseline (Holm's first step; 1 without a baseline), from the
+    pooled within-row sd on the analysis scale. Columns ``pooled_sd``, ``mde_seeds``, ``n_compared`` and ``mde``:
+    a difference in headline units on the linear scale, a factor (>= 1, either way) on the log scale."""
+    table = table.copy()
+    scale = table["scale"].iloc[0]
+    rows = [values[tuple(k)] for k in table[ROW_KEYS].itertuples(index=False)]
+    sd = stats.pooled_sd([np.log(v[~np.isnan(v)]) if scale == "log" else v for v in rows])
+    counts = table.loc[table["finished"] >= 2, "finished"]
+    n = int(counts.mode().min()) if len(counts) else 0  # the most common count; the smaller of equally common
+    compared = int(table["p"].notna().sum())
+    difference = stats.mde(n, n, sd, alpha=ALPHA, m=max(compared, 1), power=POWER) if n >= 2 else math.nan
+    table["pooled_sd"], table["mde_seeds"], table["n_compared"] = sd, n, compared
+    table["mde"] = math.exp(difference) if scale == "log" else difference
+    return table
 
 
 def marginals(board: pd.DataFrame, judgements: Mapping[str, Judgement] | None = None) -> pd.DataFrame:

@@ -13,21 +13,28 @@ import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..sweep.store import Store
-from .leaderboard import AXES, leaderboard, marginals
+from .findings import HEADING, power_line, table_findings
+from .leaderboard import AXES, leaderboard, marginals, row_label
 from .runs import collector_paused, judgements_of, read_runs
 from .tables import budget_text, metric_label, metrics_table, num, ranking_table
 
 LEGEND = (
     "Each row is one experiment (runs that differ only by seed); *seeds* = finished/total. The headline "
-    "statistics are over finished seeds: mean with a percentile-bootstrap 95% CI (10,000 resamples), median "
-    "with its interquartile range, and the *worst* seed. *unstable* = seeds that diverged (non-finite), "
-    "collapsed (the dataset's collapse criterion at the end) or degraded (final headline worse than the run's "
-    "own best by more than the dataset's tolerance); *success* = seeds meeting the success criterion. "
-    "*Δ vs baseline* = row mean − baseline mean with a bootstrap 95% CI; *p (Holm)* = Welch's t-test over "
-    "seeds, Holm-corrected across the table; *better*/*worse* only where p (Holm) < 0.05, else *n.s.* "
-    "Every value is the final checkpoint's, never the best one. KID is printed ×10³ where it is below 1 "
-    "(Inception-sized, as papers print it) and raw otherwise, as its column says. Definitions: README, "
-    "\"Reading a leaderboard\".\n"
+    "statistics are over finished seeds: the mean with Student's t 95% CI, or, for a headline analysed on the log "
+    "scale (FID: it behaves multiplicatively), the geometric mean with exp of the t interval of the logs; median "
+    "with its interquartile range; the *worst* seed. *unstable* = seeds that diverged (non-finite), collapsed "
+    "(the dataset's collapse criterion at the end) or degraded (final headline worse than the run's own best by "
+    "more than the dataset's tolerance); *success* = seeds meeting the success criterion. *differs in* = the "
+    "axes in which a row is not the baseline; a *package* changes several components at once (several axes, or "
+    "a stack of several stabilizers), so its difference is the package's, not one component's. *Δ vs baseline* "
+    "= row mean − baseline mean with Welch's 95% CI (on the log scale: *ratio vs baseline* = row / baseline "
+    "geometric mean with Welch's CI of the log difference); *p (Holm)* = Welch's t-test on the same scale, "
+    "Holm-corrected across the table. The CI is unadjusted and excludes 1 (ratio) or 0 (Δ) exactly when the "
+    "unadjusted p < 0.05; *better*/*worse* only where p (Holm) < 0.05, else *n.s.* *Power* under each table: "
+    "the minimum detectable difference (80% power, Holm across the table) at its seed count. *Findings* close "
+    "each table: its statistics in words. Every value is the final checkpoint's, never the best one. KID is "
+    "printed ×10³ where it is below 1 (Inception-sized, as papers print it) and raw otherwise, as its column "
+    "says. Definitions: README, \"Reading a leaderboard\" and \"Statistics\".\n"
 )
 
 
@@ -47,12 +54,14 @@ def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: d
         reference = (references or {}).get((dataset, fingerprint))
         parts.append(_header(dataset, fingerprint, group, judgement, suite_record or {}))
         parts.append(ranking_table(group, judgement).to_markdown(index=False) + "\n")
+        parts.append(power_line(group, judgement) + "\n")
         parts.append("All metrics, mean ± sd over finished seeds (↓ lower is better, ↑ higher is better):\n")
         parts.append(metrics_table(group, reference).to_markdown(index=False) + "\n")
         if reference:
             parts.append(f"*real data*: {reference['note']}, {reference['n']} samples through the same protocol; "
                          f"its {metric_label(judgement.headline)} is "
                          f"{num(reference['metrics'].get(judgement.headline, float('nan')))}.\n")
+        parts.append(f"{HEADING}\n\n" + "\n".join(table_findings(group, judgement)) + "\n")
     return "\n".join(parts)
 
 
@@ -69,12 +78,27 @@ def _header(dataset: str, fingerprint: str, group: pd.DataFrame, judgement: Judg
              f"{'above' if judgement.lower_is_better else 'below'} best × "
              f"{1 + judgement.degrade_tolerance if judgement.lower_is_better else 1 - judgement.degrade_tolerance:g}; "
              f"success: {' and '.join(judgement.success) or 'not defined'}."]
+    if "scale" in group and group["scale"].iloc[0] == "log":
+        lines.append(f"Scale: log (geometric means; rows compared by their ratio to the baseline, tests on log "
+                     f"{metric_label(judgement.headline)}).")
+    elif "scale_note" in group and group["scale_note"].iloc[0]:
+        lines.append(f"Scale: {group['scale_note'].iloc[0]}.")
     baseline = record.get("datasets", {}).get(dataset, {}).get("baseline")
     if baseline and group["is_baseline"].any():
-        lines.append(f"Baseline: {'/'.join(baseline[a] for a in AXES)}; every other row differs from it in one "
-                     "component (one-factor design).")
+        lines.append(f"Baseline: {'/'.join(baseline[a] for a in AXES)}; {design_sentence(group)}")
     return "\n".join(lines) + "\n"
 
+
+def design_sentence(group: pd.DataFrame) -> str:
+    """How the rows relate to the baseline: one component each, unless some are packages (named)."""
+    others = group[~group["is_baseline"]]
+    packages = others[others["package"].astype(bool)] if "package" in others else others.iloc[:0]
+    if packages.empty:
+        return "every other row differs from it in one component (one-factor design)."
+    named = ", ".join(f"`{row_label(r)}`" for _, r in packages.iterrows())
+    which = "packages that change" if len(packages) > 1 else "a package that changes"
+    return (f"the other rows differ from it in one component, except {which} several at once ({named}): a "
+            "package's difference is the package's, not one component's effect.")
 
 
 def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[Path]:

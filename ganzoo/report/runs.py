@@ -105,7 +105,9 @@ def _record(row: dict[str, Any], evals: list[dict[str, Any]], judgement: Judgeme
     protocol = row["protocol"] or {}
     record = {k: row[k] for k in RUN_COLUMNS}
     record.update(started=_time(row["started"]), finished=_time(row["finished"]), suites=",".join(row["suites"]),
-                  experiment=experiment_key(row["spec"]), batch_size=row["spec"].get("budget", {}).get("batch_size"))
+                  experiment=experiment_key(row["spec"]), batch_size=row["spec"].get("budget", {}).get("batch_size"),
+                  # What the stack is made of: a named stack of several stabilizers is a package, not one factor.
+                  stack_parts=",".join(ref["name"] for ref in row["spec"].get("stack", [])))
     record.update(extractor=protocol.get("extractor"), weights_hash=protocol.get("weights_hash"),
                   n_fake=protocol.get("n_fake"), n_real=protocol.get("n_real"))
     record.update(dict(row["metrics"] or {}))

@@ -42,27 +42,47 @@ def _combination(group: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def headline_column(group: pd.DataFrame, judgement: Judgement) -> str:
+    """The ranking table's headline column: the mean, or on the log scale the geometric mean, with its 95% CI."""
+    centre = "geo. mean" if _scale_of(group) == "log" else "mean"
+    return f"{metric_label(judgement.headline)} {centre} [95% CI]"
+
+
+def effect_column(group: pd.DataFrame) -> str:
+    return "ratio vs baseline [95% CI]" if _scale_of(group) == "log" else "Δ vs baseline [95% CI]"
+
+
+def _scale_of(group: pd.DataFrame) -> str:
+    return str(group["scale"].iloc[0]) if "scale" in group and len(group) else "linear"
+
+
 def ranking_table(group: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
     table = _combination(group)
-    name = metric_label(judgement.headline)
     table["seeds"] = group["finished"].astype(str) + "/" + group["seeds"].astype(str)
-    table[f"{name} mean [95% CI]"] = [_ci(r["mean"], r["ci_low"], r["ci_high"]) for _, r in group.iterrows()]
+    centre = group["center"] if "center" in group else group["mean"]
+    table[headline_column(group, judgement)] = [_ci(c, low, high) for c, low, high
+                                                in zip(centre, group["ci_low"], group["ci_high"], strict=True)]
     table["median (IQR)"] = [num(r["median"]) + ("" if pd.isna(r["iqr"]) else f" ({num(r['iqr'])})")
                              for _, r in group.iterrows()]
     table["worst"] = group["worst"].map(num)
     table["success"] = [("–" if pd.isna(r["success"]) else f"{round(r['success'] * r['seeds'])}/{r['seeds']}")
                         for _, r in group.iterrows()]
-    table["unstable"] = [_unstable(r) for _, r in group.iterrows()]
+    table["unstable"] = [unstable_text(r) for _, r in group.iterrows()]
     if group["is_baseline"].any():
-        table["Δ vs baseline [95% CI]"] = [
-            "" if r["is_baseline"] else _ci(r["diff"], r["diff_ci_low"], r["diff_ci_high"], signed=True)
+        log = _scale_of(group) == "log"
+        table["differs in"] = ["" if r["is_baseline"] else r["differs_in"] + (" (package)" if r["package"] else "")
+                               for _, r in group.iterrows()]
+        table[effect_column(group)] = [
+            "" if r["is_baseline"] else (_ratio(r["ratio"], r["ratio_ci_low"], r["ratio_ci_high"]) if log
+                                         else _ci(r["diff"], r["diff_ci_low"], r["diff_ci_high"], signed=True))
             for _, r in group.iterrows()]
         table["p (Holm)"] = group["p_holm"].map(lambda p: "" if pd.isna(p) else f"{p:.2g}")
         table["verdict"] = group["verdict"]
     return table
 
 
-def _unstable(row) -> str:
+def unstable_text(row) -> str:
+    """"k/n (i diverged, j collapsed, ...)": the unstable seeds of a row and their kinds."""
     kinds = [f"{row[column]} {label}" for column, label in UNSTABLE_KINDS.items() if row.get(column)]
     count = round(row["unstable"] * row["seeds"])
     return f"{count}/{row['seeds']}" + (f" ({', '.join(kinds)})" if kinds else "")
@@ -111,6 +131,12 @@ def _ci(mean: float, low: float, high: float, signed: bool = False) -> str:
         return "–"
     text = (f"{mean:+.3g}" if signed else num(mean))
     return text if pd.isna(low) else f"{text} [{low:.3g}, {high:.3g}]"
+
+
+def _ratio(ratio: float, low: float, high: float) -> str:
+    if pd.isna(ratio):
+        return "–"
+    return f"×{ratio:.3g}" if pd.isna(low) else f"×{ratio:.3g} [{low:.3g}, {high:.3g}]"
 
 
 def _pm(mean: float, std: float) -> str:
