@@ -91,13 +91,16 @@ def build_grid(suite: Suite, registry: Registry, filters: Filters = Filters(), s
     for plan in suite.datasets:
         if filters.dataset and not any(fnmatch.fnmatchcase(plan.dataset.name, p) for p in filters.dataset):
             continue
-        _plan_grid(plan, suite, registry, stacks, filters, seeds or plan.seeds or suite.seeds, kimg, grid, g_steps)
+        # --seeds gives every row the same seeds; otherwise the baseline may have more (``baseline_seeds``).
+        baseline_seeds = seeds or plan.baseline_seeds or plan.seeds or suite.seeds
+        _plan_grid(plan, suite, registry, stacks, filters, seeds or plan.seeds or suite.seeds, kimg, grid, g_steps,
+                   baseline_seeds)
     return grid
 
 
 def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict[str, list[ComponentRef]],
                filters: Filters, seeds: list[int], kimg: float | None, grid: Grid,
-               g_steps: int | None = None) -> None:
+               g_steps: int | None = None, baseline_seeds: list[int] | None = None) -> None:
     dataset_component = registry.get("dataset", plan.dataset.name)
     dataset_hparams = dataset_component.hparams(plan.dataset.hparams)
     spec = data_spec_of(dataset_component, dataset_hparams)
@@ -117,7 +120,8 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
             continue
         if not filters.keeps(combo, combo_names["stack"], dataset_ref.name):
             continue
-        for seed in seeds:
+        is_baseline = bool(plan.baseline) and all(combo_names[a] == plan.baseline.get(a) for a in AXES)
+        for seed in baseline_seeds if is_baseline and baseline_seeds else seeds:
             grid.specs.append(RunSpec(
                 dataset=dataset_ref,
                 generator=_ref(combo["generator"], plan),

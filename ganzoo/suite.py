@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .contracts import EvalProtocol
-from .judgement import parse_criterion
+from .judgement import Judgement, parse_criterion
 from .spec import Budget, ComponentRef, Compute, Optim
 
 if sys.version_info >= (3, 11):
@@ -29,7 +29,7 @@ AXES = ("generator", "discriminator", "loss", "stack")
 TOP_LEVEL_KEYS = {"name", "description", "design", "seeds", "budget", "optim", "eval", "stacks", "auto_stacks",
                   "datasets", "components", "hparams", "compute"}
 DATASET_KEYS = {"name", "hparams", "baseline", "budget", "optim", "eval", "components", "component_hparams",
-                "success", "extra", "seeds", "compute"}
+                "success", "extra", "seeds", "baseline_seeds", "judgement", "compute"}
 
 
 class SuiteError(ValueError):
@@ -49,6 +49,10 @@ class DatasetPlan:
     component_hparams: dict[str, dict[str, dict[str, Any]]]  # kind -> name -> overrides
     success: list[str] | None = None  # success criterion at this budget; None: the dataset's own
     seeds: list[int] | None = None  # this dataset's seeds; None: the suite's
+    # The baseline row's seeds, when it needs more than the others: every other row is compared with it, so
+    # with m comparisons about sqrt(m) times a row's seeds minimise the runs for a given power (Dunnett 1955).
+    baseline_seeds: list[int] | None = None
+    judgement: dict[str, Any] = field(default_factory=dict)  # overrides of the dataset's Judgement at this budget
     extra: list[dict[str, str]] = field(default_factory=list)  # combinations beyond the design (axes -> names)
     compute: Compute = Compute()  # fp32, no channels_last, no compile: the leaderboards' default
 
@@ -133,6 +137,32 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", default_name: str 
     )
 
 
+def with_seed_offset(suite: Suite, offset: int) -> Suite:
+    """The same suite on seeds shifted by ``offset``: a replicate on disjoint seeds (``bench --seed-offset``)."""
+    if offset == 0:
+        return suite
+
+    def shift(seeds: list[int] | None) -> list[int] | None:
+        return None if seeds is None else [seed + offset for seed in seeds]
+
+    return dataclasses.replace(suite, seeds=shift(suite.seeds), datasets=[
+        dataclasses.replace(plan, seeds=shift(plan.seeds), baseline_seeds=shift(plan.baseline_seeds))
+        for plan in suite.datasets])
+
+
+def _check_judgement(overrides: Any, where: str) -> None:
+    """A dataset's ``judgement`` table: fields of ``Judgement`` (the headline, its scale, the criteria...)."""
+    fields = sorted(Judgement.__dataclass_fields__)
+    if not isinstance(overrides, dict) or set(overrides) - set(fields):
+        unknown = sorted(set(overrides) - set(fields)) if isinstance(overrides, dict) else overrides
+        raise SuiteError(f"{where}: judgement must be a table of Judgement fields ({', '.join(fields)}); "
+                         f"got {unknown!r}")
+    try:
+        Judgement(**overrides)
+    except (TypeError, ValueError) as exc:
+        raise SuiteError(f"{where}: judgement: {exc}") from exc
+
+
 def _seeds(value: Any, where: str) -> list[int]:
     """A count (``5`` -> seeds 0..4) or an explicit list of integers."""
     seeds = list(range(value)) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -215,6 +245,8 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
                 parse_criterion(criterion)
             except ValueError as exc:
                 raise SuiteError(f"{where}: {exc}") from exc
+    judgement = entry.get("judgement", {})
+    _check_judgement(judgement, where)
     extra = entry.get("extra", [])
     if not isinstance(extra, list) or not all(isinstance(e, dict) and set(e) <= set(AXES) and e for e in extra):
         raise SuiteError(f"{where}: extra must be a list of tables naming one component per axis among {AXES}, "
@@ -229,6 +261,8 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         component_hparams=hparams,
         success=success,
         seeds=_seeds(entry["seeds"], where) if "seeds" in entry else None,
+        baseline_seeds=_seeds(entry["baseline_seeds"], where) if "baseline_seeds" in entry else None,
+        judgement=dict(judgement),
         extra=[{k: str(v) for k, v in e.items()} for e in extra],
         compute=compute,
     )

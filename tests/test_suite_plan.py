@@ -45,6 +45,44 @@ def test_per_dataset_seeds_override_the_suites(zoo):
         suite(seeds="10")
 
 
+def test_the_baseline_may_have_more_seeds_than_the_rows_it_is_compared_with(zoo):
+    grid = build_grid(suite(seeds=[0, 1], baseline_seeds=6), zoo)
+    baseline = "/".join(suite().datasets[0].baseline[a] for a in ("generator", "discriminator", "loss", "stack"))
+    seeds = {}
+    for spec in grid.specs:
+        seeds.setdefault(spec.combination, set()).add(spec.seed)
+    assert seeds.pop(baseline) == set(range(6))
+    assert seeds and all(row == {0, 1} for row in seeds.values())
+    # --seeds gives every row, the baseline too, the same seeds.
+    assert {s.seed for s in build_grid(suite(seeds=[0, 1], baseline_seeds=6), zoo, seeds=[7]).specs} == {7}
+
+
+def test_a_seed_offset_replicates_the_suite_on_disjoint_seeds(zoo):
+    from ganzoo.suite import with_seed_offset
+
+    original = build_grid(suite(seeds=[0, 1], baseline_seeds=4), zoo)
+    replicate = build_grid(with_seed_offset(suite(seeds=[0, 1], baseline_seeds=4), 1000), zoo)
+    assert sorted((s.combination, s.seed + 1000) for s in original.specs) == sorted(
+        (s.combination, s.seed) for s in replicate.specs)
+    assert not {s.run_id for s in original.specs} & {s.run_id for s in replicate.specs}
+
+
+def test_a_suite_may_judge_a_dataset_by_another_headline_at_its_budget(zoo, tmp_path):
+    the_suite = suite(judgement={"headline": "fid", "scale": "log", "note": "log FID at this budget"})
+    bench(the_suite, tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline",
+          seeds=[0], filters=Filters(stabilizer=("none",)))
+    store = Store(tmp_path)
+    try:
+        judgement = store.suite_record("tiny")["datasets"]["blobs"]["judgement"]
+    finally:
+        store.close()
+    assert judgement["scale"] == "log" and judgement["note"] == "log FID at this budget"
+    with pytest.raises(SuiteError, match="judgement must be a table of Judgement fields .* got \\['headlines'\\]"):
+        suite(judgement={"headlines": "fid"})
+    with pytest.raises(SuiteError, match="judgement: "):
+        suite(judgement={"success": ["fid <== 3"]})
+
+
 def test_success_criteria_are_checked_when_the_suite_is_read():
     assert suite(success=["fid <= 3"]).datasets[0].success == ["fid <= 3"]
     with pytest.raises(SuiteError, match='Criterion .fid <== 3. is not'):

@@ -46,6 +46,8 @@ def _filter_options(func):
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True)
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds 0..N-1 instead of the suite's seeds.")
+@click.option("--seed-offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Shift every seed by this much: a replicate of the suite on disjoint seeds (e.g. 1000).")
 @click.option("--kimg", type=FINITE_POSITIVE, default=None,
               help="Override a budget counted in kimg (keeps its number of evaluations).")
 @click.option("--g-steps", type=click.IntRange(min=1), default=None,
@@ -79,12 +81,12 @@ def _filter_options(func):
 @click.option("--dry-run", is_flag=True, help="Print the grid, its size and estimated time; train nothing.")
 @click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def bench_command(all_, suite, results_dir, seeds, kimg, g_steps, generator_patterns, discriminator_patterns,
+def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, generator_patterns, discriminator_patterns,
                   loss_patterns, stabilizer_patterns, dataset_patterns, device, executor, jobs, address, runs_per_gpu,
                   ray_storage, precision, channels_last, compile_, keep_checkpoints, dry_run, no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
     from ..grid import Filters
-    from ..suite import load_suite
+    from ..suite import load_suite, with_seed_offset
 
     filters = Filters(generator_patterns, discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns)
     if not all_ and filters == Filters():
@@ -107,7 +109,8 @@ def bench_command(all_, suite, results_dir, seeds, kimg, g_steps, generator_patt
     warn_errors(registry)
     _check_patterns(registry, filters)
     with user_errors():
-        _run_bench(registry, load_suite(suite), filters, list(range(seeds)) if seeds else None,
+        seed_list = list(range(seed_offset, seed_offset + seeds)) if seeds else None
+        _run_bench(registry, with_seed_offset(load_suite(suite), seed_offset), filters, seed_list,
                    {"kimg": kimg, "g_steps": g_steps}, results_dir, device, executor, jobs, dry_run, no_estimate,
                    progress, keep_checkpoints=keep_checkpoints, ray_settings=ray_settings,
                    compute={"precision": precision, "channels_last": channels_last, "compile": compile_})
