@@ -123,3 +123,121 @@ def test_marginals_average_each_component_over_the_rest_of_a_full_grid():
     assert table.loc[("loss", "hinge"), "mean"] == 40.0 and table.loc[("loss", "ns"), "mean"] == 15.0
     assert table.loc[("stack", "a"), "mean"] == 20.0 and table.loc[("stack", "b"), "rows"] == 2
     assert list(table.loc["loss"].index) == ["ns", "hinge"]  # best (lowest FID) first
+
+
+# --- intervals, the log scale, packages, power and findings --------------------------------------------------------
+
+FID_LOG = Judgement(headline="fid", scale="log")
+FID_RECORD = {"design": "one-factor", "datasets": {"digits": {"baseline": {
+    "generator": "g", "discriminator": "d", "loss": "ns", "stack": "none"}}}}
+
+
+def fid_seeds(stack, values, loss="ns", parts=None, **extra):
+    return [{"stack": stack, "loss": loss, "seed": i, "status": "done", "fingerprint": "p", "fid": v,
+             "stack_parts": stack if parts is None else parts, **extra} for i, v in enumerate(values)]
+
+
+def test_judgement_scale_and_ceiling_round_trip_and_are_validated():
+    judgement = Judgement(headline="modes", lower_is_better=False, scale="log", ceiling=8)
+    assert Judgement.from_dict(judgement.as_dict()) == judgement and judgement.ceiling == 8.0
+    old = {k: v for k, v in judgement.as_dict().items() if k not in ("scale", "ceiling")}
+    assert Judgement.from_dict(old).scale == "linear" and Judgement.from_dict(old).ceiling is None
+    with pytest.raises(ValueError, match='scale must be one of linear, log, got .Log.'):
+        Judgement(scale="Log")
+    with pytest.raises(ValueError, match="ceiling must be a finite number"):
+        Judgement(ceiling=math.inf)
+
+
+@pytest.mark.parametrize("judgement", [Judgement(headline="fid"), FID_LOG])
+def test_every_rows_interval_agrees_with_its_test(judgement):
+    rng = np.random.default_rng(4)
+    rows = fid_seeds("none", rng.lognormal(3.3, 0.4, 5))
+    for i, factor in enumerate([0.3, 0.5, 0.7, 0.9, 1.0, 1.2, 1.6, 2.5, 4.0]):
+        rows += fid_seeds(f"s{i}", rng.lognormal(3.3 + math.log(factor), 0.4, 3 + i % 4))
+    board = leaderboard(runs(*rows), FID_RECORD, {"digits": judgement})
+    tested = board[board["p"].notna()]
+    assert len(tested) == 9
+    low, high = (("ratio_ci_low", "ratio_ci_high") if judgement.scale == "log" else ("diff_ci_low", "diff_ci_high"))
+    null = 1.0 if judgement.scale == "log" else 0.0
+    excludes = (tested[low] > null) | (tested[high] < null)
+    assert list(excludes) == list(tested["p"] < 0.05)
+    assert 0 < excludes.sum() < len(tested)  # both kinds of row are on the board
+    # Each row's own interval is Student's t (linear) or exp of t on the logs (log), as scipy computes them.
+    for _, row in board.iterrows():
+        seeds = np.array([r["fid"] for r in rows if r["stack"] == row["stack"]])
+        data = np.log(seeds) if judgement.scale == "log" else seeds
+        expected = scipy_stats.t.interval(0.95, len(data) - 1, loc=data.mean(), scale=scipy_stats.sem(data))
+        if judgement.scale == "log":
+            expected = np.exp(expected)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(expected))
+
+
+def test_log_scale_compares_geometric_means_and_falls_back_on_a_non_positive_value():
+    import statistics
+
+    base, better = [31.0, 206.0, 297.0], [14.0, 15.6, 16.2]
+    board = leaderboard(runs(*fid_seeds("none", base), *fid_seeds("x", better)), FID_RECORD,
+                        {"digits": FID_LOG}).set_index("stack")
+    x = board.loc["x"]
+    assert x["scale"] == "log" and x["center"] == pytest.approx(statistics.geometric_mean(better))
+    assert x["ratio"] == pytest.approx(statistics.geometric_mean(better) / statistics.geometric_mean(base))
+    assert x["diff"] == pytest.approx(math.log(x["ratio"]))  # the log difference, as the README says
+    assert x["p"] == pytest.approx(scipy_stats.ttest_ind(np.log(better), np.log(base), equal_var=False).pvalue)
+    assert x["mean"] == pytest.approx(np.mean(better))  # the arithmetic mean stays, for compatibility
+    # A value <= 0 puts the whole table on the linear scale, and the report says so instead of failing.
+    fallback = leaderboard(runs(*fid_seeds("none", base), *fid_seeds("x", [14.0, -0.5, 16.2])), FID_RECORD,
+                           {"digits": FID_LOG})
+    assert set(fallback["scale"]) == {"linear"} and fallback["ratio"].isna().all()
+    markdown = to_markdown(fallback, suite_record=FID_RECORD, judgements={"digits": FID_LOG})
+    assert "Scale: analysed on the linear scale: the log scale was asked for, but `g/d/ns/x` has a fid of -0.5" \
+        in markdown
+
+
+def test_a_row_that_changes_several_things_is_labelled_a_package():
+    from ganzoo.report.findings import findings
+
+    rows = [*fid_seeds("none", [30.0, 31.0, 29.0], parts=""), *fid_seeds("sn", [30.5, 29.0, 31.5]),
+            *fid_seeds("wgan_gp", [60.0, 62.0, 59.0], loss="wasserstein", parts="gradient_penalty,d_steps,ttur"),
+            *fid_seeds("combo", [45.0, 44.0, 46.5], parts="r1,ema")]
+    board = leaderboard(runs(*rows), FID_RECORD).set_index("stack")
+    assert (board.loc["sn", "differs_in"], bool(board.loc["sn", "package"])) == ("stack", False)
+    assert (board.loc["wgan_gp", "differs_in"], bool(board.loc["wgan_gp", "package"])) == ("loss+stack", True)
+    assert (board.loc["combo", "differs_in"], bool(board.loc["combo", "package"])) == ("stack", True)
+    board = board.reset_index()
+    markdown = to_markdown(board, suite_record=FID_RECORD)
+    assert "every other row differs from it in one component" not in markdown
+    assert "except packages that change several at once (`g/d/ns/combo`, `g/d/wasserstein/wgan_gp`)" in markdown
+    assert "loss+stack (package)" in markdown
+    text = findings(board)[("digits", "p")]
+    assert ("- `g/d/wasserstein/wgan_gp`, a package (loss wasserstein + stack wgan_gp: gradient_penalty, d_steps, "
+            "ttur), is worse than the baseline on FID: ") in text
+
+
+def test_findings_state_decided_rows_ceilings_instability_and_power_and_read_back_from_markdown():
+    from ganzoo.report import stats
+    from ganzoo.report.findings import findings, findings_of_markdown
+
+    modes = Judgement(headline="modes", lower_is_better=False, ceiling=8)
+    base, worse, top = [8, 8, 7, 8, 8], [3.0, 4.0, 3.5, 2.5, 3.0], [8, 8, 8, 8, 8]
+    rows = [*seeds("none", base), *seeds("bad", worse), *seeds("top", top), *seeds("mid", [8, 7, 8, 6, 8])]
+    rows[7].update(collapsed=True, unstable=True)
+    board = leaderboard(runs(*rows), RECORD, {"ring8": modes})
+    text = findings(board, {"ring8": modes})[("ring8", "p")]
+    p_holm = board.set_index("stack").loc["bad", "p_holm"]
+    ci = scipy_stats.ttest_ind(worse, base, equal_var=False).confidence_interval()
+    diff = np.mean(worse) - np.mean(base)
+    assert (f"- `g/d/ns/bad` is worse than the baseline on modes: {diff:+.3g} [{ci.low:+.3g}, {ci.high:+.3g}], "
+            f"p (Holm) = {p_holm:.2g}, n = 5 vs 5 seeds.") in text
+    assert ("- At the ceiling (modes = 8) on most seeds, as is the baseline (4/5), so modes cannot separate them "
+            "from it: `g/d/ns/top` 5/5, `g/d/ns/mid` 3/5.") in text
+    assert "- Unstable seeds (diverged, collapsed or degraded): `g/d/ns/bad` 1/5 (1 collapsed)." in text
+    # The power line: the pooled sd by hand (variances weighted by df 4 each), mde from the noncentral t.
+    sd = math.sqrt(np.mean([np.var(v, ddof=1) for v in (base, worse, top, [8, 7, 8, 6, 8])]))
+    assert board["pooled_sd"].iloc[0] == pytest.approx(sd)
+    assert board["mde"].iloc[0] == pytest.approx(stats.mde(5, 5, sd, m=3))
+    assert text.endswith(f"- Power: 5 seeds per row, pooled within-row sd {sd:.2g} (modes); with Holm across 3 "
+                         f"comparisons at 0.05, a true difference of {board['mde'].iloc[0]:.2g} either way is "
+                         "detected 80% of the time; smaller differences will mostly read n.s.")
+    markdown = to_markdown(board, suite_record=RECORD, judgements={"ring8": modes})
+    assert "\n### Findings\n\n" in markdown
+    assert findings_of_markdown(markdown) == {("ring8", "p"): text}

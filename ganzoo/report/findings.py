@@ -64,7 +64,7 @@ def table_findings(table: pd.DataFrame, judgement: Judgement) -> list[str]:
         decided = [r for r in rows if r["verdict"] in ("better", "worse")]
         for row in decided:
             lines.append(f"- {_name(row, base)} is {row['verdict']} than the baseline on {headline}: "
-                         f"{_effect(row)}, p (Holm) = {_p(row['p_holm'])}, n = {row['finished']} vs "
+                         f"{_effect(row)}, p (Holm) = {row['p_holm']:.2g}, n = {row['finished']} vs "
                          f"{base['finished']} seeds.")
         ceiling = [r for r in rows if r["verdict"] == "n.s." and _mostly_at_ceiling(r)]
         if ceiling:
@@ -119,10 +119,6 @@ def _effect(row) -> str:
     if row["scale"] == "log":
         return f"×{row['ratio']:.3g} [{row['ratio_ci_low']:.3g}, {row['ratio_ci_high']:.3g}]"
     return f"{row['diff']:+.3g} [{row['diff_ci_low']:+.3g}, {row['diff_ci_high']:+.3g}]"
-
-
-def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 0.001 else "< 0.001"
 
 
 def _mostly_at_ceiling(row) -> bool:

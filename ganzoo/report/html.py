@@ -21,15 +21,18 @@ from .. import __version__
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import FINISHED
 from ..sweep.store import Store
-from .leaderboard import AXES, METRICS, leaderboard
+from .leaderboard import AXES, METRICS, leaderboard, row_label
 from .runs import judgements_of, read_runs
 from .samples import SamplePictures
 from .stability import curve
-from .tables import budget_text, metric_label, metrics_table, ranking_table
+from .findings import power_line, table_findings
+from .markdown import design_sentence
+from .tables import budget_text, headline_column, metric_label, metrics_table, ranking_table
 
 # Numeric sort keys of the ranking table's columns (the rest sort by their text).
 RANK_SORT_KEYS = {"rank": "rank", "seeds": "finished", "median (IQR)": "median", "worst": "worst",
                   "success": "success", "unstable": "unstable", "Δ vs baseline [95% CI]": "diff",
+                  "ratio vs baseline [95% CI]": "ratio",
                   "p (Holm)": "p_holm", "G steps": "g_steps", "imgs/s": "imgs_per_s"}
 
 
@@ -57,7 +60,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
             reference = references.get((dataset, fingerprint))
             seeds_of = {key: runs[(runs["dataset"] == dataset) & (runs["experiment"] == key)]
                         for key in group["experiment"]}
-            finals = [(_row_label(r), _finals(seeds_of[r["experiment"]], judgement)) for _, r in group.iterrows()]
+            finals = [(row_label(r), _finals(seeds_of[r["experiment"]], judgement)) for _, r in group.iterrows()]
             spread = (seed_spread(finals, metric_label(judgement.headline), out_dir / "plots" / f"{table_id}-seeds.png",
                                   reference=(reference or {}).get("metrics", {}).get(judgement.headline))
                       if any(values for _, values in finals) else None)  # a table of failed runs has no values
@@ -89,7 +92,7 @@ def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, reco
                                                   if c in ranking.columns])
     display = pd.concat([ranking.reset_index(drop=True), metrics.reset_index(drop=True)], axis=1)
     keys = _sort_keys(group.reset_index(drop=True), display.columns, judgement)
-    headline = f"{metric_label(judgement.headline)} mean [95% CI]"
+    headline = headline_column(group, judgement)
     rows = []
     for i, (_, r) in enumerate(group.iterrows()):
         cells = [{"text": str(display.iloc[i][c]), "key": keys[c][i], "column": c} for c in display.columns]
@@ -105,6 +108,9 @@ def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, reco
         "protocol": f"extractor {first.get('extractor')} (weights {first.get('weights_hash')}), "
                     f"{first.get('n_fake')} generated vs {first.get('n_real') or 'all'} real samples",
         "budget": budget_text(group), "baseline": "/".join(baseline[a] for a in AXES) if baseline else None,
+        "design": design_sentence(group) if baseline and group["is_baseline"].any() else None,
+        "scale": "log" if group["scale"].iloc[0] == "log" else None, "scale_note": group["scale_note"].iloc[0],
+        "power": power_line(group, judgement), "findings": [line[2:] for line in table_findings(group, judgement)],
         "reference": reference, "reference_value": (reference or {}).get("metrics", {}).get(judgement.headline),
         "spread_png": spread_png.as_posix() if spread_png else None,
     }
@@ -116,7 +122,7 @@ def _sort_keys(group: pd.DataFrame, columns, judgement: Judgement) -> dict[str, 
     keys = {}
     for column in columns:
         source = (RANK_SORT_KEYS.get(column) or by_label.get(column)
-                  or ("mean" if column.endswith("mean [95% CI]") else None))
+                  or ("center" if column.endswith("mean [95% CI]") else None))
         if source and source in group:
             keys[column] = [None if pd.isna(v) else float(v) for v in group[source]]
         else:
@@ -161,7 +167,7 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
         })
     pictured = {s["picture_note"] for s in seed_rows if s["picture"]}
     shared_note = pictured.pop() if len(pictured) == 1 and all(s["picture"] for s in seed_rows) else None
-    return {"anchor": anchor, "table_id": table_id, "dataset": row["dataset"], "label": _row_label(row),
+    return {"anchor": anchor, "table_id": table_id, "dataset": row["dataset"], "label": row_label(row),
             "samples_note": shared_note,
             "variant": row.get("variant") or "", "headline": metric_label(judgement.headline),
             "curves_png": curves_png.as_posix() if curves_png else None, "seeds": seed_rows}
@@ -172,11 +178,6 @@ def _finals(seeds: pd.DataFrame, judgement: Judgement) -> list[float]:
     if judgement.headline not in finished:
         return []
     return [float(v) for v in finished[judgement.headline] if not pd.isna(v)]
-
-
-def _row_label(row) -> str:
-    label = "/".join(str(row[a]) for a in AXES)
-    return f"{label} ({row['variant']})" if row.get("variant") else label
 
 
 def _unfinished(rows: dict[str, dict]) -> list[dict[str, Any]]:
