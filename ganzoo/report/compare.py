@@ -98,8 +98,8 @@ def describe(result: dict[str, Any], dataset: str, fingerprint: str) -> str:
         values = ", ".join(f"{v:.4g}" for v in s["values"])
         lines.append(f"{tag}  {s['label']}{' [' + s['variant'] + ']' if s['variant'] else ''}: "
                      f"{s['finished']}/{s['total']} seeds finished, mean {s['mean']:.4g} "
-                     f"[95% CI {s['ci_low']:.4g}, {s['ci_high']:.4g}]  ({values})")
-    lines.append(f"B - A = {result['diff']:+.4g}, 95% bootstrap CI [{result['ci_low']:.4g}, {result['ci_high']:.4g}]")
+                     f"[95% t CI {s['ci_low']:.4g}, {s['ci_high']:.4g}]  ({values})")
+    lines.append(f"B - A = {result['diff']:+.4g}, 95% CI (Welch) [{result['ci_low']:.4g}, {result['ci_high']:.4g}]")
     lines.append(f"Welch's t-test p = {result['welch_p']:.3g}; Mann-Whitney U p = {result['mann_whitney_p']:.3g} "
                  f"(the smallest it can give with {len(a['values'])} vs {len(b['values'])} seeds: "
                  f"{result['min_mann_whitney_p']:.3g})")

@@ -94,6 +94,7 @@ def power_line(table: pd.DataFrame, judgement: Judgement) -> str:
     headline = metric_label(judgement.headline)
     first = table.iloc[0]
     n, sd, mde, m = int(first["mde_seeds"]), first["pooled_sd"], first["mde"], int(first["n_compared"])
+    n_base = int(first.get("mde_baseline_seeds", n))
     if n < 2 or pd.isna(sd):
         return "Power: not estimable (no row has 2 finished seeds)."
     log = first["scale"] == "log"
@@ -101,7 +102,8 @@ def power_line(table: pd.DataFrame, judgement: Judgement) -> str:
     size = f"×{mde:.2g} either way" if log else f"{mde:.2g} either way"
     tests = (f"with Holm across {m} comparisons" if m > 1 else
              "with one comparison" if m == 1 else "for one comparison of two rows")
-    return (f"Power: {n} seeds per row, pooled within-row sd {sd:.2g} ({unit}); {tests} at {ALPHA:g}, a true "
+    seeds = f"{n} seeds per row" + (f" ({n_base} for the baseline)" if n_base != n else "")
+    return (f"Power: {seeds}, pooled within-row sd {sd:.2g} ({unit}); {tests} at {ALPHA:g}, a true "
             f"difference of {size} is detected {POWER:.0%} of the time; smaller differences will mostly read n.s.")
 
 

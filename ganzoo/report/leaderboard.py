@@ -280,11 +280,16 @@ def _power(table: pd.DataFrame, values: Mapping[tuple, np.ndarray]) -> pd.DataFr
     scale = table["scale"].iloc[0]
     rows = [values[tuple(k)] for k in table[ROW_KEYS].itertuples(index=False)]
     sd = stats.pooled_sd([np.log(v[~np.isnan(v)]) if scale == "log" else v for v in rows])
-    counts = table.loc[table["finished"] >= 2, "finished"]
+    counts = table.loc[(table["finished"] >= 2) & ~table["is_baseline"], "finished"]
     n = int(counts.mode().min()) if len(counts) else 0  # the most common count; the smaller of equally common
+    # A suite may give the baseline more seeds than a row (it is in every comparison): its own count then.
+    base = table.loc[table["is_baseline"], "finished"]
+    n_base = int(base.iloc[0]) if len(base) and base.iloc[0] >= 2 else n
     compared = int(table["p"].notna().sum())
-    difference = stats.mde(n, n, sd, alpha=ALPHA, m=max(compared, 1), power=POWER) if n >= 2 else math.nan
-    table["pooled_sd"], table["mde_seeds"], table["n_compared"] = sd, n, compared
+    difference = (stats.mde(n_base, n, sd, alpha=ALPHA, m=max(compared, 1), power=POWER) if n >= 2
+                  else math.nan)
+    table["pooled_sd"], table["mde_seeds"], table["mde_baseline_seeds"] = sd, n, n_base
+    table["n_compared"] = compared
     table["mde"] = math.exp(difference) if scale == "log" else difference
     return table
 

@@ -1,0 +1,59 @@
+"""How many seeds a suite needs: each table's minimum detectable difference and, per comparison, the seeds that
+would detect the effect the pilot runs show (``ganzoo plan``).
+
+Everything is read from a leaderboard (``ganzoo.report.leaderboard``): its pooled within-row sd on the table's
+analysis scale, its number of comparisons (Holm's first step divides alpha by it) and each row's observed
+difference to the baseline. The answers are ``stats.mde`` and ``stats.seeds_needed`` (two-sided t-test,
+noncentral t). An observed effect is itself noisy at a few seeds, so "seeds needed" is a planning figure,
+not a promise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from ..judgement import DEFAULT_JUDGEMENT, Judgement
+from . import stats
+from .leaderboard import TABLE_KEYS, row_label
+from .tables import metric_label
+
+
+def power_plan(board: pd.DataFrame, judgements: Mapping[str, Judgement] | None = None, power: float = 0.8,
+               alpha: float = 0.05, seeds: int | None = None, max_n: int = 1000) -> list[dict[str, Any]]:
+    """One entry per (dataset, protocol) table of ``board``.
+
+    Args:
+        seeds: seeds per row to quote the minimum detectable difference at; None: the table's planned count
+            (the most common number of runs per row).
+
+    Returns:
+        dicts with dataset, fingerprint, headline, scale, pooled_sd (NaN: no pilot data), seeds, m (the
+        comparisons Holm corrects across, at least 1), mde (headline units; a factor on the log scale) and
+        comparisons: [{label, effect (diff, or the ratio on the log scale), seeds_needed}].
+    """
+    out = []
+    if board.empty:
+        return out
+    for (dataset, fingerprint), table in board.groupby(TABLE_KEYS, sort=False):
+        judgement = (judgements or {}).get(dataset, DEFAULT_JUDGEMENT)
+        first = table.iloc[0]
+        log = first["scale"] == "log"
+        sd = float(first["pooled_sd"])
+        others = table[~table["is_baseline"]]
+        planned = others["seeds"] if len(others) else table["seeds"]
+        n = seeds if seeds is not None else int(planned.mode().min())
+        m = max(int(first["n_compared"]), 1)
+        difference = stats.mde(n, n, sd, alpha=alpha, m=m, power=power) if n >= 2 else math.nan
+        comparisons = []
+        for _, row in table[table["p"].notna()].iterrows():
+            needed = stats.seeds_needed(row["diff"], sd, alpha=alpha, m=m, power=power, max_n=max_n)
+            comparisons.append({"label": row_label(row), "effect": row["ratio"] if log else row["diff"],
+                                "seeds_needed": needed})
+        out.append({"dataset": dataset, "fingerprint": fingerprint, "headline": metric_label(judgement.headline),
+                    "scale": first["scale"], "pooled_sd": sd, "seeds": n, "m": m,
+                    "mde": math.exp(difference) if log else difference, "comparisons": comparisons})
+    return out
