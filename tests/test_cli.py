@@ -236,3 +236,25 @@ def test_eval_a_real_run_checkpoint_against_its_dataset(tmp_path):
     data = json.loads(result.output)
     assert data["fid"] > 0 and 1 <= data["is_mean"] <= 10 and 0 <= data["precision"] <= 1
     assert data["protocol"]["extractor"] == "digits_classifier" and data["protocol"]["n_fake"] == 300
+
+
+def test_train_resolves_a_dataset_budget_in_g_steps_under_a_suite_in_kimg(zoo, tmp_path):
+    """Regression: `ganzoo train` merged budgets by hand and kept the suite's kimg under a G-step budget."""
+    suite = tmp_path / "mixed.toml"
+    suite.write_text('name = "mixed"\nauto_stacks = false\n'
+                     '[budget]\nkimg = 1.024\neval_every_kimg = 0.512\nbatch_size = 64\n'
+                     '[eval]\nn_fake = 64\nn_real = 64\nmetrics = ["pr"]\n[compute]\nchannels_last = true\n'
+                     '[[datasets]]\nname = "blobs"\n'
+                     'baseline = { generator = "lin", discriminator = "small", loss = "logistic", stack = "none" }\n'
+                     '[datasets.budget]\nunit = "g_steps"\ng_steps = 3\neval_every_g_steps = 3\n')
+    results = tmp_path / "r"
+    planned = invoke("bench", "--all", "--suite", suite, "--dry-run", "--results-dir", results)
+    assert planned.exit_code == 0, planned.output
+    trained = invoke("train", "--suite", suite, "--dataset", "blobs", "--generator", "lin", "--discriminator", "small",
+                     "--results-dir", results)
+    assert trained.exit_code == 0, trained.output
+    with sqlite3.connect(results / STORE_FILE) as conn:
+        (spec_json,) = conn.execute("SELECT spec FROM runs").fetchone()
+    spec = json.loads(spec_json)
+    assert spec["budget"]["unit"] == "g_steps" and spec["budget"]["g_steps"] == 3 and spec["budget"].get("kimg") is None
+    assert spec["compute"]["channels_last"] is True  # the suite's other tables reach the run too

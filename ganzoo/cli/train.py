@@ -82,11 +82,27 @@ def _default_loss(registry, plan: dict, suite_name: str, dataset: str) -> str:
     return tagged[0]
 
 
-def _merged_hparams(planned: dict, names: dict, overrides: dict) -> dict:
+# The tables ``parse_suite`` merges itself, by the suite's rules (a dataset counting its budget in another unit
+# than the suite's does not inherit the suite's amounts). They are passed on unmerged, top level and dataset
+# level, so that `ganzoo train` gets exactly the budget, optimiser, protocol and compute `ganzoo bench` does.
+SUITE_TABLES = ("budget", "optim", "eval", "compute")
+
+
+def _component_hparams(planned: dict, names: dict, overrides: dict, stabilizers: tuple[str, ...]) -> dict:
+    """The dataset's ``component_hparams`` with the ``--hparam`` overrides on top (they win).
+
+    Stabilizer overrides name the stabilizer: ``stabilizer.ema.decay=0.99``.
+    """
     merged = {kind: {name: dict(values) for name, values in by_name.items()} for kind, by_name in planned.items()}
     for kind, values in overrides.items():
         if kind in names:
             merged.setdefault(kind, {}).setdefault(names[kind], {}).update(values)
+    for key, value in overrides.get("stabilizer", {}).items():
+        name, _, param = key.partition(".")
+        if name not in stabilizers or not param:
+            raise click.BadParameter(f'"stabilizer.{key}": expected stabilizer.NAME.KEY=VALUE with NAME in the stack',
+                                     param_hint="--hparam")
+        merged.setdefault("stabilizer", {}).setdefault(name, {})[param] = value
     return merged
 
 
@@ -106,27 +122,22 @@ def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hpa
         "design": "one-factor",
         "seeds": [seed],
         "auto_stacks": False,
-        "budget": {**base.get("budget", {}), **plan.get("budget", {})},
-        "optim": {**base.get("optim", {}), **plan.get("optim", {})},
-        "eval": {**base.get("eval", {}), **plan.get("eval", {})},
+        **{table: dict(base[table]) for table in SUITE_TABLES if table in base},
+        # The suite's settings for every dataset (widths, penalty weights); the dataset's own come below.
+        "hparams": base.get("hparams", {}),
         "stacks": {stack_name: list(stabilizers)},
         "datasets": [{
             "name": dataset,
+            **{table: dict(plan[table]) for table in SUITE_TABLES if table in plan},
             "hparams": {**plan.get("hparams", {}), **overrides.get("dataset", {})},
             "baseline": {**names, "stack": stack_name},
             # Only the baseline: each axis is restricted to the one component asked for.
             "components": {**{axis: [name] for axis, name in names.items()}, "stack": [stack_name]},
             # The suite's own settings for this dataset first (widths, penalty weights), then --hparam.
-            "component_hparams": _merged_hparams(plan.get("component_hparams", {}), names, overrides),
+            "component_hparams": _component_hparams(plan.get("component_hparams", {}), names, overrides,
+                                                    stabilizers),
         }],
     }
-    # Stabilizer overrides name the stabilizer: stabilizer.ema.decay=0.99.
-    for key, value in overrides.get("stabilizer", {}).items():
-        name, _, param = key.partition(".")
-        if name not in stabilizers or not param:
-            raise click.BadParameter(f'"stabilizer.{key}": expected stabilizer.NAME.KEY=VALUE with NAME in the stack',
-                                     param_hint="--hparam")
-        raw.setdefault("hparams", {}).setdefault("stabilizer", {}).setdefault(name, {})[param] = value
     the_suite = parse_suite(raw, source="ganzoo train")
     summary = bench(the_suite, results_dir, filters=Filters(), kimg=budget[0], g_steps=budget[1], device=device,
                     executor="inline", echo=click.echo)
