@@ -21,7 +21,10 @@ def evaluation(fid):
     return {"kimg": 1.0, "g_steps": 2, "d_steps": 2, "seconds": 1.0, "metrics": {"fid": fid}}
 
 
-def write_store(results, rows=ROWS, judgement=Judgement(headline="fid"), finish=True):
+FID = Judgement(headline="fid")
+
+
+def write_store(results, rows=ROWS, judgement=FID, finish=True):
     store = Store(results)
     try:
         specs = {stack: [testzoo.tiny_spec(stack=() if stack == "none" else (ComponentRef(stack, {}),), seed=seed)

@@ -190,3 +190,24 @@ def test_the_report_loads_in_chromium_without_errors_and_sorts(swept, zoo, tmp_p
             browser.close()
     assert errors == []
     assert (tmp_path / "report.png").read_bytes().startswith(PNG)
+
+
+def test_each_table_ends_with_its_power_line_and_the_findings_of_the_markdown_report(swept, zoo, tmp_path):
+    from markupsafe import escape
+
+    from ganzoo.report import findings_of_markdown, write_report
+
+    page = report(swept, zoo, tmp_path / "report")
+    html = page.read_text()
+    store = Store(swept)
+    try:
+        markdown = write_report(store, tmp_path / "md", suite="tiny")[0].read_text()
+    finally:
+        store.close()
+    written = findings_of_markdown(markdown)
+    assert written and html.count("<h3>Findings</h3>") == len(written)
+    for block in written.values():
+        for line in block.splitlines():  # the same sentences, escaped as Jinja escapes them
+            assert f"<li>{escape(line[2:])}</li>" in html
+        assert "Power: " in block
+    assert html.count('class="note power">Power: ') == len(written)

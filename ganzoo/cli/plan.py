@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import click
-
 from tabulate import tabulate
 
 from .common import user_errors

@@ -21,12 +21,12 @@ from .. import __version__
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import FINISHED
 from ..sweep.store import Store
+from .findings import power_line, table_findings
 from .leaderboard import AXES, METRICS, leaderboard, row_label
+from .markdown import design_sentence
 from .runs import judgements_of, read_runs
 from .samples import SamplePictures
 from .stability import curve
-from .findings import power_line, table_findings
-from .markdown import design_sentence
 from .tables import budget_text, headline_column, metric_label, metrics_table, ranking_table
 
 # Numeric sort keys of the ranking table's columns (the rest sort by their text).
