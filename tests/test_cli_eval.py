@@ -195,3 +195,34 @@ def test_eval_of_a_run_checkpoint_reproduces_the_recorded_numbers_and_fingerprin
     out = json.loads(result.output)
     assert out["protocol"]["fingerprint"] == row["fingerprint"]
     assert {k: v for k, v in out.items() if k not in ("protocol", "recorded")} == row["metrics"]  # exactly equal
+
+
+def test_eval_of_a_runs_dataset_and_checkpoint_under_its_protocol_gives_its_fingerprint(tmp_path):
+    """Regression: `ganzoo eval REAL FAKE` built its protocol record by hand (no reference, is_splits, pr_k, dc_k,
+    seed), so its fingerprint could never equal a run's. Under the run's protocol and evaluation latents the two
+    agree on the fingerprint and on every number."""
+    import testzoo
+
+    from ganzoo.cli import main
+    from ganzoo.testing import plugin_registry
+    from ganzoo.train import EVAL_SEED_OFFSET, run
+
+    spec = testzoo.tiny_spec("blobs", seed=3, g_steps=2, eval_every_g_steps=2)
+    with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as registry:
+        result = run(spec, tmp_path / "run", "cpu", registry)
+        assert result.status == "done", result.error
+        p = spec.protocol
+        out = CliRunner().invoke(main, [
+            "eval", "blobs", str(tmp_path / "run" / "checkpoint.pt"), "-n", str(p.n_fake), "--n-real", str(p.n_real),
+            "--metrics", ",".join(p.metrics), "--batch-size", str(p.batch_size), "--device", "cpu",
+            "--seed", str(spec.seed + EVAL_SEED_OFFSET), "--format", "json"])
+        assert out.exit_code == 0, out.output
+        data = json.loads(out.output)
+        assert data.pop("protocol") == {**result.protocol, "fingerprint": result.fingerprint}
+        assert set(data) == {"precision", "recall"}  # the run also recorded its dataset's own measure (modes)
+        assert data.items() <= result.evals[-1]["metrics"].items()  # exactly equal
+        # Another sample count is another protocol, and says so.
+        other = CliRunner().invoke(main, ["eval", "blobs", str(tmp_path / "run" / "checkpoint.pt"), "-n", "40",
+                                          "--metrics", "pr", "--device", "cpu", "--format", "json"])
+        assert other.exit_code == 0, other.output
+        assert json.loads(other.output)["protocol"]["fingerprint"] != result.fingerprint

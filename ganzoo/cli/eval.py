@@ -10,20 +10,9 @@ from typing import Any
 import click
 import torch
 
-from ..contracts import Dataset, Features
-from ..metrics.evaluate import (
-    METRICS,
-    build_extractor,
-    check_metrics,
-    compute_metrics,
-    default_extractor,
-    fingerprint_of,
-    resolve_extractor_name,
-)
-from ..metrics.features import extract_features
-from ..metrics.fid import feature_statistics
+from ..contracts import Dataset, EvalProtocol
+from ..metrics.evaluate import METRICS, Evaluator, RealSamples, check_metrics, default_extractor, resolve_extractor_name
 from ..metrics.images import iter_image_batches, list_images
-from ..metrics.reference import ReferenceSet, load_or_compute, reference_key
 from ..registry import get_registry
 from .common import check_device, user_errors
 
@@ -78,12 +67,21 @@ def _default_extractor(sides: list[Side]) -> str:
     return default_extractor("image", registry)
 
 
-def _real_reference(side: Side, extractor, name: str, batch_size: int, device: torch.device) -> ReferenceSet:
-    if side.dataset is not None:  # registered datasets go through the shared reference cache
-        key = reference_key(side.source, extractor, name)
-        return load_or_compute(extractor, side.source, key, batch_size=batch_size, device=device)
-    feats = extract_features(extractor, side.source, n=side.n, batch_size=batch_size, device=device)
-    return ReferenceSet(feats.features, feats.logits, *feature_statistics(feats.features), key={})
+def _real_side(side: Side) -> Dataset | RealSamples:
+    """What the evaluator compares with: a registered dataset (its reference set), or the samples themselves."""
+    return side.dataset if side.dataset is not None else RealSamples(side.source, side.n, f"({side.kind})")
+
+
+def evaluate_sides(real: Side, fake: Side, protocol: EvalProtocol,
+                   device: torch.device) -> tuple[dict[str, float], dict[str, Any]]:
+    """``fake`` against ``real`` through the ``Evaluator`` that runs use, so equal protocols give equal records.
+
+    Returns:
+        The metrics and the protocol record with its ``fingerprint``.
+    """
+    evaluator = Evaluator(_real_side(real), protocol, device)
+    results = evaluator(fake.source)
+    return results, {**evaluator.protocol_record(), "fingerprint": evaluator.fingerprint}
 
 
 def _print_table(results: dict[str, float], protocol: dict[str, Any]) -> None:
@@ -147,6 +145,8 @@ def _print_run_table(results: dict[str, float], recorded: dict[str, Any], protoc
               help="Comma-separated among " + ", ".join(METRICS))
 @click.option("-n", "n", type=click.IntRange(min=2), default=None,
               help=f"Samples per side (default: every image; {CHECKPOINT_SAMPLES} from a checkpoint).")
+@click.option("--n-real", type=click.IntRange(min=2), default=None,
+              help="Samples of REAL, when they differ from FAKE's (a run's eval.n_real); default: -n.")
 @click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
@@ -154,12 +154,13 @@ def _print_run_table(results: dict[str, float], recorded: dict[str, Any], protoc
               help="auto (default: cuda when available, else cpu), cpu or cuda[:N].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents drawn from a checkpoint.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def eval_command(real, fake, extractor, weights, metrics, n, kid_subsets, kid_subset_size, batch_size, device, seed,
-                 fmt):
+def eval_command(real, fake, extractor, weights, metrics, n, n_real, kid_subsets, kid_subset_size, batch_size, device,
+                 seed, fmt):
     """Metrics between REAL and FAKE: each a folder of images, a registered dataset or a run's checkpoint.
 
     IS is computed on FAKE. Every number is printed with its protocol (extractor, weight hash, resize, sample
-    counts); only numbers of equal protocols are comparable.
+    counts, reference) and its fingerprint, built as a run builds its own: a run's dataset and checkpoint
+    evaluated under the run's protocol give the run's fingerprint.
 
     With one argument, a run's checkpoint (or run folder): the run's own dataset, protocol and evaluation
     latents, printed beside the values the run recorded (equal on the device it trained on).
@@ -180,19 +181,15 @@ def eval_command(real, fake, extractor, weights, metrics, n, kid_subsets, kid_su
         return
     with user_errors():
         wanted = check_metrics(m.strip() for m in metrics.split(",") if m.strip())
-        sides = [resolve_side("REAL", real, n, device, batch_size, seed),
+        n_real = n_real or n
+        sides = [resolve_side("REAL", real, n_real, device, batch_size, seed),
                  resolve_side("FAKE", fake, n, device, batch_size, seed)]
-        name = _default_extractor(sides) if extractor == "auto" else extractor
-        model, _ = build_extractor(name, {"weights": weights} if weights else {}, device)
-        reference = _real_reference(sides[0], model, real, batch_size, device)
-        generated: Features = extract_features(model, sides[1].source, n=sides[1].n, batch_size=batch_size,
-                                               device=device)
-        results = compute_metrics(reference, generated, wanted, kid_subsets, kid_subset_size)
-    protocol = {"extractor": name, **{k: v for k, v in model.protocol().items() if k != "extractor"},
-                "n_real": int(reference.features.shape[0]), "n_fake": int(generated.features.shape[0]),
-                "metrics": list(wanted), "kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size}
-    protocol["fingerprint"] = fingerprint_of(protocol)
+        protocol = EvalProtocol(extractor=_default_extractor(sides) if extractor == "auto" else extractor,
+                                extractor_hparams={"weights": weights} if weights else {}, n_fake=sides[1].n,
+                                n_real=n_real, metrics=wanted, kid_subsets=kid_subsets,
+                                kid_subset_size=kid_subset_size, batch_size=batch_size)
+        results, record = evaluate_sides(sides[0], sides[1], protocol, device)
     if fmt == "json":
-        click.echo(json.dumps({**results, "protocol": protocol}, indent=2))
+        click.echo(json.dumps({**results, "protocol": record}, indent=2))
     else:
-        _print_table(results, protocol)
+        _print_table(results, record)

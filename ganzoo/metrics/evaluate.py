@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -12,7 +13,7 @@ import torch
 from ..contracts import METRIC_NAMES, Dataset, EvalProtocol, FeatureExtractor, Features
 from ..plugins import BLOCK_ENV
 from ..registry import Registry, get_registry
-from .features import extract_features
+from .features import Source, extract_features, iter_batches
 from .fid import feature_statistics, frechet_distance
 from .inception_score import DEFAULT_SEED, inception_score
 from .kid import kernel_inception_distance
@@ -119,37 +120,103 @@ def fingerprint_of(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-class Evaluator:
-    """Evaluates generated samples against a dataset's reference set under one ``EvalProtocol``.
+@dataclass
+class RealSamples:
+    """A real side that is not a registered dataset: a folder of images, a checkpoint's samples.
+
+    Its reference key holds a hash of the samples themselves (computed while they stream through the
+    extractor), so two equal sets give equal protocol records; it is never cached on disk.
 
     Args:
-        dataset: the real data; ``dataset.reference(protocol.n_real)`` is the fixed real set.
+        source: a tensor, a sample function or an iterable of batches (see ``ganzoo.metrics.features``).
+        n: how many samples to take from it.
+        name: what the samples are, recorded as the reference's ``dataset`` (e.g. ``"(folder)"``).
+    """
+
+    source: Source
+    n: int
+    name: str
+
+
+def _hashed(batches: Iterable[torch.Tensor], digest) -> Iterator[torch.Tensor]:
+    """The batches unchanged, each one's float32 bytes fed to ``digest`` (equal to ``content_hash`` of them all)."""
+    for batch in batches:
+        digest.update(batch.detach().float().contiguous().cpu().numpy().tobytes())
+        yield batch
+
+
+def reference_set(real: Dataset | RealSamples, extractor: FeatureExtractor, n_real: int | None, batch_size: int,
+                  device: torch.device, cache_dir=None) -> ReferenceSet:
+    """The real side of every evaluation: a dataset's first ``n_real`` samples (cached), or ``RealSamples``.
+
+    Args:
+        real: a dataset (``dataset.reference(n_real)`` is its fixed real set) or samples from elsewhere.
+        extractor: the protocol's extractor, on ``device``.
+        n_real: samples of a dataset's reference (``None``: all); ignored for ``RealSamples`` (their ``n``).
+        batch_size: samples per forward pass.
+        device: where the features live.
+        cache_dir: folder of the reference cache (default: ``ganzoo.download.cache_dir("refstats")``).
+    """
+    if isinstance(real, RealSamples):
+        digest = hashlib.sha256()
+        feats = extract_features(extractor, _hashed(iter_batches(real.source, real.n, batch_size), digest),
+                                 batch_size=batch_size, device=device)
+        key = {"dataset": real.name, "split": "samples", "n": int(feats.features.shape[0]),
+               "content": digest.hexdigest()[:16], **extractor.protocol()}
+        return ReferenceSet(feats.features, feats.logits, *feature_statistics(feats.features), key=key)
+    data = real.reference(n_real)
+    dataset_name = getattr(real, "name", None) or type(real).__name__
+    key = reference_key(data, extractor, dataset_name)
+    return load_or_compute(extractor, data, key, cache_dir=cache_dir, batch_size=batch_size, device=device)
+
+
+class Evaluator:
+    """Evaluates generated samples against a reference set under one ``EvalProtocol``.
+
+    The one evaluation path: training, the leaderboards' real-data rows and ``ganzoo eval`` (of run
+    checkpoints, and of ``REAL FAKE`` pairs) all evaluate through it, so equal protocols give equal
+    :meth:`protocol_record` and fingerprints.
+
+    Args:
+        dataset: the real data; ``dataset.reference(protocol.n_real)`` is the fixed real set. ``RealSamples``
+            (a folder, a checkpoint's samples) need an extractor named in ``protocol.extractor``.
         protocol: extractor (``"auto"``: the dataset's), sample counts, metrics and KID settings.
         device: where extraction and the nearest-neighbour metrics run.
         cache_dir: folder of the reference cache (default: ``ganzoo.download.cache_dir("refstats")``).
         registry: where the extractor is looked up (default: the process registry).
     """
 
-    def __init__(self, dataset: Dataset, protocol: EvalProtocol, device, cache_dir=None,
+    def __init__(self, dataset: Dataset | RealSamples, protocol: EvalProtocol, device, cache_dir=None,
                  registry: Registry | None = None):
         self.metrics = check_metrics(protocol.metrics)
         if protocol.n_fake < 2:
             raise ValueError(f"EvalProtocol.n_fake must be at least 2, got {protocol.n_fake}")
+        if isinstance(dataset, RealSamples) and protocol.extractor == "auto":
+            raise ValueError(f'The real samples "{dataset.name}" are not a registered dataset, so the extractor '
+                             '"auto" stands for nothing: name one (e.g. the one tagged default:image)')
         self.protocol, self.device = protocol, torch.device(device)
         self.extractor_name = resolve_extractor_name(protocol.extractor, dataset, registry)
         self.extractor, self.hparams = build_extractor(self.extractor_name, protocol.extractor_hparams, self.device,
                                                        registry)
-        data = dataset.reference(protocol.n_real)
-        dataset_name = getattr(dataset, "name", None) or type(dataset).__name__
-        key = reference_key(data, self.extractor, dataset_name)
-        self.real = load_or_compute(self.extractor, data, key, cache_dir=cache_dir, batch_size=protocol.batch_size,
-                                    device=self.device)
+        self.real = reference_set(dataset, self.extractor, protocol.n_real, protocol.batch_size, self.device,
+                                  cache_dir)
 
-    def __call__(self, sample_fn: Callable[[int], torch.Tensor]) -> dict[str, float]:
-        """Draw ``protocol.n_fake`` samples through ``sample_fn(n)`` in batches and return the metrics."""
-        fake = extract_features(self.extractor, sample_fn, n=self.protocol.n_fake,
-                                batch_size=self.protocol.batch_size, device=self.device)
-        return compute_metrics(self.real, fake, self.metrics, self.protocol.kid_subsets,
+    def __call__(self, fake: Source) -> dict[str, float]:
+        """The metrics of ``protocol.n_fake`` generated samples against the reference set.
+
+        Args:
+            fake: a sample function ``sample_fn(n)`` (drawn in batches), a tensor or an iterable of batches
+                (e.g. a folder of images) holding at least ``protocol.n_fake`` samples.
+
+        Raises:
+            ValueError: ``fake`` holds fewer than ``protocol.n_fake`` samples.
+        """
+        features = extract_features(self.extractor, fake, n=self.protocol.n_fake,
+                                    batch_size=self.protocol.batch_size, device=self.device)
+        if features.features.shape[0] != self.protocol.n_fake:
+            raise ValueError(f"The generated side gave {features.features.shape[0]} samples, but the protocol "
+                             f"evaluates n_fake = {self.protocol.n_fake}: give more samples or lower n_fake")
+        return compute_metrics(self.real, features, self.metrics, self.protocol.kid_subsets,
                                self.protocol.kid_subset_size)
 
     def protocol_record(self) -> dict[str, Any]:
