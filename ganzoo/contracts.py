@@ -1,15 +1,16 @@
 """What each kind of component promises to the harness.
 
 A plugin's factory returns one of these objects. Generators and discriminators are plain
-``torch.nn.Module``s (their contract is written out in ``GeneratorContract`` and checked by
-``ganzoo.testing``); losses, stabilizers, datasets and feature extractors subclass the base classes
-below. Every hook of a ``Stabilizer`` is optional: the base class does nothing at each point.
+``torch.nn.Module``s that satisfy the ``Generator`` and ``Discriminator`` protocols below (checked in
+full by ``ganzoo.testing.check_generator``, ``check_discriminator`` and ``check_pair``); losses,
+stabilizers, datasets and feature extractors subclass the base classes below. Every hook of a
+``Stabilizer`` is optional: the base class does nothing at each point.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -51,14 +52,39 @@ class DataSpec:
         return self.shape[-1] if self.modality == "image" else None
 
 
-class GeneratorContract:
-    """Documentation only: what a generator module must provide.
+@runtime_checkable
+class Generator(Protocol):
+    """What a generator factory's module provides (``factory(data_spec, **hparams)``, a ``torch.nn.Module``).
 
-    - attribute ``latent_dim: int``: the harness samples ``z ~ N(0, I)`` of shape ``(B, latent_dim)``;
-    - ``forward(z) -> Tensor`` of shape ``(B, *data_spec.shape)`` inside ``data_spec.value_range``.
+    - ``latent_dim``: the harness samples ``z ~ N(0, I)`` of shape ``(B, latent_dim)`` from its own streams;
+    - ``G(z)``: a tensor of shape ``(B, *data_spec.shape)`` inside ``data_spec.value_range`` (images: a
+      final ``tanh``), finite, differentiable with a gradient reaching every parameter.
 
-    A discriminator maps ``(B, *data_spec.shape)`` to ``(B,)`` or ``(B, 1)`` logits.
+    ``isinstance(module, Generator)`` checks that ``latent_dim`` and ``__call__`` exist;
+    ``ganzoo.testing.check_generator`` checks the rest.
     """
+
+    latent_dim: int
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+GeneratorContract = Generator  # the name this protocol had while it was documentation only
+
+
+@runtime_checkable
+class Discriminator(Protocol):
+    """What a discriminator factory's module provides (``factory(data_spec, **hparams)``, a ``torch.nn.Module``).
+
+    ``D(x)`` maps ``(B, *data_spec.shape)`` to logits of shape ``(B,)`` or ``(B, 1)`` (the harness flattens
+    them). Each logit depends on its own sample only: no batch statistics in training mode (use per-sample
+    norms such as layer or group norm), because R1, R2 and gradient penalties differentiate each logit with
+    respect to its own input. Double backward must work (those penalties backpropagate through an input
+    gradient), and the gradient must reach every parameter. ``ganzoo.testing.check_discriminator`` checks
+    all of it.
+    """
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 class Loss:
@@ -83,8 +109,24 @@ class Loss:
 class StepContext:
     """What the harness knows at a hook point; stabilizers read it and must not replace G or D.
 
-    ``real``/``fake`` are the batches D saw (after ``augment``); the logits are D's outputs on them.
-    ``progress`` runs from 0 to 1 over the budget (for annealed schedules).
+    One ``StepContext`` lives through the whole run and the harness overwrites its fields as it goes, so a
+    field holds what the latest step put there.
+
+    Args:
+        generator: the training G, as wrapped by the stack (``wrap_generator``).
+        discriminator: D, as wrapped by the stack (``wrap_discriminator``).
+        loss: the run's ``Loss``.
+        real: in the D step, the real batch D sees, after ``augment``. In the G step (``g_penalty``,
+            ``before_g_step``, ``after_g_step``) it still holds the real batch of the *last D step*: the G step
+            draws no real data of its own, and relativistic losses compare with that batch.
+        fake: in the D step, G's samples (computed without gradient, so detached from G) after ``augment``; in
+            the G step, fresh samples after ``augment``, attached to G's graph.
+        real_logits: D's logits on ``real``, shape ``(B,)``. In the G step: D's logits on the last D step's
+            real batch when ``loss.uses_real_logits_in_g``, else ``None``.
+        fake_logits: D's logits on ``fake``, shape ``(B,)``, in the step under way.
+        step: G steps completed before this iteration (0 in the first D and G steps).
+        progress: fraction of the budget spent before this iteration, from 0 towards 1 (for annealed
+            schedules such as instance noise).
     """
 
     generator: nn.Module

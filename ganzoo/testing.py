@@ -1,29 +1,64 @@
-"""Helpers for testing plugins (ganzoo's own tests use them too).
+"""Helpers and contract checks for testing plugins; ganzoo's own tests use the same ones.
 
-``plugin_registry`` installs a registry with extra in-process plugins for the duration of a ``with``
-block; ``fake_distribution`` makes an entry point visible to ``importlib.metadata`` without pip;
-``check_pair`` runs the generator/discriminator contract on a DataSpec; ``check_plugin`` registers a
-plugin beside the installed zoo and fails with every problem ganzoo would report when loading it.
+Registries:
+    ``plugin_registry`` installs a registry with extra in-process plugins for the duration of a ``with`` block;
+    ``fake_distribution`` makes an entry point visible to ``importlib.metadata`` without pip; ``check_plugin``
+    registers a plugin beside the installed zoo and fails with every problem ganzoo would report loading it.
+
+Contracts (each raises ``AssertionError`` naming the component, what was expected and what came instead):
+    ``check_generator``, ``check_discriminator`` and ``check_pair`` for networks (shapes, range, each sample's
+    logit independent of the others, double backward, a gradient reaching every parameter); ``check_loss``
+    for losses; ``check_stabilizer`` trains a stabilizer through ``ganzoo.train`` on a tiny built-in zoo and
+    checks that it resumes exactly; ``check_resume`` does that for any run spec.
+
+Every check works on a copy of the module it is given, moved off its initial weights by ``perturb``, so
+zero-initialised gates cannot hide a broken path and the caller's module is left untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import sys
+import tempfile
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from . import registry as registry_module
-from .contracts import DataSpec
+from .contracts import Dataset, DataSpec, EvalProtocol, FeatureExtractor, Features, Generator, Loss, Stabilizer
+from .hookspecs import hookimpl
 from .registry import Registry, build_registry, reset_registry
+
+__all__ = [
+    "check_discriminator",
+    "check_generator",
+    "check_loss",
+    "check_pair",
+    "check_plugin",
+    "check_resume",
+    "check_stabilizer",
+    "fake_distribution",
+    "perturb",
+    "plugin_registry",
+]
+
+
+# -- registries -------------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def plugin_registry(plugins: dict[str, object] | None = None, load_entry_points: bool = True) -> Iterator[Registry]:
-    """Make ``get_registry()`` return a registry with ``plugins`` added; restore the previous one afterwards."""
+    """Make ``get_registry()`` return a registry with ``plugins`` added; restore the previous one afterwards.
+
+    Args:
+        plugins: plugin name -> module or object with ``@hookimpl`` functions, registered in process.
+        load_entry_points: also load the installed plugins (``False``: only ``plugins``).
+    """
     previous = registry_module._registry
     registry = build_registry(plugins, load_entry_points=load_entry_points)
     reset_registry(registry)
@@ -43,6 +78,7 @@ def fake_distribution(root: Path, name: str, module_source: str, entry_points: d
         name: distribution name; the module is ``<name with - replaced by _>.py``.
         module_source: the plugin module's code.
         entry_points: entry-point name -> ``module[:attr]`` in the ``ganzoo`` group.
+        version: the distribution's version.
     """
     module = name.replace("-", "_")
     (root / f"{module}.py").write_text(textwrap.dedent(module_source))
@@ -62,9 +98,17 @@ def fake_distribution(root: Path, name: str, module_source: str, entry_points: d
 def check_plugin(plugin: object, name: str = "plugin-under-test") -> Registry:
     """Register ``plugin`` (a module or object with ganzoo hooks) as ganzoo would, beside the installed zoo.
 
-    Raises ``AssertionError`` listing every problem with it: a name that clashes with a built-in or another
-    installed component, ``defaults`` its factory does not take, a misspelled hook, bad metadata, a hook
-    that raises. Returns the registry, in which the plugin's components can be looked up and built.
+    Args:
+        plugin: the module or object whose ``@hookimpl`` functions register components.
+        name: the plugin's name in error messages.
+
+    Returns:
+        The registry, in which the plugin's components can be looked up and built.
+
+    Raises:
+        AssertionError: listing every problem with it: a name that clashes with a built-in or another
+            installed component, ``defaults`` its factory does not take, a misspelled hook, bad metadata, a
+            hook that raises.
     """
     from .plugins import PluginInfo, check_unknown_hooks, create_plugin_manager
 
@@ -78,18 +122,367 @@ def check_plugin(plugin: object, name: str = "plugin-under-test") -> Registry:
     return registry
 
 
-def check_pair(generator: torch.nn.Module, discriminator: torch.nn.Module, spec: DataSpec, batch: int = 4) -> None:
-    """Assert the generator/discriminator contract of ``ganzoo.contracts`` on random latents."""
+# -- generators and discriminators ------------------------------------------------------------------------
+
+
+def perturb(module: nn.Module, scale: float = 0.05, seed: int = 1) -> nn.Module:
+    """Add ``scale`` times Gaussian noise to every parameter, in place; returns ``module``.
+
+    Zero-initialised gates (attention, residual scales) otherwise hide a path that no gradient reaches.
+    """
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        _check_pair(generator, discriminator, spec, batch)
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen).to(p.device, p.dtype))
+    return module
 
 
-def _check_pair(generator: torch.nn.Module, discriminator: torch.nn.Module, spec: DataSpec, batch: int) -> None:
-    z = torch.randn(batch, generator.latent_dim)
-    x = generator(z)
-    assert x.shape == (batch, *spec.shape), f"generator output {tuple(x.shape)}, expected {(batch, *spec.shape)}"
+def _name(module: object) -> str:
+    return type(module).__name__
+
+
+def _assert_every_parameter_has_gradient(module: nn.Module, what: str) -> None:
+    missing = [name for name, p in module.named_parameters()
+               if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    assert not missing, (f"{what}: no gradient reaches parameters {missing}; every parameter must take part in "
+                         "the output (remove unused layers, or check for a detach() or a zero gate)")
+
+
+def _real_like(spec: DataSpec, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` samples spread uniformly over the data's value range."""
+    low, high = spec.value_range
+    return torch.rand(n, *spec.shape, generator=torch.Generator().manual_seed(seed)) * (high - low) + low
+
+
+def check_generator(generator: nn.Module, spec: DataSpec, batch: int = 4) -> None:
+    """Assert the ``ganzoo.contracts.Generator`` contract on ``spec``.
+
+    Checks an int ``latent_dim``; output of shape ``(batch, *spec.shape)``, finite and, for images, inside
+    ``spec.value_range``; a gradient from the output reaching every parameter.
+
+    Args:
+        generator: the module a generator factory returned for ``spec`` (not modified).
+        spec: the data it was built for.
+        batch: samples per check.
+    """
+    what = f"generator {_name(generator)}"
+    assert isinstance(generator, Generator) and isinstance(generator.latent_dim, int) and not isinstance(
+        generator.latent_dim, bool), f"{what}: needs an int attribute latent_dim (the harness draws z of that size)"
+    g = perturb(copy.deepcopy(generator))
+    x = g(torch.randn(batch, g.latent_dim, generator=torch.Generator().manual_seed(0)))
+    expected = (batch, *spec.shape)
+    assert x.shape == expected, f"{what}: generator output {tuple(x.shape)}, expected {expected}"
+    assert torch.isfinite(x).all(), f"{what}: generator output has NaN or Inf"
     low, high = spec.value_range
     if spec.modality == "image":
-        assert float(x.min()) >= low - 1e-5 and float(x.max()) <= high + 1e-5, "generator output outside the data range"
-    logits = discriminator(x)
-    assert logits.shape in ((batch,), (batch, 1)), f"discriminator output {tuple(logits.shape)}, expected ({batch},)"
+        lowest, highest = float(x.detach().min()), float(x.detach().max())
+        assert lowest >= low - 1e-5 and highest <= high + 1e-5, (
+            f"{what}: generator output in [{lowest:.3g}, {highest:.3g}], outside the data range "
+            f"[{low}, {high}] (end images with tanh)")
+    assert x.requires_grad, f"{what}: the output does not depend on any parameter"
+    (x * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
+    _assert_every_parameter_has_gradient(g, what)
+
+
+def check_discriminator(discriminator: nn.Module, spec: DataSpec, batch: int = 4) -> None:
+    """Assert the ``ganzoo.contracts.Discriminator`` contract on ``spec``, in training mode.
+
+    Checks logits of shape ``(batch,)`` or ``(batch, 1)``, finite; each logit depends on its own sample only
+    (what R1, R2 and gradient penalties assume); double backward through the input gradient reaches the
+    parameters with finite values; a gradient from the logits reaching every parameter.
+
+    Args:
+        discriminator: the module a discriminator factory returned for ``spec`` (not modified).
+        spec: the data it was built for.
+        batch: samples per check (at least 2, to see the samples' independence).
+    """
+    what = f"discriminator {_name(discriminator)}"
+    assert batch >= 2, "check_discriminator needs batch >= 2 to check that samples do not mix"
+    d = perturb(copy.deepcopy(discriminator)).train()
+    x = _real_like(spec, batch).requires_grad_(True)
+    logits = d(x)
+    assert logits.shape in ((batch,), (batch, 1)), (
+        f"{what}: discriminator output {tuple(logits.shape)}, expected ({batch},) or ({batch}, 1): one logit per "
+        "sample")
+    assert torch.isfinite(logits).all(), f"{what}: logits have NaN or Inf"
+    (grad_x,) = torch.autograd.grad(logits.flatten()[0], x, retain_graph=True)
+    assert grad_x[0].abs().sum() > 0, f"{what}: the first logit does not depend on its own sample"
+    assert grad_x[1:].abs().sum() == 0, (
+        f"{what}: the first sample's logit depends on the other samples of the batch (batch statistics such as "
+        "BatchNorm in training mode, or minibatch features); use a per-sample norm (LayerNorm, GroupNorm) so that "
+        "R1 and gradient penalties measure what they claim")
+    (grad_x,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    grad_x.pow(2).flatten(1).sum(1).mean().backward()  # R1's penalty
+    grads = [p.grad for p in d.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads), (
+        f"{what}: double backward (a penalty on the input gradient, as R1 computes) reaches no parameter; avoid "
+        "operations without a second derivative and no_grad/detach inside forward")
+    assert all(torch.isfinite(g).all() for g in grads), f"{what}: double backward gives NaN or Inf gradients"
+    d.zero_grad()
+    d(x.detach()).sum().backward()
+    _assert_every_parameter_has_gradient(d, what)
+
+
+def check_pair(generator: nn.Module, discriminator: nn.Module, spec: DataSpec, batch: int = 4) -> None:
+    """Assert both contracts and that they fit together: D takes G's samples, and G learns through D.
+
+    Args:
+        generator: from the generator factory for ``spec`` (not modified).
+        discriminator: from the discriminator factory for ``spec`` (not modified).
+        spec: the data both were built for.
+        batch: samples per check.
+    """
+    check_generator(generator, spec, batch)
+    check_discriminator(discriminator, spec, batch)
+    g, d = perturb(copy.deepcopy(generator)), perturb(copy.deepcopy(discriminator))
+    logits = d(g(torch.randn(batch, g.latent_dim, generator=torch.Generator().manual_seed(2))))
+    assert logits.shape in ((batch,), (batch, 1)), (
+        f"discriminator {_name(d)} gives {tuple(logits.shape)} on generator {_name(g)}'s samples, expected "
+        f"({batch},)")
+    logits.sum().backward()
+    _assert_every_parameter_has_gradient(g, f"generator {_name(g)} trained through discriminator {_name(d)}")
+
+
+# -- losses -----------------------------------------------------------------------------------------------
+
+
+def _scalar(value: Any, what: str) -> torch.Tensor:
+    assert isinstance(value, torch.Tensor) and value.dim() == 0, (
+        f"{what} must return a 0-dim tensor (reduce over the batch), got "
+        f"{tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__}")
+    assert torch.isfinite(value), f"{what} is not finite: {value.item()}"
+    return value
+
+
+def check_loss(loss: Loss, targets: bool = False, batch: int = 6) -> None:
+    """Assert the ``ganzoo.Loss`` contract on logits of shape ``(batch,)``, as the harness passes them.
+
+    Checks that ``d_loss`` and ``g_loss`` return finite scalars, that D's loss depends on both the real and
+    the fake logits and G's on the fake ones, that values and gradients stay finite at logits of +-200, that
+    ``g_loss`` takes ``real_logits=None`` unless ``uses_real_logits_in_g``, and, with ``targets``, that
+    ``real_target`` changes ``d_loss`` (what one-sided label smoothing relies on).
+
+    Args:
+        loss: what the loss factory returned.
+        targets: the loss carries the tag ``"targets"`` (it honours ``real_target``).
+        batch: logits per side.
+    """
+    what = type(loss).__name__
+    assert isinstance(loss, Loss), f"loss {what} must subclass ganzoo.Loss"
+    real = torch.linspace(-3.0, 2.0, batch).requires_grad_(True)
+    fake = torch.linspace(-2.0, 3.0, batch).flip(0).requires_grad_(True)
+    d = _scalar(loss.d_loss(real, fake), f"{what}.d_loss")
+    d_real, d_fake = torch.autograd.grad(d, (real, fake))
+    assert d_real.abs().sum() > 0 and d_fake.abs().sum() > 0, (
+        f"{what}.d_loss must depend on both the real and the fake logits (gradients: real "
+        f"{d_real.abs().sum().item():.3g}, fake {d_fake.abs().sum().item():.3g})")
+    real_in_g = real if loss.uses_real_logits_in_g else None
+    g = _scalar(loss.g_loss(fake, real_in_g), f"{what}.g_loss")
+    (g_fake,) = torch.autograd.grad(g, fake)
+    assert g_fake.abs().sum() > 0, f"{what}.g_loss must depend on the fake logits"
+    extreme = torch.tensor([-200.0, 200.0], requires_grad=True)
+    value = loss.d_loss(extreme, extreme.flip(0)) + loss.g_loss(extreme,
+                                                                extreme.flip(0) if loss.uses_real_logits_in_g else None)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(extreme.grad).all(), (
+        f"{what}: loss or gradient not finite at logits of +-200 (use softplus / logsigmoid, not log(sigmoid))")
+    if targets:
+        with torch.no_grad():
+            smoothed = _scalar(loss.d_loss(real, fake, real_target=0.9), f"{what}.d_loss(real_target=0.9)")
+            assert smoothed != loss.d_loss(real, fake), (
+                f'{what} carries the tag "targets" but d_loss ignores real_target')
+
+
+# -- stabilizers and exact resume ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _interrupt_after_first_checkpoint() -> Iterator[None]:
+    """``artifacts.save_checkpoint`` writes, then raises ``KeyboardInterrupt``: a run killed right after it."""
+    from . import artifacts
+
+    real_save = artifacts.save_checkpoint
+
+    def save_then_die(state, run_dir):
+        real_save(state, run_dir)
+        raise KeyboardInterrupt("ganzoo.testing: interrupted after the first checkpoint")
+
+    artifacts.save_checkpoint = save_then_die
+    try:
+        yield
+    finally:
+        artifacts.save_checkpoint = real_save
+
+
+def _trajectory(result) -> list[tuple]:
+    return [(e["g_steps"], e["d_steps"], e["d_loss"], e["g_loss"], e["metrics"]) for e in result.evals]
+
+
+def check_resume(spec, registry: Registry, workdir: Path | str | None = None, device: str = "cpu"):
+    """Train ``spec`` once straight through, and once interrupted after its first checkpoint then resumed;
+    assert both give the same evaluations and the same evaluated generator, bit for bit.
+
+    Args:
+        spec: a ``ganzoo.spec.RunSpec`` whose budget has at least two evaluations (``eval_every < total``).
+        registry: where its components are registered (e.g. from ``plugin_registry``).
+        workdir: folder for the two runs (default: a temporary folder, removed afterwards).
+        device: where both runs train.
+
+    Returns:
+        The uninterrupted run's ``RunResult``.
+    """
+    from . import artifacts
+    from .records import DONE
+    from .train import run
+
+    assert spec.budget.eval_every < spec.budget.total, (
+        f"check_resume needs a checkpoint before the end: budget eval_every ({spec.budget.eval_every}) must be "
+        f"below its total ({spec.budget.total} {spec.budget.unit})")
+    with contextlib.ExitStack() as stack:
+        root = Path(workdir) if workdir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        straight = run(spec, root / "straight", device, registry)
+        assert straight.status == DONE, f"{spec.combination}: the uninterrupted run {straight.status}: {straight.error}"
+        with _interrupt_after_first_checkpoint():
+            try:
+                run(spec, root / "resumed", device, registry)
+            except KeyboardInterrupt:
+                pass
+            else:
+                raise AssertionError(f"{spec.combination}: the run never checkpointed before its end")
+        resumed = run(spec, root / "resumed", device, registry)
+        assert resumed.status == DONE, f"{spec.combination}: the resumed run {resumed.status}: {resumed.error}"
+        assert _trajectory(resumed) == _trajectory(straight), (
+            f"{spec.combination}: resuming from a checkpoint changed the evaluations (state that decides the next "
+            "step is missing from the checkpoint: a stabilizer's state_dict, an RNG of its own):\n"
+            f"straight: {_trajectory(straight)}\nresumed:  {_trajectory(resumed)}")
+        weights = [artifacts.load_checkpoint(root / name / artifacts.CHECKPOINT)[artifacts.EVAL_GENERATOR_KEY]
+                   for name in ("straight", "resumed")]
+        differ = [k for k in weights[0] if not torch.equal(weights[0][k], weights[1][k])]
+        assert weights[0].keys() == weights[1].keys() and not differ, (
+            f"{spec.combination}: the resumed run's evaluated generator differs from the uninterrupted one's in "
+            f"{differ}")
+    return straight
+
+
+class _KitData(Dataset):
+    """128 fixed samples of the kit's spec, in [-1, 1]."""
+
+    default_extractor = "kit_flat"
+
+    def __init__(self, shape: tuple = (2,)):
+        shape = tuple(shape)
+        self.spec = DataSpec("vector" if len(shape) == 1 else "image", shape)
+        self.data = _real_like(self.spec, 128)
+        self.name = f"kit_{self.spec.modality}"
+
+
+class _KitFlat(FeatureExtractor):
+    name, feature_dim, weights_hash = "kit_flat", 0, "none"
+
+    def forward(self, x):
+        return Features(x.flatten(1)[:, :16].float())  # fewer dimensions than reference samples
+
+
+class _KitG(nn.Module):
+    def __init__(self, spec, latent_dim=4):
+        super().__init__()
+        self.latent_dim, self.shape = latent_dim, spec.shape
+        self.net = nn.Linear(latent_dim, int(torch.tensor(spec.shape).prod()))
+
+    def forward(self, z):
+        return torch.tanh(self.net(z)).view(-1, *self.shape)
+
+
+class _KitD(nn.Module):
+    def __init__(self, spec, width=8):
+        super().__init__()
+        size = int(torch.tensor(spec.shape).prod())
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(size, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class _KitLogistic(Loss):
+    """The non-saturating loss, with a real target (so stabilizers that require ``targets`` can run)."""
+
+    def d_loss(self, real_logits, fake_logits, real_target=1.0):
+        softplus = nn.functional.softplus
+        return (real_target * softplus(-real_logits) + (1 - real_target) * softplus(real_logits)).mean() + \
+            softplus(fake_logits).mean()
+
+    def g_loss(self, fake_logits, real_logits=None):
+        return nn.functional.softplus(-fake_logits).mean()
+
+
+class _Kit:
+    """A tiny zoo around the stabilizer under test, registered in process only."""
+
+    def __init__(self, factory: Callable[..., Stabilizer], hparams: Mapping[str, Any], loss_tags: tuple[str, ...]):
+        self.factory, self.hparams, self.loss_tags = factory, dict(hparams), loss_tags
+
+    @hookimpl
+    def register_datasets(self, register):
+        register("kit_data", _KitData, description="tiny data of any shape", defaults={"shape": (2,)})
+
+    @hookimpl
+    def register_feature_extractors(self, register):
+        register("kit_flat", _KitFlat, description="samples as features")
+
+    @hookimpl
+    def register_generators(self, register):
+        register("kit_g", _KitG, description="linear G", defaults={"latent_dim": 4})
+
+    @hookimpl
+    def register_discriminators(self, register):
+        register("kit_d", _KitD, description="MLP D", defaults={"width": 8})
+
+    @hookimpl
+    def register_losses(self, register):
+        register("kit_logistic", _KitLogistic, description="NS loss with a real target", tags=self.loss_tags)
+
+    @hookimpl
+    def register_stabilizers(self, register):
+        register("under_test", self.factory, description="the stabilizer under test", defaults=self.hparams)
+
+
+def check_stabilizer(factory: Callable[..., Stabilizer], hparams: Mapping[str, Any] | None = None,
+                     modality: str = "vector", workdir: Path | str | None = None,
+                     loss_tags: tuple[str, ...] = ("targets",)):
+    """Train a stabilizer through the harness (``ganzoo.train``) on a tiny zoo and check that it resumes exactly.
+
+    The run calls every hook point the harness has, in its order, with a linear G, an MLP D and the
+    non-saturating loss on 128 samples (``(2,)`` vectors or ``(3, 8, 8)`` images): 4 G steps of batch 8,
+    evaluated and checkpointed every 2. Then ``check_resume``: the stabilizer's ``state_dict`` must carry
+    everything that decides the next step.
+
+    Args:
+        factory: the stabilizer's factory, as registered.
+        hparams: its hyperparameters (its registered ``defaults``, updated as you like).
+        modality: ``"vector"`` or ``"image"``: the data it is trained on.
+        workdir: folder for the runs (default: a temporary folder).
+        loss_tags: tags of the kit's loss, for a stabilizer that ``requires`` one (it honours ``real_target``).
+
+    Returns:
+        The uninterrupted run's ``RunResult`` (its ``evals`` hold each evaluation).
+    """
+    from .spec import Budget, ComponentRef, Optim, RunSpec
+
+    hparams = dict(hparams or {})
+    shape = {"vector": (2,), "image": (3, 8, 8)}[modality]
+    registry = build_registry({"ganzoo-testing-kit": _Kit(factory, hparams, loss_tags)}, load_entry_points=False)
+    problems = [str(e.error) for e in registry.errors]
+    assert not problems, "the stabilizer under test cannot be registered:\n- " + "\n- ".join(problems)
+    spec = RunSpec(
+        dataset=ComponentRef("kit_data", {"shape": list(shape)}),
+        generator=ComponentRef("kit_g", {"latent_dim": 4}),
+        discriminator=ComponentRef("kit_d", {"width": 8}),
+        loss=ComponentRef("kit_logistic", {}),
+        stack_name="under_test",
+        stack=(ComponentRef("under_test", hparams),),
+        seed=0,
+        budget=Budget(batch_size=8, unit="g_steps", g_steps=4, eval_every_g_steps=2),
+        optim=Optim(),
+        protocol=EvalProtocol(n_fake=32, n_real=64, metrics=("pr",), batch_size=32),
+    )
+    return check_resume(spec, registry, workdir)

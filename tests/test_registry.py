@@ -276,3 +276,89 @@ def test_check_plugin_reports_what_loading_would_report():
     assert 'loss "hinge" is already registered by plugin "losses" (ganzoo)' in message
     assert 'unknown hook "register_stabilisers"' in message
     assert check_plugin(LossPlugin(), name="good").get("loss", "tiny").plugin == "good"
+
+
+# -- ganzoo.testing's contract checks fail on components that break the contract ------------------------
+
+
+class _G(torch.nn.Module):
+    def __init__(self, unused=False):
+        super().__init__()
+        self.latent_dim, self.net = 2, torch.nn.Linear(2, 3)
+        self.unused = torch.nn.Linear(2, 2) if unused else None
+
+    def forward(self, z):
+        return torch.tanh(self.net(z))
+
+
+def test_check_generator_finds_a_parameter_no_gradient_reaches():
+    from ganzoo.testing import check_generator
+
+    spec = ganzoo.DataSpec("vector", (3,))
+    check_generator(_G(), spec)
+    with pytest.raises(AssertionError, match=r"no gradient reaches parameters \['unused.weight', 'unused.bias'\]"):
+        check_generator(_G(unused=True), spec)
+
+
+def test_check_discriminator_finds_samples_mixed_by_batch_statistics():
+    from ganzoo.testing import check_discriminator
+
+    spec = ganzoo.DataSpec("vector", (3,))
+    check_discriminator(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 1)),
+                        spec)
+    batch_norm = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    with pytest.raises(AssertionError, match="depends on the other samples"):
+        check_discriminator(batch_norm, spec)
+    with pytest.raises(AssertionError, match="one logit per sample"):
+        check_discriminator(torch.nn.Linear(3, 2), spec)
+
+
+def test_check_loss_finds_an_overflow_and_an_ignored_target():
+    from ganzoo.testing import check_loss
+
+    class Naive(ganzoo.Loss):  # log(sigmoid(x)) is -inf at x = -200
+        def d_loss(self, real_logits, fake_logits, real_target=1.0):
+            return -torch.log(torch.sigmoid(real_logits)).mean() - torch.log(1 - torch.sigmoid(fake_logits)).mean()
+
+        def g_loss(self, fake_logits, real_logits=None):
+            return -torch.log(torch.sigmoid(fake_logits)).mean()
+
+    class Stable(Naive):
+        def d_loss(self, real_logits, fake_logits, real_target=1.0):
+            sp = torch.nn.functional.softplus
+            return sp(-real_logits).mean() + sp(fake_logits).mean()
+
+        def g_loss(self, fake_logits, real_logits=None):
+            return torch.nn.functional.softplus(-fake_logits).mean()
+
+    with pytest.raises(AssertionError, match=r"not finite at logits of \+-200"):
+        check_loss(Naive())
+    check_loss(Stable())
+    with pytest.raises(AssertionError, match="ignores real_target"):
+        check_loss(Stable(), targets=True)
+
+
+class _Forgetful(ganzoo.Stabilizer):
+    """Scales D's penalty by a counter it keeps but never checkpoints: a resumed run starts it again at 0."""
+
+    def __init__(self, remember=False):
+        self.remember, self.calls = remember, 0
+
+    def d_penalty(self, ctx):
+        self.calls += 1
+        return 1e-2 * self.calls * ctx.real_logits.pow(2).mean()
+
+    def state_dict(self):
+        return {"calls": self.calls} if self.remember else {}
+
+    def load_state_dict(self, state):
+        self.calls = state.get("calls", 0)
+
+
+def test_check_stabilizer_finds_state_missing_from_the_checkpoint(tmp_path):
+    from ganzoo.testing import check_stabilizer
+
+    result = check_stabilizer(_Forgetful, {"remember": True}, workdir=tmp_path / "remembers")
+    assert [e["g_steps"] for e in result.evals] == [2, 4]
+    with pytest.raises(AssertionError, match="resuming from a checkpoint changed the evaluations"):
+        check_stabilizer(_Forgetful, {"remember": False}, workdir=tmp_path / "forgets")
