@@ -113,6 +113,10 @@ def check_plugin(plugin: object, name: str = "plugin-under-test") -> Registry:
     from .plugins import PluginInfo, check_unknown_hooks, create_plugin_manager
 
     manager, infos, errors = create_plugin_manager()
+    if manager.is_registered(plugin):  # installed: its entry point loaded it already; test it under ``name``
+        installed = manager.get_name(plugin)
+        manager.unregister(plugin)
+        infos = {key: info for key, info in infos.items() if key != installed}
     manager.register(plugin, name=name)
     errors = errors + check_unknown_hooks(manager, {name: PluginInfo(name, "(under test)", "", "")})
     registry = Registry(manager, infos, errors)

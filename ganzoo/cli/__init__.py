@@ -98,6 +98,7 @@ def _attach_subcommands() -> None:
     from .bench import bench_command
     from .compare import compare_command
     from .eval import eval_command
+    from .new_plugin import new_plugin_command
     from .plan import plan_command
     from .report import report_command
     from .train import train_command
@@ -108,6 +109,7 @@ def _attach_subcommands() -> None:
     main.add_command(eval_command, name="eval")
     main.add_command(compare_command, name="compare")
     main.add_command(plan_command, name="plan")
+    main.add_command(new_plugin_command, name="new-plugin")
 
 
 _attach_subcommands()
