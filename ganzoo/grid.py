@@ -91,16 +91,13 @@ def build_grid(suite: Suite, registry: Registry, filters: Filters = Filters(), s
     for plan in suite.datasets:
         if filters.dataset and not any(fnmatch.fnmatchcase(plan.dataset.name, p) for p in filters.dataset):
             continue
-        # --seeds gives every row the same seeds; otherwise the baseline may have more (``baseline_seeds``).
-        baseline_seeds = seeds or plan.baseline_seeds or plan.seeds or suite.seeds
-        _plan_grid(plan, suite, registry, stacks, filters, seeds or plan.seeds or suite.seeds, kimg, grid, g_steps,
-                   baseline_seeds)
+        _plan_grid(plan, suite, registry, stacks, filters, seeds, kimg, grid, g_steps)
     return grid
 
 
 def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict[str, list[ComponentRef]],
-               filters: Filters, seeds: list[int], kimg: float | None, grid: Grid,
-               g_steps: int | None = None, baseline_seeds: list[int] | None = None) -> None:
+               filters: Filters, seeds: list[int] | None, kimg: float | None, grid: Grid,
+               g_steps: int | None = None) -> None:
     dataset_component = registry.get("dataset", plan.dataset.name)
     dataset_hparams = dataset_component.hparams(plan.dataset.hparams)
     spec = data_spec_of(dataset_component, dataset_hparams)
@@ -111,7 +108,10 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     # An extra row may name what the one-factor sweep leaves out (WGAN-GP's loss and stack only make sense
     # together), as long as it is registered and compatible with the data.
     extra_allowed = _extra_allowed(registry, stacks, spec) if plan.extra else {}
-    for combo_names in _design(suite.design, plan, candidates, dataset_ref.name, extra_allowed):
+    seeds_of = _seeds_of_rows(plan, suite, seeds)
+    combos = list(_design(suite.design, plan, candidates, dataset_ref.name, extra_allowed))
+    _check_row_seeds(plan, combos, dataset_ref.name)
+    for combo_names in combos:
         combo = _resolve(combo_names, plan, registry, stacks)
         label = "/".join(combo_names[a] for a in AXES)
         reason = _incompatibility(combo, dataset_component)
@@ -120,8 +120,7 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
             continue
         if not filters.keeps(combo, combo_names["stack"], dataset_ref.name):
             continue
-        is_baseline = bool(plan.baseline) and all(combo_names[a] == plan.baseline.get(a) for a in AXES)
-        for seed in baseline_seeds if is_baseline and baseline_seeds else seeds:
+        for seed in seeds_of(combo_names):
             grid.specs.append(RunSpec(
                 dataset=dataset_ref,
                 generator=_ref(combo["generator"], plan),
@@ -136,6 +135,33 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
                 protocol=plan.protocol,
                 compute=plan.compute,
             ))
+
+
+def _seeds_of_rows(plan: DatasetPlan, suite: Suite, seeds: list[int] | None):
+    """combination names -> its seeds: ``--seeds`` for every row; else the row's own (``row_seeds``), the
+    baseline's (``baseline_seeds``), the dataset's or the suite's."""
+    rows = {_row_key(plan, row["axes"]): row["seeds"] for row in plan.row_seeds}
+    if plan.baseline_seeds:
+        rows.setdefault(_row_key(plan, {}), plan.baseline_seeds)
+
+    def seeds_of(combo_names: dict[str, str]) -> list[int]:
+        return seeds or rows.get(tuple(combo_names[a] for a in AXES)) or plan.seeds or suite.seeds
+
+    return seeds_of
+
+
+def _row_key(plan: DatasetPlan, axes: dict[str, str]) -> tuple[str, ...]:
+    """The row that changes ``axes`` from the baseline, as a tuple over AXES."""
+    return tuple(axes.get(a, plan.baseline.get(a)) for a in AXES)
+
+
+def _check_row_seeds(plan: DatasetPlan, combos: list[dict[str, str]], dataset: str) -> None:
+    """A row_seeds entry must name a row of the design: a typo would otherwise silently train one seed."""
+    rows = {tuple(c[a] for a in AXES) for c in combos}
+    for row in plan.row_seeds:
+        if _row_key(plan, row["axes"]) not in rows:
+            raise SuiteError(f"Dataset {dataset}: row_seeds names {row['axes']}, which is no row of the suite's "
+                             f"design (rows: {', '.join(sorted('/'.join(r) for r in rows))})")
 
 
 def _extra_allowed(registry: Registry, stacks: dict[str, list[ComponentRef]], spec: DataSpec) -> dict[str, tuple]:

@@ -29,7 +29,7 @@ AXES = ("generator", "discriminator", "loss", "stack")
 TOP_LEVEL_KEYS = {"name", "description", "design", "seeds", "budget", "optim", "eval", "stacks", "auto_stacks",
                   "datasets", "components", "hparams", "compute"}
 DATASET_KEYS = {"name", "hparams", "baseline", "budget", "optim", "eval", "components", "component_hparams",
-                "success", "extra", "seeds", "baseline_seeds", "judgement", "compute"}
+                "success", "extra", "seeds", "baseline_seeds", "row_seeds", "judgement", "compute"}
 
 
 class SuiteError(ValueError):
@@ -52,6 +52,10 @@ class DatasetPlan:
     # The baseline row's seeds, when it needs more than the others: every other row is compared with it, so
     # with m comparisons about sqrt(m) times a row's seeds minimise the runs for a given power (Dunnett 1955).
     baseline_seeds: list[int] | None = None
+    # Rows with seeds of their own: the rows a suite tests get enough seeds to decide, the others may train one
+    # seed each (shown, never tested: a row with one seed is not in the table's Holm family). Each entry names
+    # a row as ``extra`` does (axes it changes from the baseline), with ``seeds``: {"axes": {...}, "seeds": [...]}.
+    row_seeds: list[dict[str, Any]] = field(default_factory=list)
     judgement: dict[str, Any] = field(default_factory=dict)  # overrides of the dataset's Judgement at this budget
     extra: list[dict[str, str]] = field(default_factory=list)  # combinations beyond the design (axes -> names)
     compute: Compute = Compute()  # fp32, no channels_last, no compile: the leaderboards' default
@@ -146,8 +150,25 @@ def with_seed_offset(suite: Suite, offset: int) -> Suite:
         return None if seeds is None else [seed + offset for seed in seeds]
 
     return dataclasses.replace(suite, seeds=shift(suite.seeds), datasets=[
-        dataclasses.replace(plan, seeds=shift(plan.seeds), baseline_seeds=shift(plan.baseline_seeds))
+        dataclasses.replace(plan, seeds=shift(plan.seeds), baseline_seeds=shift(plan.baseline_seeds),
+                            row_seeds=[{**row, "seeds": shift(row["seeds"])} for row in plan.row_seeds])
         for plan in suite.datasets])
+
+
+def _row_seeds(value: Any, where: str) -> list[dict[str, Any]]:
+    """``row_seeds = [{ stack = "ttur", seeds = 8 }, ...]`` -> [{"axes": {"stack": "ttur"}, "seeds": [0..7]}]."""
+    example = 'e.g. row_seeds = [{ stack = "ttur", seeds = 8 }] (axes not named: the baseline\'s)'
+    if not isinstance(value, list):
+        raise SuiteError(f"{where}: row_seeds must be a list of tables, {example}")
+    rows = []
+    for entry in value:
+        if not isinstance(entry, dict) or "seeds" not in entry or not set(entry) - {"seeds"} \
+                or not set(entry) - {"seeds"} <= set(AXES):
+            raise SuiteError(f"{where}: each row_seeds entry names one component per axis among {AXES} and its "
+                             f"seeds; got {entry!r}; {example}")
+        rows.append({"axes": {k: str(v) for k, v in entry.items() if k != "seeds"},
+                     "seeds": _seeds(entry["seeds"], f"{where}: row_seeds {entry!r}")})
+    return rows
 
 
 def _check_judgement(overrides: Any, where: str) -> None:
@@ -262,6 +283,7 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         success=success,
         seeds=_seeds(entry["seeds"], where) if "seeds" in entry else None,
         baseline_seeds=_seeds(entry["baseline_seeds"], where) if "baseline_seeds" in entry else None,
+        row_seeds=_row_seeds(entry.get("row_seeds", []), where),
         judgement=dict(judgement),
         extra=[{k: str(v) for k, v in e.items()} for e in extra],
         compute=compute,

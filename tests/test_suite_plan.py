@@ -57,11 +57,28 @@ def test_the_baseline_may_have_more_seeds_than_the_rows_it_is_compared_with(zoo)
     assert {s.seed for s in build_grid(suite(seeds=[0, 1], baseline_seeds=6), zoo, seeds=[7]).specs} == {7}
 
 
+def test_rows_a_suite_tests_get_their_own_seeds_and_the_rest_one_each(zoo):
+    plan = suite(seeds=1, baseline_seeds=5, row_seeds=[{"stack": "explode", "seeds": 3}]).datasets[0]
+    grid = build_grid(suite(seeds=1, baseline_seeds=5, row_seeds=[{"stack": "explode", "seeds": 3}]), zoo)
+    seeds = {}
+    for spec in grid.specs:
+        seeds.setdefault(spec.combination, []).append(spec.seed)
+    baseline = "/".join(plan.baseline[a] for a in ("generator", "discriminator", "loss", "stack"))
+    tested = baseline.rsplit("/", 1)[0] + "/explode"
+    assert seeds.pop(baseline) == [0, 1, 2, 3, 4] and seeds.pop(tested) == [0, 1, 2]
+    assert seeds and all(row == [0] for row in seeds.values())
+    with pytest.raises(SuiteError, match="row_seeds names {'stack': 'explodes'}, which is no row"):
+        build_grid(suite(row_seeds=[{"stack": "explodes", "seeds": 3}]), zoo)
+    with pytest.raises(SuiteError, match="each row_seeds entry names one component per axis"):
+        suite(row_seeds=[{"colour": "red", "seeds": 3}])
+
+
 def test_a_seed_offset_replicates_the_suite_on_disjoint_seeds(zoo):
     from ganzoo.suite import with_seed_offset
 
-    original = build_grid(suite(seeds=[0, 1], baseline_seeds=4), zoo)
-    replicate = build_grid(with_seed_offset(suite(seeds=[0, 1], baseline_seeds=4), 1000), zoo)
+    rows = [{"stack": "explode", "seeds": 3}]
+    original = build_grid(suite(seeds=[0, 1], baseline_seeds=4, row_seeds=rows), zoo)
+    replicate = build_grid(with_seed_offset(suite(seeds=[0, 1], baseline_seeds=4, row_seeds=rows), 1000), zoo)
     assert sorted((s.combination, s.seed + 1000) for s in original.specs) == sorted(
         (s.combination, s.seed) for s in replicate.specs)
     assert not {s.run_id for s in original.specs} & {s.run_id for s in replicate.specs}
