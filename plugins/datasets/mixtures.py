@@ -133,7 +133,7 @@ def mixture_judgement(k: int) -> Judgement:
     Success (the default; suites set their own per budget): PacGAN's bar for a baseline that works,
     most modes (k - 1) with at least half of the samples near a mode.
     """
-    return Judgement(headline="modes", lower_is_better=False, tiebreak="high_quality",
+    return Judgement(headline="modes", lower_is_better=False, ceiling=k, tiebreak="high_quality",
                      collapse=(f"modes <= {k // 4}",), success=(f"modes >= {k - 1}", "high_quality >= 0.5"),
                      degrade_tolerance=0.25, coverage="modes",
                      note=f"modes captured out of {k}, 2,500 samples")
