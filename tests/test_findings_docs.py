@@ -1,0 +1,56 @@
+"""Prose that cannot drift from the data: the README's summary of the default quotes the committed Findings.
+
+The README's "What the default leaderboard says" states no comparison of its own: each table's findings
+appear between ``<!-- findings DATASET FINGERPRINT -->`` and ``<!-- /findings -->``, verbatim as
+``ganzoo report`` wrote them in results/default/leaderboard.md (and the replicate's, for the replicate).
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ganzoo.report import findings_of_markdown
+
+ROOT = Path(__file__).parents[1]
+QUOTE = re.compile(r"<!-- findings (?P<source>\S+) (?P<dataset>\S+) (?P<fingerprint>\S+) -->\n(?P<block>.*?)\n"
+                   r"<!-- /findings -->", re.S)
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def _quotes() -> list[re.Match]:
+    return list(QUOTE.finditer(_section((ROOT / "README.md").read_text(), "What the default leaderboard says")))
+
+
+def test_the_readme_quotes_every_table_of_the_committed_default_verbatim():
+    committed = findings_of_markdown((ROOT / "results" / "default" / "leaderboard.md").read_text())
+    assert committed, "results/default/leaderboard.md has no Findings: rerun ganzoo report --suite default"
+    quoted = {(q["dataset"], q["fingerprint"]) for q in _quotes() if q["source"] == "results/default"}
+    assert quoted == set(committed), "the README must quote the Findings of every table of results/default"
+
+
+@pytest.mark.parametrize("quote", _quotes(), ids=lambda q: f"{q['source']}:{q['dataset']}")
+def test_each_quoted_finding_is_the_reports_own_text(quote):
+    board = ROOT / quote["source"] / "leaderboard.md"
+    findings = findings_of_markdown(board.read_text())
+    key = (quote["dataset"], quote["fingerprint"])
+    assert key in findings, f"{board} has no table {key}"
+    assert quote["block"] == findings[key], f"the README's quote of {board} {key} differs from the report's Findings"
+
+
+def test_no_file_cites_a_document_the_repository_does_not_hold():
+    names = {path.name for path in ROOT.rglob("*.md") if ".venv" not in path.parts}
+    cited = re.compile(r"\b([A-Z][A-Z_]*\.md)\b")
+    missing = []
+    for path in [*ROOT.glob("*.md"), *ROOT.glob("[a-z]*/**/*.md"), *ROOT.glob("[a-z]*/**/*.py"),
+                 *ROOT.glob("[a-z]*/**/*.toml")]:
+        if ".venv" in path.parts:
+            continue
+        for name in set(cited.findall(path.read_text(errors="replace"))) - names:
+            missing.append(f"{path.relative_to(ROOT)} cites {name}")
+    assert not missing, "; ".join(missing)
