@@ -36,6 +36,18 @@ def test_components_behave():
         example.WeightClipping(clip=0)
 
 
+def test_components_pass_the_contract_checks(tmp_path):
+    """What ganzoo.testing asks of any plugin (README, "Testing a plugin"), on the example's components."""
+    from ganzoo.testing import check_loss, check_plugin, check_stabilizer
+
+    registry = check_plugin(example, name="example")
+    loss = registry.get("loss", "lsgan_symmetric")
+    check_loss(loss.build(), targets="targets" in loss.tags)
+    clip = registry.get("stabilizer", "weight_clip")
+    result = check_stabilizer(clip.factory, clip.hparams(), "vector", tmp_path)
+    assert [e["g_steps"] for e in result.evals] == [2, 4]
+
+
 def test_registers_in_process_into_the_grid():
     from ganzoo.grid import Filters, build_grid
     from ganzoo.suite import load_suite
