@@ -3,7 +3,7 @@
     python benchmarks/pacgan_table.py [--results-dir results/mixtures-short] [--suite mixtures-short]
 
 Reads the final evaluation of every finished run of the suite (never a best checkpoint) and prints, per
-dataset and variant: seeds, modes captured (mean ± sd, bootstrap 95% CI, per seed), the share of
+dataset and variant: seeds, modes captured (mean ± sd, Student's t 95% CI, per seed), the share of
 high-quality samples, the learning-curve values at each quarter of the budget, and the published numbers
 next to them. The comparison of GAN with PacGAN2 inside ganzoo is the leaderboard's (Welch's test over
 seeds); the published numbers are for 400 epochs, a budget this suite does not reach.
@@ -46,7 +46,7 @@ def rows(results_dir: str, suite: str) -> list[dict]:
                 continue
             modes = np.array([r["metrics"]["modes"] for r in group])
             quality = np.array([r["metrics"]["high_quality"] for r in group])
-            low, high = stats.bootstrap_ci(modes)
+            low, high = stats.t_interval(modes)
             curves = np.array([curve(evals[r["run_id"]], "modes") for r in group])
             steps = [e["g_steps"] for e in evals[group[0]["run_id"]]]
             out.append({"dataset": dataset, "stack": stack, "seeds": len(group), "modes": modes, "ci": (low, high),

@@ -5,7 +5,7 @@ from . import cpu as _cpu
 
 _cpu.pin_kernels()
 
-from .components import KINDS, Component  # noqa: E402 (after pinning the CPU kernels)
+from .components import KINDS, Component
 from .contracts import (
     Dataset,
     DataSpec,

@@ -81,9 +81,10 @@ def _filter_options(func):
 @click.option("--dry-run", is_flag=True, help="Print the grid, its size and estimated time; train nothing.")
 @click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, generator_patterns, discriminator_patterns,
-                  loss_patterns, stabilizer_patterns, dataset_patterns, device, executor, jobs, address, runs_per_gpu,
-                  ray_storage, precision, channels_last, compile_, keep_checkpoints, dry_run, no_estimate, progress):
+def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, generator_patterns,
+                  discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns, device, executor, jobs,
+                  address, runs_per_gpu, ray_storage, precision, channels_last, compile_, keep_checkpoints, dry_run,
+                  no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
     from ..grid import Filters
     from ..suite import load_suite, with_seed_offset

@@ -63,7 +63,8 @@ def table_findings(table: pd.DataFrame, judgement: Judgement) -> list[str]:
         rows = [r for _, r in table.iterrows() if not r["is_baseline"]]
         decided = [r for r in rows if r["verdict"] in ("better", "worse")]
         for row in decided:
-            lines.append(f"- {_name(row, base)} is {row['verdict']} than the baseline on {headline}: "
+            subject = _name(row, base) + ("," if row.get("package") else "")  # "`X`, a package (...), is ..."
+            lines.append(f"- {subject} is {row['verdict']} than the baseline on {headline}: "
                          f"{_effect(row)}, p (Holm) = {row['p_holm']:.2g}, n = {row['finished']} vs "
                          f"{base['finished']} seeds.")
         ceiling = [r for r in rows if r["verdict"] == "n.s." and _mostly_at_ceiling(r)]
@@ -76,7 +77,7 @@ def table_findings(table: pd.DataFrame, judgement: Judgement) -> list[str]:
         undecided = [r for r in rows if r["verdict"] == "n.s." and not any(r is c for c in ceiling)]
         if undecided:
             lines.append(f"- Not separated from the baseline (p (Holm) >= {ALPHA:g}): "
-                         + ", ".join(_name(r, base) for r in undecided) + ".")
+                         + "; ".join(_name(r, base) for r in undecided) + ".")
     unstable = [r for _, r in table.iterrows() if round(r["unstable"] * r["seeds"]) > 0]
     if unstable:
         lines.append("- Unstable seeds (diverged, collapsed or degraded): "
@@ -114,7 +115,7 @@ def _first(table: pd.DataFrame, column: str) -> str:
 def _name(row, base) -> str:
     """The row in backticks; a package says what it changes, so its effect is not read as one component's."""
     label = f"`{row_label(row)}`"
-    return f"{label}, a package ({package_text(row, base)})," if row.get("package") else label
+    return f"{label}, a package ({package_text(row, base)})" if row.get("package") else label
 
 
 def _effect(row) -> str:
