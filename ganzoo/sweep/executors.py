@@ -125,7 +125,9 @@ class ProcessExecutor:
 def _death(processes: list) -> str:
     """How a worker process ended, e.g. "killed by SIGKILL", from its exit code."""
     for process in processes:
-        process.join(1.0)
+        # The pool reports a broken worker before the kernel has always reaped it; on a loaded machine that
+        # took over a second (the record then read "exit status unknown"), so wait a little longer.
+        process.join(10.0)
         if process.exitcode is not None and process.exitcode < 0:
             return f"killed by {signal.Signals(-process.exitcode).name}"
         if process.exitcode is not None:
