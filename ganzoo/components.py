@@ -185,3 +185,74 @@ class Component:
             "distribution": self.distribution,
             "version": self.version,
         }
+
+
+COLUMN_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric evaluations can compute, registered through ``register_metrics`` (the built-in ones too).
+
+    Args:
+        name: what ``eval.metrics`` and ``ganzoo eval --metrics`` name (same rules as component names).
+        compute: ``compute(real, fake, protocol) -> float | Mapping[str, float]``. ``real`` is the protocol's
+            ``ganzoo.metrics.ReferenceSet`` (``features``, ``logits``, float64 ``mu`` and ``sigma``), ``fake``
+            the generated ``ganzoo.Features`` (``features``, ``logits``), ``protocol`` the ``EvalProtocol``.
+            A float is recorded under ``name``; a mapping records each of its values (``is_mean``, ``is_std``).
+        lower_is_better: the direction of its ``columns`` (the leaderboards' arrows).
+        description: one line, shown by ``ganzoo list metrics``.
+        columns: the values leaderboards show, each in this direction (default: ``(name,)``); the other values
+            ``compute`` returns (a spread such as ``kid_std``) are recorded only.
+        labels: column -> leaderboard header (default: the column's own name).
+        needs_logits: computed only when the extractor gives class logits (IS), else left out of the result.
+        reference: the paper or project the metric follows.
+        plugin, distribution, version: who registered it, filled in by the registry.
+    """
+
+    name: str
+    compute: Callable[..., Any]
+    lower_is_better: bool
+    description: str
+    columns: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    needs_logits: bool = False
+    reference: str = ""
+    plugin: str = ""
+    distribution: str = ""
+    version: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
+            raise ValueError(f'Invalid metric name "{self.name}": use lowercase letters, digits, "_", "." or "-", '
+                             "starting with a letter (e.g. sharpness)")
+        if not callable(self.compute):
+            raise ValueError(f'metric "{self.name}": compute must be callable (real, fake, protocol) -> float, '
+                             f"got {type(self.compute).__name__}")
+        if not isinstance(self.lower_is_better, bool):
+            raise ValueError(f'metric "{self.name}": lower_is_better must be True or False (its direction), '
+                             f"got {self.lower_is_better!r}")
+        if not isinstance(self.description, str) or not self.description.strip() or "\n" in self.description.strip():
+            raise ValueError(f'metric "{self.name}": description must be one non-empty line')
+        columns = (self.name,) if not self.columns else self.columns
+        if isinstance(columns, str) or len(set(columns)) != len(columns) or not all(
+                isinstance(c, str) and COLUMN_PATTERN.match(c) for c in columns):
+            raise ValueError(f'metric "{self.name}": columns must be distinct lowercase identifiers such as '
+                             f'("precision", "recall"), got {self.columns!r}')
+        unknown = sorted(set(self.labels) - set(columns))
+        if unknown:
+            raise ValueError(f'metric "{self.name}": labels name {unknown}, which are not among its columns '
+                             f"{list(columns)}")
+        object.__setattr__(self, "columns", tuple(columns))
+        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
+
+    def label(self, column: str) -> str:
+        """How a leaderboard heads ``column``."""
+        return self.labels.get(column, column)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready metadata (no function)."""
+        return {"kind": "metric", "name": self.name, "description": self.description, "reference": self.reference,
+                "lower_is_better": self.lower_is_better, "columns": list(self.columns), "labels": dict(self.labels),
+                "needs_logits": self.needs_logits, "plugin": self.plugin, "distribution": self.distribution,
+                "version": self.version}

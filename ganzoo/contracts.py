@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 MODALITIES = ("image", "vector")
-METRIC_NAMES = ("fid", "is", "kid", "pr", "dc")  # what an EvalProtocol may ask for (ganzoo.metrics computes them)
+METRIC_NAMES = ("fid", "is", "kid", "pr", "dc")  # the built-in metrics; plugins add more (register_metrics)
 
 
 @dataclass(frozen=True)
@@ -317,8 +317,13 @@ class EvalProtocol:
         if isinstance(self.metrics, str) or not self.metrics:
             raise ValueError(f'eval.metrics must be a non-empty list such as ["fid", "kid"], got {self.metrics!r}')
         unknown = [m for m in self.metrics if m not in METRIC_NAMES]
+        if unknown:  # a plugin's metric (register_metrics)? Only then is the registry built and asked
+            from .registry import get_registry
+
+            known = get_registry().metric_names()
+            unknown = [m for m in unknown if m not in known]
         if unknown:
-            raise ValueError(f"eval.metrics: unknown {unknown}; choose among {', '.join(METRIC_NAMES)}")
+            raise ValueError(f"eval.metrics: unknown {unknown}; choose among {', '.join(known)}")
         # Nearest-neighbour metrics need more samples than neighbours (k = 5 for density/coverage).
         checks.whole(self.n_fake, "eval.n_fake", minimum=6 if {"pr", "dc"} & set(self.metrics) else 2)
         if self.n_real is not None:

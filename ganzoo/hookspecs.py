@@ -1,4 +1,4 @@
-"""The hooks a ganzoo plugin can implement: one ``register_<kind>s(register)`` per component kind.
+"""The hooks a ganzoo plugin can implement: one ``register_<kind>s(register)`` per component kind, and metrics.
 
 Each hook receives a ``register`` callback owned by the core; plugins never touch core state.
 See README.md ("Writing a plugin") for the signature of ``register`` and a worked example.
@@ -41,3 +41,13 @@ def register_datasets(register):
 @hookspec
 def register_feature_extractors(register):
     """Register feature extractors for metrics: factory(**hparams) -> ganzoo.FeatureExtractor."""
+
+
+@hookspec
+def register_metrics(register):
+    """Register metrics evaluations can compute: ``register(name, compute, *, lower_is_better, description, ...)``.
+
+    compute(real, fake, protocol) -> float | dict[str, float], with ``real`` the protocol's
+    ``ganzoo.metrics.ReferenceSet``, ``fake`` the generated ``ganzoo.Features``; see ``ganzoo.components.Metric``.
+    The built-in FID, IS, KID, precision/recall and density/coverage register through this hook too.
+    """

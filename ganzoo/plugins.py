@@ -7,10 +7,14 @@ Environment switches (comma-separated entry-point or distribution names):
 
 - ``GANZOO_PLUGINS``: load only these (tests set it to ``ganzoo`` so a developer's plugins cannot leak in);
 - ``GANZOO_BLOCK_PLUGINS``: load everything but these.
+
+The core's own hook implementations (``CORE_PLUGINS``: the built-in metrics) are registered in every plugin
+manager, whatever the switches say and with or without the entry points: every run evaluates through them.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 import traceback
@@ -24,6 +28,8 @@ ENTRY_POINT_GROUP = "ganzoo"
 BUILTIN_DISTRIBUTION = "ganzoo"  # the built-in zoo loads first and keeps its names, whatever the install order
 ALLOW_ENV = "GANZOO_PLUGINS"
 BLOCK_ENV = "GANZOO_BLOCK_PLUGINS"
+# Plugin name -> module. Imported by name when a manager is created: the metrics sit in a layer above this one.
+CORE_PLUGINS = {"ganzoo.metrics": "ganzoo.metrics.builtin"}
 
 
 @dataclass
@@ -97,7 +103,7 @@ def create_plugin_manager(
     """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
-    infos: dict[str, PluginInfo] = {}
+    infos = register_core_plugins(pm)
     errors: list[LoadError] = []
     if not load_entry_points:
         return pm, infos, errors
@@ -128,6 +134,19 @@ def create_plugin_manager(
     for name, info in infos.items():
         info.hooks = hook_names(pm, name)
     return pm, infos, errors
+
+
+def register_core_plugins(pm: pluggy.PluginManager) -> dict[str, PluginInfo]:
+    """Register ``CORE_PLUGINS`` with ``pm``; they count as the built-in distribution (their names are kept)."""
+    try:
+        version = importlib.metadata.version(BUILTIN_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        version = ""
+    infos = {}
+    for name, module_name in CORE_PLUGINS.items():
+        pm.register(importlib.import_module(module_name), name=name)
+        infos[name] = PluginInfo(name, BUILTIN_DISTRIBUTION, version, module_name, hook_names(pm, name))
+    return infos
 
 
 def check_unknown_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> list[LoadError]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pluggy
 
-from .components import KINDS, PLURALS, Component
+from .components import KINDS, PLURALS, Component, Metric
 from .plugins import BUILTIN_DISTRIBUTION, LoadError, PluginInfo, create_plugin_manager, selection_from_env
 
 
@@ -38,11 +39,14 @@ class Registry:
         self.in_process_plugins = sorted(name for name, _ in plugin_manager.list_name_plugin() if name not in plugins)
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
         self._aliases: dict[str, dict[str, str]] = {}  # kind -> former name -> name
+        self._metrics: dict[str, Metric] = {}  # in registration order: the built-in ones first
         for kind in KINDS:
-            self._collect(kind)
+            self._collect(f"register_{PLURALS[kind]}", functools.partial(self._add, kind))
+        self._collect("register_metrics", self._add_metric)
 
-    def _collect(self, kind: str) -> None:
-        caller = getattr(self.plugin_manager.hook, f"register_{PLURALS[kind]}")
+    def _collect(self, hook: str, add: Callable[..., None]) -> None:
+        """Call each plugin's ``hook`` with a ``register`` bound to that plugin; ``add`` keeps what it registers."""
+        caller = getattr(self.plugin_manager.hook, hook)
         # Call each plugin's hook on its own, so that an exception is pinned on that plugin alone. The first
         # plugin to claim a name keeps it, and the built-in zoo goes first: a third-party plugin can never
         # take over "hinge" (whatever its load order or tryfirst/trylast marks), and the clash is its error.
@@ -53,14 +57,14 @@ class Registry:
             version = info.version if info else ""
 
             def register(name, factory, _plugin=impl.plugin_name, _dist=dist, _version=version, **meta):
-                self._add(kind, _plugin, _dist, _version, name, factory, meta)
+                add(_plugin, _dist, _version, name, factory, meta)
 
             try:
                 impl.function(register=register)
             except Exception as exc:
                 where = f"{dist} {version}".strip()
                 self.errors.append(
-                    LoadError(impl.plugin_name, where, f"register_{PLURALS[kind]} raised {type(exc).__name__}: {exc}",
+                    LoadError(impl.plugin_name, where, f"{hook} raised {type(exc).__name__}: {exc}",
                               traceback.format_exc())
                 )
 
@@ -89,6 +93,29 @@ class Registry:
         self._components[kind][name] = component
         for alias in component.aliases:
             self._aliases.setdefault(kind, {}).setdefault(alias, name)
+
+    def _add_metric(self, plugin, dist, version, name, compute, meta) -> None:
+        where = f"{dist} {version}".strip()
+        try:
+            metric = Metric(name=name, compute=compute, plugin=plugin, distribution=dist, version=version, **meta)
+        except TypeError as exc:  # a missing direction or description, or an unknown keyword
+            self.errors.append(LoadError(plugin, where, f'metric "{name}": bad register() call: {exc}. Expected '
+                                         "register(name, compute, *, lower_is_better, description, ...)"))
+            return
+        except ValueError as exc:
+            self.errors.append(LoadError(plugin, where, str(exc)))
+            return
+        # Two metrics may not write the same value: one would silently overwrite the other in every evaluation.
+        owners = {column: other for other in self._metrics.values() for column in (other.name, *other.columns)}
+        clash = next((c for c in (metric.name, *metric.columns) if c in owners), None)
+        if clash is not None:
+            existing = owners[clash]
+            self.errors.append(LoadError(
+                plugin, where, f'metric "{name}": "{clash}" is already registered by plugin "{existing.plugin}" '
+                               f'({existing.distribution}) as metric "{existing.name}"; plugin "{plugin}" must '
+                               "choose other names (the first registration is kept)."))
+            return
+        self._metrics[name] = metric
 
     def _builtin(self, plugin: str) -> bool:
         info = self.plugins.get(plugin)
@@ -123,6 +150,23 @@ class Registry:
                 continue
             out.append(self._components[kind][name])
         return out
+
+    def metric(self, name: str) -> Metric:
+        """The metric ``name``; raises ``UnknownComponentError`` with a did-you-mean."""
+        if name in self._metrics:
+            return self._metrics[name]
+        message = f'Unknown metric "{name}".'
+        close = difflib.get_close_matches(name, list(self._metrics), n=3, cutoff=0.6)
+        if close:
+            message += " Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
+        raise UnknownComponentError(message + " See: ganzoo list metrics")
+
+    def metrics(self) -> list[Metric]:
+        """Every registered metric, in registration order (the built-in ones first)."""
+        return list(self._metrics.values())
+
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(self._metrics)
 
     def all(self) -> list[Component]:
         return [c for kind in KINDS for c in self.list(kind)]

@@ -10,6 +10,7 @@ import pytest
 
 from ganzoo import Component, Stabilizer, hookspecs, testing
 from ganzoo.cli import main
+from ganzoo.components import Metric
 from ganzoo.contracts import MODALITIES
 from ganzoo.testing import check_stabilizer
 
@@ -47,6 +48,25 @@ def test_the_readme_register_signature_is_components_fields_with_their_defaults(
             continue
         expected = field.default_factory() if field.default is dataclasses.MISSING else field.default
         assert default is not None and ast.literal_eval(default) == expected, f"README's default of {name}"
+
+
+def test_the_readme_register_metrics_signature_is_metrics_fields_with_their_defaults():
+    section = README.split("\n### register_metrics(register)\n")[1].split("\n### ")[0]
+    match = re.search(r"`register\((.*?)\)`\.", section, re.S)
+    assert match, "README's register_metrics section must give its register's signature"
+    args = ast.parse(f"def register({' '.join(match.group(1).split())}): pass").body[0].args
+    assert [a.arg for a in args.args] == ["name", "compute"]
+    fields = {f.name: f for f in dataclasses.fields(Metric)
+              if f.name not in {"name", "compute", "plugin", "distribution", "version"}}
+    documented = {a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)}
+    assert set(documented) == set(fields), f"README's register(...) of metrics must list exactly {sorted(fields)}"
+    for name, default in documented.items():
+        field = fields[name]
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            assert default is None, f"{name} has no default in Metric, but README gives one"
+        else:
+            expected = field.default_factory() if field.default is dataclasses.MISSING else field.default
+            assert default is not None and ast.literal_eval(default) == expected, f"README's default of {name}"
 
 
 STABILIZER_HOOKS = [name for name, _ in inspect.getmembers(Stabilizer, inspect.isfunction) if not name.startswith("_")]

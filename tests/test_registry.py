@@ -185,7 +185,8 @@ def test_list_json_includes_description_and_reference():
                          text=True, check=True).stdout
     items = json.loads(out)
     kinds = {item["kind"] for item in items}
-    assert kinds == set(ganzoo.KINDS)
+    assert kinds == {*ganzoo.KINDS, "metric"}  # the registered metrics follow the components
+    assert [i["name"] for i in items if i["kind"] == "metric"] == ["fid", "is", "kid", "pr", "dc"]
     for item in items:
         assert item["description"] and "reference" in item and item["distribution"] == "ganzoo"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..components import KINDS, kind_from_user
+from ..components import KINDS, Component, Metric, kind_from_user
 from ..records import FAILED
 from ..registry import get_registry
 from ..sweep.store import STORE_FILE
@@ -26,20 +26,28 @@ def main():
 @click.argument("kind", required=False)
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def list_command(kind, fmt):
-    """Registered components (all kinds, or one KIND such as losses), with the plugin that registered each."""
+    """Registered components and metrics (all, or one KIND such as losses or metrics), with who registered each."""
     registry = get_registry()
+    wants_metrics = kind is not None and kind.strip().lower() in ("metric", "metrics")
     try:
-        kinds = [kind_from_user(kind)] if kind else list(KINDS)
+        kinds = [] if wants_metrics else [kind_from_user(kind)] if kind else list(KINDS)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="KIND") from exc
-    components = [c for k in kinds for c in registry.list(k)]
+        raise click.BadParameter(f"{exc}, metrics", param_hint="KIND") from exc
+    entries = [c for k in kinds for c in registry.list(k)] + (registry.metrics() if wants_metrics or not kind else [])
     if fmt == "json":
-        click.echo(json.dumps([c.as_dict() for c in components], indent=2, default=str))
+        click.echo(json.dumps([e.as_dict() for e in entries], indent=2, default=str))
     else:
-        rows = [{"kind": c.kind, "name": c.name, "plugin": c.plugin, "distribution": f"{c.distribution} {c.version}",
-                 "description": c.description} for c in components]
+        rows = [{"kind": getattr(e, "kind", "metric"), "name": e.name, "plugin": e.plugin,
+                 "distribution": f"{e.distribution} {e.version}", "description": _description(e)} for e in entries]
         click.echo(table(rows, ["kind", "name", "plugin", "distribution", "description"]))
     warn_errors(registry)
+
+
+def _description(entry: Component | Metric) -> str:
+    """A component's description; a metric's with its direction, which decides how leaderboards read it."""
+    if isinstance(entry, Metric):
+        return f"{entry.description} ({'lower' if entry.lower_is_better else 'higher'} is better)"
+    return entry.description
 
 
 @main.command("plugins")

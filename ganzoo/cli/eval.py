@@ -142,7 +142,8 @@ def _print_run_table(results: dict[str, float], recorded: dict[str, Any], protoc
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Local weight file of the extractor (default: cache or download, checked by SHA-256).")
 @click.option("--metrics", default=",".join(METRICS), show_default=True,
-              help="Comma-separated among " + ", ".join(METRICS))
+              help="Comma-separated names of registered metrics (the built-in ones and any plugin's: "
+                   "ganzoo list metrics).")
 @click.option("-n", "n", type=click.IntRange(min=2), default=None,
               help=f"Samples per side (default: every image; {CHECKPOINT_SAMPLES} from a checkpoint).")
 @click.option("--n-real", type=click.IntRange(min=2), default=None,

@@ -4,34 +4,37 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+import numbers
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..components import Metric
 from ..contracts import METRIC_NAMES, Dataset, EvalProtocol, FeatureExtractor, Features
-from ..plugins import BLOCK_ENV
+from ..plugins import BLOCK_ENV, BUILTIN_DISTRIBUTION
 from ..registry import Registry, get_registry
+from .builtin import DC_K, IS_SPLITS, PR_K, is_splits  # noqa: F401 (IS_SPLITS: re-exported, as before)
 from .features import Source, extract_features, iter_batches
-from .fid import feature_statistics, frechet_distance
-from .inception_score import DEFAULT_SEED, inception_score
-from .kid import kernel_inception_distance
-from .prdc import density_coverage, precision_recall
+from .fid import feature_statistics
+from .inception_score import DEFAULT_SEED
 from .reference import ReferenceSet, load_or_compute, reference_key
 
-METRICS = METRIC_NAMES
-IS_SPLITS = 10
-PR_K, DC_K = 3, 5
+METRICS = METRIC_NAMES  # the built-in metrics, the default protocol's; registry.metric_names() has every one
 _EXTRACTORS: dict[tuple, FeatureExtractor] = {}
 
 
-def check_metrics(metrics: Iterable[str]) -> tuple[str, ...]:
-    """Validate metric names; returns them as a tuple."""
-    metrics = tuple(metrics)
-    unknown = [m for m in metrics if m not in METRICS]
+def check_metrics(metrics: Iterable[str], registry: Registry | None = None) -> tuple[str, ...]:
+    """Validate metric names against the registered metrics; returns them as a tuple.
+
+    Raises:
+        ValueError: a name no plugin registered, or no name at all.
+    """
+    metrics, known = tuple(metrics), (registry or get_registry()).metric_names()
+    unknown = [m for m in metrics if m not in known]
     if unknown or not metrics:
-        raise ValueError(f"Unknown metrics {unknown}: choose among {', '.join(METRICS)}")
+        raise ValueError(f"Unknown metrics {unknown}: choose among {', '.join(known)} (see: ganzoo list metrics)")
     return metrics
 
 
@@ -87,32 +90,37 @@ def build_extractor(name: str, hparams: dict[str, Any] | None, device: torch.dev
     return _EXTRACTORS[key], full
 
 
-def compute_metrics(real: ReferenceSet, fake: Features, metrics: Iterable[str], kid_subsets: int = 100,
-                    kid_subset_size: int = 1000) -> dict[str, float]:
-    """The metrics named in ``metrics`` between a reference set and generated features, as a flat dict.
+def compute_metrics(real: ReferenceSet, fake: Features, protocol: EvalProtocol,
+                    registry: Registry | None = None) -> dict[str, float]:
+    """The registered metrics named in ``protocol.metrics`` between a reference set and generated features.
 
-    IS is computed on the generated logits (left out when the extractor gives none) over
-    ``is_splits(len(fake))`` splits.
+    Metrics are computed in registration order (the built-in ones first), whatever the order of
+    ``protocol.metrics``; one that needs logits (IS) is left out when the extractor gives none.
+
+    Returns:
+        A flat dict of every value the metrics return (``fid``, ``is_mean``, ``is_std``, ...).
     """
-    metrics, out = check_metrics(metrics), {}
-    if "fid" in metrics:
-        out["fid"] = frechet_distance(real.mu, real.sigma, *feature_statistics(fake.features))
-    if "is" in metrics and fake.logits is not None:
-        out["is_mean"], out["is_std"] = inception_score(fake.logits, splits=is_splits(len(fake.logits)),
-                                                        seed=DEFAULT_SEED)
-    if "kid" in metrics:
-        out["kid_mean"], out["kid_std"] = kernel_inception_distance(
-            real.features, fake.features, subsets=kid_subsets, subset_size=kid_subset_size)
-    if "pr" in metrics:
-        out["precision"], out["recall"] = precision_recall(real.features, fake.features, k=PR_K)
-    if "dc" in metrics:
-        out["density"], out["coverage"] = density_coverage(real.features, fake.features, k=DC_K)
+    registry = registry or get_registry()
+    wanted = set(check_metrics(protocol.metrics, registry))
+    out: dict[str, float] = {}
+    for metric in registry.metrics():
+        if metric.name in wanted and not (metric.needs_logits and fake.logits is None):
+            _merge(out, metric, metric.compute(real, fake, protocol))
     return out
 
 
-def is_splits(n: int) -> int:
-    """10 splits, fewer when there are fewer than 10 samples (tiny debugging runs)."""
-    return min(IS_SPLITS, n)
+def _merge(out: dict[str, float], metric: Metric, result) -> None:
+    """``result`` of ``metric.compute`` into ``out``, checked: numbers, its columns present, nothing overwritten."""
+    where = f'metric "{metric.name}" (plugin {metric.plugin})'
+    values = {metric.name: result} if isinstance(result, numbers.Real) else result
+    if not isinstance(values, Mapping) or not all(isinstance(v, numbers.Real) for v in values.values()):
+        raise ValueError(f"{where} returned {result!r}; compute must return a float or a dict of floats")
+    missing = [c for c in metric.columns if c not in values]
+    clash = [k for k in values if k in out]
+    if missing or clash:
+        raise ValueError(f"{where} returned {sorted(values)}: "
+                         + (f"its columns {missing} are missing" if missing else f"{clash} are already computed"))
+    out.update({key: float(value) for key, value in values.items()})
 
 
 def fingerprint_of(record: dict[str, Any]) -> str:
@@ -188,16 +196,17 @@ class Evaluator:
 
     def __init__(self, dataset: Dataset | RealSamples, protocol: EvalProtocol, device, cache_dir=None,
                  registry: Registry | None = None):
-        self.metrics = check_metrics(protocol.metrics)
+        self.registry = registry or get_registry()
+        self.metrics = check_metrics(protocol.metrics, self.registry)
         if protocol.n_fake < 2:
             raise ValueError(f"EvalProtocol.n_fake must be at least 2, got {protocol.n_fake}")
         if isinstance(dataset, RealSamples) and protocol.extractor == "auto":
             raise ValueError(f'The real samples "{dataset.name}" are not a registered dataset, so the extractor '
                              '"auto" stands for nothing: name one (e.g. the one tagged default:image)')
         self.protocol, self.device = protocol, torch.device(device)
-        self.extractor_name = resolve_extractor_name(protocol.extractor, dataset, registry)
+        self.extractor_name = resolve_extractor_name(protocol.extractor, dataset, self.registry)
         self.extractor, self.hparams = build_extractor(self.extractor_name, protocol.extractor_hparams, self.device,
-                                                       registry)
+                                                       self.registry)
         self.real = reference_set(dataset, self.extractor, protocol.n_real, protocol.batch_size, self.device,
                                   cache_dir)
 
@@ -216,8 +225,7 @@ class Evaluator:
         if features.features.shape[0] != self.protocol.n_fake:
             raise ValueError(f"The generated side gave {features.features.shape[0]} samples, but the protocol "
                              f"evaluates n_fake = {self.protocol.n_fake}: give more samples or lower n_fake")
-        return compute_metrics(self.real, features, self.metrics, self.protocol.kid_subsets,
-                               self.protocol.kid_subset_size)
+        return compute_metrics(self.real, features, self.protocol, self.registry)
 
     def protocol_record(self) -> dict[str, Any]:
         """Everything that changes the numbers: extractor and weights, resize, sample counts, metric settings."""
@@ -238,7 +246,17 @@ class Evaluator:
             "pr_k": PR_K,
             "dc_k": DC_K,
             "seed": DEFAULT_SEED,
+            **self._plugin_metrics(),
         }
+
+    def _plugin_metrics(self) -> dict[str, Any]:
+        """A plugin's metrics with the version that computed them: a new release of a plugin can change its numbers.
+
+        Empty for the built-in metrics, whose settings are the record's own keys, so their fingerprints stay.
+        """
+        versions = {m.name: f"{m.distribution} {m.version}".strip() for m in self.registry.metrics()
+                    if m.name in self.metrics and m.distribution != BUILTIN_DISTRIBUTION}
+        return {"metric_versions": versions} if versions else {}
 
     @property
     def fingerprint(self) -> str:

@@ -22,7 +22,7 @@ from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import FINISHED
 from ..sweep.store import Store
 from .findings import power_line, table_findings
-from .leaderboard import AXES, METRICS, leaderboard, row_label
+from .leaderboard import AXES, leaderboard, metric_directions, row_label
 from .markdown import design_sentence
 from .runs import judgements_of, read_runs
 from .samples import SamplePictures
@@ -117,7 +117,7 @@ def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, reco
 
 
 def _sort_keys(group: pd.DataFrame, columns, judgement: Judgement) -> dict[str, list]:
-    by_label = {f"{metric_label(m)} {'↓' if lower else '↑'}": m for m, lower in METRICS.items()}
+    by_label = {f"{metric_label(m)} {'↓' if lower else '↑'}": m for m, lower in metric_directions().items()}
     by_label.update({"KID×10³ ↓": "kid_mean", "KID (raw) ↓": "kid_mean"})
     keys = {}
     for column in columns:

@@ -24,22 +24,33 @@ import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import DIVERGED, DONE, FAILED
+from ..registry import Registry, get_registry
 from . import stats
 
 TABLE_KEYS = ["dataset", "fingerprint"]
 ROW_KEYS = ["dataset", "fingerprint", "experiment"]
 AXES = ["generator", "discriminator", "loss", "stack"]
-# Metrics shown beside the headline, in display order, and whether lower is better.
-METRICS = {"fid": True, "is_mean": False, "kid_mean": True, "precision": False, "recall": False,
-           "density": False, "coverage": False, "modes": False, "high_quality": False, "mode_kl": True,
-           "classes": False, "class_kl": True}
+# What datasets compute themselves (Dataset.extra_metrics) and whether lower is better; the registered
+# metrics' columns (ganzoo.components.Metric) come before them.
+DATASET_METRICS = {"modes": False, "high_quality": False, "mode_kl": True, "classes": False, "class_kl": True}
 ALPHA = 0.05
 POWER = 0.8  # the power a table's minimum detectable difference is quoted at
 N_RESAMPLES = 10_000
 
 
+def metric_directions(registry: Registry | None = None) -> dict[str, bool]:
+    """The metrics shown beside the headline, in display order, each with whether lower is better.
+
+    The registered metrics' columns (built-in first, then the plugins', as registered), then the datasets' own.
+    """
+    registry = registry or get_registry()
+    registered = {column: m.lower_is_better for m in registry.metrics() for column in m.columns}
+    return registered | {k: v for k, v in DATASET_METRICS.items() if k not in registered}
+
+
 def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = None,
-                judgements: Mapping[str, Judgement] | None = None) -> pd.DataFrame:
+                judgements: Mapping[str, Judgement] | None = None,
+                metrics: Mapping[str, bool] | None = None) -> pd.DataFrame:
     """Aggregate ``runs`` (from ``ganzoo.report.load_runs``) into ranked rows.
 
     Args:
@@ -47,6 +58,8 @@ def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = Non
         suite_record: the suite's design and baselines (``Store.suite_record``); without it no row is
             compared with a baseline.
         judgements: dataset -> ``Judgement``; missing datasets rank by FID.
+        metrics: the columns averaged beside the headline, with their directions (default:
+            ``metric_directions()``, the registered metrics' and the datasets' own).
     """
     if runs.empty or "status" not in runs:
         return pd.DataFrame()
@@ -57,12 +70,13 @@ def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = Non
     if "experiment" not in runs:
         runs["experiment"] = runs[AXES].astype(str).agg("/".join, axis=1)
     judgements = judgements or {}
+    metrics = metric_directions() if metrics is None else metrics
     groups = dict(list(runs.groupby(ROW_KEYS, dropna=False, sort=False)))
     # The headline of each experiment's finished seeds, read once: the row's statistics and its test use it.
     values = {key: headline_values(group, judgements.get(key[0], DEFAULT_JUDGEMENT)) for key, group in groups.items()}
     summaries = {key: stats.summarize(vals, judgements.get(key[0], DEFAULT_JUDGEMENT).lower_is_better)
                  for key, vals in values.items()}
-    board = pd.DataFrame([_row(key, group, summaries[key], judgements.get(key[0], DEFAULT_JUDGEMENT))
+    board = pd.DataFrame([_row(key, group, summaries[key], judgements.get(key[0], DEFAULT_JUDGEMENT), metrics)
                           for key, group in groups.items()])
     # The flip rates' bootstraps are most of a large board's time. Each draws its own seeded resamples and numpy
     # draws without holding the GIL, so rows are tested in threads: the same numbers, on all cores.
@@ -121,7 +135,8 @@ def headline_values(runs: pd.DataFrame, judgement: Judgement) -> np.ndarray:
     return done[judgement.headline].astype(float).to_numpy() if judgement.headline in done else np.array([])
 
 
-def _row(key: tuple, group: pd.DataFrame, summary: dict[str, float], judgement: Judgement) -> dict[str, Any]:
+def _row(key: tuple, group: pd.DataFrame, summary: dict[str, float], judgement: Judgement,
+         metrics: Mapping[str, bool]) -> dict[str, Any]:
     """One experiment's row; ``summary``: ``stats.summarize`` of its finished seeds' headline."""
     done = group[group["status"] == DONE]
     first = group.iloc[0]
@@ -146,7 +161,7 @@ def _row(key: tuple, group: pd.DataFrame, summary: dict[str, float], judgement: 
     row.update({k: summary[k] for k in ("mean", "std", "median", "q25", "q75", "iqr", "ci_low", "ci_high", "worst")})
     row["oscillation"] = _median(group.get("oscillation"))
     row["dropped"] = _mean(group.get("dropped"))
-    for metric in METRICS:
+    for metric in metrics:
         series = done[metric].astype(float) if metric in done else pd.Series(dtype=float)
         row[metric] = series.mean() if series.notna().any() else math.nan
         row[f"{metric}_std"] = series.std(ddof=1) if series.notna().sum() > 1 else math.nan

@@ -12,9 +12,9 @@ import pandas as pd
 
 from ..judgement import Judgement
 from ..records import DIVERGED
-from .leaderboard import METRICS
+from ..registry import get_registry
+from .leaderboard import metric_directions
 
-LABELS = {"is_mean": "IS", "kid_mean": "KID", "fid": "FID"}
 KID_SCALE = 1000.0  # KID is printed x 10^3, as in the StyleGAN2-ADA and StudioGAN tables
 UNSTABLE_KINDS = {"n_diverged": DIVERGED, "n_collapsed": "collapsed", "n_degraded": "degraded"}
 
@@ -31,7 +31,11 @@ def budget_text(group: pd.DataFrame) -> str:
 
 
 def metric_label(metric: str) -> str:
-    return LABELS.get(metric, metric)
+    """A column's header: the label its registered metric gives it (``fid`` -> FID), else its own name."""
+    for registered in get_registry().metrics():
+        if metric in registered.columns:
+            return registered.label(metric)
+    return metric
 
 
 def _combination(group: pd.DataFrame) -> pd.DataFrame:
@@ -88,10 +92,12 @@ def unstable_text(row) -> str:
     return f"{count}/{row['seeds']}" + (f" ({', '.join(kinds)})" if kinds else "")
 
 
-def metrics_table(group: pd.DataFrame, reference: dict | None = None) -> pd.DataFrame:
+def metrics_table(group: pd.DataFrame, reference: dict | None = None,
+                  metrics: dict[str, bool] | None = None) -> pd.DataFrame:
+    """Every metric the rows have (``metrics``, default ``metric_directions()``), its direction as an arrow."""
     table = _combination(group).astype(object)
     shown = {}  # metric -> (column, scale): the real-data row is printed in the same columns and units
-    for metric, lower in METRICS.items():
+    for metric, lower in (metric_directions() if metrics is None else metrics).items():
         if metric in group and group[metric].notna().any():
             scale, label = _scale(metric, group[metric])
             shown[metric] = (f"{label} {'↓' if lower else '↑'}", scale)
