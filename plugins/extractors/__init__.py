@@ -2,11 +2,12 @@
 
 from ganzoo import hookimpl
 
-from . import digits, identity, inception
+from . import digits, identity, inception, mnist5k
 
 
 @hookimpl
 def register_feature_extractors(register):
     inception.register_all(register)
     digits.register_all(register)
+    mnist5k.register_all(register)
     identity.register_all(register)
