@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from .records import atomic_write
+
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples.png"
 # The checkpoint entries read outside training (ganzoo eval): the resolved spec and the evaluated G's weights.
@@ -32,23 +34,13 @@ def recorded_evals(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
-    """Write to a temporary name, then rename: a kill during the write never leaves a broken checkpoint.
-
-    The temporary name carries the writer's PID, so two processes never rename each other's file; a
-    failed write (a full disk) removes its partial file instead of leaving it to fill the disk further.
-    """
+    """Write through ``ganzoo.records.atomic_write``: a kill during the write never leaves a broken checkpoint."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    path, tmp = run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.tmp-{os.getpid()}"
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(run_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
 
 
 def finish_checkpoint(run_dir: Path, result: dict[str, Any], keep_training_state: bool = False) -> Path:
+    # ``result`` is ``RunResult.to_dict()``: versioned, read back by ``RunResult.from_dict`` only.
     """Add the finished run's ``result`` to its last checkpoint and, unless asked to keep it, drop the training state.
 
     The last checkpoint is the last evaluation's state (for a diverged run: the last one before it diverged),

@@ -1,12 +1,26 @@
-"""What a run leaves behind for the driver: its status and its ``RunResult``.
+"""The records ganzoo writes to disk, each with the one function that writes it and the one that reads it.
+
+- ``RunResult``: what a run leaves for the driver (the store's row, a finished checkpoint's ``result``);
+  versioned (``RESULT_SCHEMA``), so a renamed field still loads from an old checkpoint.
+- ``Evaluation``: one evaluation of a run, whole (``metrics`` nested) or as a report's curve point (flat).
+- ``SuiteRecord``: what the reporter needs from a suite (design, baselines, judgements), in the store.
 
 Statuses are named here and nowhere else, so the store, the driver, the CLI and the reporter agree on them.
+``atomic_write`` and ``short_hash`` are the one way files are replaced and ids are hashed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from .judgement import Judgement
 
 PENDING = "pending"  # asked for by a suite, not started
 RUNNING = "running"  # dispatched to an executor (or left so by a sweep that was killed)
@@ -16,9 +30,81 @@ FAILED = "failed"  # an exception: usually a bug or a missing file, so it is ret
 FINISHED = (DONE, DIVERGED)  # never trained again
 
 
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """``write(tmp)`` to a temporary name beside ``path``, then rename it over ``path``.
+
+    A kill during the write never leaves a broken file under ``path``. The temporary name carries the
+    writer's PID, so two processes never rename each other's file; a failed write (a full disk) removes
+    its partial file instead of leaving it to fill the disk further.
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def short_hash(value: Any, length: int = 12, separators: tuple[str, str] | None = None) -> str:
+    """The first ``length`` hex digits of the SHA-256 of ``value``: bytes and text as they are, anything else as
+    key-sorted JSON (``separators`` as ``json.dumps`` takes them). Run ids, protocol fingerprints, experiment keys
+    and content hashes are all made here, so equal content gives an equal id everywhere."""
+    if isinstance(value, str):
+        value = value.encode()
+    elif not isinstance(value, bytes | bytearray | memoryview):
+        value = json.dumps(value, sort_keys=True, default=str, separators=separators).encode()
+    return hashlib.sha256(value).hexdigest()[:length]
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of a run during training: where it was taken and the metrics it measured.
+
+    On disk (the store's ``evals`` payload, a checkpoint's ``evals``) it is ``to_dict()``: the metrics nested
+    under ``"metrics"``. A report's curve point (``Store.evals_by_run(metrics=...)``) and stores written before
+    the nesting hold the metrics at the top level; ``from_dict`` and ``metrics_of`` read both.
+    """
+
+    kimg: float
+    g_steps: int
+    d_steps: int = 0
+    seconds: float = 0.0
+    d_loss: float = float("nan")
+    g_loss: float = float("nan")
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kimg": self.kimg, "g_steps": self.g_steps, "d_steps": self.d_steps, "seconds": self.seconds,
+                "d_loss": self.d_loss, "g_loss": self.g_loss, "metrics": dict(self.metrics)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Evaluation:
+        fields = {f: data[f] for f in ("kimg", "g_steps", "d_steps", "seconds", "d_loss", "g_loss") if f in data}
+        return cls(**{"kimg": float("nan"), "g_steps": 0, **fields}, metrics=dict(cls.metrics_of(data)))
+
+    @staticmethod
+    def metrics_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The metrics of an evaluation in either shape (called per evaluation by reports: no copy)."""
+        nested = data.get("metrics")
+        return nested if isinstance(nested, Mapping) else data
+
+
+RESULT_SCHEMA = 1
+# Renamed RunResult fields, per schema version they were renamed in: {version: {old name: new name}}. A
+# checkpoint written before a rename still loads. Version 0 is every result written before the schema existed.
+RESULT_RENAMES: dict[int, dict[str, str]] = {}
+
+
 @dataclass
 class RunResult:
-    """What a worker returns to the driver, the only writer of the store."""
+    """What a worker returns to the driver, the only writer of the store.
+
+    Written to a finished checkpoint by ``to_dict`` and read back by ``from_dict`` only: never ``asdict`` or
+    ``RunResult(**...)``, so that its fields can change without breaking the checkpoints already on disk.
+    """
 
     run_id: str
     status: str  # DONE, DIVERGED or FAILED
@@ -39,4 +125,86 @@ class RunResult:
 
     @property
     def final(self) -> dict[str, Any]:
-        return self.evals[-1]["metrics"] if self.evals else {}
+        return dict(Evaluation.metrics_of(self.evals[-1])) if self.evals else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a checkpoint holds it: its fields and ``schema``, the version of their names."""
+        return {"schema": RESULT_SCHEMA,
+                **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        """A result from ``to_dict``, of this version or an older one (no ``schema``: written before it existed).
+
+        Raises:
+            ValueError: a newer schema than this ganzoo reads, or fields it does not know.
+        """
+        data = dict(data)
+        version = data.pop("schema", 0)
+        if not isinstance(version, int) or version > RESULT_SCHEMA:
+            raise ValueError(f"This run result has schema {version!r}, but this ganzoo reads up to {RESULT_SCHEMA}: "
+                             "upgrade ganzoo to read it")
+        for since in sorted(RESULT_RENAMES):
+            if version < since:
+                data = {RESULT_RENAMES[since].get(key, key): value for key, value in data.items()}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"This run result (schema {version}) has fields {unknown} that RunResult does not know; "
+                             "a renamed field needs its entry in ganzoo.records.RESULT_RENAMES")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A dataset of a suite as the reporter reads it: its baseline combination and its judgement at this budget."""
+
+    baseline: Mapping[str, str] | None = None
+    judgement: Judgement | None = None
+
+
+SUITE_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class SuiteRecord:
+    """What the reporter needs from a suite: its design, and each dataset's baseline and judgement.
+
+    Written by ``ganzoo.sweep.driver.suite_record`` through ``to_dict`` into the store, read back by ``from_dict``
+    (records written before ``schema`` existed load the same).
+    """
+
+    design: str = "one-factor"
+    description: str = ""
+    source: str = ""
+    datasets: Mapping[str, DatasetRecord] = field(default_factory=dict)
+
+    def baseline(self, dataset: str) -> dict[str, str] | None:
+        """The row every other row of ``dataset`` is tested against: one-factor designs only."""
+        record = self.datasets.get(dataset)
+        if self.design != "one-factor" or record is None or not record.baseline:
+            return None
+        return dict(record.baseline)
+
+    def judgement(self, dataset: str) -> Judgement | None:
+        """The judgement recorded at bench time, or ``None`` (the installed dataset's, or FID, then applies)."""
+        record = self.datasets.get(dataset)
+        return None if record is None else record.judgement
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SUITE_SCHEMA, "design": self.design, "description": self.description, "source": self.source,
+                "datasets": {name: {"baseline": None if d.baseline is None else dict(d.baseline),
+                                    "judgement": None if d.judgement is None else d.judgement.as_dict()}
+                             for name, d in self.datasets.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | SuiteRecord | None) -> SuiteRecord:
+        """A record from ``to_dict`` (``{}`` or ``None``: a suite with nothing recorded); a SuiteRecord as it is."""
+        if isinstance(data, SuiteRecord):
+            return data
+        data = data or {}
+        datasets = {name: DatasetRecord(baseline=d.get("baseline"),
+                                        judgement=Judgement.from_dict(d["judgement"]) if d.get("judgement") else None)
+                    for name, d in (data.get("datasets") or {}).items()}
+        return cls(design=data.get("design", "one-factor"), description=data.get("description") or "",
+                   source=data.get("source") or "", datasets=datasets)

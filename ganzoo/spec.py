@@ -7,13 +7,13 @@ trained again) and any change (a hyperparameter, a default inside a plugin, the 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import checks
 from .contracts import EvalProtocol
+from .records import short_hash
 
 
 @dataclass(frozen=True)
@@ -211,8 +211,7 @@ class RunSpec:
 
 def run_id_of(canonical: dict[str, Any]) -> str:
     """The id of the spec whose canonical form is ``canonical``: its hash, so equal content, equal id."""
-    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return short_hash(canonical, 16, separators=(",", ":"))
 
 
 def _jsonable(value):

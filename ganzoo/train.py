@@ -23,7 +23,7 @@ from . import artifacts
 from .build import Models, build_models, eval_generator, resolve_device, sampling
 from .contracts import StepContext
 from .cpu import describe_cpu
-from .records import DIVERGED, DONE, FAILED, RunResult
+from .records import DIVERGED, DONE, FAILED, Evaluation, RunResult
 from .registry import Registry, get_registry
 from .spec import Compute, RunSpec
 
@@ -88,7 +88,7 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
     """Train ``spec`` in ``run_dir`` on ``device``, resuming from the folder's checkpoint when there is one."""
     state = artifacts.load_run_checkpoint(run_dir, device)  # None: nothing (readable) to resume from
     if state is not None and artifacts.RESULT_KEY in state:
-        return RunResult(**state[artifacts.RESULT_KEY])  # finished before, its record lost (a killed driver)
+        return RunResult.from_dict(state[artifacts.RESULT_KEY])  # finished before, its record lost (a killed driver)
     # Build G, D, loss, stack, optimisers and evaluator; the seed fixes the initial weights and the data order.
     r = _build(spec, run_dir, device, registry, options)
     models, budget, batch, result = r.models, spec.budget, spec.budget.batch_size, r.result
@@ -257,9 +257,9 @@ def _evaluate_and_checkpoint(r: _Run) -> str | None:
         return str(exc)
     result.eval_seconds += time.perf_counter() - eval_started
     d_mean, g_mean = (r.loss_sums / max(r.loss_count, 1)).tolist()
-    result.evals.append({"kimg": r.images / 1000, "g_steps": result.g_steps, "d_steps": result.d_steps,
-                         "seconds": time.perf_counter() - r.started, "d_loss": d_mean, "g_loss": g_mean,
-                         "metrics": metrics})
+    result.evals.append(Evaluation(kimg=r.images / 1000, g_steps=result.g_steps, d_steps=result.d_steps,
+                                   seconds=time.perf_counter() - r.started, d_loss=d_mean, g_loss=g_mean,
+                                   metrics=metrics).to_dict())
     r.loss_sums.zero_()
     r.loss_count = 0
     artifacts.save_checkpoint(_checkpoint_state(r), r.run_dir)
@@ -368,7 +368,7 @@ def _finish(r: _Run) -> RunResult:
     result.peak_mem_mb = _peak_memory_mb(r.device)
     if (r.run_dir / artifacts.CHECKPOINT).exists():
         result.artifacts["checkpoint"] = str(r.run_dir / artifacts.CHECKPOINT)
-        artifacts.finish_checkpoint(r.run_dir, asdict(result), keep_training_state=r.options.keep_checkpoints)
+        artifacts.finish_checkpoint(r.run_dir, result.to_dict(), keep_training_state=r.options.keep_checkpoints)
     return result
 
 

@@ -14,6 +14,7 @@ import torch
 from ..components import Metric
 from ..contracts import METRIC_NAMES, Dataset, EvalProtocol, FeatureExtractor, Features
 from ..plugins import BLOCK_ENV, BUILTIN_DISTRIBUTION
+from ..records import short_hash
 from ..registry import Registry, get_registry
 from .builtin import DC_K, IS_SPLITS, PR_K, is_splits  # noqa: F401 (IS_SPLITS: re-exported, as before)
 from .features import Source, extract_features, iter_batches
@@ -125,7 +126,7 @@ def _merge(out: dict[str, float], metric: Metric, result) -> None:
 
 def fingerprint_of(record: dict[str, Any]) -> str:
     """Short stable hash of a protocol record: equal records give equal fingerprints."""
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return short_hash(record, 12)
 
 
 @dataclass

@@ -7,10 +7,8 @@ per run; all runs with an equal protocol share one extraction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from ..contracts import FeatureExtractor, Features
 from ..download import cache_dir as default_cache_dir
+from ..records import atomic_write, short_hash
 from .features import extract_features, extractor_device
 from .fid import feature_statistics
 
@@ -50,8 +49,7 @@ def content_hash(data: torch.Tensor) -> str:
     address, shape, dtype and version counter back, and a memo keyed on those handed grid-25 runs the ring-8
     reference (mixtures-short, first sweep). Hashing costs well under a second even for CIFAR-10's 50k images.
     """
-    array = data.detach().contiguous().cpu().numpy()
-    return hashlib.sha256(array.tobytes()).hexdigest()[:16]
+    return short_hash(data.detach().contiguous().cpu().numpy().tobytes(), 16)
 
 
 def reference_key(data: torch.Tensor, extractor: FeatureExtractor, dataset: str, split: str = "reference") -> dict:
@@ -61,7 +59,7 @@ def reference_key(data: torch.Tensor, extractor: FeatureExtractor, dataset: str,
 
 
 def key_id(key: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return short_hash(key, 20)
 
 
 def _save(path: Path, ref: ReferenceSet) -> None:
@@ -69,14 +67,9 @@ def _save(path: Path, ref: ReferenceSet) -> None:
                "sigma": torch.from_numpy(ref.sigma)}
     if ref.logits is not None:
         tensors["logits"] = ref.logits.contiguous().cpu()
-    # Write to a temporary name first: an interrupted save must never look like a complete cache entry.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"key": json.dumps(ref.key, sort_keys=True, default=str)})
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    # Written atomically: an interrupted save must never look like a complete cache entry.
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp),
+                                             metadata={"key": json.dumps(ref.key, sort_keys=True, default=str)}))
 
 
 def _load(path: Path, key: dict[str, Any]) -> ReferenceSet:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import __version__
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import FINISHED
+from ..records import FINISHED, SuiteRecord
 from ..sweep.store import Store
 from .findings import power_line, table_findings
 from .leaderboard import AXES, leaderboard, metric_directions, row_label
@@ -46,7 +46,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     runs, stored, evals = read_runs(store, suite)
     rows = {row["run_id"]: row for row in stored}
-    record = store.suite_record(suite)
+    record = store.read_suite_record(suite)
     judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
     board = leaderboard(runs, record, judgements)
     references = store.references(suite)
@@ -74,7 +74,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
 
     env = Environment(loader=PackageLoader("ganzoo.report", "templates"), autoescape=select_autoescape(["html"]))
     page = env.get_template("report.html").render(
-        suite=suite, record=record, tables=tables, experiments=experiments,
+        suite=suite, record=record.to_dict(), tables=tables, experiments=experiments,
         unfinished=_unfinished(rows), n_runs=len(rows), versions=_versions(rows.values()),
         components=_components(rows.values(), registry), ganzoo_version=__version__,
         written=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -84,7 +84,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
     return index
 
 
-def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, record: dict, reference,
+def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, record: SuiteRecord, reference,
            table_id: str, spread_png: Path | None) -> dict[str, Any]:
     """The ranking and all-metrics columns side by side, each cell with the number it sorts by."""
     ranking = ranking_table(group, judgement)
@@ -99,7 +99,7 @@ def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, reco
         rows.append({"cells": cells, "anchor": _slug(f"{dataset}-{r['experiment']}"), "verdict": r.get("verdict"),
                      "is_baseline": bool(r.get("is_baseline"))})
     first = group.iloc[0]
-    baseline = record.get("datasets", {}).get(dataset, {}).get("baseline")
+    baseline = record.datasets[dataset].baseline if dataset in record.datasets else None
     return {
         "id": table_id, "dataset": dataset, "fingerprint": fingerprint, "columns": list(display.columns),
         "headline_column": headline, "rows": rows, "judgement": judgement,

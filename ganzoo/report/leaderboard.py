@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import DIVERGED, DONE, FAILED
+from ..records import DIVERGED, DONE, FAILED, SuiteRecord
 from ..registry import Registry, get_registry
 from . import stats
 
@@ -48,15 +48,15 @@ def metric_directions(registry: Registry | None = None) -> dict[str, bool]:
     return registered | {k: v for k, v in DATASET_METRICS.items() if k not in registered}
 
 
-def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = None,
+def leaderboard(runs: pd.DataFrame, suite_record: SuiteRecord | Mapping[str, Any] | None = None,
                 judgements: Mapping[str, Judgement] | None = None,
                 metrics: Mapping[str, bool] | None = None) -> pd.DataFrame:
     """Aggregate ``runs`` (from ``ganzoo.report.load_runs``) into ranked rows.
 
     Args:
         runs: one row per run, with the per-run stability columns ``load_runs`` adds.
-        suite_record: the suite's design and baselines (``Store.suite_record``); without it no row is
-            compared with a baseline.
+        suite_record: the suite's design and baselines (``Store.read_suite_record``, or its stored dict); without
+            it no row is compared with a baseline.
         judgements: dataset -> ``Judgement``; missing datasets rank by FID.
         metrics: the columns averaged beside the headline, with their directions (default:
             ``metric_directions()``, the registered metrics' and the datasets' own).
@@ -69,7 +69,7 @@ def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = Non
     runs["fingerprint"] = runs["fingerprint"].fillna("")
     if "experiment" not in runs:
         runs["experiment"] = runs[AXES].astype(str).agg("/".join, axis=1)
-    judgements = judgements or {}
+    judgements, record = judgements or {}, SuiteRecord.from_dict(suite_record)
     metrics = metric_directions() if metrics is None else metrics
     groups = dict(list(runs.groupby(ROW_KEYS, dropna=False, sort=False)))
     # The headline of each experiment's finished seeds, read once: the row's statistics and its test use it.
@@ -85,9 +85,7 @@ def leaderboard(runs: pd.DataFrame, suite_record: Mapping[str, Any] | None = Non
         for (dataset, _), table in board.groupby(TABLE_KEYS, sort=True):
             judgement = judgements.get(dataset, DEFAULT_JUDGEMENT)
             table = _rank(_centers(table, values, judgement), judgement)
-            baseline = ((suite_record or {}).get("datasets", {}).get(dataset, {}).get("baseline")
-                        if (suite_record or {}).get("design", "one-factor") == "one-factor" else None)
-            table = _against_baseline(table, values, baseline, judgement, pool)
+            table = _against_baseline(table, values, record.baseline(dataset), judgement, pool)
             tables.append(_power(table, values))
     return pd.concat(tables, ignore_index=True)
 

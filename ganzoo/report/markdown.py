@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
+from ..records import SuiteRecord
 from ..sweep.store import Store
 from .findings import HEADING, power_line, table_findings
 from .leaderboard import AXES, leaderboard, marginals, row_label
@@ -38,7 +39,7 @@ LEGEND = (
 )
 
 
-def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: dict | None = None,
+def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: SuiteRecord | dict | None = None,
                 judgements: dict[str, Judgement] | None = None,
                 references: dict[tuple[str, str], dict] | None = None) -> str:
     """One ranking table and one all-metrics table per (dataset, protocol), each headed by its protocol.
@@ -52,7 +53,7 @@ def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: d
     for (dataset, fingerprint), group in board.groupby(["dataset", "fingerprint"], sort=False):
         judgement = (judgements or {}).get(dataset, DEFAULT_JUDGEMENT)
         reference = (references or {}).get((dataset, fingerprint))
-        parts.append(_header(dataset, fingerprint, group, judgement, suite_record or {}))
+        parts.append(_header(dataset, fingerprint, group, judgement, SuiteRecord.from_dict(suite_record)))
         parts.append(ranking_table(group, judgement).to_markdown(index=False) + "\n")
         parts.append(power_line(group, judgement) + "\n")
         parts.append("All metrics, mean ± sd over finished seeds (↓ lower is better, ↑ higher is better):\n")
@@ -65,7 +66,7 @@ def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: d
     return "\n".join(parts)
 
 
-def _header(dataset: str, fingerprint: str, group: pd.DataFrame, judgement: Judgement, record: dict) -> str:
+def _header(dataset: str, fingerprint: str, group: pd.DataFrame, judgement: Judgement, record: SuiteRecord) -> str:
     first = group.iloc[0]
     direction = "lower is better" if judgement.lower_is_better else "higher is better"
     lines = [f"## {dataset} · protocol `{fingerprint}`\n",
@@ -83,7 +84,7 @@ def _header(dataset: str, fingerprint: str, group: pd.DataFrame, judgement: Judg
                      f"{metric_label(judgement.headline)}).")
     elif "scale_note" in group and group["scale_note"].iloc[0]:
         lines.append(f"Scale: {group['scale_note'].iloc[0]}.")
-    baseline = record.get("datasets", {}).get(dataset, {}).get("baseline")
+    baseline = record.datasets[dataset].baseline if dataset in record.datasets else None
     if baseline and group["is_baseline"].any():
         lines.append(f"Baseline: {'/'.join(baseline[a] for a in AXES)}; {design_sentence(group)}")
     return "\n".join(lines) + "\n"
@@ -106,13 +107,13 @@ def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[
     out_dir.mkdir(parents=True, exist_ok=True)
     with collector_paused():  # the runs read stay alive through the statistics: see collector_paused
         runs = read_runs(store, suite)[0]
-        record = store.suite_record(suite) if suite else {}
+        record = store.read_suite_record(suite) if suite else SuiteRecord()
         judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
         board = leaderboard(runs, record, judgements)
         paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "runs.csv"]
         references = store.references(suite) if suite else {}
         markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements, references)
-        if record.get("design") == "full" and not board.empty:
+        if record.design == "full" and not board.empty:
             margins = marginals(board, judgements)
             paths.append(out_dir / "marginals.csv")
             margins.to_csv(paths[-1], index=False)

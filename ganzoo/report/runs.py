@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import DIVERGED, FINISHED
+from ..records import DIVERGED, FINISHED, SuiteRecord, short_hash
 from ..sweep.store import Store
 from .leaderboard import AXES
 from .stability import RunStability, run_stability
@@ -34,16 +33,16 @@ STABILITY_FIELDS = tuple(f.name for f in dataclasses.fields(RunStability))
 def experiment_key(spec: dict[str, Any]) -> str:
     """Hash of the resolved spec without its seed: runs with equal keys are seeds of one experiment."""
     reduced = {k: v for k, v in spec.items() if k not in VARIANT_IGNORED}
-    return hashlib.sha256(json.dumps(reduced, sort_keys=True).encode()).hexdigest()[:12]
+    return short_hash(reduced, 12)
 
 
 def judgements_of(store: Store, suite: str | None, datasets) -> dict[str, Judgement]:
     """Each dataset's judgement: as the suite recorded it at bench time, else the installed plugin's, else FID."""
-    recorded = store.suite_record(suite).get("datasets", {}) if suite else {}
+    recorded = store.read_suite_record(suite) if suite else SuiteRecord()
     out = {}
     for name in datasets:
-        if name in recorded and recorded[name].get("judgement"):
-            out[name] = Judgement.from_dict(recorded[name]["judgement"])
+        if recorded.judgement(name) is not None:
+            out[name] = recorded.judgement(name)
             continue
         try:
             from ..registry import get_registry

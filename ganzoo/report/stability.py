@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..judgement import Judgement, holds
-from ..records import DIVERGED
+from ..records import DIVERGED, Evaluation
 
 MIN_OSCILLATION_POINTS = 3
 
@@ -49,7 +49,7 @@ class RunStability:
 
 def curve(evals: Sequence[Mapping[str, Any]], metric: str) -> list[float]:
     """The values of ``metric`` over a run's evaluations (NaN where it was not measured)."""
-    return [_float(e.get("metrics", e).get(metric)) for e in evals]
+    return [_float(Evaluation.metrics_of(e).get(metric)) for e in evals]
 
 
 def _float(value: Any) -> float:
@@ -99,7 +99,7 @@ def run_stability(status: str, evals: Sequence[Mapping[str, Any]], judgement: Ju
     """All stability measures of one run; ``evals`` are its evaluation records in training order."""
     diverged = status == DIVERGED
     values = curve(evals, judgement.headline)
-    final_metrics = dict(evals[-1].get("metrics", evals[-1])) if evals and not diverged else {}
+    final_metrics = dict(Evaluation.metrics_of(evals[-1])) if evals and not diverged else {}
     final = values[-1] if values and not diverged else math.nan
     collapsed = any(holds(c, final_metrics) for c in judgement.collapse) if final_metrics else False
     if judgement.success and not diverged:

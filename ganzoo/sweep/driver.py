@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..build import resolve_device
 from ..grid import Filters, Grid, build_grid, explain_empty
 from ..judgement import DEFAULT_JUDGEMENT
-from ..records import FAILED, FINISHED, RUNNING
+from ..records import FAILED, FINISHED, RUNNING, DatasetRecord, SuiteRecord
 from ..registry import Registry, get_registry
 from ..spec import RunSpec
 from ..suite import Suite, SuiteError
@@ -36,14 +36,14 @@ class BenchSummary:
     report_paths: list[Path] = field(default_factory=list)
 
 
-def suite_record(suite: Suite, registry: Registry) -> dict:
+def suite_record(suite: Suite, registry: Registry) -> SuiteRecord:
     """What the reporter needs from a suite: design, baselines, and each dataset's judgement at this budget."""
     datasets = {}
     for plan in suite.datasets:
         component = registry.get("dataset", plan.dataset.name)
         judgement = replace(component.judgement or DEFAULT_JUDGEMENT, **plan.judgement).with_success(plan.success)
-        datasets[plan.dataset.name] = {"baseline": dict(plan.baseline), "judgement": judgement.as_dict()}
-    return {"design": suite.design, "description": suite.description, "source": suite.source, "datasets": datasets}
+        datasets[plan.dataset.name] = DatasetRecord(baseline=dict(plan.baseline), judgement=judgement)
+    return SuiteRecord(design=suite.design, description=suite.description, source=suite.source, datasets=datasets)
 
 
 

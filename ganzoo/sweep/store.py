@@ -19,7 +19,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from ..records import FINISHED, PENDING, RUNNING, RunResult
+from ..records import FINISHED, PENDING, RUNNING, RunResult, SuiteRecord
 from ..spec import RunSpec
 
 SCHEMA_VERSION = 1
@@ -240,10 +240,14 @@ class Store:
                 [(result.run_id, i, e["kimg"], json.dumps(e)) for i, e in enumerate(result.evals)],
             )
 
-    def set_suite_record(self, name: str, record: dict[str, Any]) -> None:
-        """What the reporter needs from a suite: design, baseline per dataset, judgement per dataset."""
+    def set_suite_record(self, name: str, record: SuiteRecord | dict[str, Any]) -> None:
+        """What the reporter needs from a suite: design, baseline per dataset, judgement per dataset.
+
+        Written as ``SuiteRecord.to_dict()`` (a plain dict is read as one first, so it is checked the same way).
+        """
+        data = SuiteRecord.from_dict(record).to_dict()
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO suites VALUES (?, ?)", (name, json.dumps(record, sort_keys=True)))
+            self.db.execute("INSERT OR REPLACE INTO suites VALUES (?, ?)", (name, json.dumps(data, sort_keys=True)))
 
     def set_reference(self, suite: str, dataset: str, fingerprint: str, record: dict[str, Any]) -> None:
         with self.db:
@@ -289,8 +293,13 @@ class Store:
                 self.db.execute("SELECT payload FROM evals WHERE run_id=? ORDER BY idx", (run_id,))]
 
     def suite_record(self, name: str) -> dict[str, Any]:
+        """The suite's record as stored (``SuiteRecord.to_dict()``, ``{}`` when none); typed: ``read_suite_record``."""
         row = self.db.execute("SELECT record FROM suites WHERE name=?", (name,)).fetchone()
         return {} if row is None else json.loads(row["record"])
+
+    def read_suite_record(self, name: str) -> SuiteRecord:
+        """The suite's record, typed (an empty one when the suite recorded none)."""
+        return SuiteRecord.from_dict(self.suite_record(name))
 
     def evals_by_run(self, run_ids: list[str] | None = None,
                      metrics: Collection[str] | None = None) -> dict[str, list[dict[str, Any]]]:

@@ -1,0 +1,129 @@
+"""One owner per record: RunResult (versioned), Evaluation (two shapes), SuiteRecord, atomic_write, short_hash."""
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import testzoo
+
+from ganzoo import artifacts, get_registry, records
+from ganzoo.grid import build_grid
+from ganzoo.metrics.evaluate import Evaluator
+from ganzoo.records import Evaluation, RunResult, SuiteRecord, atomic_write, short_hash
+from ganzoo.suite import load_suite
+from ganzoo.sweep.driver import suite_record
+from ganzoo.sweep.store import Store
+from ganzoo.testing import plugin_registry
+from ganzoo.train import train
+
+COMMITTED = Path(__file__).parents[1] / "results" / "default" / "runs.csv"
+# A finished checkpoint's result as ganzoo wrote it before the schema existed (dataclasses.asdict of RunResult).
+OLD_RESULT = {"run_id": "abc", "status": "done", "error": None, "kimg": 1.0, "g_steps": 16, "d_steps": 16,
+              "seconds": 2.0, "eval_seconds": 0.5, "imgs_per_s": 900.0, "device": "cpu (1 thread)",
+              "peak_mem_mb": 300.0, "capped": False, "protocol": {"n_fake": 64}, "fingerprint": "f00",
+              "evals": [{"kimg": 1.0, "g_steps": 16, "d_steps": 16, "seconds": 2.0, "d_loss": 1.3, "g_loss": 0.7,
+                         "metrics": {"fid": 3.5}}], "artifacts": {}}
+
+
+def test_a_result_written_before_the_schema_loads():
+    result = RunResult.from_dict(OLD_RESULT)
+    assert result.final == {"fid": 3.5} and result.g_steps == 16 and result.device == "cpu (1 thread)"
+    again = RunResult.from_dict(result.to_dict())
+    assert again == result and result.to_dict()["schema"] == records.RESULT_SCHEMA
+
+
+def test_a_finished_checkpoint_in_the_old_shape_is_returned_by_train(tmp_path):
+    """A driver killed before recording a finished run gets its result back from the checkpoint, old or new."""
+    with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as registry:
+        spec = testzoo.tiny_spec()
+        artifacts.save_checkpoint({"g_steps": 16, "d_steps": 16, artifacts.RESULT_KEY: OLD_RESULT}, tmp_path)
+        result = train(spec, tmp_path, "cpu", registry)
+    assert result == RunResult.from_dict(OLD_RESULT)
+
+
+def test_a_renamed_field_still_loads_from_an_old_result(monkeypatch):
+    """Renaming a field takes a schema bump and an entry in RESULT_RENAMES; old checkpoints keep loading."""
+    old = {**OLD_RESULT, "seconds_total": OLD_RESULT["seconds"]}
+    del old["seconds"]
+    with pytest.raises(ValueError, match=r"fields \['seconds_total'\] that RunResult does not know"):
+        RunResult.from_dict(old)
+    monkeypatch.setattr(records, "RESULT_SCHEMA", 2)
+    monkeypatch.setattr(records, "RESULT_RENAMES", {2: {"seconds_total": "seconds"}})
+    assert RunResult.from_dict({**old, "schema": 1}).seconds == 2.0
+    assert RunResult.from_dict({"schema": 2, **OLD_RESULT}).seconds == 2.0  # already the new name: untouched
+
+
+def test_a_newer_result_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"schema 9, but this ganzoo reads up to 1: upgrade ganzoo"):
+        RunResult.from_dict({**OLD_RESULT, "schema": 9})
+
+
+def test_an_evaluation_reads_the_same_in_both_shapes():
+    whole = OLD_RESULT["evals"][0]
+    curve_point = {"g_steps": 16, "fid": 3.5}  # Store.evals_by_run(metrics=...) and stores of old
+    assert Evaluation.from_dict(whole).to_dict() == whole  # the written shape, key for key
+    assert list(Evaluation.from_dict(whole).to_dict()) == list(whole)
+    assert Evaluation.metrics_of(curve_point)["fid"] == Evaluation.metrics_of(whole)["fid"] == 3.5
+    assert Evaluation.from_dict(curve_point).g_steps == 16
+
+
+def test_the_suite_record_is_written_and_read_in_one_shape(tmp_path):
+    suite = load_suite("default")
+    record = suite_record(suite, get_registry())
+    store = Store(tmp_path)
+    try:
+        store.set_suite_record("default", record)
+        assert store.read_suite_record("default") == record
+        stored = store.suite_record("default")
+        assert stored["schema"] == records.SUITE_SCHEMA and set(stored["datasets"]) == set(record.datasets)
+    finally:
+        store.close()
+    # A record written before the schema existed (no "schema", judgement a plain dict) loads the same.
+    old = {k: v for k, v in record.to_dict().items() if k != "schema"}
+    assert SuiteRecord.from_dict(json.loads(json.dumps(old))) == record
+    assert SuiteRecord.from_dict({}).baseline("ring8") is None
+    full = dataclasses.replace(record, design="full")
+    assert full.baseline("ring8") is None and record.baseline("ring8") == dict(record.datasets["ring8"].baseline)
+
+
+def test_atomic_write_leaves_the_old_file_and_no_partial_one(tmp_path):
+    path = tmp_path / "f.txt"
+    atomic_write(path, lambda tmp: tmp.write_text("one"))
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, broken)
+    assert path.read_text() == "one" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_short_hash_is_the_hash_ids_were_made_with():
+    """Run ids and fingerprints on disk were made with these exact expressions: the helper must give them."""
+    canonical = {"b": [1, 2.5, "x"], "a": {"z": None, "y": True}}
+    legacy_run_id = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    legacy_fingerprint = hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
+    assert short_hash(canonical, 16, separators=(",", ":")) == legacy_run_id[:16]
+    assert short_hash(canonical) == legacy_fingerprint[:12]
+    assert short_hash(b"\x00\x01", 16) == hashlib.sha256(b"\x00\x01").hexdigest()[:16]
+
+
+def test_the_default_suites_fingerprints_and_run_ids_are_the_committed_ones():
+    """The protocol fingerprints of results/default/runs.csv are what the evaluators compute for the default suite;
+    the run ids computed for its specs are the legacy hash of their canonical form, and those of the committed
+    runs that the suite still asks for are among them."""
+    committed = pd.read_csv(COMMITTED)
+    suite = load_suite("default")
+    for plan in suite.datasets:
+        dataset = get_registry().get("dataset", plan.dataset.name).build(**plan.dataset.hparams)
+        fingerprint = Evaluator(dataset, plan.protocol, "cpu").fingerprint
+        assert set(committed.loc[committed["dataset"] == plan.dataset.name, "fingerprint"]) == {fingerprint}
+    specs = build_grid(suite, get_registry()).specs
+    for spec in specs:
+        blob = json.dumps(spec.canonical(), sort_keys=True, separators=(",", ":")).encode()
+        assert spec.run_id == hashlib.sha256(blob).hexdigest()[:16]
+    assert {s.run_id for s in specs} & set(committed["run_id"])
