@@ -82,8 +82,8 @@ def main() -> None:
     tested = {item.split("=", 1)[0]: item.split("=", 1)[1].split(";") for item in args.test}
     for dataset, (rows, baseline) in pilots.items():
         print(f"{dataset}: baseline {baseline}, log sd pooled {np.sqrt(np.nanmean(rows['sd'] ** 2)):.3f}")
-        print((rows.assign(effect=rows["mean"] - rows.loc[baseline, "mean"])
-               .sort_values("effect").round(3).to_string()))
+        print(rows.assign(effect=rows["mean"] - rows.loc[baseline, "mean"])
+               .sort_values("effect").round(3).to_string())
     print(f"\neffects x{args.shrink:g}, {args.trials} simulated tables per design")
     print("design | per table: decided (better) | P(>= 3 decided) | wall minutes")
     for design in args.design:
