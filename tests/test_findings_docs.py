@@ -54,3 +54,19 @@ def test_no_file_cites_a_document_the_repository_does_not_hold():
         for name in set(cited.findall(path.read_text(errors="replace"))) - names:
             missing.append(f"{path.relative_to(ROOT)} cites {name}")
     assert not missing, "; ".join(missing)
+
+
+def test_every_verdict_the_default_decides_points_the_same_way_on_disjoint_seeds():
+    # results/default-replicate: the same suite trained on seeds shifted by 1000 (bench --seed-offset 1000).
+    import pandas as pd
+
+    keys = ["dataset", "generator", "discriminator", "loss", "stack"]
+    default = pd.read_csv(ROOT / "results" / "default" / "leaderboard.csv").set_index(keys)
+    replicate = pd.read_csv(ROOT / "results" / "default-replicate" / "leaderboard.csv").set_index(keys)
+    decided = default[default["verdict"].isin(["better", "worse"])]
+    assert len(decided) >= 3, "the default decides fewer than 3 comparisons"
+    opposite = {"better": "worse", "worse": "better"}
+    for key, row in decided.iterrows():
+        again = replicate.loc[key]
+        assert again["verdict"] != opposite[row["verdict"]], f"{key}: {row['verdict']} in default, the opposite again"
+        assert (again["diff"] > 0) == (row["diff"] > 0), f"{key}: the replicate's difference points the other way"
