@@ -91,3 +91,15 @@ def test_plan_names_the_suites_a_store_holds(tmp_path):
     write_store(tmp_path)
     result = CliRunner().invoke(main, ["plan", "--suite", "nope", "--results-dir", str(tmp_path)])
     assert result.exit_code != 0 and 'No suite "nope"' in result.output and "pilot" in result.output
+
+
+def test_plan_counts_a_larger_baseline_as_the_leaderboards_power_line_does(tmp_path):
+    # A suite's baseline_seeds: the baseline has 8 seeds, the rows 4; the mde is that of 4 vs 8, not 4 vs 4.
+    rows = {**ROWS, "none": BASE + [31.0, 32.0, 28.0, 35.0]}
+    write_store(tmp_path, rows)
+    output = plan(tmp_path)
+    sd = math.sqrt(sum(np.var(v, ddof=1) * (len(v) - 1) for v in rows.values())
+                   / sum(len(v) - 1 for v in rows.values()))
+    assert f"detectable at 4 seeds per row (8 for the baseline) (80% power, alpha 0.05, Holm across 2 comparisons): " \
+           f"{stats.mde(4, 8, sd, m=2):.3g} either way" in output
+    assert f"{stats.mde(4, 8, sd, m=2):.3g}" != f"{stats.mde(4, 4, sd, m=2):.3g}"

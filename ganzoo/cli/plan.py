@@ -60,7 +60,9 @@ def describe(plan: dict, power: float, alpha: float) -> str:
     holm = f"Holm across {plan['m']} comparisons" if plan["m"] > 1 else "one comparison"
     size = f"×{plan['mde']:.3g} either way" if log else f"{plan['mde']:.3g} either way"
     lines.append(f"  pooled within-row sd: {plan['pooled_sd']:.3g} ({unit})")
-    lines.append(f"  detectable at {plan['seeds']} seeds per row ({power:.0%} power, alpha {alpha:g}, {holm}): {size}")
+    base = plan.get("baseline_seeds", plan["seeds"])
+    seeds = f"{plan['seeds']} seeds per row" + (f" ({base} for the baseline)" if base != plan["seeds"] else "")
+    lines.append(f"  detectable at {seeds} ({power:.0%} power, alpha {alpha:g}, {holm}): {size}")
     if plan["comparisons"]:
         rows = [{"comparison": c["label"], "observed": _effect(c["effect"], log),
                  "seeds per group needed": _needed(c["seeds_needed"])} for c in plan["comparisons"]]

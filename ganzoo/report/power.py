@@ -43,17 +43,18 @@ def power_plan(board: pd.DataFrame, judgements: Mapping[str, Judgement] | None =
         first = table.iloc[0]
         log = first["scale"] == "log"
         sd = float(first["pooled_sd"])
-        others = table[~table["is_baseline"]]
-        planned = others["seeds"] if len(others) else table["seeds"]
-        n = seeds if seeds is not None else int(planned.mode().min())
+        # The seeds the table's tests had (a tested row's and the baseline's, which may have more), as the
+        # leaderboard's power line counts them; --seeds asks about equal groups of that many instead.
+        n = seeds if seeds is not None else int(first["mde_seeds"])
+        n_base = seeds if seeds is not None else int(first.get("mde_baseline_seeds", n))
         m = max(int(first["n_compared"]), 1)
-        difference = stats.mde(n, n, sd, alpha=alpha, m=m, power=power) if n >= 2 else math.nan
+        difference = stats.mde(n, n_base, sd, alpha=alpha, m=m, power=power) if min(n, n_base) >= 2 else math.nan
         comparisons = []
         for _, row in table[table["p"].notna()].iterrows():
             needed = stats.seeds_needed(row["diff"], sd, alpha=alpha, m=m, power=power, max_n=max_n)
             comparisons.append({"label": row_label(row), "effect": row["ratio"] if log else row["diff"],
                                 "seeds_needed": needed})
         out.append({"dataset": dataset, "fingerprint": fingerprint, "headline": metric_label(judgement.headline),
-                    "scale": first["scale"], "pooled_sd": sd, "seeds": n, "m": m,
+                    "scale": first["scale"], "pooled_sd": sd, "seeds": n, "baseline_seeds": n_base, "m": m,
                     "mde": math.exp(difference) if log else difference, "comparisons": comparisons})
     return out
