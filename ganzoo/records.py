@@ -4,6 +4,8 @@
   versioned (``RESULT_SCHEMA``), so a renamed field still loads from an old checkpoint.
 - ``Evaluation``: one evaluation of a run, whole (``metrics`` nested) or as a report's curve point (flat).
 - ``SuiteRecord``: what the reporter needs from a suite (design, baselines, judgements), in the store.
+- ``ProtocolRecord``: everything an evaluation's numbers depend on, made by ``ganzoo.metrics.Evaluator.record``;
+  its ``fingerprint`` names the (dataset, protocol) table a run ranks in.
 
 Statuses are named here and nowhere else, so the store, the driver, the CLI and the reporter agree on them.
 ``atomic_write`` and ``short_hash`` are the one way files are replaced and ids are hashed.
@@ -124,6 +126,11 @@ class RunResult:
     artifacts: dict[str, str] = field(default_factory=dict)
 
     @property
+    def protocol_record(self) -> ProtocolRecord | None:
+        """``protocol`` typed (``None``: a run that failed before its evaluator was built)."""
+        return ProtocolRecord.from_dict(self.protocol) if self.protocol else None
+
+    @property
     def final(self) -> dict[str, Any]:
         return dict(Evaluation.metrics_of(self.evals[-1])) if self.evals else {}
 
@@ -208,3 +215,118 @@ class SuiteRecord:
                     for name, d in (data.get("datasets") or {}).items()}
         return cls(design=data.get("design", "one-factor"), description=data.get("description") or "",
                    source=data.get("source") or "", datasets=datasets)
+
+
+PROTOCOL_SCHEMA = 1
+# The keys of a protocol record other than the extractor's own (``ProtocolRecord.extractor_protocol``).
+_PROTOCOL_KEYS = ("extractor", "extractor_hparams", "reference", "n_real", "n_fake", "metrics", "kid_subsets",
+                  "kid_subset_size", "is_splits", "pr_k", "dc_k", "seed")
+_PROTOCOL_OPTIONAL = ("metric_versions", "training_compute")
+
+
+@dataclass(frozen=True)
+class ProtocolRecord:
+    """Everything an evaluation's numbers depend on; runs with equal records are ranked in one table.
+
+    Made by ``ganzoo.metrics.Evaluator.record`` (with ``training_compute`` added by ``ganzoo.train.protocol_of``
+    for runs not trained in fp32), stored as ``to_dict()`` in a run's result and the store, read back by
+    ``from_dict``. On disk it is one flat dict: the extractor's own protocol entries (``weights_hash``,
+    ``resize`` ...) sit beside the record's keys, as they always have, so that fingerprints never change.
+
+    Args:
+        extractor: the registered feature extractor's name.
+        extractor_hparams: its hyperparameters, without the local weight file's path (its hash is in
+            ``extractor_protocol``).
+        extractor_protocol: what the extractor reports changes its features, less its name (``weights_hash``,
+            ``resize``, ...).
+        reference: the real set: ``dataset``, ``split``, ``n`` and ``content`` (a hash of the samples).
+        n_real: real samples the reference holds.
+        n_fake: generated samples per evaluation.
+        metrics: the metrics computed, sorted.
+        kid_subsets: KID's subset count.
+        kid_subset_size: KID's subset size.
+        is_splits: IS's splits.
+        pr_k: the k of precision and recall.
+        dc_k: the k of density and coverage.
+        seed: the seed of the metrics' own randomness (IS's and KID's subsets).
+        metric_versions: a plugin metric's distribution and version, by metric; empty for the built-in ones.
+        training_compute: how a run was trained when not in plain fp32 (``ganzoo.spec.Compute`` as a dict).
+    """
+
+    extractor: str
+    extractor_hparams: Mapping[str, Any]
+    extractor_protocol: Mapping[str, Any]
+    reference: Mapping[str, Any]
+    n_real: int
+    n_fake: int
+    metrics: tuple[str, ...]
+    kid_subsets: int
+    kid_subset_size: int
+    is_splits: int
+    pr_k: int
+    dc_k: int
+    seed: int
+    metric_versions: Mapping[str, str] = field(default_factory=dict)
+    training_compute: Mapping[str, Any] | None = None
+
+    def __post_init__(self):
+        clash = sorted(set(self.extractor_protocol) & {"schema", *_PROTOCOL_KEYS, *_PROTOCOL_OPTIONAL})
+        if clash:
+            raise ValueError(f'Feature extractor "{self.extractor}" reports {clash} in its protocol(), but the '
+                             "protocol record uses those keys itself: rename them in the extractor's protocol()")
+
+    @property
+    def weights_hash(self) -> str | None:
+        """The extractor's weights hash, when it has weights."""
+        return self.extractor_protocol.get("weights_hash")
+
+    def with_training_compute(self, compute: Mapping[str, Any]) -> ProtocolRecord:
+        """This record for runs trained under ``compute``: they rank in tables of their own."""
+        return dataclasses.replace(self, training_compute=dict(compute))
+
+    def content(self) -> dict[str, Any]:
+        """The record as its fingerprint hashes it: ``to_dict()`` without ``schema``, which says how the record is
+        spelled, not what the numbers were measured with."""
+        data = {"extractor": self.extractor, "extractor_hparams": dict(self.extractor_hparams),
+                **self.extractor_protocol,
+                "reference": dict(self.reference), "n_real": self.n_real, "n_fake": self.n_fake,
+                "metrics": list(self.metrics), "kid_subsets": self.kid_subsets,
+                "kid_subset_size": self.kid_subset_size, "is_splits": self.is_splits, "pr_k": self.pr_k,
+                "dc_k": self.dc_k, "seed": self.seed}
+        # Absent rather than empty: records made before these keys existed keep their fingerprints.
+        if self.metric_versions:
+            data["metric_versions"] = dict(self.metric_versions)
+        if self.training_compute is not None:
+            data["training_compute"] = dict(self.training_compute)
+        return data
+
+    @property
+    def fingerprint(self) -> str:
+        """The first 12 hex digits of the SHA-256 of ``content()``: equal records give equal fingerprints."""
+        return short_hash(self.content(), 12)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as results and the store hold it: ``content()`` and ``schema``."""
+        return {"schema": PROTOCOL_SCHEMA, **self.content()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | ProtocolRecord) -> ProtocolRecord:
+        """A record from ``to_dict``, of this schema or written before it existed; a ProtocolRecord as it is.
+
+        Raises:
+            ValueError: a newer schema than this ganzoo reads, or a key the record cannot do without.
+        """
+        if isinstance(data, ProtocolRecord):
+            return data
+        data = dict(data)
+        version = data.pop("schema", 0)
+        if not isinstance(version, int) or version > PROTOCOL_SCHEMA:
+            raise ValueError(f"This protocol record has schema {version!r}, but this ganzoo reads up to "
+                             f"{PROTOCOL_SCHEMA}: upgrade ganzoo to read it")
+        missing = [key for key in _PROTOCOL_KEYS if key not in data]
+        if missing:
+            raise ValueError(f"This protocol record (schema {version}) lacks {missing}: it was not written by "
+                             "ProtocolRecord.to_dict (see ganzoo.metrics.Evaluator.record)")
+        own = {key: data.pop(key) for key in (*_PROTOCOL_KEYS, *_PROTOCOL_OPTIONAL) if key in data}
+        own["metrics"] = tuple(own["metrics"])
+        return cls(**own, extractor_protocol=data)  # what is left is the extractor's own protocol

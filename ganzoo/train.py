@@ -23,7 +23,7 @@ from . import artifacts
 from .build import Models, build_models, eval_generator, resolve_device, sampling
 from .contracts import StepContext
 from .cpu import describe_cpu
-from .records import DIVERGED, DONE, FAILED, Evaluation, RunResult
+from .records import DIVERGED, DONE, FAILED, Evaluation, ProtocolRecord, RunResult
 from .registry import Registry, get_registry
 from .spec import Compute, RunSpec
 
@@ -145,25 +145,21 @@ def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registr
     opt_g = torch.optim.Adam(models.generator.parameters(), lr=models.optim.lr_g, betas=models.optim.betas)
     opt_d = torch.optim.Adam(models.discriminator.parameters(), lr=models.optim.lr_d, betas=models.optim.betas)
     evaluator = Evaluator(models.dataset, spec.protocol, device, registry=registry)  # the real side, once
-    protocol, fingerprint = protocol_of(evaluator, spec)
+    protocol = protocol_of(evaluator, spec)
     result = RunResult(spec.run_id, DONE, device=describe_device(device, options.runs_per_device),
-                       protocol=protocol, fingerprint=fingerprint)
+                       protocol=protocol.to_dict(), fingerprint=protocol.fingerprint)
     if torch.cuda.is_available() and device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     return _Run(spec, run_dir, device, models, opt_g, opt_d, torch.Generator(device=device).manual_seed(spec.seed),
                 evaluator, result, options, loss_sums=torch.zeros(2, device=device))
 
 
-def protocol_of(evaluator, spec: RunSpec) -> tuple[dict[str, Any], str]:
-    """(record, fingerprint) of what a run's numbers come from: the evaluation protocol and, when it is not the
-    fp32 default, how training computed. Runs trained in bf16 (or compiled) therefore rank in tables of their own.
+def protocol_of(evaluator, spec: RunSpec) -> ProtocolRecord:
+    """What a run's numbers come from: the evaluation protocol and, when it is not the fp32 default, how training
+    computed. Runs trained in bf16 (or compiled) therefore rank in tables of their own (``.fingerprint``).
     """
-    if spec.compute.is_default:
-        return evaluator.protocol_record(), evaluator.fingerprint
-    from .metrics.evaluate import fingerprint_of
-
-    record = {**evaluator.protocol_record(), "training_compute": asdict(spec.compute)}
-    return record, fingerprint_of(record)
+    record = evaluator.record()
+    return record if spec.compute.is_default else record.with_training_compute(asdict(spec.compute))
 
 
 def _apply_compute(models: Models, compute: Compute) -> None:

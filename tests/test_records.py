@@ -1,4 +1,5 @@
-"""One owner per record: RunResult (versioned), Evaluation (two shapes), SuiteRecord, atomic_write, short_hash."""
+"""One owner per record: RunResult (versioned), Evaluation (two shapes), SuiteRecord, ProtocolRecord, atomic_write,
+short_hash."""
 
 import dataclasses
 import hashlib
@@ -8,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import testzoo
+import torch
 
 from ganzoo import artifacts, get_registry, records
 from ganzoo.grid import build_grid
-from ganzoo.metrics.evaluate import Evaluator
-from ganzoo.records import Evaluation, RunResult, SuiteRecord, atomic_write, short_hash
+from ganzoo.metrics.evaluate import Evaluator, fingerprint_of
+from ganzoo.records import Evaluation, ProtocolRecord, RunResult, SuiteRecord, atomic_write, short_hash
 from ganzoo.suite import load_suite
 from ganzoo.sweep.driver import suite_record
 from ganzoo.sweep.store import Store
@@ -127,3 +129,57 @@ def test_the_default_suites_fingerprints_and_run_ids_are_the_committed_ones():
         blob = json.dumps(spec.canonical(), sort_keys=True, separators=(",", ":")).encode()
         assert spec.run_id == hashlib.sha256(blob).hexdigest()[:16]
     assert {s.run_id for s in specs} & set(committed["run_id"])
+
+
+# The digits protocol of results/default as the store held it before ProtocolRecord (no schema), and its fingerprint.
+DIGITS_PROTOCOL = {"extractor": "digits_classifier", "extractor_hparams": {}, "weights_hash": "6fccf3fdd804",
+                   "reference": {"dataset": "Digits", "split": "reference", "n": 1797, "content": "8aa4a98f227fcb6c"},
+                   "n_real": 1797, "n_fake": 1000, "metrics": ["dc", "fid", "is", "kid", "pr"], "kid_subsets": 20,
+                   "kid_subset_size": 500, "is_splits": 10, "pr_k": 3, "dc_k": 5, "seed": 2020}
+
+
+def test_a_protocol_record_written_before_the_schema_loads_with_its_fingerprint():
+    record = ProtocolRecord.from_dict(DIGITS_PROTOCOL)
+    assert record.fingerprint == "f075ad12aef3"  # results/default/runs.csv's digits tables
+    assert record.fingerprint == hashlib.sha256(json.dumps(DIGITS_PROTOCOL, sort_keys=True).encode()).hexdigest()[:12]
+    assert record.extractor == "digits_classifier" and record.weights_hash == "6fccf3fdd804"
+    assert record.metrics == ("dc", "fid", "is", "kid", "pr") and record.reference["n"] == 1797
+    assert record.extractor_protocol == {"weights_hash": "6fccf3fdd804"}
+    written = record.to_dict()
+    assert written == {"schema": records.PROTOCOL_SCHEMA, **DIGITS_PROTOCOL}
+    assert ProtocolRecord.from_dict(written) == record and fingerprint_of(written) == record.fingerprint
+
+
+def test_a_protocol_records_optional_keys_are_absent_when_empty_and_change_the_fingerprint():
+    record = ProtocolRecord.from_dict(DIGITS_PROTOCOL)
+    assert "metric_versions" not in record.to_dict() and "training_compute" not in record.to_dict()
+    bf16 = record.with_training_compute({"precision": "bf16", "channels_last": False, "compile": False})
+    plugin = dataclasses.replace(record, metric_versions={"mean_gap": "acme 1.0"})
+    assert len({record.fingerprint, bf16.fingerprint, plugin.fingerprint}) == 3
+    for changed in (bf16, plugin):
+        assert ProtocolRecord.from_dict(changed.to_dict()) == changed
+    assert bf16.to_dict()["training_compute"]["precision"] == "bf16"
+
+
+def test_a_protocol_record_says_what_is_wrong_with_it():
+    with pytest.raises(ValueError, match="schema 2.*upgrade ganzoo"):
+        ProtocolRecord.from_dict({**DIGITS_PROTOCOL, "schema": 2})
+    with pytest.raises(ValueError, match=r"lacks \['n_fake'\]"):
+        ProtocolRecord.from_dict({k: v for k, v in DIGITS_PROTOCOL.items() if k != "n_fake"})
+    with pytest.raises(ValueError, match=r"reports \['n_fake'\] in its protocol\(\)"):
+        dataclasses.replace(ProtocolRecord.from_dict(DIGITS_PROTOCOL), extractor_protocol={"n_fake": 3})
+
+
+def test_a_runs_protocol_record_is_its_evaluators(tmp_path):
+    """A run stores its evaluator's record with the schema and files it under that record's fingerprint; a run that
+    failed before its evaluator was built has none."""
+    with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as registry:
+        spec = testzoo.tiny_spec()
+        result = train(spec, tmp_path, torch.device("cpu"), registry)
+        dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams)
+        evaluator = Evaluator(dataset, spec.protocol, "cpu", registry=registry)
+    assert result.protocol["schema"] == records.PROTOCOL_SCHEMA
+    assert result.protocol_record == evaluator.record() and result.fingerprint == evaluator.fingerprint
+    assert result.protocol_record.n_fake == 32 and result.protocol_record.metrics == ("pr",)
+    assert RunResult.from_dict(result.to_dict()).protocol_record == result.protocol_record
+    assert RunResult("x", "failed").protocol_record is None

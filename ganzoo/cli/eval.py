@@ -81,7 +81,8 @@ def evaluate_sides(real: Side, fake: Side, protocol: EvalProtocol,
     """
     evaluator = Evaluator(_real_side(real), protocol, device)
     results = evaluator(fake.source)
-    return results, {**evaluator.protocol_record(), "fingerprint": evaluator.fingerprint}
+    record = evaluator.record()
+    return results, {**record.to_dict(), "fingerprint": record.fingerprint}
 
 
 def _print_table(results: dict[str, float], protocol: dict[str, Any]) -> None:
@@ -89,7 +90,7 @@ def _print_table(results: dict[str, float], protocol: dict[str, Any]) -> None:
 
     rows = [(key, f"{value:.6g}") for key, value in results.items()]
     click.echo(tabulate(rows, headers=("metric", "value")))
-    click.echo("\nprotocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items()))
+    click.echo("\nprotocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items() if k != "schema"))
 
 
 def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str, float], dict[str, Any], dict]:
@@ -109,8 +110,8 @@ def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str,
     evaluator = Evaluator(dataset, spec.protocol, device, registry=registry)
     metrics = evaluate_generator(generator, evaluator, dataset, spec, device)
     recorded = (recorded_evals(state) or [{}])[-1]
-    record, fingerprint = protocol_of(evaluator, spec)
-    return metrics, {**record, "fingerprint": fingerprint}, recorded
+    record = protocol_of(evaluator, spec)
+    return metrics, {**record.to_dict(), "fingerprint": record.fingerprint}, recorded
 
 
 def _run_checkpoint(text: str) -> Path | None:
@@ -131,7 +132,7 @@ def _print_run_table(results: dict[str, float], recorded: dict[str, Any], protoc
     where = f"recorded at {recorded['g_steps']:,} G steps" if "g_steps" in recorded else "recorded"
     click.echo(tabulate(rows, headers=("metric", "value", where)))
     click.echo(f"\nprotocol {protocol['fingerprint']}: " + ", ".join(
-        f"{k}={v}" for k, v in protocol.items() if k != "fingerprint"))
+        f"{k}={v}" for k, v in protocol.items() if k not in ("fingerprint", "schema")))
 
 
 @click.command("eval")

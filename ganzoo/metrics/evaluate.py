@@ -14,7 +14,7 @@ import torch
 from ..components import Metric
 from ..contracts import METRIC_NAMES, Dataset, EvalProtocol, FeatureExtractor, Features
 from ..plugins import BLOCK_ENV, BUILTIN_DISTRIBUTION
-from ..records import short_hash
+from ..records import ProtocolRecord, short_hash
 from ..registry import Registry, get_registry
 from .builtin import DC_K, IS_SPLITS, PR_K, is_splits  # noqa: F401 (IS_SPLITS: re-exported, as before)
 from .features import Source, extract_features, iter_batches
@@ -124,9 +124,16 @@ def _merge(out: dict[str, float], metric: Metric, result) -> None:
     out.update({key: float(value) for key, value in values.items()})
 
 
-def fingerprint_of(record: dict[str, Any]) -> str:
-    """Short stable hash of a protocol record: equal records give equal fingerprints."""
-    return short_hash(record, 12)
+def fingerprint_of(record: ProtocolRecord | Mapping[str, Any]) -> str:
+    """Short stable hash of a protocol record: equal records give equal fingerprints.
+
+    Args:
+        record: a ``ProtocolRecord`` or its ``to_dict()`` (its ``schema`` is not hashed, as
+            ``ProtocolRecord.fingerprint`` does not hash it).
+    """
+    if isinstance(record, ProtocolRecord):
+        return record.fingerprint
+    return short_hash({k: v for k, v in record.items() if k != "schema"}, 12)
 
 
 @dataclass
@@ -228,38 +235,41 @@ class Evaluator:
                              f"evaluates n_fake = {self.protocol.n_fake}: give more samples or lower n_fake")
         return compute_metrics(self.real, features, self.protocol, self.registry)
 
-    def protocol_record(self) -> dict[str, Any]:
+    def record(self) -> ProtocolRecord:
         """Everything that changes the numbers: extractor and weights, resize, sample counts, metric settings."""
         extractor = {k: v for k, v in self.extractor.protocol().items() if k != "extractor"}
         # A weight file's path differs between machines; its hash (in the extractor protocol) is what matters.
         hparams = {k: v for k, v in self.hparams.items() if k != "weights"}
-        return {
-            "extractor": self.extractor_name,
-            "extractor_hparams": hparams,
-            **extractor,
-            "reference": {k: self.real.key[k] for k in ("dataset", "split", "n", "content")},
-            "n_real": int(self.real.features.shape[0]),
-            "n_fake": int(self.protocol.n_fake),
-            "metrics": sorted(self.metrics),
-            "kid_subsets": int(self.protocol.kid_subsets),
-            "kid_subset_size": int(self.protocol.kid_subset_size),
-            "is_splits": is_splits(self.protocol.n_fake),
-            "pr_k": PR_K,
-            "dc_k": DC_K,
-            "seed": DEFAULT_SEED,
-            **self._plugin_metrics(),
-        }
+        return ProtocolRecord(
+            extractor=self.extractor_name,
+            extractor_hparams=hparams,
+            extractor_protocol=extractor,
+            reference={k: self.real.key[k] for k in ("dataset", "split", "n", "content")},
+            n_real=int(self.real.features.shape[0]),
+            n_fake=int(self.protocol.n_fake),
+            metrics=tuple(sorted(self.metrics)),
+            kid_subsets=int(self.protocol.kid_subsets),
+            kid_subset_size=int(self.protocol.kid_subset_size),
+            is_splits=is_splits(self.protocol.n_fake),
+            pr_k=PR_K,
+            dc_k=DC_K,
+            seed=DEFAULT_SEED,
+            metric_versions=self._plugin_metric_versions(),
+        )
 
-    def _plugin_metrics(self) -> dict[str, Any]:
+    def protocol_record(self) -> dict[str, Any]:
+        """:meth:`record` as results and the store hold it (``ProtocolRecord.to_dict``)."""
+        return self.record().to_dict()
+
+    def _plugin_metric_versions(self) -> dict[str, str]:
         """A plugin's metrics with the version that computed them: a new release of a plugin can change its numbers.
 
         Empty for the built-in metrics, whose settings are the record's own keys, so their fingerprints stay.
         """
-        versions = {m.name: f"{m.distribution} {m.version}".strip() for m in self.registry.metrics()
-                    if m.name in self.metrics and m.distribution != BUILTIN_DISTRIBUTION}
-        return {"metric_versions": versions} if versions else {}
+        return {m.name: f"{m.distribution} {m.version}".strip() for m in self.registry.metrics()
+                if m.name in self.metrics and m.distribution != BUILTIN_DISTRIBUTION}
 
     @property
     def fingerprint(self) -> str:
-        """Short stable hash of :meth:`protocol_record`."""
-        return fingerprint_of(self.protocol_record())
+        """Short stable hash of :meth:`record` (``ProtocolRecord.fingerprint``)."""
+        return self.record().fingerprint

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import DIVERGED, FINISHED, SuiteRecord, short_hash
+from ..records import DIVERGED, FINISHED, ProtocolRecord, SuiteRecord, short_hash
 from ..sweep.store import Store
 from .leaderboard import AXES
 from .stability import RunStability, run_stability
@@ -101,14 +101,14 @@ def curve_metrics(judgements) -> list[str]:
 
 
 def _record(row: dict[str, Any], evals: list[dict[str, Any]], judgement: Judgement) -> dict[str, Any]:
-    protocol = row["protocol"] or {}
+    protocol = ProtocolRecord.from_dict(row["protocol"]) if row["protocol"] else None  # None: failed before it
     record = {k: row[k] for k in RUN_COLUMNS}
     record.update(started=_time(row["started"]), finished=_time(row["finished"]), suites=",".join(row["suites"]),
                   experiment=experiment_key(row["spec"]), batch_size=row["spec"].get("budget", {}).get("batch_size"),
                   # What the stack is made of: a named stack of several stabilizers is a package, not one factor.
                   stack_parts=",".join(ref["name"] for ref in row["spec"].get("stack", [])))
-    record.update(extractor=protocol.get("extractor"), weights_hash=protocol.get("weights_hash"),
-                  n_fake=protocol.get("n_fake"), n_real=protocol.get("n_real"))
+    record.update(extractor=protocol and protocol.extractor, weights_hash=protocol and protocol.weights_hash,
+                  n_fake=protocol and protocol.n_fake, n_real=protocol and protocol.n_real)
     record.update(dict(row["metrics"] or {}))
     if row["status"] in FINISHED and (evals or row["status"] == DIVERGED):
         record.update(_stability_columns(run_stability(row["status"], evals, judgement)))

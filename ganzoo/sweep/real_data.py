@@ -62,6 +62,7 @@ def real_data_metrics(spec: RunSpec, registry: Registry, device: torch.device) -
     metrics = dict(evaluator(sample))
     metrics.update(dataset.extra_metrics(torch.cat(kept)[: spec.protocol.n_fake]))
     # Filed under the fingerprint of the runs it stands beside (theirs includes how they were trained).
-    return {k: float(v) for k, v in metrics.items()}, dataset.real_samples_note, protocol_of(evaluator, spec)[1]
+    fingerprint = protocol_of(evaluator, spec).fingerprint
+    return {k: float(v) for k, v in metrics.items()}, dataset.real_samples_note, fingerprint
 
 
