@@ -9,10 +9,12 @@ records images, G steps and D steps, whichever the unit.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import resource
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,8 @@ from .registry import Registry, get_registry
 from .spec import Compute, RunSpec
 
 # RunResult lives in ganzoo.records; kept importable from here.
-__all__ = ["RunOptions", "RunResult", "evaluate_generator", "run", "train"]
+__all__ = ["RunOptions", "RunResult", "evaluate_generator", "evaluate_samples", "evaluation_samples", "run",
+           "train"]
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation latents come from their own stream, fixed across evaluations
 DIVERGENCE_CHECK_EVERY = 25  # G steps between checks for non-finite losses (a check syncs the device)
@@ -311,28 +314,76 @@ def evaluate_generator(generator, evaluator, dataset, spec: RunSpec, device) -> 
 
     The one evaluation path: training's evaluations and ``ganzoo eval`` of a run checkpoint both call it, so
     a checkpoint re-evaluated on the device it trained on gives the numbers its run recorded. The latents
-    come from their own stream (``spec.seed + EVAL_SEED_OFFSET``), the same at every evaluation.
+    come from their own stream (``evaluation_sampling``), the same at every evaluation.
+
+    Raises:
+        Diverged: a generated sample is not finite.
     """
-    kept: list[torch.Tensor] = []
-    with sampling(generator, spec.seed + EVAL_SEED_OFFSET, device) as generate:
+    with evaluation_sampling(generator, spec, device) as generate:
 
         def sample(n: int) -> torch.Tensor:
             x = generate(n)
             if not torch.isfinite(x).all():
                 raise Diverged("the generator produced non-finite samples")
-            kept.append(x)
             return x
 
-        metrics = dict(evaluator(sample))
-        metrics.update(dataset.extra_metrics(torch.cat(kept)[: spec.protocol.n_fake]))
+        return evaluate_samples(sample, evaluator, dataset)
+
+
+def evaluate_samples(sample: Callable[[int], torch.Tensor], evaluator, dataset) -> dict[str, float]:
+    """``evaluator``'s metrics of the samples ``sample(n)`` draws, and ``dataset.extra_metrics`` of those same
+    samples (modes, classes). A generator's evaluation and the leaderboards' real-data rows both end here.
+
+    Args:
+        sample: draws ``n`` samples (called in the evaluator's batches until it has ``protocol.n_fake``).
+        evaluator: a ``ganzoo.metrics.Evaluator``.
+        dataset: the real data, whose ``extra_metrics`` are added.
+    """
+    kept: list[torch.Tensor] = []
+
+    def keep(n: int) -> torch.Tensor:
+        kept.append(sample(n))
+        return kept[-1]
+
+    metrics = dict(evaluator(keep))
+    metrics.update(dataset.extra_metrics(torch.cat(kept)[: evaluator.protocol.n_fake]))
     return {k: float(v) for k, v in metrics.items()}
 
 
+@contextlib.contextmanager
+def evaluation_sampling(generator, spec: RunSpec, device) -> Iterator[Callable[[int], torch.Tensor]]:
+    """``sample(n)`` on the evaluation latents of ``spec``'s run: ``ganzoo.build.sampling`` seeded with
+    ``spec.seed + EVAL_SEED_OFFSET``, a stream of their own, so every evaluation of a run sees the same latents."""
+    with sampling(generator, spec.seed + EVAL_SEED_OFFSET, device) as generate:
+        yield generate
+
+
+def evaluation_samples(generator, spec: RunSpec, device, n: int | None = None) -> torch.Tensor:
+    """The first ``n`` samples (default ``spec.protocol.n_fake``) an evaluation of ``generator`` measures.
+
+    The evaluation latents drawn in the evaluator's batches of ``protocol.batch_size`` (a batch of 64 latents is
+    not the first 64 of a batch of 500), so they are the very samples the evaluation saw: the run's saved
+    samples and the report's pictures are drawn here.
+    """
+    from .metrics.features import iter_batches
+
+    n_fake, batch_size = spec.protocol.n_fake, spec.protocol.batch_size
+    n = n_fake if n is None else n
+    drawn: list[torch.Tensor] = []
+    with evaluation_sampling(generator, spec, device) as generate:
+        # Whole batches as the evaluator draws them, then cut at n; past n_fake the stream goes on in new batches.
+        batches = itertools.chain(iter_batches(generate, n_fake, batch_size),
+                                  iter_batches(generate, max(n - n_fake, 1), batch_size))
+        while sum(len(b) for b in drawn) < n:
+            drawn.append(next(batches))
+    return torch.cat(drawn)[:n]
+
+
 def _save_samples(r: _Run) -> Path:
+    """The first samples of the run's evaluation (64 images, or 2,000 points over as many real ones)."""
     dataset = r.models.dataset
     n = 64 if dataset.spec.modality == "image" else 2000
-    with sampling(eval_generator(r.models), r.spec.seed + EVAL_SEED_OFFSET, r.device) as generate:
-        samples = generate(n)
+    samples = evaluation_samples(eval_generator(r.models), r.spec, r.device, n)
     real = dataset.reference(2000) if dataset.spec.modality == "vector" else None
     return artifacts.save_samples(samples, r.run_dir / artifacts.SAMPLES, real)
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .. import artifacts
 from ..records import DONE
 
@@ -108,12 +106,8 @@ def final_samples(checkpoint: Path, registry=None):
     is written right after each evaluation, so these are the final metrics' samples (on the device the
     run trained on, up to floating-point differences between devices).
     """
-    from ..build import latent_sampler, load_generator
-    from ..metrics.features import iter_batches
-    from ..train import EVAL_SEED_OFFSET
+    from ..build import load_generator
+    from ..train import evaluation_samples
 
     generator, spec = load_generator(checkpoint, "cpu", registry)
-    sample = latent_sampler(generator, spec.seed + EVAL_SEED_OFFSET, "cpu")
-    # In the evaluator's batches: latents drawn 500 at a time differ from 2,500 drawn at once.
-    batches = iter_batches(sample, spec.protocol.n_fake, spec.protocol.batch_size)
-    return torch.cat(list(batches)), spec
+    return evaluation_samples(generator, spec, "cpu"), spec

@@ -15,7 +15,7 @@ from ..build import resolve_device
 from ..grid import Grid
 from ..registry import Registry
 from ..spec import RunSpec
-from ..train import protocol_of
+from ..train import evaluate_samples, protocol_of
 from .store import Store
 
 REAL_DATA_SEED = 2_000_003  # the real-data row draws its samples from its own stream
@@ -53,16 +53,8 @@ def real_data_metrics(spec: RunSpec, registry: Registry, device: torch.device) -
     dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
     evaluator = Evaluator(dataset, spec.protocol, device, registry=registry)
     rng = torch.Generator(device=device).manual_seed(REAL_DATA_SEED)
-    kept: list[torch.Tensor] = []
-
-    def sample(n: int) -> torch.Tensor:
-        kept.append(dataset.real_samples(n, rng))
-        return kept[-1]
-
-    metrics = dict(evaluator(sample))
-    metrics.update(dataset.extra_metrics(torch.cat(kept)[: spec.protocol.n_fake]))
+    metrics = evaluate_samples(lambda n: dataset.real_samples(n, rng), evaluator, dataset)
     # Filed under the fingerprint of the runs it stands beside (theirs includes how they were trained).
-    fingerprint = protocol_of(evaluator, spec).fingerprint
-    return {k: float(v) for k, v in metrics.items()}, dataset.real_samples_note, fingerprint
+    return metrics, dataset.real_samples_note, protocol_of(evaluator, spec).fingerprint
 
 
