@@ -1,4 +1,5 @@
-"""The control plane's fast paths give what the plain ones give: bootstrap draws, evaluation curves, suites per run.
+"""The control plane's fast paths give what the plain ones give: bootstrap draws (against a bootstrap and
+scipy written out here), evaluation curves, suites per run.
 
 The benchmark itself (benchmarks/control_plane.py) is checked on a small grid: it plans, builds its store and
 reports over it.
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from ganzoo.records import DIVERGED, DONE, RunResult
 from ganzoo.report import stats
@@ -22,38 +24,51 @@ from ganzoo.sweep.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def whole_draw(rng, values, n_resamples):
+    """The bootstrap written out: one (n_resamples, n) matrix of indices drawn with replacement from ``rng``."""
+    return values[rng.integers(0, len(values), size=(n_resamples, len(values)))]
+
+
+def percentile_ci(estimates, confidence=0.95):
+    tail = 100 * (1 - confidence) / 2
+    return tuple(float(v) for v in np.percentile(estimates, [tail, 100 - tail]))
+
+
 @pytest.mark.parametrize(("n", "n_resamples"), [(1, 10_000), (2, 7), (3, 10_000), (417, 1), (417, 10_000),
                                                 (2**18, 7)])  # the last: blocks of one row
-def test_resample_means_in_blocks_are_the_means_of_one_whole_draw(n, n_resamples):
+def test_intervals_drawn_in_blocks_are_those_of_one_whole_draw(n, n_resamples):
+    """``stats`` draws resample means a block at a time; its intervals are those of one whole draw, written out
+    here, and the generator is left where a whole draw leaves it (the second group's draws come after it)."""
     values = np.random.default_rng(n).normal(size=n)
-    whole, blocks = np.random.default_rng(0), np.random.default_rng(0)
-    expected = stats._resample(whole, values, n_resamples).mean(axis=1)
-    assert np.array_equal(stats._resample_means(blocks, values, n_resamples), expected)
-    assert blocks.bit_generator.state == whole.bit_generator.state  # what is drawn next is the same too
-
-
-def original_diffs(a, b, n_resamples=10_000, seed=0):
-    """_bootstrap_diffs as it was: b's whole resample matrix, then a's, from one generator."""
-    rng = np.random.default_rng(seed)
-    return stats._resample(rng, b, n_resamples).mean(axis=1) - stats._resample(rng, a, n_resamples).mean(axis=1)
+    other = np.random.default_rng(n + 1).normal(size=5)
+    rng = np.random.default_rng(0)
+    means = whole_draw(rng, values, n_resamples).mean(axis=1)
+    assert stats.bootstrap_ci(values, n_resamples=n_resamples) == percentile_ci(means)
+    diffs = means - whole_draw(rng, other, n_resamples).mean(axis=1)  # mean(b*) - mean(a*), b drawn first
+    assert stats.bootstrap_diff_ci(other, values, n_resamples=n_resamples) == percentile_ci(diffs)
 
 
 @pytest.mark.parametrize("sizes", [(5, 5), (3, 417), (417, 2), (1, 4)])
-def test_comparisons_and_intervals_equal_the_original_draws_exactly(sizes):
+def test_comparisons_and_intervals_equal_a_bootstrap_and_scipy_written_out(sizes):
     rng = np.random.default_rng(sum(sizes))
     a, b = rng.normal(10, 2, sizes[0]), rng.normal(11, 2, sizes[1])
-    diffs = original_diffs(a, b)
-    low, high = stats._percentiles(diffs, 0.95)
+    draws = np.random.default_rng(0)
+    resampled_b = whole_draw(draws, b, 10_000)
+    diffs = resampled_b.mean(axis=1) - whole_draw(draws, a, 10_000).mean(axis=1)
+    low, high = percentile_ci(diffs)
     flips = np.mean(np.abs(np.sign(diffs) - np.sign(b.mean() - a.mean()))) / 2
+    welch = scipy.stats.ttest_ind(b, a, equal_var=False)
     for _ in range(2):  # the second time from the cache of b's resample means
         result = stats.compare(a, b, lower_is_better=True)  # its interval is Welch's; its flip rate a bootstrap's
         assert result.flip_rate == flips
         assert stats.bootstrap_diff_ci(a, b) == (low, high) and stats.flip_rate(a, b, True) == flips
-    means = stats._resample(np.random.default_rng(0), b, 10_000).mean(axis=1)
-    expected = stats._percentiles(means, 0.95) if len(b) > 1 else (b[0], b[0])
+        if len(a) > 1:
+            assert result.p == pytest.approx(welch.pvalue, rel=1e-12)
+            assert (result.ci_low, result.ci_high) == pytest.approx(tuple(welch.confidence_interval(0.95)), rel=1e-12)
+    expected = percentile_ci(resampled_b.mean(axis=1)) if len(b) > 1 else (b[0], b[0])
     assert stats.bootstrap_ci(b) == expected
-    medians = np.median(stats._resample(np.random.default_rng(0), b, 10_000), axis=1)  # not cached: the whole draw
-    assert stats.bootstrap_ci(b, np.median) == (stats._percentiles(medians, 0.95) if len(b) > 1 else expected)
+    medians = np.median(resampled_b, axis=1)  # not cached: the whole draw
+    assert stats.bootstrap_ci(b, np.median) == (percentile_ci(medians) if len(b) > 1 else expected)
 
 
 def test_a_board_tested_in_threads_leaves_the_warning_filters_as_they_were():
