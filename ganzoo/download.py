@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from .files import atomic_write
 
 CACHE_ENV = "GANZOO_CACHE"
 OFFLINE_ENV = "GANZOO_OFFLINE"
@@ -104,16 +105,16 @@ def fetch(
             + (f", or set {env_var}=/path/to/{filename}" if env_var else "") + ".")
     if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
         raise DownloadError(f"{what} is not in the cache and downloads are disabled ({OFFLINE_ENV} is set). {hint}")
-    tmp = Path(tempfile.mkstemp(dir=target.parent, prefix=filename + ".", suffix=".part")[1])
-    try:
+
+    def fetch(tmp: Path) -> None:
         _download(url, tmp, what)
-        verify(tmp, sha256, what)
-        os.replace(tmp, target)
+        verify(tmp, sha256, what)  # a file that fails its hash never reaches the cache
+
+    try:
+        atomic_write(target, fetch)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DownloadError(f"Could not download {what} from {url} ({exc}). "
                             f"If this machine is offline: {hint}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

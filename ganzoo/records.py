@@ -8,7 +8,7 @@
   its ``fingerprint`` names the (dataset, protocol) table a run ranks in.
 
 Statuses are named here and nowhere else, so the store, the driver, the CLI and the reporter agree on them.
-``atomic_write`` and ``short_hash`` are the one way files are replaced and ids are hashed.
+``atomic_write`` (at home in ``ganzoo.files``) and ``short_hash`` are the one way files are replaced and ids are hashed.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from .files import atomic_write  # noqa: F401 (its home is the API layer, for ganzoo.download)
 from .judgement import Judgement
 
 PENDING = "pending"  # asked for by a suite, not started
@@ -30,24 +29,6 @@ DONE = "done"  # trained to the end of its budget
 DIVERGED = "diverged"  # a loss or a sample became non-finite: a result about the combination
 FAILED = "failed"  # an exception: usually a bug or a missing file, so it is retried next time
 FINISHED = (DONE, DIVERGED)  # never trained again
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """``write(tmp)`` to a temporary name beside ``path``, then rename it over ``path``.
-
-    A kill during the write never leaves a broken file under ``path``. The temporary name carries the
-    writer's PID, so two processes never rename each other's file; a failed write (a full disk) removes
-    its partial file instead of leaving it to fill the disk further.
-    """
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def short_hash(value: Any, length: int = 12, separators: tuple[str, str] | None = None) -> str:

@@ -18,7 +18,8 @@ PACKAGE = Path(ganzoo.__file__).parent
 
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS = {
-    "api": {"hookspecs", "plugins", "registry", "components", "contracts", "judgement", "checks", "download", "cpu"},
+    "api": {"hookspecs", "plugins", "registry", "components", "contracts", "judgement", "checks", "download", "cpu",
+            "files"},
     "run": {"spec", "suite", "grid", "build", "train", "artifacts", "records", "pictures", "evaluate", "metrics",
             "reproducibility"},
     "sweep": {"sweep"},

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from ..plugins import ALLOW_ENV, BLOCK_ENV
-from ..records import FAILED, RunResult
+from ..records import FAILED, RunResult, atomic_write
 from ..spec import RunSpec
 from ..train import RunOptions, run
 
@@ -131,9 +131,7 @@ def _write_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:
     """The driver writes a shipped run's files, each to a temporary name first, then renamed into place."""
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
-        tmp = run_dir / f"{name}.tmp-{os.getpid()}"
-        tmp.write_bytes(content)
-        os.replace(tmp, run_dir / name)
+        atomic_write(run_dir / name, lambda tmp, content=content: tmp.write_bytes(content))
 
 
 def _wants_gpu(device: str, resources: dict, address: str | None) -> bool:
