@@ -61,12 +61,13 @@ def test_every_verdict_the_default_decides_points_the_same_way_on_disjoint_seeds
     import pandas as pd
 
     keys = ["dataset", "generator", "discriminator", "loss", "stack"]
-    default = pd.read_csv(ROOT / "results" / "default" / "leaderboard.csv").set_index(keys)
-    replicate = pd.read_csv(ROOT / "results" / "default-replicate" / "leaderboard.csv").set_index(keys)
+    default = pd.read_csv(ROOT / "results" / "default" / "leaderboard.csv", keep_default_na=False).set_index(keys)
+    replicate = pd.read_csv(ROOT / "results" / "default-replicate" / "leaderboard.csv",
+                            keep_default_na=False).set_index(keys)
     decided = default[default["verdict"].isin(["better", "worse"])]
     assert len(decided) >= 3, "the default decides fewer than 3 comparisons"
     opposite = {"better": "worse", "worse": "better"}
     for key, row in decided.iterrows():
         again = replicate.loc[key]
         assert again["verdict"] != opposite[row["verdict"]], f"{key}: {row['verdict']} in default, the opposite again"
-        assert (again["diff"] > 0) == (row["diff"] > 0), f"{key}: the replicate's difference points the other way"
+        assert (float(again["diff"]) > 0) == (float(row["diff"]) > 0), f"{key}: the replicate points the other way"
