@@ -25,11 +25,12 @@ import pandas as pd
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import DIVERGED, DONE, FAILED, SuiteRecord
 from ..registry import Registry, get_registry
+from ..suite import AXES as SUITE_AXES
 from . import stats
 
 TABLE_KEYS = ["dataset", "fingerprint"]
 ROW_KEYS = ["dataset", "fingerprint", "experiment"]
-AXES = ["generator", "discriminator", "loss", "stack"]
+AXES = list(SUITE_AXES)  # one definition of the axes (ganzoo.suite); a list, as pandas indexes with it
 # What datasets compute themselves (Dataset.extra_metrics) and whether lower is better; the registered
 # metrics' columns (ganzoo.components.Metric) come before them.
 DATASET_METRICS = {"modes": False, "high_quality": False, "mode_kl": True, "classes": False, "class_kl": True}
