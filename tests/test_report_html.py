@@ -207,7 +207,11 @@ def test_each_table_ends_with_its_power_line_and_the_findings_of_the_markdown_re
     written = findings_of_markdown(markdown)
     assert written and html.count("<h3>Findings</h3>") == len(written)
     for block in written.values():
-        for line in block.splitlines():  # the same sentences, escaped as Jinja escapes them
-            assert f"<li>{escape(line[2:])}</li>" in html
+        for line in block.splitlines():  # the same sentences, escaped, with the Markdown `code` spans as <code>
+            parts = line[2:].split("`")
+            expected = "".join(str(escape(p)) if i % 2 == 0 else f"<code>{escape(p)}</code>"
+                               for i, p in enumerate(parts))
+            assert f"<li>{expected}</li>" in html
+            assert "`" not in expected
         assert "Power: " in block
     assert html.count('class="note power">Power: ') == len(written)

@@ -73,6 +73,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
     runs.drop(columns=["error"], errors="ignore").to_csv(out_dir / "runs.csv", index=False)
 
     env = Environment(loader=PackageLoader("ganzoo.report", "templates"), autoescape=select_autoescape(["html"]))
+    env.filters["code_spans"] = _code_spans
     page = env.get_template("report.html").render(
         suite=suite, record=record.to_dict(), tables=tables, experiments=experiments,
         unfinished=_unfinished(rows), n_runs=len(rows), versions=_versions(rows.values()),
@@ -216,3 +217,12 @@ def _components(rows, registry) -> list[dict[str, Any]]:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in str(text))
+
+
+def _code_spans(text: str):
+    """A Findings line as HTML: its Markdown `code` spans as <code>, everything else escaped."""
+    from markupsafe import Markup, escape
+
+    parts = str(text).split("`")
+    return Markup("".join(str(escape(part)) if i % 2 == 0 else f"<code>{escape(part)}</code>"
+                          for i, part in enumerate(parts)))
