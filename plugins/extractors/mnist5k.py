@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from ganzoo import FeatureExtractor, Features
 from ganzoo.download import local_file, sha256_of
+
+from .digit_classifier import DigitClassifier, classify
 
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist5k_classifier.safetensors"
 MNIST5K_CLASSIFIER_SHA256 = "238985dcc009fafa6c69779973429d5a6eb5ae39cf4947685c6fc5305b721380"
@@ -101,36 +102,24 @@ def _shared_net(device: str) -> MnistNet:
     return load_mnist_net().to(device)
 
 
-@torch.no_grad()
 def classify_mnist(x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
     """Predicted digit (int64, ``(B,)``) of grey images ``(B, 1, H, W)`` in [-1, 1], in batches."""
-    net = _shared_net(str(x.device))
-    out = [net(to_input_size(chunk.float()))[1].argmax(dim=1) for chunk in x.split(batch_size)]
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=x.device)
+    return classify(_shared_net(str(x.device)), to_input_size, x, batch_size)
 
 
-class Mnist5kClassifier(FeatureExtractor):
+class Mnist5kClassifier(DigitClassifier):
     """Features and logits of the embedded MNIST CNN for ``(B, 1, H, W)`` images (28x28, or 32x32 cropped)."""
 
     name = "mnist5k_classifier"
     channels = 1
+    feature_dim_per_channel = FEATURE_DIM
+    weights_hash = MNIST5K_CLASSIFIER_SHA256[:12]
 
-    def __init__(self):
-        super().__init__()
-        self.net = load_mnist_net()
-        self.feature_dim = FEATURE_DIM * self.channels
-        self.num_classes = 10 ** self.channels
-        self.weights_hash = MNIST5K_CLASSIFIER_SHA256[:12]
+    def load_net(self) -> MnistNet:
+        return load_mnist_net()
 
-    def _check(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"{self.name} expects images of shape (B, {self.channels}, H, W) in [-1, 1], "
-                             f"got {tuple(x.shape)}")
-
-    def forward(self, x: torch.Tensor) -> Features:
-        self._check(x)
-        features, logits = self.net(to_input_size(x.float()))
-        return Features(features=features, logits=logits)
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        return to_input_size(x)
 
 
 class StackedMnist5kClassifier(Mnist5kClassifier):
@@ -142,14 +131,6 @@ class StackedMnist5kClassifier(Mnist5kClassifier):
 
     name = "stacked_mnist5k_classifier"
     channels = 3
-
-    def forward(self, x: torch.Tensor) -> Features:
-        self._check(x)
-        b = x.shape[0]
-        features, logits = self.net(to_input_size(x.float()).reshape(b * 3, 1, INPUT_SIZE, INPUT_SIZE))
-        log_p = F.log_softmax(logits, dim=1).reshape(b, 3, 10)
-        triple = log_p[:, 0, :, None, None] + log_p[:, 1, None, :, None] + log_p[:, 2, None, None, :]
-        return Features(features=features.reshape(b, 3 * FEATURE_DIM), logits=triple.reshape(b, 1000))
 
 
 def register_all(register) -> None:
