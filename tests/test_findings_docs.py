@@ -71,3 +71,13 @@ def test_every_verdict_the_default_decides_points_the_same_way_on_disjoint_seeds
         again = replicate.loc[key]
         assert again["verdict"] != opposite[row["verdict"]], f"{key}: {row['verdict']} in default, the opposite again"
         assert (float(again["diff"]) > 0) == (float(row["diff"]) > 0), f"{key}: the replicate points the other way"
+
+
+def test_the_quickstart_writes_beside_the_committed_results_not_over_them():
+    # `ganzoo bench --all` on a user's machine (other seeds, other numbers) must leave results/ as committed,
+    # or this file's quotes would no longer match it.
+    from ganzoo.cli.common import RESULTS_DIR
+
+    assert RESULTS_DIR.name != "results"
+    ignored = [line.strip().rstrip("/") for line in (ROOT / ".gitignore").read_text().splitlines()]
+    assert RESULTS_DIR.name in ignored

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -11,7 +10,7 @@ from ..components import KINDS, Component, Metric, kind_from_user
 from ..records import FAILED
 from ..registry import get_registry
 from ..sweep.store import STORE_FILE
-from .common import table, user_errors, warn_errors
+from .common import results_dir_option, table, user_errors, warn_errors
 
 FORMATS = click.Choice(["table", "json"])
 
@@ -69,8 +68,7 @@ def plugins_command(fmt):
 
 
 @main.command("runs")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True)
+@results_dir_option
 @click.option("--suite", default=None, help="Only the runs of this suite.")
 @click.option("--status", "statuses", multiple=True, help="Only runs with this status (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)

@@ -13,7 +13,7 @@ from ..components import PLURALS
 from ..records import DIVERGED, DONE, FAILED
 from ..registry import get_registry
 from ..sweep.store import STORE_FILE
-from .common import FINITE_POSITIVE, check_device, table, user_errors, warn_errors
+from .common import FINITE_POSITIVE, check_device, results_dir_option, table, user_errors, warn_errors
 
 
 def _check_patterns(registry, filters) -> None:
@@ -43,8 +43,7 @@ def _filter_options(func):
 @click.option("--all", "all_", is_flag=True, help="Every registered, compatible combination of the suite's design.")
 @click.option("--suite", default=None,
               help="Suite name (shipped) or path to a TOML file. Default: the embedded default.")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True)
+@results_dir_option
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds 0..N-1 instead of the suite's seeds.")
 @click.option("--seed-offset", type=click.IntRange(min=0), default=0, show_default=True,
               help="Shift every seed by this much: a replicate of the suite on disjoint seeds (e.g. 1000).")

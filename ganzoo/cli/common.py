@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 
 import click
+
+# Where runs go unless --results-dir says otherwise. Not ``results/``: that folder holds the committed
+# leaderboards, which a user's own sweep (other seeds, another machine) must not overwrite.
+RESULTS_DIR = Path("ganzoo-results")
+
+results_dir_option = click.option(
+    "--results-dir", type=click.Path(file_okay=False, path_type=Path), default=RESULTS_DIR, show_default=True,
+    help="The store and run folders (and each suite's leaderboards under SUITE/).")
 
 
 @contextlib.contextmanager

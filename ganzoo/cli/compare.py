@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from .common import user_errors
+from .common import results_dir_option, user_errors
 
 
 @click.command("compare")
 @click.argument("a")
 @click.argument("b")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True)
+@results_dir_option
 @click.option("--suite", default="default", show_default=True, help="The suite whose runs and baseline to use.")
 @click.option("--dataset", default=None, help="Which dataset (needed when the suite has several).")
 @click.option("--resamples", type=click.IntRange(min=100), default=10_000, show_default=True,

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import click
 from tabulate import tabulate
 
-from .common import user_errors
+from .common import results_dir_option, user_errors
 
 
 @click.command("plan")
 @click.option("--suite", required=True, help="The suite whose finished runs are the pilot data.")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True)
+@results_dir_option
 @click.option("--power", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.8, show_default=True,
               help="The probability of detecting a true difference.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import click
 
-from .common import user_errors
+from .common import results_dir_option, user_errors
 
 
 @click.command("report")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True)
+@results_dir_option
 @click.option("--suite", default=None,
               help="Only this suite (default: every suite in the store, each in its folder).")
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "html"]), default="md", show_default=True,

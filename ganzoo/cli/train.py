@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
 from ..components import kind_from_user
 from ..records import FAILED
-from .common import FINITE_POSITIVE, check_device, user_errors
+from .common import FINITE_POSITIVE, check_device, results_dir_option, user_errors
 
 
 def _parse_hparam(text: str) -> tuple[str, str, object]:
@@ -49,8 +48,7 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
 @click.option("--g-steps", type=click.IntRange(min=1), default=None,
               help="Budget in G steps (for datasets whose suite budget counts G steps).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True)
+@results_dir_option
 @click.option("--device", default="auto", show_default=True, callback=check_device,
               help="auto (CUDA when available), cpu or cuda[:N].")
 def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, g_steps, seed,
