@@ -10,11 +10,38 @@ to one in probability, so a softmax over the 1000 logits is the product distribu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from ganzoo import FeatureExtractor, Features
+from ganzoo.download import local_file, sha256_of
+
+
+def load_checked(net: nn.Module, path: str | Path, sha256: str, what: str, script: str, constant: str,
+                 module: str) -> nn.Module:
+    """``net`` with the weights in ``path``, in eval mode and frozen, after checking the file's SHA-256.
+
+    Args:
+        what: the weights in words, for messages ("Digits classifier weights").
+        script, constant, module: what retrains them and where their hash is written, for the fix a message gives.
+
+    Raises:
+        DownloadError: the file is missing.
+        ValueError: its hash differs from ``sha256``.
+    """
+    path = local_file(path, what, f"Re-run {script} to create them.")
+    actual = sha256_of(path)
+    if actual != sha256:
+        raise ValueError(
+            f"{what} {path} have SHA-256 {actual}, expected {sha256}. The file was changed or retrained: re-run "
+            f"{script} and update {constant} in {module} (metric values from different weights are not comparable)."
+        )
+    net.load_state_dict(load_file(str(path)))
+    return net.eval().requires_grad_(False)
 
 
 class DigitClassifier(FeatureExtractor):

@@ -14,12 +14,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
-from ganzoo.download import local_file, sha256_of
-
-from .digit_classifier import DigitClassifier, classify
+from .digit_classifier import DigitClassifier, classify, load_checked
 
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "digits_classifier.safetensors"
 DIGITS_CLASSIFIER_SHA256 = "6fccf3fdd80474bbd5cbdb5db962b0cdb97e95e2ca347a59acf6405a08848c72"
@@ -49,23 +46,9 @@ class DigitsNet(nn.Module):
 
 
 def load_digits_net(path: str | Path = WEIGHTS_PATH, sha256: str = DIGITS_CLASSIFIER_SHA256) -> DigitsNet:
-    """The classifier in eval mode with frozen weights, after checking the file's SHA-256.
-
-    Raises:
-        DownloadError: the file is missing.
-        ValueError: its hash differs from ``sha256``.
-    """
-    path = local_file(path, "Digits classifier weights", "Re-run scripts/train_digits_classifier.py to create them.")
-    actual = sha256_of(path)
-    if actual != sha256:
-        raise ValueError(
-            f"Digits classifier weights {path} have SHA-256 {actual}, expected {sha256}. The file was changed or "
-            "retrained: re-run scripts/train_digits_classifier.py and update DIGITS_CLASSIFIER_SHA256 in "
-            f"{Path(__file__).name} (metric values from different weights are not comparable)."
-        )
-    net = DigitsNet()
-    net.load_state_dict(load_file(str(path)))
-    return net.eval().requires_grad_(False)
+    """The classifier in eval mode with frozen weights, after checking the file's SHA-256 (``load_checked``)."""
+    return load_checked(DigitsNet(), path, sha256, "Digits classifier weights",
+                        "scripts/train_digits_classifier.py", "DIGITS_CLASSIFIER_SHA256", Path(__file__).name)
 
 
 def to_input_size(x: torch.Tensor) -> torch.Tensor:

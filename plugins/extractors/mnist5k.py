@@ -24,12 +24,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
-from ganzoo.download import local_file, sha256_of
-
-from .digit_classifier import DigitClassifier, classify
+from .digit_classifier import DigitClassifier, classify, load_checked
 
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "mnist5k_classifier.safetensors"
 MNIST5K_CLASSIFIER_SHA256 = "238985dcc009fafa6c69779973429d5a6eb5ae39cf4947685c6fc5305b721380"
@@ -39,7 +36,6 @@ PAD = 2
 REFERENCE = ("Embedded LeNet-sized CNN trained on mnist5k (scripts/train_mnist5k_classifier.py): LeCun et al. 1998; "
              "mode counting as in Lin et al. 2018, PacGAN, arXiv:1712.04086; features as in Binkowski et al. 2018, "
              "MMD-GAN, arXiv:1801.01401")
-RETRAIN = "Re-run scripts/train_mnist5k_classifier.py to create them."
 
 
 class MnistNet(nn.Module):
@@ -64,27 +60,9 @@ class MnistNet(nn.Module):
 
 
 def load_mnist_net(path: str | Path = WEIGHTS_PATH, sha256: str = MNIST5K_CLASSIFIER_SHA256) -> MnistNet:
-    """The classifier in eval mode with frozen weights, after checking the file's SHA-256.
-
-    Args:
-        path: the safetensors file.
-        sha256: its expected full SHA-256.
-
-    Raises:
-        DownloadError: the file is missing.
-        ValueError: its hash differs from ``sha256``.
-    """
-    path = local_file(path, "mnist5k classifier weights", RETRAIN)
-    actual = sha256_of(path)
-    if actual != sha256:
-        raise ValueError(
-            f"mnist5k classifier weights {path} have SHA-256 {actual}, expected {sha256}. The file was changed or "
-            "retrained: re-run scripts/train_mnist5k_classifier.py and update MNIST5K_CLASSIFIER_SHA256 in "
-            f"{Path(__file__).name} (metric values from different weights are not comparable)."
-        )
-    net = MnistNet()
-    net.load_state_dict(load_file(str(path)))
-    return net.eval().requires_grad_(False)
+    """The classifier in eval mode with frozen weights, after checking the file's SHA-256 (``load_checked``)."""
+    return load_checked(MnistNet(), path, sha256, "mnist5k classifier weights",
+                        "scripts/train_mnist5k_classifier.py", "MNIST5K_CLASSIFIER_SHA256", Path(__file__).name)
 
 
 def to_input_size(x: torch.Tensor) -> torch.Tensor:
