@@ -101,16 +101,18 @@ def restore_rng(generator: torch.Generator, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def save_samples(samples: torch.Tensor, path: Path, real: torch.Tensor | None = None) -> Path:
-    """Images as a grid; 2-D vectors as a scatter plot (real in grey, generated in red)."""
+def save_samples(samples: torch.Tensor, path: Path, real: torch.Tensor | None = None, nrow: int = 8,
+                 limit: int = 64) -> Path:
+    """Images as a grid of ``nrow`` per row (the first ``limit``); 2-D vectors as a scatter plot (real in grey,
+    generated in red). A conditional run passes its samples class by class, one row per class."""
     samples = samples.detach().float().cpu()
     if samples.dim() == 4:
         from torchvision.utils import save_image
 
-        grid = samples[:64]
+        grid = samples[:limit]
         if grid.shape[-1] < 32:  # enlarge tiny images (8x8 digits) so the grid can be looked at
             grid = torch.nn.functional.interpolate(grid, scale_factor=32 // grid.shape[-1], mode="nearest")
-        save_image(grid, path, nrow=8, normalize=True, value_range=(-1, 1))
+        save_image(grid, path, nrow=nrow, normalize=True, value_range=(-1, 1))
         return path
     from .pictures import scatter_2d  # matplotlib, imported only by runs that end with a scatter
 

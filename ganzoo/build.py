@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .conditional import check_pairing, evaluation_labels, is_conditional, num_classes_of
 from .contracts import Dataset, Loss, Stabilizer
 from .registry import Registry
 from .spec import Optim, RunSpec
@@ -100,14 +101,21 @@ def build_models(spec: RunSpec, registry: Registry, device: torch.device) -> Mod
     if not isinstance(getattr(generator, "latent_dim", None), int):
         raise TypeError(f'Generator "{spec.generator.name}" must set an int attribute latent_dim '
                         "(see ganzoo.contracts)")
+    check_pairing(generator, discriminator, dataset.spec.num_classes,
+                  (f"generator {spec.generator.name}", f"discriminator {spec.discriminator.name}"))
     loss = registry.get("loss", spec.loss.name).build(**spec.loss.hparams)
     names = [ref.name for ref in spec.stack]
     optim, d_loss_kwargs = resolve_optim(spec.optim, stabilizers, names), resolve_d_loss_kwargs(stabilizers, names)
     # Move first, then wrap: wrappers such as EMA copy the module and must copy it on the right device.
     generator, discriminator = generator.to(device), discriminator.to(device)
+    conditional = is_conditional(generator), is_conditional(discriminator)
     for stabilizer in stabilizers:
         generator = stabilizer.wrap_generator(generator)
         discriminator = stabilizer.wrap_discriminator(discriminator)
+    if (is_conditional(generator), is_conditional(discriminator)) != conditional:
+        raise ValueError(f"A stabilizer of the stack {names} wraps G or D in a module that does not pass labels on "
+                         "(e.g. pac packs samples, and labels with them, into one input): it cannot run with a "
+                         "class-conditional component")
     return Models(dataset, generator.to(device), discriminator.to(device), loss, stabilizers, optim, d_loss_kwargs)
 
 
@@ -125,12 +133,22 @@ def latent_sampler(generator: nn.Module, seed: int, device: torch.device | str) 
 
     Without gradients, and never touching the global RNG or a training stream, so drawing samples never
     perturbs a run. Training's evaluations and ``ganzoo eval`` on a checkpoint both sample through it.
+    A class-conditional G gets the labels ``ganzoo.conditional.evaluation_labels`` gives the stream's
+    positions (sample ``i`` of the stream: class ``i mod K``); they take nothing from the latents' stream.
     """
     rng = torch.Generator(device=device).manual_seed(seed)
+    num_classes = num_classes_of(generator) if is_conditional(generator) else None
+    drawn = 0  # samples this stream has given so far: the position the next labels start from
 
     @torch.no_grad()
     def sample(n: int) -> torch.Tensor:
-        return generator(torch.randn(n, generator.latent_dim, generator=rng, device=device))
+        nonlocal drawn
+        z = torch.randn(n, generator.latent_dim, generator=rng, device=device)
+        if num_classes is None:
+            return generator(z)
+        labels = evaluation_labels(n, num_classes, drawn, device)
+        drawn += n
+        return generator(z, labels)
 
     return sample
 

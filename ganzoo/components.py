@@ -36,6 +36,10 @@ def kind_from_user(text: str) -> str:
     raise ValueError(f'Unknown component kind "{text}". Expected one of: {choices}')
 
 
+# The kinds whose code runs inside a vectorised group's stacked computation (datasets and extractors run per member).
+VECTORIZED_KINDS = ("generator", "discriminator", "loss", "stabilizer")
+
+
 @dataclass(frozen=True)
 class Component:
     """One registered factory and what it is compatible with.
@@ -46,7 +50,8 @@ class Component:
         factory: builds the component; see ``ganzoo.hookspecs`` for each kind's signature.
         description: one line, shown by ``ganzoo list``.
         reference: the paper or project the component follows (author, year, title or arXiv id).
-        tags: free-form labels; other components can require them (see ``requires``).
+        tags: free-form labels; other components can require them (see ``requires``). ``"conditional"`` marks a
+            part of a class-conditional GAN: it runs only on labelled data (``DataSpec.num_classes``).
         defaults: hyperparameters passed to the factory unless a suite overrides them.
         modalities: data modalities it works with.
         resolutions: image sizes it supports (``None``: any).
@@ -58,6 +63,10 @@ class Component:
         judgement: datasets only: the headline metric, its direction, and what counts as collapsed,
             degraded and successful (``ganzoo.judgement``); ``None`` ranks by FID.
         aliases: former names that still find it (``registry.get``), never listed or put in a grid twice.
+        vectorized: generators, discriminators, losses and stabilizers only: it trains correctly with the seeds
+            of an experiment stacked into one vectorised computation (``ganzoo bench --executor vectorized``;
+            README, "Vectorised seeds"). Undeclared (``False``), every run that uses it trains on its own, with
+            exactly its single-run semantics. ``ganzoo.testing.check_vectorized`` is the probe that checks it.
         plugin, distribution, version: who registered it, filled in by the registry.
     """
 
@@ -75,6 +84,7 @@ class Component:
     excludes: Mapping[str, str] = field(default_factory=dict)
     judgement: Judgement | None = None
     aliases: tuple[str, ...] = ()
+    vectorized: bool = False
     plugin: str = ""
     distribution: str = ""
     version: str = ""
@@ -101,6 +111,10 @@ class Component:
         if self.judgement is not None and (self.kind != "dataset" or not isinstance(self.judgement, Judgement)):
             raise ValueError(f'{self.kind} "{self.name}": judgement is for datasets only and must be a '
                              "ganzoo.Judgement")
+        if not isinstance(self.vectorized, bool):
+            raise ValueError(f'{self.kind} "{self.name}": vectorized must be True or False, got {self.vectorized!r}')
+        if self.vectorized and self.kind not in VECTORIZED_KINDS:
+            raise ValueError(f'{self.kind} "{self.name}": vectorized applies to {", ".join(VECTORIZED_KINDS)} only')
         self._check_defaults_fit_factory()
         # Freeze the mutable metadata so that one run cannot change another's defaults.
         object.__setattr__(self, "tags", tuple(self.tags))
@@ -137,6 +151,8 @@ class Component:
         """Why this component cannot run on data of ``spec``, or ``None`` when it can."""
         if spec.modality not in self.modalities:
             return f"{self.kind} {self.name} supports {'/'.join(self.modalities)} data, not {spec.modality}"
+        if "conditional" in self.tags and spec.num_classes is None:  # ganzoo.conditional.CONDITIONAL_TAG
+            return f"{self.kind} {self.name} is class-conditional: it needs a labelled dataset (DataSpec.num_classes)"
         if spec.modality == "image":
             if self.resolutions is not None and spec.resolution not in self.resolutions:
                 return f"{self.kind} {self.name} supports resolutions {list(self.resolutions)}, not {spec.resolution}"
@@ -180,6 +196,7 @@ class Component:
             "requires": dict(self.requires),
             "excludes": dict(self.excludes),
             "aliases": list(self.aliases),
+            "vectorized": self.vectorized,
             "judgement": None if self.judgement is None else self.judgement.as_dict(),
             "plugin": self.plugin,
             "distribution": self.distribution,
@@ -206,6 +223,9 @@ class Metric:
             ``compute`` returns (a spread such as ``kid_std``) are recorded only.
         labels: column -> leaderboard header (default: the column's own name).
         needs_logits: computed only when the extractor gives class logits (IS), else left out of the result.
+        needs_labels: a metric of class-conditional generators (``cond_accuracy``, ``intra_fid``): computed for every
+            conditional G whether ``eval.metrics`` names it or not, never for an unconditional one; ``fake.labels``
+            holds the class each sample was generated for, ``real.labels`` the reference's labels.
         reference: the paper or project the metric follows.
         plugin, distribution, version: who registered it, filled in by the registry.
     """
@@ -217,6 +237,7 @@ class Metric:
     columns: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     needs_logits: bool = False
+    needs_labels: bool = False
     reference: str = ""
     plugin: str = ""
     distribution: str = ""
@@ -254,5 +275,5 @@ class Metric:
         """JSON-ready metadata (no function)."""
         return {"kind": "metric", "name": self.name, "description": self.description, "reference": self.reference,
                 "lower_is_better": self.lower_is_better, "columns": list(self.columns), "labels": dict(self.labels),
-                "needs_logits": self.needs_logits, "plugin": self.plugin, "distribution": self.distribution,
+                "needs_logits": self.needs_logits, "needs_labels": self.needs_labels, "plugin": self.plugin, "distribution": self.distribution,
                 "version": self.version}

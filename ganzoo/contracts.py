@@ -60,6 +60,10 @@ class Generator(Protocol):
     - ``G(z)``: a tensor of shape ``(B, *data_spec.shape)`` inside ``data_spec.value_range`` (images: a
       final ``tanh``), finite, differentiable with a gradient reaching every parameter.
 
+    A class-conditional generator also sets ``conditional = True`` and ``num_classes`` (the dataset's
+    ``DataSpec.num_classes``) and is called ``G(z, y)`` with labels ``y`` int64 of shape ``(B,)`` in
+    ``[0, num_classes)``; the harness draws them too (``ganzoo.conditional``). Others never see a label.
+
     ``isinstance(module, Generator)`` checks that ``latent_dim`` and ``__call__`` exist;
     ``ganzoo.testing.check_generator`` checks the rest.
     """
@@ -82,6 +86,11 @@ class Discriminator(Protocol):
     respect to its own input. Double backward must work (those penalties backpropagate through an input
     gradient), and the gradient must reach every parameter. ``ganzoo.testing.check_discriminator`` checks
     all of it.
+
+    A class-conditional discriminator (a projection discriminator) sets ``conditional = True`` and
+    ``num_classes`` and is called ``D(x, y)``, ``y`` the labels of ``x`` (real labels for real samples, the
+    labels G was given for generated ones). An auxiliary-classifier discriminator (AC-GAN) is not called with
+    labels: it adds ``classify(x) -> (B, num_classes)`` logits, which the ``acgan`` stabilizer trains.
     """
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
@@ -127,6 +136,18 @@ class StepContext:
         step: G steps completed before this iteration (0 in the first D and G steps).
         progress: fraction of the budget spent before this iteration, from 0 towards 1 (for annealed
             schedules such as instance noise).
+
+    In a vectorised group (``ganzoo bench --executor vectorized``) ``members`` is the number of seeds K trained
+    together, every tensor above carries a leading member dimension ``(K, B, ...)``, G and D map ``(K, B, ...)``
+    to ``(K, B, ...)``, and a penalty returns one value per member, shape ``(K,)``. ``batch_dims`` (1, or 2 in a
+    group) is how many leading dimensions index samples; ``per_member(fn, *tensors)`` applies ``fn`` to each
+    member's slice under that member's own global random stream (in a single run: ``fn(*tensors)``), so a hook
+    that draws random numbers draws what the member's single run draws.
+        real_labels: the labels of ``real`` (int64, ``(B,)``) when G is class-conditional, else ``None``;
+            like ``real``, the G step keeps the last D step's.
+        fake_labels: the labels G was given for ``fake`` when G is class-conditional, else ``None``.
+            Whoever calls D again (penalties, consistency) passes the labels of what it feeds D through
+            ``ganzoo.conditional.discriminate``, which drops them for an unconditional D.
     """
 
     generator: nn.Module
@@ -138,6 +159,18 @@ class StepContext:
     fake_logits: torch.Tensor | None = None
     step: int = 0
     progress: float = 0.0
+    real_labels: torch.Tensor | None = None
+    fake_labels: torch.Tensor | None = None
+    members: int | None = None  # K in a vectorised group, None in a single run
+
+    @property
+    def batch_dims(self) -> int:
+        """Leading dimensions that index samples: 1 in a single run ``(B, ...)``, 2 in a group ``(K, B, ...)``."""
+        return 1 if self.members is None else 2
+
+    def per_member(self, fn, *tensors: torch.Tensor) -> torch.Tensor:
+        """``fn`` applied to each member's slice of ``tensors`` with its own random stream; here, ``fn(*tensors)``."""
+        return fn(*tensors)
 
 
 class Stabilizer:
@@ -212,6 +245,17 @@ class Stabilizer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
+    # ---- vectorised groups (registered with ``vectorized=True``; see README, "Vectorised seeds") -------------
+    # A group builds one stabilizer of its own, whose hooks see the group's ``StepContext``. A stateful
+    # stabilizer moves its members' states into it and back; a stateless one needs neither.
+
+    def stack_members(self, members: list[Stabilizer], generator: nn.Module, discriminator: nn.Module) -> None:
+        """Become the group's stabilizer: take the state of ``members`` (one per seed, as built and possibly
+        resumed), given the group's stacked ``generator`` and ``discriminator`` (``StackedModule``s)."""
+
+    def unstack_into(self, k: int, member: Stabilizer) -> None:
+        """Copy member ``k``'s part of this group stabilizer's state into ``member`` (before its checkpoint)."""
+
 
 class Dataset:
     """Real samples, held as one tensor ``data`` of shape ``(N, *spec.shape)`` in ``spec.value_range``.
@@ -240,9 +284,28 @@ class Dataset:
         index = torch.randint(len(self), (n,), generator=generator, device=generator.device)
         return self.data[index.to(self.data.device)]
 
+    def sample_labelled(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``sample`` with the labels of the samples drawn: the real batches of a class-conditional run.
+
+        Draws the very indices ``sample`` draws (one ``randint`` of the same stream), so a labelled run sees
+        the data an unlabelled one would. A dataset that overrides ``sample`` overrides this too.
+        """
+        if self.labels is None or self.spec.num_classes is None:
+            raise ValueError(f"{type(self).__name__} has no labels (Dataset.labels and DataSpec.num_classes), so a "
+                             "class-conditional generator cannot train on it: choose a labelled dataset "
+                             "(ganzoo list datasets: num_classes) or an unconditional generator")
+        index = torch.randint(len(self), (n,), generator=generator, device=generator.device).to(self.data.device)
+        return self.data[index], self.labels[index.to(self.labels.device)]
+
     def reference(self, n: int | None = None) -> torch.Tensor:
         """The first ``n`` samples (all when ``None``): the fixed real set that metrics compare against."""
         return self.data if n is None else self.data[: min(n, len(self))]
+
+    def reference_labels(self, n: int | None = None) -> torch.Tensor | None:
+        """The labels of ``reference(n)`` (``None`` when unlabelled): the real side of per-class metrics."""
+        if self.labels is None:
+            return None
+        return self.labels if n is None else self.labels[: min(n, len(self))]
 
     def extra_metrics(self, samples: torch.Tensor) -> dict[str, float]:
         """Dataset-specific evaluation of generated samples (e.g. modes captured on a 2-D mixture)."""
@@ -271,10 +334,15 @@ class Dataset:
 
 @dataclass
 class Features:
-    """What a feature extractor returns for a batch: ``features`` (B, F) and optional class ``logits`` (B, K)."""
+    """What a feature extractor returns for a batch: ``features`` (B, F) and optional class ``logits`` (B, K).
+
+    ``labels``: for generated samples of a class-conditional G, the label each was generated for (set by the
+    evaluator, never by an extractor); the conditional metrics read them.
+    """
 
     features: torch.Tensor
     logits: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
 
 
 class FeatureExtractor(nn.Module):

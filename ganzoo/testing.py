@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from . import registry as registry_module
+from .conditional import discriminate, generate, is_conditional, num_classes_of
 from .contracts import Dataset, DataSpec, EvalProtocol, FeatureExtractor, Features, Generator, Loss, Stabilizer
 from .hookspecs import hookimpl
 from .registry import Registry, build_registry, reset_registry
@@ -158,11 +159,26 @@ def _real_like(spec: DataSpec, n: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, *spec.shape, generator=torch.Generator().manual_seed(seed)) * (high - low) + low
 
 
+def _labels_for(module: nn.Module, spec: DataSpec, batch: int, what: str, shift: int = 0) -> torch.Tensor | None:
+    """Labels ``(i + shift) mod K`` for a conditional module (checking its ``num_classes``), else ``None``."""
+    if not is_conditional(module) and not callable(getattr(module, "classify", None)):
+        return None
+    try:
+        k = num_classes_of(module) if is_conditional(module) else module.num_classes
+    except TypeError as exc:
+        raise AssertionError(f"{what}: {exc}") from None
+    assert k == spec.num_classes, (f"{what}: num_classes = {k}, but the data has {spec.num_classes} classes "
+                                   "(build it from DataSpec.num_classes)")
+    return (torch.arange(batch) + shift) % k
+
+
 def check_generator(generator: nn.Module, spec: DataSpec, batch: int = 4) -> None:
     """Assert the ``ganzoo.contracts.Generator`` contract on ``spec``.
 
     Checks an int ``latent_dim``; output of shape ``(batch, *spec.shape)``, finite and, for images, inside
-    ``spec.value_range``; a gradient from the output reaching every parameter.
+    ``spec.value_range``; a gradient from the output reaching every parameter. A class-conditional G
+    (``conditional = True``) is called ``G(z, y)``: its ``num_classes`` must be the data's and its output must
+    depend on the labels.
 
     Args:
         generator: the module a generator factory returned for ``spec`` (not modified).
@@ -173,7 +189,13 @@ def check_generator(generator: nn.Module, spec: DataSpec, batch: int = 4) -> Non
     assert isinstance(generator, Generator) and isinstance(generator.latent_dim, int) and not isinstance(
         generator.latent_dim, bool), f"{what}: needs an int attribute latent_dim (the harness draws z of that size)"
     g = perturb(copy.deepcopy(generator))
-    x = g(torch.randn(batch, g.latent_dim, generator=torch.Generator().manual_seed(0)))
+    z = torch.randn(batch, g.latent_dim, generator=torch.Generator().manual_seed(0))
+    labels = _labels_for(g, spec, batch, what)
+    x = generate(g, z, labels)
+    if labels is not None:
+        with torch.no_grad():
+            other = generate(g, z, _labels_for(g, spec, batch, what, shift=1))
+        assert not torch.allclose(x.detach(), other), f"{what}: the output does not depend on the labels y"
     expected = (batch, *spec.shape)
     assert x.shape == expected, f"{what}: generator output {tuple(x.shape)}, expected {expected}"
     assert torch.isfinite(x).all(), f"{what}: generator output has NaN or Inf"
@@ -193,7 +215,9 @@ def check_discriminator(discriminator: nn.Module, spec: DataSpec, batch: int = 4
 
     Checks logits of shape ``(batch,)`` or ``(batch, 1)``, finite; each logit depends on its own sample only
     (what R1, R2 and gradient penalties assume); double backward through the input gradient reaches the
-    parameters with finite values; a gradient from the logits reaching every parameter.
+    parameters with finite values; a gradient from the logits reaching every parameter. A class-conditional
+    D (``conditional = True``) is called ``D(x, y)`` and its logits must depend on the labels; an AC-GAN D
+    (``classify``) must give ``(batch, num_classes)`` class logits, and the gradient check includes them.
 
     Args:
         discriminator: the module a discriminator factory returned for ``spec`` (not modified).
@@ -204,7 +228,8 @@ def check_discriminator(discriminator: nn.Module, spec: DataSpec, batch: int = 4
     assert batch >= 2, "check_discriminator needs batch >= 2 to check that samples do not mix"
     d = perturb(copy.deepcopy(discriminator)).train()
     x = _real_like(spec, batch).requires_grad_(True)
-    logits = d(x)
+    labels = _labels_for(d, spec, batch, what)
+    logits = discriminate(d, x, labels)
     assert logits.shape in ((batch,), (batch, 1)), (
         f"{what}: discriminator output {tuple(logits.shape)}, expected ({batch},) or ({batch}, 1): one logit per "
         "sample")
@@ -223,7 +248,18 @@ def check_discriminator(discriminator: nn.Module, spec: DataSpec, batch: int = 4
         "operations without a second derivative and no_grad/detach inside forward")
     assert all(torch.isfinite(g).all() for g in grads), f"{what}: double backward gives NaN or Inf gradients"
     d.zero_grad()
-    d(x.detach()).sum().backward()
+    output = discriminate(d, x.detach(), labels).sum()
+    if is_conditional(d):
+        with torch.no_grad():
+            other = discriminate(d, x.detach(), _labels_for(d, spec, batch, what, shift=1))
+        assert not torch.allclose(logits.detach().flatten(), other.flatten()), (
+            f"{what}: the logits do not depend on the labels y")
+    if callable(getattr(d, "classify", None)):
+        class_logits = d.classify(x.detach())
+        assert class_logits.shape == (batch, spec.num_classes), (
+            f"{what}: classify gives {tuple(class_logits.shape)}, expected ({batch}, {spec.num_classes})")
+        output = output + class_logits.sum()
+    output.backward()
     _assert_every_parameter_has_gradient(d, what)
 
 
@@ -239,7 +275,11 @@ def check_pair(generator: nn.Module, discriminator: nn.Module, spec: DataSpec, b
     check_generator(generator, spec, batch)
     check_discriminator(discriminator, spec, batch)
     g, d = perturb(copy.deepcopy(generator)), perturb(copy.deepcopy(discriminator))
-    logits = d(g(torch.randn(batch, g.latent_dim, generator=torch.Generator().manual_seed(2))))
+    assert not is_conditional(d) or is_conditional(g), (
+        f"discriminator {_name(d)} is class-conditional but generator {_name(g)} is not: pair it with a conditional G")
+    labels = _labels_for(g, spec, batch, f"generator {_name(g)}")
+    z = torch.randn(batch, g.latent_dim, generator=torch.Generator().manual_seed(2))
+    logits = discriminate(d, generate(g, z, labels), labels)
     assert logits.shape in ((batch,), (batch, 1)), (
         f"discriminator {_name(d)} gives {tuple(logits.shape)} on generator {_name(g)}'s samples, expected "
         f"({batch},)")
@@ -373,10 +413,11 @@ class _KitData(Dataset):
 
     default_extractor = "kit_flat"
 
-    def __init__(self, shape: tuple = (2,)):
+    def __init__(self, shape: tuple = (2,), classes: int = 0):
         shape = tuple(shape)
-        self.spec = DataSpec("vector" if len(shape) == 1 else "image", shape)
+        self.spec = DataSpec("vector" if len(shape) == 1 else "image", shape, num_classes=classes or None)
         self.data = _real_like(self.spec, 128)
+        self.labels = torch.arange(128) % classes if classes else None
         self.name = f"kit_{self.spec.modality}"
 
 
@@ -407,6 +448,39 @@ class _KitD(nn.Module):
         return self.net(x)
 
 
+class _KitCondG(_KitG):
+    """The linear G with a per-class offset of z: ``G(z, y)``."""
+
+    conditional = True
+
+    def __init__(self, spec, latent_dim=4):
+        super().__init__(spec, latent_dim)
+        self.num_classes = spec.num_classes
+        self.embed = nn.Embedding(spec.num_classes, latent_dim)
+
+    def forward(self, z, y):
+        return super().forward(z + self.embed(y))
+
+
+class _KitCondD(_KitD):
+    """A projection D ``D(x, y)`` that also has AC-GAN's ``classify(x)``, so one kit runs every label-aware hook."""
+
+    conditional = True
+
+    def __init__(self, spec, width=8):
+        super().__init__(spec, width)
+        self.num_classes = spec.num_classes
+        self.embed = nn.Embedding(spec.num_classes, width)
+        self.classifier = nn.Linear(width, spec.num_classes)
+
+    def forward(self, x, y):
+        h = self.net[:3](x)
+        return self.net[3](h).squeeze(1) + (self.embed(y) * h).sum(1)
+
+    def classify(self, x):
+        return self.classifier(self.net[:3](x))
+
+
 class _KitLogistic(Loss):
     """The non-saturating loss, with a real target (so stabilizers that require ``targets`` can run)."""
 
@@ -427,7 +501,7 @@ class _Kit:
 
     @hookimpl
     def register_datasets(self, register):
-        register("kit_data", _KitData, description="tiny data of any shape", defaults={"shape": (2,)})
+        register("kit_data", _KitData, description="tiny data of any shape", defaults={"shape": (2,), "classes": 0})
 
     @hookimpl
     def register_feature_extractors(self, register):
@@ -436,10 +510,12 @@ class _Kit:
     @hookimpl
     def register_generators(self, register):
         register("kit_g", _KitG, description="linear G", defaults={"latent_dim": 4})
+        register("kit_cond_g", _KitCondG, description="linear G(z, y)", defaults={"latent_dim": 4})
 
     @hookimpl
     def register_discriminators(self, register):
         register("kit_d", _KitD, description="MLP D", defaults={"width": 8})
+        register("kit_cond_d", _KitCondD, description="MLP D(x, y) with a class head", defaults={"width": 8})
 
     @hookimpl
     def register_losses(self, register):
@@ -452,7 +528,7 @@ class _Kit:
 
 def check_stabilizer(factory: Callable[..., Stabilizer], hparams: Mapping[str, Any] | None = None,
                      modality: str = "vector", workdir: Path | str | None = None,
-                     loss_tags: tuple[str, ...] = ("targets",)):
+                     loss_tags: tuple[str, ...] = ("targets",), conditional: bool = False):
     """Train a stabilizer through the harness (``ganzoo.train``) on a tiny zoo and check that it resumes exactly.
 
     The run calls every hook point the harness has, in its order, with a linear G, an MLP D and the
@@ -466,6 +542,8 @@ def check_stabilizer(factory: Callable[..., Stabilizer], hparams: Mapping[str, A
         modality: ``"vector"`` or ``"image"``: the data it is trained on.
         workdir: folder for the runs (default: a temporary folder).
         loss_tags: tags of the kit's loss, for a stabilizer that ``requires`` one (it honours ``real_target``).
+        conditional: train a class-conditional pair on data of 3 classes instead: ``G(z, y)`` and a projection
+            ``D(x, y)`` that also has an AC-GAN class head, so the stabilizer meets labels at every hook.
 
     Returns:
         The uninterrupted run's ``RunResult`` (its ``evals`` hold each evaluation).
@@ -478,9 +556,9 @@ def check_stabilizer(factory: Callable[..., Stabilizer], hparams: Mapping[str, A
     problems = [str(e.error) for e in registry.errors]
     assert not problems, "the stabilizer under test cannot be registered:\n- " + "\n- ".join(problems)
     spec = RunSpec(
-        dataset=ComponentRef("kit_data", {"shape": list(shape)}),
-        generator=ComponentRef("kit_g", {"latent_dim": 4}),
-        discriminator=ComponentRef("kit_d", {"width": 8}),
+        dataset=ComponentRef("kit_data", {"shape": list(shape), **({"classes": 3} if conditional else {})}),
+        generator=ComponentRef("kit_cond_g" if conditional else "kit_g", {"latent_dim": 4}),
+        discriminator=ComponentRef("kit_cond_d" if conditional else "kit_d", {"width": 8}),
         loss=ComponentRef("kit_logistic", {}),
         stack_name="under_test",
         stack=(ComponentRef("under_test", hparams),),

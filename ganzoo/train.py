@@ -23,6 +23,7 @@ import torch
 
 from . import artifacts
 from .build import Models, build_models, eval_generator, resolve_device, sampling
+from .conditional import discriminate, draw_labels, evaluation_labels, generate, is_conditional, num_classes_of
 from .contracts import StepContext
 from .cpu import describe_cpu
 from .records import DIVERGED, DONE, FAILED, Evaluation, ProtocolRecord, RunResult
@@ -71,6 +72,7 @@ class _Run:
     loss_count: int = 0
     images: int = 0  # real images shown to D
     started: float = 0.0  # perf_counter at the start, less the seconds of earlier sessions of a resumed run
+    global_rng: torch.Tensor | None = None  # a vectorised group member's global random stream (ganzoo.vectorized)
 
 
 def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None,
@@ -147,7 +149,11 @@ def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registr
     _apply_compute(models, spec.compute)
     opt_g = torch.optim.Adam(models.generator.parameters(), lr=models.optim.lr_g, betas=models.optim.betas)
     opt_d = torch.optim.Adam(models.discriminator.parameters(), lr=models.optim.lr_d, betas=models.optim.betas)
-    evaluator = Evaluator(models.dataset, spec.protocol, device, registry=registry)  # the real side, once
+    # The real side, once. Building it draws from the global random stream only the first time in a process
+    # (a classifier's random init before its weights load, then cached), so it is built in a fork of the
+    # stream: what augmentations and penalties draw next never depends on which run a process trained first.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        evaluator = Evaluator(models.dataset, spec.protocol, device, registry=registry)
     protocol = protocol_of(evaluator, spec)
     result = RunResult(spec.run_id, DONE, device=describe_device(device, options.runs_per_device),
                        protocol=protocol.to_dict(), fingerprint=protocol.fingerprint)
@@ -193,13 +199,19 @@ def _next_mark(spent: int, every: int) -> int:
 def _d_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
     """One D update on a real batch and a batch of fakes, both augmented as D sees them; returns the D loss."""
     m = r.models
-    real = m.dataset.sample(batch, r.data_rng)
+    # A conditional run draws the same real indices, with their labels, then G's labels after z: an
+    # unconditional run's stream is untouched.
+    conditional = is_conditional(m.generator)
+    real, ctx.real_labels = (m.dataset.sample_labelled(batch, r.data_rng) if conditional
+                             else (m.dataset.sample(batch, r.data_rng), None))
     z = torch.randn(batch, m.generator.latent_dim, generator=r.data_rng, device=r.device)
+    ctx.fake_labels = _fake_labels(r, batch) if conditional else None
     with _autocast(r):
         with torch.no_grad():
-            fake = m.generator(z)
+            fake = generate(m.generator, z, ctx.fake_labels)
         ctx.real, ctx.fake = _augment(m, real, ctx), _augment(m, fake, ctx)
-        ctx.real_logits, ctx.fake_logits = m.discriminator(ctx.real).view(-1), m.discriminator(ctx.fake).view(-1)
+        ctx.real_logits = discriminate(m.discriminator, ctx.real, ctx.real_labels).view(-1)
+        ctx.fake_logits = discriminate(m.discriminator, ctx.fake, ctx.fake_labels).view(-1)
         d_loss = m.loss.d_loss(ctx.real_logits, ctx.fake_logits, **m.d_loss_kwargs) + _penalties(m, "d_penalty", ctx)
     r.opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
@@ -215,10 +227,12 @@ def _g_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
     """One G update through D; relativistic losses also need D's view of the last real batch."""
     m = r.models
     z = torch.randn(batch, m.generator.latent_dim, generator=r.data_rng, device=r.device)
+    ctx.fake_labels = _fake_labels(r, batch) if is_conditional(m.generator) else None
     with _autocast(r):
-        ctx.fake = _augment(m, m.generator(z), ctx)
-        ctx.fake_logits = m.discriminator(ctx.fake).view(-1)
-        ctx.real_logits = m.discriminator(ctx.real.detach()).view(-1) if m.loss.uses_real_logits_in_g else None
+        ctx.fake = _augment(m, generate(m.generator, z, ctx.fake_labels), ctx)
+        ctx.fake_logits = discriminate(m.discriminator, ctx.fake, ctx.fake_labels).view(-1)
+        ctx.real_logits = (discriminate(m.discriminator, ctx.real.detach(), ctx.real_labels).view(-1)
+                           if m.loss.uses_real_logits_in_g else None)
         g_loss = m.loss.g_loss(ctx.fake_logits, ctx.real_logits) + _penalties(m, "g_penalty", ctx)
     r.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
@@ -228,6 +242,11 @@ def _g_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
     for stabilizer in m.stabilizers:
         stabilizer.after_g_step(ctx)
     return g_loss
+
+
+def _fake_labels(r: _Run, batch: int) -> torch.Tensor:
+    """Labels for a batch of G's samples: uniform over the classes, from the run's data stream (after z)."""
+    return draw_labels(batch, num_classes_of(r.models.generator), r.data_rng, r.device)
 
 
 def _augment(models: Models, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
@@ -251,7 +270,10 @@ def _evaluate_and_checkpoint(r: _Run) -> str | None:
         return f"non-finite loss before G step {result.g_steps}"
     eval_started = time.perf_counter()
     try:
-        metrics = _evaluate(r)
+        # In a fork of the global stream: the first evaluation in a process draws from it (a classifier's random
+        # init before its weights load), and training must not see whether this run was the process's first.
+        with torch.random.fork_rng(devices=[r.device] if r.device.type == "cuda" else []):
+            metrics = _evaluate(r)
     except Diverged as exc:
         return str(exc)
     result.eval_seconds += time.perf_counter() - eval_started
@@ -314,23 +336,28 @@ def evaluate_generator(generator, evaluator, dataset, spec: RunSpec, device) -> 
 
     The one evaluation path: training's evaluations and ``ganzoo eval`` of a run checkpoint both call it, so
     a checkpoint re-evaluated on the device it trained on gives the numbers its run recorded. The latents
-    come from their own stream (``evaluation_sampling``), the same at every evaluation.
+    come from their own stream (``evaluation_sampling``), the same at every evaluation. A class-conditional
+    G's samples carry the labels of their positions (``ganzoo.conditional.evaluation_labels``), so the
+    conditional metrics (``cond_accuracy``, ``intra_fid``) are computed too.
 
     Raises:
         Diverged: a generated sample is not finite.
     """
-    with evaluation_sampling(generator, spec, device) as generate:
+    labels = (evaluation_labels(evaluator.protocol.n_fake, num_classes_of(generator), device=device)
+              if is_conditional(generator) else None)
+    with evaluation_sampling(generator, spec, device) as draw:
 
         def sample(n: int) -> torch.Tensor:
-            x = generate(n)
+            x = draw(n)
             if not torch.isfinite(x).all():
                 raise Diverged("the generator produced non-finite samples")
             return x
 
-        return evaluate_samples(sample, evaluator, dataset)
+        return evaluate_samples(sample, evaluator, dataset, labels)
 
 
-def evaluate_samples(sample: Callable[[int], torch.Tensor], evaluator, dataset) -> dict[str, float]:
+def evaluate_samples(sample: Callable[[int], torch.Tensor], evaluator, dataset,
+                     labels: torch.Tensor | None = None) -> dict[str, float]:
     """``evaluator``'s metrics of the samples ``sample(n)`` draws, and ``dataset.extra_metrics`` of those same
     samples (modes, classes). A generator's evaluation and the leaderboards' real-data rows both end here.
 
@@ -338,6 +365,7 @@ def evaluate_samples(sample: Callable[[int], torch.Tensor], evaluator, dataset) 
         sample: draws ``n`` samples (called in the evaluator's batches until it has ``protocol.n_fake``).
         evaluator: a ``ganzoo.metrics.Evaluator``.
         dataset: the real data, whose ``extra_metrics`` are added.
+        labels: the class each of the ``protocol.n_fake`` samples was drawn for (a conditional G), else ``None``.
     """
     kept: list[torch.Tensor] = []
 
@@ -345,7 +373,7 @@ def evaluate_samples(sample: Callable[[int], torch.Tensor], evaluator, dataset) 
         kept.append(sample(n))
         return kept[-1]
 
-    metrics = dict(evaluator(keep))
+    metrics = dict(evaluator(keep) if labels is None else evaluator(keep, labels=labels))
     metrics.update(dataset.extra_metrics(torch.cat(kept)[: evaluator.protocol.n_fake]))
     return {k: float(v) for k, v in metrics.items()}
 
@@ -381,11 +409,34 @@ def evaluation_samples(generator, spec: RunSpec, device, n: int | None = None) -
 
 def _save_samples(r: _Run) -> Path:
     """The first samples of the run's evaluation (64 images, or 2,000 points over as many real ones)."""
-    dataset = r.models.dataset
+    dataset, generator = r.models.dataset, eval_generator(r.models)
+    if dataset.spec.modality == "image" and is_conditional(generator):
+        return _save_class_rows(generator, r)
     n = 64 if dataset.spec.modality == "image" else 2000
-    samples = evaluation_samples(eval_generator(r.models), r.spec, r.device, n)
+    samples = evaluation_samples(generator, r.spec, r.device, n)
     real = dataset.reference(2000) if dataset.spec.modality == "vector" else None
     return artifacts.save_samples(samples, r.run_dir / artifacts.SAMPLES, real)
+
+
+CLASS_ROW_SAMPLES = 8  # samples per class in a conditional run's grid
+MAX_CLASS_ROWS = 16  # more classes (Stacked MNIST's 1,000) show their first 16
+
+
+def class_rows(samples: torch.Tensor, num_classes: int, per_class: int = CLASS_ROW_SAMPLES) -> torch.Tensor:
+    """Evaluation samples reordered class by class: sample ``i`` of the stream is class ``i mod K``, so the
+    first ``per_class * K`` samples hold ``per_class`` of each class; row ``c`` of the result's grid is class ``c``.
+    """
+    rows = min(num_classes, MAX_CLASS_ROWS)
+    grid = samples[: per_class * num_classes].reshape(per_class, num_classes, *samples.shape[1:])
+    return grid[:, :rows].transpose(0, 1).reshape(rows * per_class, *samples.shape[1:])
+
+
+def _save_class_rows(generator, r: _Run) -> Path:
+    """A conditional run's grid: one row per class (the first 16 classes when there are more)."""
+    num_classes = num_classes_of(generator)
+    samples = evaluation_samples(generator, r.spec, r.device, CLASS_ROW_SAMPLES * num_classes)
+    grid = class_rows(samples, num_classes)
+    return artifacts.save_samples(grid, r.run_dir / artifacts.SAMPLES, nrow=CLASS_ROW_SAMPLES, limit=len(grid))
 
 
 def describe_device(device: torch.device, runs_per_device: int = 1) -> str:

@@ -19,6 +19,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 import ganzoo
 from ganzoo import DataSpec
+from ganzoo.conditional import discriminate
 from ganzoo.download import DownloadError
 from ganzoo.testing import check_discriminator, check_generator, check_pair, perturb
 from ganzoo_plugins import architectures
@@ -58,8 +59,11 @@ def _conv_and_linear(module: nn.Module) -> list[nn.Module]:
 
 
 def test_registry_lists_the_expected_components():
-    assert {c.name for c in REGISTRY.list("generator")} == {"mlp", "dcgan", "resnet_sngan", "biggan_lite"}
-    assert {c.name for c in REGISTRY.list("discriminator")} == {"mlp", "dcgan", "resnet_sngan", "biggan_lite", "timm"}
+    assert {c.name for c in REGISTRY.list("generator")} == {"mlp", "dcgan", "resnet_sngan", "biggan_lite", "cond_dcgan",
+                                                            "cond_resnet_sngan"}
+    assert {c.name for c in REGISTRY.list("discriminator")} == {"mlp", "dcgan", "resnet_sngan", "biggan_lite", "timm",
+                                                                "projection_dcgan", "projection_resnet_sngan",
+                                                                "acgan_dcgan"}
     assert not REGISTRY.errors
 
 
@@ -124,13 +128,14 @@ def test_discriminator_accepts_spectral_norm_on_every_layer(component, spec):
 @pytest.mark.parametrize("component", [c for c in REGISTRY.list("generator") + REGISTRY.list("discriminator")
                                        if c.resolutions], ids=lambda c: f"{c.kind}-{c.name}")
 def test_declared_resolutions_build_and_others_are_refused(component):
+    classes = 10 if "conditional" in component.tags else None  # conditional components need labelled data
     for side in component.resolutions:
-        spec = DataSpec("image", (3, side, side))
+        spec = DataSpec("image", (3, side, side), num_classes=classes)
         module = component.build(spec)
         if side <= 64 and component.kind == "discriminator":
-            assert module(_sample(spec, 2)).numel() == 2
+            assert discriminate(module, _sample(spec, 2), torch.arange(2)).numel() == 2
     with pytest.raises(ValueError, match="supports square images"):
-        component.build(DataSpec("image", (3, 12, 12)))
+        component.build(DataSpec("image", (3, 12, 12), num_classes=classes))
     with pytest.raises(ValueError, match="vector"):
         component.build(VECTOR_SPEC)
 

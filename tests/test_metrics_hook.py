@@ -39,10 +39,11 @@ def zoo():
 
 def test_the_built_in_metrics_register_through_the_hook_in_every_registry():
     bare = ganzoo.build_registry(load_entry_points=False)
-    assert bare.metric_names() == ("fid", "is", "kid", "pr", "dc") and not bare.errors
+    assert bare.metric_names() == ("fid", "is", "kid", "pr", "dc", "cond_accuracy", "intra_fid") and not bare.errors
     assert {m.plugin for m in bare.metrics()} == {"ganzoo.metrics"}
     assert metric_directions(bare) == {"fid": True, "is_mean": False, "kid_mean": True, "precision": False,
-                                       "recall": False, "density": False, "coverage": False, "modes": False,
+                                       "recall": False, "density": False, "coverage": False,
+                                       "cond_accuracy": False, "intra_fid": True, "modes": False,
                                        "high_quality": False, "mode_kl": True, "classes": False, "class_kl": True}
 
 
@@ -138,7 +139,7 @@ def test_metric_columns_must_be_distinct():
 
 def test_unknown_metric_names_suggest_the_registered_ones(zoo):
     with pytest.raises(ValueError, match=r"eval.metrics: unknown \['mean_gapp'\]; choose among fid, is, kid, pr, dc, "
-                                         r"mean_gap"):
+                                         r"cond_accuracy, intra_fid, mean_gap"):
         EvalProtocol(metrics=("fid", "mean_gapp"))
     with pytest.raises(ganzoo.UnknownComponentError, match='Did you mean "mean_gap"'):
         zoo.metric("mean_gapp")

@@ -186,7 +186,8 @@ def test_list_json_includes_description_and_reference():
     items = json.loads(out)
     kinds = {item["kind"] for item in items}
     assert kinds == {*ganzoo.KINDS, "metric"}  # the registered metrics follow the components
-    assert [i["name"] for i in items if i["kind"] == "metric"] == ["fid", "is", "kid", "pr", "dc"]
+    assert [i["name"] for i in items if i["kind"] == "metric"] == ["fid", "is", "kid", "pr", "dc", "cond_accuracy",
+                                                                   "intra_fid"]
     for item in items:
         assert item["description"] and "reference" in item and item["distribution"] == "ganzoo"
 

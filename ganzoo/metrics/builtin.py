@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..contracts import EvalProtocol, Features
 from ..hookspecs import hookimpl
+from . import conditional
 from .fid import feature_statistics, frechet_distance
 from .inception_score import DEFAULT_SEED, inception_score
 from .kid import kernel_inception_distance
@@ -67,3 +68,5 @@ def register_metrics(register):
     register("dc", dc, lower_is_better=False, columns=("density", "coverage"),
              description=f"Density and coverage of k-NN balls around the real samples (k = {DC_K})",
              reference="Naeem et al. 2020, Reliable Fidelity and Diversity Metrics, arXiv:2002.09797")
+    # Last: columns only conditional generators fill (cond_accuracy, intra_fid).
+    conditional.register(register)

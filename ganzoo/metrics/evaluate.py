@@ -6,7 +6,7 @@ import hashlib
 import json
 import numbers
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -96,7 +96,9 @@ def compute_metrics(real: ReferenceSet, fake: Features, protocol: EvalProtocol,
     """The registered metrics named in ``protocol.metrics`` between a reference set and generated features.
 
     Metrics are computed in registration order (the built-in ones first), whatever the order of
-    ``protocol.metrics``; one that needs logits (IS) is left out when the extractor gives none.
+    ``protocol.metrics``; one that needs logits (IS) is left out when the extractor gives none. The metrics of
+    conditional generators (``needs_labels``) are computed whenever both sides carry labels (``fake.labels``:
+    the generator was conditional), named in ``protocol.metrics`` or not, and never without them.
 
     Returns:
         A flat dict of every value the metrics return (``fid``, ``is_mean``, ``is_std``, ...).
@@ -104,8 +106,10 @@ def compute_metrics(real: ReferenceSet, fake: Features, protocol: EvalProtocol,
     registry = registry or get_registry()
     wanted = set(check_metrics(protocol.metrics, registry))
     out: dict[str, float] = {}
+    labelled = fake.labels is not None and real.labels is not None
     for metric in registry.metrics():
-        if metric.name in wanted and not (metric.needs_logits and fake.logits is None):
+        chosen = labelled if metric.needs_labels else metric.name in wanted
+        if chosen and not (metric.needs_logits and fake.logits is None):
             _merge(out, metric, metric.compute(real, fake, protocol))
     return out
 
@@ -159,6 +163,20 @@ def _hashed(batches: Iterable[torch.Tensor], digest) -> Iterator[torch.Tensor]:
     for batch in batches:
         digest.update(batch.detach().float().contiguous().cpu().numpy().tobytes())
         yield batch
+
+
+def _with_labels(real: ReferenceSet, dataset: Dataset | RealSamples, n_real: int | None,
+                 device: torch.device) -> ReferenceSet:
+    """The reference set with the dataset's labels of its samples (a copy: the cached one is shared)."""
+    reference_labels = getattr(dataset, "reference_labels", None)  # a duck-typed dataset may have none
+    labels = reference_labels(n_real) if callable(reference_labels) else None
+    num_classes = getattr(getattr(dataset, "spec", None), "num_classes", None)
+    if labels is None or num_classes is None:
+        return real
+    if len(labels) != len(real.features):
+        raise ValueError(f"{type(dataset).__name__}.reference_labels gave {len(labels)} labels for "
+                         f"{len(real.features)} reference samples: it must label reference(n) one to one")
+    return replace(real, labels=labels.to(device), num_classes=int(num_classes))
 
 
 def reference_set(real: Dataset | RealSamples, extractor: FeatureExtractor, n_real: int | None, batch_size: int,
@@ -217,22 +235,34 @@ class Evaluator:
                                                        self.registry)
         self.real = reference_set(dataset, self.extractor, protocol.n_real, protocol.batch_size, self.device,
                                   cache_dir)
+        self.real = _with_labels(self.real, dataset, protocol.n_real, self.device)
 
-    def __call__(self, fake: Source) -> dict[str, float]:
+    def __call__(self, fake: Source, labels: torch.Tensor | None = None) -> dict[str, float]:
         """The metrics of ``protocol.n_fake`` generated samples against the reference set.
 
         Args:
             fake: a sample function ``sample_fn(n)`` (drawn in batches), a tensor or an iterable of batches
                 (e.g. a folder of images) holding at least ``protocol.n_fake`` samples.
+            labels: the class each of the ``n_fake`` samples was generated for (a conditional G): the
+                conditional metrics are computed too.
 
         Raises:
-            ValueError: ``fake`` holds fewer than ``protocol.n_fake`` samples.
+            ValueError: ``fake`` holds fewer than ``protocol.n_fake`` samples, ``labels`` are not one per sample,
+                or labels are given for a real side that has none.
         """
         features = extract_features(self.extractor, fake, n=self.protocol.n_fake,
                                     batch_size=self.protocol.batch_size, device=self.device)
         if features.features.shape[0] != self.protocol.n_fake:
             raise ValueError(f"The generated side gave {features.features.shape[0]} samples, but the protocol "
                              f"evaluates n_fake = {self.protocol.n_fake}: give more samples or lower n_fake")
+        if labels is not None:
+            if tuple(labels.shape) != (self.protocol.n_fake,):
+                raise ValueError(f"labels must hold one class per generated sample, shape ({self.protocol.n_fake},); "
+                                 f"got {tuple(labels.shape)}")
+            if self.real.labels is None:
+                raise ValueError("Generated samples come with labels but the real side has none: the conditional "
+                                 "metrics need a labelled dataset (Dataset.labels)")
+            features = replace(features, labels=labels.to(features.features.device))
         return compute_metrics(self.real, features, self.protocol, self.registry)
 
     def record(self) -> ProtocolRecord:

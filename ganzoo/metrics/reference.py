@@ -26,17 +26,24 @@ from .fid import feature_statistics
 
 @dataclass
 class ReferenceSet:
-    """Features (and logits) of the real samples with their float64 mean and covariance."""
+    """Features (and logits) of the real samples with their float64 mean and covariance.
+
+    ``labels`` and ``num_classes``: the samples' labels and the dataset's class count, when it is labelled (the
+    evaluator adds them to the cached features; the conditional metrics read them), else ``None``.
+    """
 
     features: torch.Tensor
     logits: torch.Tensor | None
     mu: np.ndarray
     sigma: np.ndarray
     key: dict[str, Any]
+    labels: torch.Tensor | None = None
+    num_classes: int | None = None
 
     def to(self, device: torch.device | str) -> ReferenceSet:
         logits = None if self.logits is None else self.logits.to(device)
-        return ReferenceSet(self.features.to(device), logits, self.mu, self.sigma, self.key)
+        labels = None if self.labels is None else self.labels.to(device)
+        return ReferenceSet(self.features.to(device), logits, self.mu, self.sigma, self.key, labels, self.num_classes)
 
 
 _MEMORY: dict[str, ReferenceSet] = {}

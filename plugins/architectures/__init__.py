@@ -12,7 +12,7 @@ import inspect
 
 from ganzoo import hookimpl
 
-from . import biggan_lite, dcgan, mlp, resnet, timm_backbone
+from . import biggan_lite, conditional, dcgan, mlp, resnet, timm_backbone
 
 VECTOR = {"modalities": ("vector",), "resolutions": None, "channels": None}
 
@@ -26,6 +26,40 @@ DCGAN = "Radford et al. 2015, DCGAN, arXiv:1511.06434"
 SNGAN = "Miyato et al. 2018, Spectral Normalization for GANs, arXiv:1802.05957 (CIFAR ResNet)"
 BIGGAN = "Brock et al. 2018, Large Scale GAN Training (BigGAN), arXiv:1809.11096"
 TIMM = "Wightman 2019, PyTorch Image Models (timm), doi:10.5281/zenodo.4414861"
+PROJECTION = "Miyato & Koyama 2018, cGANs with Projection Discriminator, ICLR, arXiv:1802.05637"
+ACGAN = "Odena, Olah & Shlens 2017, Conditional Image Synthesis with Auxiliary Classifier GANs, ICML, arXiv:1610.09585"
+CBN = "de Vries et al. 2017, Modulating early visual processing by language (conditional BatchNorm), arXiv:1707.00683"
+
+# Class-conditional components (ganzoo.conditional): tagged "conditional", so they run on labelled data only,
+# and each requires the partner that gives its labels meaning. A conditional G needs a D that judges its
+# labels (projection, tagged "conditional", or AC-GAN's classifier head, tagged "conditional" too); a
+# projection D needs a conditional G; AC-GAN's D needs a conditional G and the acgan stabilizer that trains
+# its head. An unconditional component never meets them in a grid.
+CONDITIONAL = ("conditional",)
+NEEDS_CONDITIONAL_D = {"requires": {"discriminator": "conditional"}}
+NEEDS_CONDITIONAL_G = {"requires": {"generator": "conditional"}}
+
+COND_GENERATORS = {
+    "cond_dcgan": (conditional.cond_dcgan_generator,
+                   "Class-conditional DCGAN G(z, y): every BatchNorm conditional (per-class gain and bias)",
+                   f"{DCGAN}; {CBN}", _image(dcgan.RESOLUTIONS), CONDITIONAL, NEEDS_CONDITIONAL_D),
+    "cond_resnet_sngan": (conditional.cond_resnet_generator,
+                          "Class-conditional SNGAN ResNet G(z, y): conditional BatchNorm in every up-block",
+                          f"{PROJECTION}; {SNGAN}", _image(resnet.RESOLUTIONS), CONDITIONAL, NEEDS_CONDITIONAL_D),
+}
+
+COND_DISCRIMINATORS = {
+    "projection_dcgan": (conditional.projection_dcgan_discriminator,
+                         "Projection D(x, y) = psi(phi(x)) + <embed(y), phi(x)> on the DCGAN trunk",
+                         PROJECTION, _image(dcgan.RESOLUTIONS), CONDITIONAL, NEEDS_CONDITIONAL_G),
+    "projection_resnet_sngan": (conditional.projection_resnet_discriminator,
+                                "Projection D(x, y) on SNGAN's ResNet trunk (the paper's discriminator, narrow)",
+                                PROJECTION, _image(resnet.RESOLUTIONS), CONDITIONAL, NEEDS_CONDITIONAL_G),
+    "acgan_dcgan": (conditional.acgan_dcgan_discriminator,
+                    "AC-GAN D on the DCGAN trunk: real/fake logit plus a K-way class head (train with acgan)",
+                    ACGAN, _image(dcgan.RESOLUTIONS), ("conditional", "auxiliary_classifier"),
+                    {"requires": {"generator": "conditional", "stabilizer": "auxiliary_classifier"}}),
+}
 
 GENERATORS = {
     "mlp": (mlp.mlp_generator, "PacGAN's MLP generator for vectors: hidden Linear+BatchNorm+ReLU layers, linear output",
@@ -65,19 +99,32 @@ def signature_defaults(factory) -> dict:
     return {p.name: p.default for p in params}
 
 
+# Checked stacked under vmap, member by member against single runs (tests/test_vectorized.py). A timm backbone is
+# any of hundreds of models, not all of whose layers vmap supports: its runs train one by one.
+VECTORIZED = {"mlp", "dcgan", "resnet_sngan", "biggan_lite"}
+
+
 def _register_all(register, table: dict) -> None:
     for name, (factory, description, reference, compat) in table.items():
         register(name, factory, description=description, reference=reference,
-                 defaults=signature_defaults(factory), **compat)
+                 defaults=signature_defaults(factory), vectorized=name in VECTORIZED, **compat)
+
+
+def _register_conditional(register, table: dict) -> None:
+    for name, (factory, description, reference, compat, tags, pairing) in table.items():
+        register(name, factory, description=description, reference=reference, tags=tags,
+                 defaults=signature_defaults(factory), **compat, **pairing)
 
 
 @hookimpl
 def register_generators(register):
     """Register the built-in generators."""
     _register_all(register, GENERATORS)
+    _register_conditional(register, COND_GENERATORS)
 
 
 @hookimpl
 def register_discriminators(register):
     """Register the built-in discriminators."""
     _register_all(register, DISCRIMINATORS)
+    _register_conditional(register, COND_DISCRIMINATORS)

@@ -2,7 +2,9 @@
 
 The gradient penalties differentiate D with respect to its input, so they build the graph of that
 gradient (``create_graph=True``) and their own backward pass reaches D's weights. They evaluate D once
-more on inputs that require gradients, because the batch D saw in the loss term does not.
+more on inputs that require gradients, because the batch D saw in the loss term does not. A class-conditional
+D is called with the labels of what it judges (``ctx.real_labels``, ``ctx.fake_labels``); WGAN-GP's
+interpolates take the real sample's label, as in StudioGAN.
 """
 
 from __future__ import annotations
@@ -11,12 +13,19 @@ import torch
 from torch import nn
 
 from ganzoo import Stabilizer, StepContext
+from ganzoo.conditional import discriminate
 
-from .diffaugment import per_sample, random_translation
+from .diffaugment import random_translation
 
 
-def _logits(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return discriminator(x).reshape(x.shape[0])
+def _logits(discriminator: nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None,
+            batch_dims: int = 1) -> torch.Tensor:
+    return discriminate(discriminator, x, labels).reshape(x.shape[:batch_dims])
+
+
+def _mean(values: torch.Tensor, batch_dims: int = 1) -> torch.Tensor:
+    """The mean over the batch: a scalar, or one per member ``(K,)`` in a vectorised group (``batch_dims`` 2)."""
+    return values.mean() if batch_dims == 1 else values.mean(dim=-1)
 
 
 def _require(ctx: StepContext, *names: str) -> None:
@@ -25,19 +34,22 @@ def _require(ctx: StepContext, *names: str) -> None:
         raise ValueError(f"This penalty needs ctx.{', ctx.'.join(missing)}, which the harness left empty")
 
 
-def input_gradients(discriminator: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def input_gradients(discriminator: nn.Module, x: torch.Tensor, labels: torch.Tensor | None = None,
+                    batch_dims: int = 1) -> torch.Tensor:
     """Per-sample gradients of D's logit with respect to its input, flattened to ``(B, numel)``.
 
     Summing the logits before differentiating gives every sample its own gradient because each logit
-    depends on its own input only (true for D without batch statistics, which these penalties assume).
+    depends on its own input only (true for D without batch statistics, which these penalties assume). In a
+    vectorised group (``batch_dims`` 2) the same holds across members: ``(K, B, numel)``.
     """
     x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(_logits(discriminator, x).sum(), x, create_graph=True)
-    return grad.flatten(1)
+    (grad,) = torch.autograd.grad(_logits(discriminator, x, labels, batch_dims).sum(), x, create_graph=True)
+    return grad.flatten(batch_dims)
 
 
 def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
-                     alpha: torch.Tensor | None = None) -> torch.Tensor:
+                     alpha: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                     batch_dims: int = 1) -> torch.Tensor:
     """WGAN-GP: ``weight * E[(||grad D(x_hat)|| - 1)^2]`` at ``x_hat = alpha * real + (1 - alpha) * fake``.
 
     Args:
@@ -45,21 +57,24 @@ def gradient_penalty(discriminator: nn.Module, real: torch.Tensor, fake: torch.T
         real, fake: batches of the same shape.
         weight: the penalty coefficient (lambda = 10 in the paper).
         alpha: per-sample mixing weights ``(B,)``; drawn from U(0, 1) when ``None``.
+        labels: the labels a conditional D judges the interpolates by (the real batch's).
+        batch_dims: 2 in a vectorised group (``(K, B, ...)`` batches, ``(K, B)`` alpha, a ``(K,)`` penalty).
     """
     if real.shape != fake.shape:
         raise ValueError(f"gradient_penalty interpolates real and fake batches of one shape, got "
                          f"{tuple(real.shape)} and {tuple(fake.shape)}")
     if alpha is None:
         alpha = torch.rand(real.shape[0], device=real.device)
-    alpha = per_sample(alpha, real)
+    alpha = alpha.to(real.dtype).view(*alpha.shape, *([1] * (real.dim() - alpha.dim())))  # per sample
     mixed = alpha * real.detach() + (1.0 - alpha) * fake.detach()
-    norms = input_gradients(discriminator, mixed).norm(dim=1)
-    return weight * (norms - 1.0).pow(2).mean()
+    norms = input_gradients(discriminator, mixed, labels, batch_dims).norm(dim=-1)
+    return weight * _mean((norms - 1.0).pow(2), batch_dims)
 
 
-def squared_gradient_penalty(discriminator: nn.Module, x: torch.Tensor, gamma: float = 10.0) -> torch.Tensor:
+def squared_gradient_penalty(discriminator: nn.Module, x: torch.Tensor, gamma: float = 10.0,
+                             labels: torch.Tensor | None = None, batch_dims: int = 1) -> torch.Tensor:
     """``gamma / 2 * E[||grad D(x)||^2]``: R1 when ``x`` is real, R2 when it is generated."""
-    return 0.5 * gamma * input_gradients(discriminator, x).pow(2).sum(dim=1).mean()
+    return 0.5 * gamma * _mean(input_gradients(discriminator, x, labels, batch_dims).pow(2).sum(dim=-1), batch_dims)
 
 
 class GradientPenalty(Stabilizer):
@@ -72,7 +87,10 @@ class GradientPenalty(Stabilizer):
 
     def d_penalty(self, ctx: StepContext) -> torch.Tensor:
         _require(ctx, "real", "fake")
-        return gradient_penalty(ctx.discriminator, ctx.real, ctx.fake, self.weight)
+        # The mixing weights come from the global stream, drawn per member in a vectorised group.
+        alpha = ctx.per_member(lambda real: torch.rand(real.shape[0], device=real.device), ctx.real)
+        return gradient_penalty(ctx.discriminator, ctx.real, ctx.fake, self.weight, alpha, ctx.real_labels,
+                                ctx.batch_dims)
 
 
 class R1Penalty(Stabilizer):
@@ -87,7 +105,8 @@ class R1Penalty(Stabilizer):
 
     def d_penalty(self, ctx: StepContext) -> torch.Tensor:
         _require(ctx, self.on)
-        return squared_gradient_penalty(ctx.discriminator, getattr(ctx, self.on), self.gamma)
+        return squared_gradient_penalty(ctx.discriminator, getattr(ctx, self.on), self.gamma,
+                                        getattr(ctx, f"{self.on}_labels"), ctx.batch_dims)
 
 
 def r1(gamma: float = 10.0) -> R1Penalty:
@@ -101,9 +120,16 @@ def r2(gamma: float = 10.0) -> R1Penalty:
 
 
 def lecam_penalty(real_logits: torch.Tensor, fake_logits: torch.Tensor, anchor_real: float,
-                  anchor_fake: float) -> torch.Tensor:
-    """``E[(D(x) - anchor_fake)^2] + E[(D(G(z)) - anchor_real)^2]`` (Tseng et al. 2021, Eq. 3, without the weight)."""
-    return (real_logits.reshape(-1) - anchor_fake).pow(2).mean() + (fake_logits.reshape(-1) - anchor_real).pow(2).mean()
+                  anchor_fake: float, batch_dims: int = 1) -> torch.Tensor:
+    """``E[(D(x) - anchor_fake)^2] + E[(D(G(z)) - anchor_real)^2]`` (Tseng et al. 2021, Eq. 3, without the weight).
+
+    In a vectorised group (``batch_dims`` 2) the logits are ``(K, B)``, the anchors ``(K,)``, the result ``(K,)``.
+    """
+    if batch_dims == 1:
+        return ((real_logits.reshape(-1) - anchor_fake).pow(2).mean()
+                + (fake_logits.reshape(-1) - anchor_real).pow(2).mean())
+    anchor_real, anchor_fake = anchor_real.unsqueeze(-1), anchor_fake.unsqueeze(-1)
+    return (real_logits - anchor_fake).pow(2).mean(-1) + (fake_logits - anchor_real).pow(2).mean(-1)
 
 
 class LeCam(Stabilizer):
@@ -126,12 +152,14 @@ class LeCam(Stabilizer):
     def d_penalty(self, ctx: StepContext) -> torch.Tensor:
         _require(ctx, "real_logits", "fake_logits")
         # Before the first update the anchors are the current batch means (detached), not an arbitrary 0.
-        anchor_real = _batch_mean(ctx.real_logits) if self.anchor_real is None else self.anchor_real
-        anchor_fake = _batch_mean(ctx.fake_logits) if self.anchor_fake is None else self.anchor_fake
-        return self.weight * lecam_penalty(ctx.real_logits, ctx.fake_logits, anchor_real, anchor_fake)
+        dims = ctx.batch_dims
+        anchor_real = _batch_mean(ctx.real_logits, dims) if self.anchor_real is None else self.anchor_real
+        anchor_fake = _batch_mean(ctx.fake_logits, dims) if self.anchor_fake is None else self.anchor_fake
+        return self.weight * lecam_penalty(ctx.real_logits, ctx.fake_logits, anchor_real, anchor_fake, dims)
 
     def after_d_step(self, ctx: StepContext) -> None:
-        real_mean, fake_mean = _batch_mean(ctx.real_logits), _batch_mean(ctx.fake_logits)
+        dims = ctx.batch_dims
+        real_mean, fake_mean = _batch_mean(ctx.real_logits, dims), _batch_mean(ctx.fake_logits, dims)
         if self.anchor_real is None:
             self.anchor_real, self.anchor_fake = real_mean, fake_mean
             return
@@ -148,10 +176,22 @@ class LeCam(Stabilizer):
             None if state.get(key) is None else torch.tensor(state[key], dtype=torch.float64)
             for key in ("anchor_real", "anchor_fake"))
 
+    # In a vectorised group the anchors are one per member, shape (K,).
+    def stack_members(self, members: list[LeCam], generator: nn.Module, discriminator: nn.Module) -> None:
+        if members[0].anchor_real is None:
+            return
+        device = next(discriminator.parameters()).device
+        self.anchor_real, self.anchor_fake = (torch.stack([getattr(m, key) for m in members]).to(device)
+                                              for key in ("anchor_real", "anchor_fake"))
 
-def _batch_mean(logits: torch.Tensor) -> torch.Tensor:
-    """The detached mean logit in float64, where it stays (no read-back to the host)."""
-    return logits.detach().mean().double()
+    def unstack_into(self, k: int, member: LeCam) -> None:
+        if self.anchor_real is not None:
+            member.anchor_real, member.anchor_fake = self.anchor_real[k].clone(), self.anchor_fake[k].clone()
+
+
+def _batch_mean(logits: torch.Tensor, batch_dims: int = 1) -> torch.Tensor:
+    """The detached mean logit in float64, where it stays (no read-back to the host); ``(K,)`` in a group."""
+    return logits.detach().mean().double() if batch_dims == 1 else logits.detach().mean(-1).double()
 
 
 def random_flip(x: torch.Tensor) -> torch.Tensor:
@@ -188,7 +228,10 @@ class BalancedConsistency(Stabilizer):
 
     def d_penalty(self, ctx: StepContext) -> torch.Tensor:
         _require(ctx, "real", "fake", "real_logits", "fake_logits")
-        discriminator = ctx.discriminator
-        real_gap = _logits(discriminator, self.transform(ctx.real.detach())) - ctx.real_logits.reshape(-1)
-        fake_gap = _logits(discriminator, self.transform(ctx.fake.detach())) - ctx.fake_logits.reshape(-1)
-        return self.lambda_real * real_gap.pow(2).mean() + self.lambda_fake * fake_gap.pow(2).mean()
+        discriminator, dims = ctx.discriminator, ctx.batch_dims
+        # The transforms draw from the global stream: per member in a vectorised group (ctx.per_member).
+        real_gap = (_logits(discriminator, ctx.per_member(self.transform, ctx.real.detach()), ctx.real_labels, dims)
+                    - ctx.real_logits.reshape(*ctx.real_logits.shape[:dims - 1], -1))
+        fake_gap = (_logits(discriminator, ctx.per_member(self.transform, ctx.fake.detach()), ctx.fake_labels, dims)
+                    - ctx.fake_logits.reshape(*ctx.fake_logits.shape[:dims - 1], -1))
+        return self.lambda_real * _mean(real_gap.pow(2), dims) + self.lambda_fake * _mean(fake_gap.pow(2), dims)
