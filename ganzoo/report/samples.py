@@ -51,7 +51,8 @@ class SamplePictures:
         if saved is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(saved, target)
-            return SamplePicture(target, "the samples the run saved at the end" + fallback)
+            layout = "; one row per class (row c: class c)" if self._is_conditional(row) else ""
+            return SamplePicture(target, "the samples the run saved at the end" + layout + fallback)
         if row["status"] != DONE:
             return SamplePicture(None, f"no samples: the run is {row['status']}")
         return SamplePicture(None, f"samples missing: {folder} has neither "
@@ -75,6 +76,13 @@ class SamplePictures:
 
             self.registry = get_registry()
         return self.registry
+
+    def _is_conditional(self, row: dict[str, Any]) -> bool:
+        """Whether the run's G is class-conditional: its saved grid then has one row per class (ganzoo.train)."""
+        try:
+            return "conditional" in self._registry().get("generator", row["spec"]["generator"]["name"]).tags
+        except Exception:  # plugin not installed here: the note stays the plain one
+            return False
 
     def _is_2d(self, row: dict[str, Any]) -> bool:
         try:
