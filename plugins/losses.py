@@ -125,18 +125,19 @@ class RelativisticAverageLoss(Loss):
 def register_losses(register):
     register("ns", NonSaturatingLoss, description="Non-saturating cross-entropy loss (G maximises log D(G(z)))",
              reference="Goodfellow et al. 2014, Generative Adversarial Nets, NeurIPS, arXiv:1406.2661",
-             tags=("targets",))
+             tags=("targets",), vectorized=True)
     register("minimax", MinimaxLoss, description="Original saturating minimax loss (G minimises log(1 - D(G(z))))",
              reference="Goodfellow et al. 2014, Generative Adversarial Nets, NeurIPS, arXiv:1406.2661",
-             tags=("targets",))
+             tags=("targets",), vectorized=True)
     register("hinge", HingeLoss, description="Hinge loss for D, -D(G(z)) for G",
-             reference="Lim & Ye 2017, Geometric GAN, arXiv:1705.02894")
+             reference="Lim & Ye 2017, Geometric GAN, arXiv:1705.02894", vectorized=True)
     register("wasserstein", WassersteinLoss, description="Wasserstein critic loss (pair with a Lipschitz constraint)",
-             reference="Arjovsky, Chintala & Bottou 2017, Wasserstein GAN, ICML, arXiv:1701.07875")
+             reference="Arjovsky, Chintala & Bottou 2017, Wasserstein GAN, ICML, arXiv:1701.07875", vectorized=True)
     register("lsgan", LeastSquaresLoss, description="Least-squares loss with 0-1 targets",
              reference="Mao et al. 2017, Least Squares Generative Adversarial Networks, ICCV, arXiv:1611.04076",
-             tags=("targets",))
+             tags=("targets",), vectorized=True)
     # Named after what it computes (RaSGAN); "rals" was its first name here and still finds it.
     register("rasgan", RelativisticAverageLoss, aliases=("rals",),
              description="Relativistic average standard GAN loss (RaSGAN); G also sees real logits",
-             reference="Jolicoeur-Martineau 2019, The relativistic discriminator, ICLR, arXiv:1807.00734")
+             reference="Jolicoeur-Martineau 2019, The relativistic discriminator, ICLR, arXiv:1807.00734",
+             vectorized=True)

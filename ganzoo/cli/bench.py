@@ -54,9 +54,12 @@ def _filter_options(func):
 @_filter_options
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu or cuda[:N]. With --executor ray: the cluster's.")
-@click.option("--executor", type=click.Choice(["auto", "inline", "processes", "ray"]), default="auto",
+@click.option("--executor", type=click.Choice(["auto", "inline", "processes", "vectorized", "ray"]), default="auto",
               show_default=True, help="auto: one single-thread worker process per core on a CPU, inline on a GPU. "
-              "ray: one Ray task per run (pip install 'ganzoo[ray]').")
+              "vectorized: the seeds of each experiment train as one stacked computation, each seed still its own "
+              "run (--dry-run lists what cannot and why). ray: one Ray task per run (pip install 'ganzoo[ray]').")
+@click.option("--max-group", type=click.IntRange(min=1), default=None,
+              help="With --executor vectorized: the most seeds trained as one group (default 32).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Runs trained side by side: worker processes (with --device cuda they share the GPU), or "
               "the most Ray tasks in flight (default: what the cluster's resources allow).")
@@ -81,7 +84,8 @@ def _filter_options(func):
 @click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, generator_patterns,
-                  discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns, device, executor, jobs,
+                  discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns, device, executor,
+                  max_group, jobs,
                   address, runs_per_gpu, ray_storage, precision, channels_last, compile_, keep_checkpoints, dry_run,
                   no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
@@ -105,6 +109,8 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
         given = [f"--{k.replace('_', '-')}" for k, v in ray_settings.items() if v not in (None, 1, "shared")]
         if given:
             raise click.UsageError(f"{', '.join(given)} only apply to --executor ray.")
+    if max_group is not None and executor != "vectorized":
+        raise click.UsageError("--max-group applies to --executor vectorized only.")
     registry = get_registry()
     warn_errors(registry)
     _check_patterns(registry, filters)
@@ -113,11 +119,13 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
         _run_bench(registry, with_seed_offset(load_suite(suite), seed_offset), filters, seed_list,
                    {"kimg": kimg, "g_steps": g_steps}, results_dir, device, executor, jobs, dry_run, no_estimate,
                    progress, keep_checkpoints=keep_checkpoints, ray_settings=ray_settings,
-                   compute={"precision": precision, "channels_last": channels_last, "compile": compile_})
+                   compute={"precision": precision, "channels_last": channels_last, "compile": compile_},
+                   max_group=max_group)
 
 
 def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, device, executor, jobs, dry_run,
-               no_estimate, progress, keep_checkpoints=False, ray_settings=None, compute=None) -> None:
+               no_estimate, progress, keep_checkpoints=False, ray_settings=None, compute=None,
+               max_group=None) -> None:
     from dataclasses import replace
 
     overrides = {k: v for k, v in (compute or {}).items() if v is not None}
@@ -143,11 +151,13 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
                                                        threads=1 if parallel > 1 else None, skip=finished,
                                                        on_probe=lambda what: click.echo(f"timing {what}", err=True))
         _print_grid(grid, estimates, parallel, finished)
+        if executor == "vectorized":
+            _print_vectorized_plan(grid, registry, max_group, finished)
         return
     summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list,
                     kimg=budget["kimg"], g_steps=budget["g_steps"], device=device, executor=executor, jobs=jobs,
                     keep_checkpoints=keep_checkpoints, ray_settings=ray_settings if executor == "ray" else None,
-                    progress=progress, echo=click.echo)
+                    progress=progress, max_group=max_group, echo=click.echo)
     counts = {s: list(summary.results.values()).count(s) for s in (DONE, DIVERGED, FAILED)}
     click.echo(f"Trained {len(summary.results)} runs: {counts[DONE]} {DONE}, {counts[DIVERGED]} {DIVERGED}, "
                f"{counts[FAILED]} {FAILED}; {len(summary.skipped)} already finished.")
@@ -155,6 +165,31 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
         click.echo(f"wrote {path}")
     if counts[FAILED]:
         sys.exit(1)
+
+
+def _print_vectorized_plan(grid, registry, max_group, finished: set[str]) -> None:
+    """Which runs would train in vectorised groups, and why each combination left out of them trains one by one."""
+    from ..vectorized.plan import DEFAULT_MAX_GROUP, plan_units
+
+    todo = [spec for spec in grid.specs if spec.run_id not in finished]
+    units = plan_units(todo, registry, max_group or DEFAULT_MAX_GROUP)
+    groups = [u for u in units if u.vectorized]
+    click.echo(f"\nvectorized: {sum(len(u.specs) for u in groups)} of {len(todo)} runs to train in {len(groups)} "
+               f"groups (at most {max_group or DEFAULT_MAX_GROUP} seeds each)")
+    for unit in groups:
+        spec = unit.specs[0]
+        click.echo(f"  group of {len(unit.specs)}: {spec.dataset.name} {spec.combination} seeds "
+                   f"{', '.join(str(s.seed) for s in unit.specs)}")
+    alone: dict[str, tuple[str, int]] = {}
+    for unit in units:
+        if not unit.vectorized:
+            key = f"{unit.specs[0].dataset.name} {unit.specs[0].combination}"
+            reason = unit.reason or "one seed to train: nothing to stack it with"
+            alone[key] = (reason, alone.get(key, ("", 0))[1] + 1)
+    if alone:
+        click.echo(f"one by one ({sum(n for _, n in alone.values())} runs):")
+        for what, (why, n) in alone.items():
+            click.echo(f"  {what} ({n} run{'s' if n > 1 else ''}): {why}")
 
 
 def _finished_runs(results_dir: Path, suite: str) -> set[str]:

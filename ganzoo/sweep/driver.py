@@ -50,12 +50,13 @@ def suite_record(suite: Suite, registry: Registry) -> SuiteRecord:
 def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = None, filters: Filters = Filters(),
           seeds: list[int] | None = None, kimg: float | None = None, g_steps: int | None = None,
           device: str = "auto", executor: str = "auto", jobs: int | None = None, keep_checkpoints: bool = False,
-          ray_settings: dict | None = None, progress: bool = True,
+          ray_settings: dict | None = None, progress: bool = True, max_group: int | None = None,
           echo: Callable[[str], None] = print) -> BenchSummary:
     """Train every run of the suite's grid that is not finished yet, then write the leaderboard.
 
     ``keep_checkpoints``: keep each finished run's training state (D, optimisers), not only its evaluated G.
     ``ray_settings``: with ``executor="ray"``, ``RayExecutor``'s settings (address, runs_per_gpu, storage...).
+    ``max_group``: with ``executor="vectorized"``, the most seeds trained as one group.
     """
     from ..report import write_report
 
@@ -88,9 +89,15 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
         echo(f"Suite {suite.name}: {len(grid.specs)} runs ({len(summary.skipped)} already finished, "
              f"{len(summary.busy)} running elsewhere, {len(todo)} to train) on {where}")
         runner = make_executor(executor, device, registry, jobs, options=RunOptions(keep_checkpoints),
-                               **(ray_settings or {}))
-        if isinstance(runner, ProcessExecutor) and todo:
-            echo(f"{runner.jobs} runs at a time in worker processes of {runner.threads} thread(s) each")
+                               max_group=max_group, **(ray_settings or {}))
+        if runner.name == "vectorized" and todo:
+            units = runner.plan(todo)
+            grouped = sum(len(u.specs) for u in units if u.vectorized)
+            echo(f"{grouped} of {len(todo)} runs train in {sum(u.vectorized for u in units)} vectorised groups "
+                 f"(at most {runner.max_group} seeds each); the others one by one (--dry-run says why)")
+        if isinstance(runner, ProcessExecutor) and not getattr(runner, "inline", False) and todo:
+            echo(f"{runner.jobs} {'groups' if runner.name == 'vectorized' else 'runs'} at a time in worker processes "
+                 f"of {runner.threads} thread(s) each")
         if runner.note and todo:
             echo(runner.note)
         bar = tqdm(total=len(grid.specs), initial=len(summary.skipped), unit="run", disable=not progress,

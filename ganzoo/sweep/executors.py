@@ -34,7 +34,7 @@ from ..registry import Registry
 from ..spec import RunSpec
 from ..train import RunOptions, run
 
-EXECUTORS = ("auto", "inline", "processes", "ray")
+EXECUTORS = ("auto", "inline", "processes", "vectorized", "ray")
 
 
 class InlineExecutor:
@@ -77,10 +77,18 @@ class ProcessExecutor:
         return ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker,
                                    initargs=(os.getpid(), self.threads))
 
+    def units(self, jobs: list[tuple[RunSpec, Path]]) -> list[list[tuple[RunSpec, Path]]]:
+        """What one worker trains at a time: here one run (``VectorizedExecutor``: the seeds of a group)."""
+        return [[job] for job in jobs]
+
+    def _submit(self, worker: ProcessPoolExecutor, unit: list[tuple[RunSpec, Path]]) -> Future:
+        spec, run_dir = unit[0]
+        return worker.submit(_run_in_worker, spec.canonical(), str(run_dir), self.device, self.options)
+
     def execute(self, jobs: Iterable[tuple[RunSpec, Path]], on_start: Callable[[RunSpec], bool]) -> Iterator[RunResult]:
-        pending = list(jobs)
+        pending = self.units(list(jobs))
         workers = [self._worker() for _ in range(self.jobs)]
-        running: dict[Future, tuple[int, RunSpec]] = {}
+        running: dict[Future, tuple[int, list[RunSpec]]] = {}
         processes: dict[int, list] = {}  # slot -> its worker's Process (the pool forgets it once broken)
         try:
             while pending or running:
@@ -88,30 +96,32 @@ class ProcessExecutor:
                 busy = {slot for slot, _ in running.values()}
                 idle = [slot for slot in range(self.jobs) if slot not in busy]
                 while pending and idle:
-                    spec, run_dir = pending.pop(0)
-                    if on_start(spec):
+                    unit = [(spec, run_dir) for spec, run_dir in pending.pop(0) if on_start(spec)]
+                    if unit:
                         slot = idle.pop(0)
-                        future = workers[slot].submit(_run_in_worker, spec.canonical(), str(run_dir), self.device,
-                                                         self.options)
-                        running[future] = (slot, spec)
+                        future = self._submit(workers[slot], unit)
+                        running[future] = (slot, [spec for spec, _ in unit])
                         processes[slot] = list((getattr(workers[slot], "_processes", None) or {}).values())
                 if not running:
                     continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    slot, spec = running.pop(future)
+                    slot, specs = running.pop(future)
                     try:
-                        yield future.result()
+                        outcome = future.result()
+                        yield from (outcome if isinstance(outcome, list) else [outcome])
                     except BrokenProcessPool:  # this worker died; the others are unaffected
                         why = _death(processes.get(slot, []))
                         workers[slot].shutdown(wait=False, cancel_futures=True)
                         workers[slot] = self._worker()
-                        yield RunResult(spec.run_id, FAILED, error=f"the worker process training this run died "
-                                        f"({why}); the sweep went on. Rerun the same command to retry it (it "
-                                        "resumes from its last checkpoint).")
+                        for spec in specs:
+                            yield RunResult(spec.run_id, FAILED, error=f"the worker process training this run died "
+                                            f"({why}); the sweep went on. Rerun the same command to retry it (it "
+                                            "resumes from its last checkpoint).")
                     except Exception as exc:
-                        yield RunResult(spec.run_id, FAILED,
-                                        error=f"worker process failed: {type(exc).__name__}: {exc}")
+                        for spec in specs:
+                            yield RunResult(spec.run_id, FAILED,
+                                            error=f"worker process failed: {type(exc).__name__}: {exc}")
         finally:
             if running:  # interrupted (Ctrl-C, a full disk, a kill of the driver alone): stop the workers now;
                 for procs in processes.values():  # their runs resume from their last checkpoints
@@ -159,13 +169,15 @@ def default_jobs(device: str) -> int:
 
 
 def make_executor(name: str, device: str, registry: Registry | None = None, jobs: int | None = None, *,
-                  options: RunOptions = RunOptions(), **ray_settings):
+                  options: RunOptions = RunOptions(), max_group: int | None = None, **ray_settings):
     """``auto``: worker processes when more than one job would run (CPU with several cores), else inline.
 
     Worker processes and Ray tasks load plugins from the entry points, so they train against ``registry``
     only when a new process would rebuild it the same. Otherwise ``auto`` trains inline (``note`` says why)
     and an explicit ``processes`` or ``ray`` is an error: either way nothing trains against components other
     than the ones given. ``ray_settings``: ``RayExecutor``'s keyword arguments (address, runs_per_gpu, ...).
+    ``vectorized`` trains the seeds of each experiment as groups of at most ``max_group``
+    (``ganzoo.sweep.vectorized``), in worker processes when it can, inline otherwise.
     """
     if name not in EXECUTORS:
         raise ValueError(f'Unknown executor "{name}". Available: {", ".join(EXECUTORS)}')
@@ -178,6 +190,17 @@ def make_executor(name: str, device: str, registry: Registry | None = None, jobs
         from .ray import RayExecutor
 
         return RayExecutor(device, jobs=jobs, options=options, **ray_settings)
+    if name == "vectorized":
+        from ..vectorized.plan import DEFAULT_MAX_GROUP
+        from .vectorized import VectorizedExecutor
+
+        jobs = jobs or default_jobs(device)
+        note = (f"Training groups inline, not in {jobs} worker processes: workers load plugins from the entry "
+                f"points, and this registry {why}.") if jobs > 1 and why else ""
+        return VectorizedExecutor(device, jobs, max_group or DEFAULT_MAX_GROUP, registry,
+                                  inline=jobs == 1 or bool(why), note=note, options=options)
+    if max_group is not None:
+        raise ValueError("max_group (--max-group) applies to the vectorized executor only")
     if name == "auto":
         jobs = jobs or default_jobs(device)
         if jobs > 1 and why:

@@ -128,6 +128,11 @@ class DiffAugment(Stabilizer):
         self._transforms = [transforms[name] for name in names]
 
     def augment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        # In a vectorised group each member's slice is augmented with the member's own random draws. Without a
+        # context (called directly, outside training) it is a plain function of the batch.
+        return self._augment(x) if ctx is None else ctx.per_member(self._augment, x)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
         _check_images(x, "diffaugment")
         for transform in self._transforms:
             x = transform(x)

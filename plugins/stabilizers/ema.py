@@ -94,3 +94,15 @@ class EMA(Stabilizer):
             self._pending_state = shadow_state  # applied when the shadow is made from G
         else:
             self.shadow.load_state_dict(shadow_state)
+
+    # A vectorised group averages the stacked G (a StackedModule) in one go: the decay depends on the step alone,
+    # the same for every member, so each member's slice of the stacked average is exactly its own average.
+    def stack_members(self, members: list[EMA], generator: nn.Module, discriminator: nn.Module) -> None:
+        from ganzoo.vectorized import StackedModule
+
+        self.shadow = StackedModule([member.shadow for member in members]).requires_grad_(False)
+        self.num_updates = members[0].num_updates
+
+    def unstack_into(self, k: int, member: EMA) -> None:
+        member.shadow.load_state_dict(self.shadow.member_state_dict(k))
+        member.num_updates = self.num_updates

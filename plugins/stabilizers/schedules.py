@@ -31,7 +31,9 @@ class InstanceNoise(Stabilizer):
 
     def augment(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         sigma = self.sigma(ctx.progress)
-        return x if sigma == 0.0 else x + sigma * torch.randn_like(x)
+        if sigma == 0.0:
+            return x
+        return ctx.per_member(lambda t: t + sigma * torch.randn_like(t), x)  # a group member's own noise
 
 
 class LabelSmoothing(Stabilizer):
