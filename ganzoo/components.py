@@ -275,5 +275,6 @@ class Metric:
         """JSON-ready metadata (no function)."""
         return {"kind": "metric", "name": self.name, "description": self.description, "reference": self.reference,
                 "lower_is_better": self.lower_is_better, "columns": list(self.columns), "labels": dict(self.labels),
-                "needs_logits": self.needs_logits, "needs_labels": self.needs_labels, "plugin": self.plugin, "distribution": self.distribution,
+                "needs_logits": self.needs_logits, "needs_labels": self.needs_labels, "plugin": self.plugin,
+                "distribution": self.distribution,
                 "version": self.version}

@@ -241,7 +241,7 @@ def projection_dcgan_discriminator(spec: DataSpec, ch: int = 32, norm: str = "no
 
 
 def projection_resnet_discriminator(spec: DataSpec, ch: int = 16, norm: str = "none") -> ProjectionDiscriminator:
-    """A projection discriminator on SNGAN's ResNet trunk, the paper's own (``ch`` and ``norm`` as for ``resnet_sngan``)."""
+    """A projection discriminator on SNGAN's ResNet trunk, the paper's own (``ch``, ``norm``: as resnet_sngan)."""
     component = "discriminator projection_resnet_sngan"
     levels = image_levels(spec, component, RESNET_RESOLUTIONS)
     check_norm(norm, component)
