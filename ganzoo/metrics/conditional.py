@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import torch
-
 from ..contracts import EvalProtocol, Features
 from .fid import feature_statistics, frechet_distance
 from .reference import ReferenceSet
