@@ -19,7 +19,7 @@ PACKAGE = Path(ganzoo.__file__).parent
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS = {
     "api": {"hookspecs", "plugins", "registry", "components", "contracts", "judgement", "checks", "download", "cpu",
-            "files"},
+            "files", "conditional"},
     "run": {"spec", "suite", "grid", "build", "train", "artifacts", "records", "pictures", "evaluate", "metrics",
             "reproducibility"},
     "sweep": {"sweep"},
