@@ -263,3 +263,20 @@ def test_a_conditional_run_reports_the_conditional_metrics_and_eval_of_its_check
     again, _, _ = evaluate_run_checkpoint(tmp_path / "run" / CHECKPOINT, torch.device("cpu"))
     assert again["cond_accuracy"] == final["cond_accuracy"] and again["intra_fid"] == pytest.approx(final["intra_fid"])
     assert (tmp_path / "run" / SAMPLES).is_file()
+
+
+@pytest.mark.filterwarnings("ignore:intra_fid")
+def test_a_conditional_pair_trains_on_mnist5k(tmp_path):
+    from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
+    from ganzoo.train import run
+
+    spec = RunSpec(dataset=ComponentRef("mnist5k", {"resolution": 32, "split": "all"}),
+                   generator=ComponentRef("cond_dcgan", {"latent_dim": 16, "ch": 4}),
+                   discriminator=ComponentRef("projection_dcgan", {"ch": 4, "norm": "none"}),
+                   loss=ComponentRef("ns", {}), stack_name="none", stack=(), seed=0,
+                   budget=Budget(batch_size=8, unit="g_steps", g_steps=1, eval_every_g_steps=1), optim=Optim(),
+                   protocol=EvalProtocol(n_fake=40, n_real=200, metrics=("fid",)))
+    result = run(spec, tmp_path, device="cpu")
+    assert result.status == "done", result.error
+    assert {"cond_accuracy", "intra_fid"} <= set(result.final)
+

@@ -17,9 +17,9 @@ def test_the_saved_and_reported_samples_are_the_ones_the_last_evaluation_measure
     measured: list[list[torch.Tensor]] = []  # the generated batches of each evaluation, as the evaluator got them
     saved: list[torch.Tensor] = []
 
-    def recording(sample, evaluator, dataset):
+    def recording(sample, evaluator, dataset, labels=None):
         batches = measured.append([]) or measured[-1]
-        return evaluate_samples(lambda n: batches.append(sample(n)) or batches[-1], evaluator, dataset)
+        return evaluate_samples(lambda n: batches.append(sample(n)) or batches[-1], evaluator, dataset, labels)
 
     evaluate_samples, save_samples = train.evaluate_samples, artifacts.save_samples
     monkeypatch.setattr(train, "evaluate_samples", recording)

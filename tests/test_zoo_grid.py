@@ -21,7 +21,10 @@ DEFAULT_GRID = build_grid(load_suite("default"), REGISTRY, seeds=[0])
 @pytest.mark.parametrize("kind, axis", [("generator", "generator"), ("discriminator", "discriminator"),
                                         ("loss", "loss"), ("stabilizer", "stack")])
 def test_default_suite_trains_every_builtin_component(kind, axis):
-    builtin = {c.name for c in REGISTRY.list(kind) if c.distribution == "ganzoo"}
+    # Class-conditional components train in conditional-digits instead (test_conditional checks that its grid
+    # covers every one): the default excludes them, so that its runs stay the committed ones.
+    builtin = {c.name for c in REGISTRY.list(kind) if c.distribution == "ganzoo"
+               and not {"conditional", "auxiliary_classifier"} & set(c.tags)}
     if axis == "stack":
         used = {ref.name for spec in DEFAULT_GRID.specs for ref in spec.stack}
     else:
