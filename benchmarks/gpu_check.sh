@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ganzoo on a GPU machine, in under 5 minutes (the step limits add up to 300 s): the CUDA tests, a short bench on CUDA, images/s and runs/hour
-# with 1 and with several runs packed on the GPU, peak memory, and the projected time of the full digits grid.
+# ganzoo on a GPU machine, in under 6 minutes (the step limits add up to 360 s): the CUDA tests, a short bench on CUDA, images/s and runs/hour
+# with 1 and with several runs packed on the GPU, vectorised seed groups of 16 to 256, peak memory, and the projected
+# time of the full digits grid.
 #
 # Run from the repository root, where ganzoo is installed (pip install --no-deps --no-build-isolation -e .):
 #     bash benchmarks/gpu_check.sh [OUT_DIR]          # default OUT_DIR: $OUT, else /tmp/ganzoo-gpu-check
@@ -49,6 +50,12 @@ step "harness overhead on cuda" 40 "$PY" benchmarks/harness_overhead.py --device
   --g-steps 500 --rounds 2
 
 step "packing and projection" 100 "$PY" benchmarks/gpu_throughput.py --device cuda --packs 1 4 8 --kimg 8 --probes 14
+
+# Seeds as a batch dimension: one group of K digits-baseline seeds per size, training steps timed, and the full
+# digits grid projected at the best size; then the vectorised executor end to end on the default's digits groups.
+step "vectorised groups" 40 "$PY" benchmarks/vectorized_groups.py --device cuda --dataset digits --sizes 16 64 256
+step "vectorised bench on cuda" 20 "$PY" -m ganzoo bench --all --dataset digits --generator dcgan --discriminator dcgan \
+  --stabilizer none --seeds 16 --g-steps 100 --device cuda --executor vectorized --results-dir "$OUT_DIR/vbench" --no-progress
 
 echo
 if [ ${#failed[@]} -eq 0 ]; then

@@ -43,6 +43,7 @@ __all__ = [
     "check_plugin",
     "check_resume",
     "check_stabilizer",
+    "check_vectorized",
     "fake_distribution",
     "perturb",
     "plugin_registry",
@@ -406,6 +407,80 @@ def check_resume(spec, registry: Registry, workdir: Path | str | None = None, de
             f"{spec.combination}: the resumed run's evaluated generator differs from the uninterrupted one's in "
             f"{differ}")
     return straight
+
+
+# -- vectorised groups ----------------------------------------------------------------------------------------
+
+
+def _relative_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """``||a - b|| / ||a||`` over every floating tensor of two state dicts together (one network's weights).
+
+    Over the whole network, not per tensor: a bias that is still near 0 after a few Adam steps has elements whose
+    update is ``lr * sign(g)`` of a gradient at rounding level, so its own relative difference says nothing."""
+    keys = [k for k, v in a.items() if v.is_floating_point()]
+    assert keys == [k for k, v in b.items() if v.is_floating_point()], "the two state dicts hold different tensors"
+    diff = sum(float((a[k].double() - b[k].double()).pow(2).sum()) for k in keys) ** 0.5
+    norm = sum(float(a[k].double().pow(2).sum()) for k in keys) ** 0.5
+    return diff / max(norm, 1e-30)
+
+
+def check_vectorized(spec, registry: Registry | None = None, seeds: tuple[int, ...] = (0, 1),
+                     steps: tuple[int, ...] = (1, 10), rtol: float = 1e-5, workdir: Path | str | None = None,
+                     device: str = "cpu") -> None:
+    """Train the seeds of ``spec`` as single runs and as one vectorised group; assert each member equals its run.
+
+    For each budget of ``steps`` G steps (one evaluation at the end), member k of the group must match the single
+    run of seed k within ``rtol``, relative: its D, its training G and its evaluated G (weights and buffers, over
+    each network), its mean D and G losses and every metric. This is the probe behind ``vectorized=True``: run it
+    on a combination using your component before registering it so (README, "Vectorised seeds").
+
+    Args:
+        spec: a ``ganzoo.spec.RunSpec`` on your component, with a small protocol (it is evaluated once per budget).
+        registry: where its components are registered (default: the process registry).
+        seeds: the group's seeds (two or more).
+        steps: G-step budgets to compare after.
+        rtol: the largest relative difference allowed.
+        workdir: folder for the runs (default: a temporary folder, removed afterwards).
+        device: where both train.
+    """
+    from dataclasses import replace
+
+    from . import artifacts
+    from .registry import get_registry
+    from .train import RunOptions, train
+    from .vectorized.group import train_group
+
+    registry = registry or get_registry()
+    assert len(seeds) >= 2, "check_vectorized needs two seeds or more to stack"
+    device_ = torch.device(device)
+    keep = RunOptions(keep_checkpoints=True)
+    with contextlib.ExitStack() as stack:
+        root = Path(workdir) if workdir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        for n in steps:
+            budget = replace(spec.budget, unit="g_steps", kimg=None, eval_every_kimg=None, g_steps=n,
+                             eval_every_g_steps=None)
+            specs = [replace(spec, seed=seed, budget=budget) for seed in seeds]
+            singles = [train(s, root / f"{n}-single-{s.seed}", device_, registry, keep) for s in specs]
+            members = train_group(specs, [root / f"{n}-group-{s.seed}" for s in specs], device_, registry, keep)
+            for s, alone, member in zip(specs, singles, members, strict=True):
+                where = f"{spec.combination}, seed {s.seed}, after {n} G steps"
+                assert alone.status == member.status, (
+                    f"{where}: the single run ended {alone.status}, the group member {member.status}: "
+                    f"{member.error or alone.error}")
+                states = [artifacts.load_checkpoint(root / f"{n}-{kind}-{s.seed}" / artifacts.CHECKPOINT)
+                          for kind in ("single", "group")]
+                for key in ("generator", "discriminator", artifacts.EVAL_GENERATOR_KEY):
+                    rel = _relative_difference(states[0][key], states[1][key])
+                    assert rel <= rtol, f"{where}: the member's {key} differs from its single run's by {rel:.2e}"
+                a, b = alone.evals[-1], member.evals[-1]
+                values = {"d_loss": (a["d_loss"], b["d_loss"]), "g_loss": (a["g_loss"], b["g_loss"])}
+                values.update({k: (v, b["metrics"].get(k)) for k, v in a["metrics"].items()})
+                for name, (x, y) in values.items():
+                    assert y is not None, f"{where}: the group member did not record {name}"
+                    if x != x and y != y:  # both NaN (a metric undefined for these samples)
+                        continue
+                    assert abs(x - y) <= rtol * max(abs(x), abs(y), 1e-12), (
+                        f"{where}: {name} is {x!r} in the single run, {y!r} in the group")
 
 
 class _KitData(Dataset):

@@ -142,7 +142,9 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
 
 
 def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry,
-           options: RunOptions = RunOptions()) -> _Run:
+           options: RunOptions = RunOptions(), evaluator=None) -> _Run:
+    """A run's live state. ``evaluator``: one already built for the same dataset and protocol, shared (the seeds of
+    a vectorised group share one: one extractor in memory, the real side measured once)."""
     from .metrics import Evaluator  # heavy import, only for runs
 
     models = build_models(spec, registry, device)
@@ -152,8 +154,10 @@ def _build(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registr
     # The real side, once. Building it draws from the global random stream only the first time in a process
     # (a classifier's random init before its weights load, then cached), so it is built in a fork of the
     # stream: what augmentations and penalties draw next never depends on which run a process trained first.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        evaluator = Evaluator(models.dataset, spec.protocol, device, registry=registry)
+    # Sharing one is therefore invisible to training too.
+    if evaluator is None:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            evaluator = Evaluator(models.dataset, spec.protocol, device, registry=registry)
     protocol = protocol_of(evaluator, spec)
     result = RunResult(spec.run_id, DONE, device=describe_device(device, options.runs_per_device),
                        protocol=protocol.to_dict(), fingerprint=protocol.fingerprint)

@@ -72,8 +72,13 @@ def test_the_readme_register_metrics_signature_is_metrics_fields_with_their_defa
 STABILIZER_HOOKS = [name for name, _ in inspect.getmembers(Stabilizer, inspect.isfunction) if not name.startswith("_")]
 
 
+# Called by a vectorised group (ganzoo.vectorized), not by a single run.
+GROUP_HOOKS = {"stack_members", "unstack_into"}
+
+
 def test_the_stabilizer_contract_has_its_hook_points():
-    assert len(STABILIZER_HOOKS) == 15 and {"d_loss_kwargs", "g_penalty", "state_dict"} <= set(STABILIZER_HOOKS)
+    assert len(STABILIZER_HOOKS) == 17 and {"d_loss_kwargs", "g_penalty", "state_dict"} <= set(STABILIZER_HOOKS)
+    assert GROUP_HOOKS <= set(STABILIZER_HOOKS)
 
 
 @pytest.mark.parametrize("hook", STABILIZER_HOOKS)
@@ -100,7 +105,30 @@ def test_the_harness_calls_every_stabilizer_hook_point(tmp_path):
     """Not that some test calls a method of that name: ganzoo.train itself calls each one (resume included)."""
     _Recorder.calls.clear()
     check_stabilizer(_Recorder, {}, "vector", tmp_path)
-    assert _Recorder.calls == set(STABILIZER_HOOKS), f"never called: {sorted(set(STABILIZER_HOOKS) - _Recorder.calls)}"
+    single_run = set(STABILIZER_HOOKS) - GROUP_HOOKS
+    assert _Recorder.calls == single_run, f"never called: {sorted(single_run - _Recorder.calls)}"
+
+
+def test_a_vectorised_group_calls_the_group_hook_points(tmp_path):
+    """ganzoo.vectorized moves a stabilizer's state into the group and back out to each member."""
+    import ganzoo
+    from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
+    from ganzoo.testing import check_vectorized, plugin_registry
+
+    class Plugin:
+        @ganzoo.hookimpl
+        def register_stabilizers(self, register):
+            register("recorder", _Recorder, description="records the hooks it is called at", vectorized=True)
+
+    spec = RunSpec(dataset=ComponentRef("ring8", {}), generator=ComponentRef("mlp", {"width": 8, "depth": 1}),
+                   discriminator=ComponentRef("mlp", {"width": 8, "depth": 1, "pieces": 1}),
+                   loss=ComponentRef("ns", {}), stack_name="recorder", stack=(ComponentRef("recorder", {}),), seed=0,
+                   budget=Budget(batch_size=8, unit="g_steps", g_steps=2), optim=Optim(),
+                   protocol=ganzoo.EvalProtocol(n_fake=16, n_real=16, metrics=("fid",), batch_size=16))
+    _Recorder.calls.clear()
+    with plugin_registry({"recorder": Plugin()}) as registry:
+        check_vectorized(spec, registry, steps=(2,), workdir=tmp_path)
+    assert GROUP_HOOKS <= _Recorder.calls
 
 
 @pytest.mark.parametrize("check", testing.__all__)

@@ -28,6 +28,7 @@ from torch.func import vmap
 
 from .. import artifacts
 from .. import train as single
+from ..conditional import is_conditional
 from ..contracts import StepContext
 from ..records import RunResult
 from ..registry import Registry
@@ -91,14 +92,19 @@ def train_group(specs: Sequence[RunSpec], run_dirs: Sequence[Path], device: torc
     """
     results: dict[str, RunResult] = {}
     members: list[single._Run] = []
+    evaluator = None
     for spec, run_dir in zip(specs, run_dirs, strict=True):
         state = artifacts.load_run_checkpoint(Path(run_dir), device)
         if state is not None and artifacts.RESULT_KEY in state:
             results[spec.run_id] = RunResult.from_dict(state[artifacts.RESULT_KEY])
             continue
-        # Built as its single run is built, evaluator included (building a classifier draws from the global
-        # stream, which augmentations draw from next): the member's stream then stands where its run's would.
-        r = single._build(spec, Path(run_dir), device, registry, options)
+        # Built as its single run is built, so its global stream stands where its run's would. The members share
+        # one evaluator: built in a fork of the stream, it draws nothing a run would see.
+        r = single._build(spec, Path(run_dir), device, registry, options, evaluator)
+        evaluator = r.evaluator
+        if is_conditional(r.models.generator) or is_conditional(r.models.discriminator):
+            raise ValueError(f"{spec.combination} is class-conditional: labels do not flow through vectorised groups "
+                             "yet; train it with --executor processes")
         r.global_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
         r.started = time.perf_counter()
         if state is not None:

@@ -35,6 +35,9 @@ def why_not_vectorized(spec: RunSpec, registry: Registry) -> str | None:
     refs += [("stabilizer", ref) for ref in spec.stack]
     for kind, ref in refs:
         component = registry.get(kind, ref.name)
+        if "conditional" in component.tags:
+            return f'{kind} "{component.name}" is class-conditional: labels do not flow through vectorised groups yet'
+
         if not component.vectorized:
             return (f'{kind} "{component.name}" does not declare vectorized=True '
                     f"({component.distribution or component.plugin or 'its plugin'} registers it without it)")
@@ -68,4 +71,6 @@ def plan_units(specs: list[RunSpec], registry: Registry, max_group: int = DEFAUL
         n_groups = -(-len(members) // max_group)
         size = -(-len(members) // n_groups)
         units += [Unit(members[i:i + size]) for i in range(0, len(members), size)]
-    return units
+    # Largest first (a stable sort: the suite's order within a size), so that workers do not sit idle while the
+    # last large group trains alone at the end of a sweep.
+    return sorted(units, key=lambda unit: -len(unit.specs))
