@@ -258,3 +258,17 @@ def test_train_resolves_a_dataset_budget_in_g_steps_under_a_suite_in_kimg(zoo, t
     spec = json.loads(spec_json)
     assert spec["budget"]["unit"] == "g_steps" and spec["budget"]["g_steps"] == 3 and spec["budget"].get("kimg") is None
     assert spec["compute"]["channels_last"] is True  # the suite's other tables reach the run too
+
+
+def test_train_takes_a_dataset_budget_from_the_shipped_suite_that_trains_it():
+    """`ganzoo train --dataset stacked_mnist5k` needs no --suite: the CPU-sized suite that trains it is found."""
+    import click
+
+    from ganzoo.cli.train import _budget_only_plan, _shipped_plan
+
+    suite, plan = _shipped_plan("stacked_mnist5k")
+    assert suite.name == "stacked-mnist-short" and plan["name"] == "stacked_mnist5k"
+    assert _shipped_plan("no_such_dataset") is None
+    assert _budget_only_plan("default", "mnist5k", None, 40)["budget"] == {"unit": "g_steps", "g_steps": 40}
+    with pytest.raises(click.UsageError, match="--g-steps N or --kimg N"):
+        _budget_only_plan("default", "mnist5k", None, None)

@@ -42,7 +42,8 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
 @click.option("--hparam", "hparams", multiple=True, metavar="KIND.KEY=VALUE",
               help="Hyperparameter override, e.g. generator.ch=32 or dataset.resolution=16 (repeatable).")
 @click.option("--suite", default=None,
-              help="Take budget, optimiser and protocol from this suite (default: the embedded default).")
+              help="Take budget, optimiser and protocol from this suite (default: the embedded default, or for a "
+              "dataset it does not train the shipped suite that does; else --kimg or --g-steps sets the budget).")
 @click.option("--kimg", type=FINITE_POSITIVE, default=None,
               help="Budget in kimg (for datasets whose suite budget counts kimg).")
 @click.option("--g-steps", type=click.IntRange(min=1), default=None,
@@ -59,14 +60,49 @@ def train_command(dataset, generator, discriminator, loss, stabilizers, hparams,
 
     with user_errors():
         registry = get_registry()
+        registry.get("dataset", dataset)  # an unknown name fails first, with a did-you-mean
         base = load_suite(suite)
-        plan = next((d for d in base.raw["datasets"] if d["name"] == dataset), {})
+        plan = _plan_of(base, dataset)
+        if not plan and suite is None:  # the default does not train it: a shipped suite that does
+            base, plan = _shipped_plan(dataset) or (base, plan)
+            if plan:
+                click.echo(f'Budget, optimiser and protocol from suite "{base.name}", which trains {dataset} '
+                           "(--suite NAME to choose another)")
+        if not plan:
+            plan = _budget_only_plan(base.name, dataset, kimg, g_steps)
         loss = loss or _default_loss(registry, plan, base.name, dataset)
         for kind, name in (("dataset", dataset), ("generator", generator), ("discriminator", discriminator),
                            ("loss", loss), *(("stabilizer", s) for s in stabilizers)):
             registry.get(kind, name)  # unknown names fail here, with a did-you-mean
         _train(base.raw, plan, dataset, generator, discriminator, loss, stabilizers, hparams, (kimg, g_steps), seed,
                results_dir, device)
+
+
+def _plan_of(suite, dataset: str) -> dict:
+    return next((d for d in suite.raw["datasets"] if d["name"] == dataset), {})
+
+
+def _shipped_plan(dataset: str):
+    """(suite, its plan for ``dataset``) of the shipped suite that trains it, short (CPU) suites first; or None."""
+    from ..suite import available_suites, load_suite
+
+    names = sorted(available_suites(), key=lambda name: (not name.endswith("-short"), name))
+    for name in names:
+        suite = load_suite(name)
+        plan = _plan_of(suite, dataset)
+        if plan:
+            return suite, plan
+    return None
+
+
+def _budget_only_plan(suite_name: str, dataset: str, kimg, g_steps) -> dict:
+    """No suite trains ``dataset``: the budget must come from the command line."""
+    if g_steps is not None:
+        return {"name": dataset, "budget": {"unit": "g_steps", "g_steps": g_steps}}
+    if kimg is not None:
+        return {"name": dataset, "budget": {"unit": "kimg", "kimg": kimg}}
+    raise click.UsageError(f'No shipped suite trains dataset "{dataset}" and suite "{suite_name}" has no plan for it: '
+                           "say its budget with --g-steps N or --kimg N (and --loss), or --suite FILE")
 
 
 def _default_loss(registry, plan: dict, suite_name: str, dataset: str) -> str:
