@@ -270,5 +270,7 @@ def test_train_takes_a_dataset_budget_from_the_shipped_suite_that_trains_it():
     assert suite.name == "stacked-mnist-short" and plan["name"] == "stacked_mnist5k"
     assert _shipped_plan("no_such_dataset") is None
     assert _budget_only_plan("default", "mnist5k", None, 40)["budget"] == {"unit": "g_steps", "g_steps": 40}
-    with pytest.raises(click.UsageError, match="--g-steps N or --kimg N"):
+    with pytest.raises(click.UsageError, match='No shipped suite trains dataset "mnist5k": say its budget with'):
         _budget_only_plan("default", "mnist5k", None, None)
+    with pytest.raises(click.UsageError, match='Suite "tiny" does not train "mnist5k"'):
+        _budget_only_plan("tiny", "mnist5k", None, None, searched=False)

@@ -68,9 +68,9 @@ def train_command(dataset, generator, discriminator, loss, stabilizers, hparams,
             if plan:
                 click.echo(f'Budget, optimiser and protocol from suite "{base.name}", which trains {dataset} '
                            "(--suite NAME to choose another)")
-        if not plan:
-            plan = _budget_only_plan(base.name, dataset, kimg, g_steps)
         loss = loss or _default_loss(registry, plan, base.name, dataset)
+        if not plan:
+            plan = _budget_only_plan(base.name, dataset, kimg, g_steps, searched=suite is None)
         for kind, name in (("dataset", dataset), ("generator", generator), ("discriminator", discriminator),
                            ("loss", loss), *(("stabilizer", s) for s in stabilizers)):
             registry.get(kind, name)  # unknown names fail here, with a did-you-mean
@@ -95,14 +95,16 @@ def _shipped_plan(dataset: str):
     return None
 
 
-def _budget_only_plan(suite_name: str, dataset: str, kimg, g_steps) -> dict:
-    """No suite trains ``dataset``: the budget must come from the command line."""
+def _budget_only_plan(suite_name: str, dataset: str, kimg, g_steps, searched: bool = True) -> dict:
+    """No suite trains ``dataset`` (``searched``: no shipped one either): the budget comes from the command line."""
     if g_steps is not None:
         return {"name": dataset, "budget": {"unit": "g_steps", "g_steps": g_steps}}
     if kimg is not None:
         return {"name": dataset, "budget": {"unit": "kimg", "kimg": kimg}}
-    raise click.UsageError(f'No shipped suite trains dataset "{dataset}" and suite "{suite_name}" has no plan for it: '
-                           "say its budget with --g-steps N or --kimg N (and --loss), or --suite FILE")
+    where = (f'No shipped suite trains dataset "{dataset}"' if searched
+             else f'Suite "{suite_name}" does not train "{dataset}"')
+    raise click.UsageError(f"{where}: say its budget with --g-steps N or --kimg N, or --suite NAME of a suite that "
+                           "trains it")
 
 
 def _default_loss(registry, plan: dict, suite_name: str, dataset: str) -> str:
