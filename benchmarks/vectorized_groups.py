@@ -29,8 +29,8 @@ from ganzoo.contracts import StepContext
 from ganzoo.grid import Filters, build_grid
 from ganzoo.registry import get_registry
 from ganzoo.suite import load_suite, parse_suite
-from ganzoo.train import _build, _d_step, _evaluate, _g_step
-from ganzoo.vectorized.group import _Group
+from ganzoo.train import _d_step, _evaluate, _g_step
+from ganzoo.vectorized.group import _Group, build_member
 
 BASELINES = {"ring8": "mlp/mlp/ns/none", "digits": "dcgan/dcgan/ns/none"}
 
@@ -41,13 +41,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _members(spec, k: int, device: torch.device, root: Path):
-    registry = get_registry()
-    members = []
-    for seed in range(k):
-        r = _build(replace(spec, seed=seed), root / str(seed), device, registry)
-        r.global_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
-        members.append(r)
-    return members
+    return [build_member(replace(spec, seed=seed), root / str(seed), device, get_registry()) for seed in range(k)]
 
 
 def time_single(spec, device: torch.device, steps: int, warmup: int, root: Path) -> tuple[float, float]:

@@ -24,7 +24,7 @@ import torch
 from . import artifacts
 from .build import Models, build_models, eval_generator, resolve_device, sampling
 from .conditional import discriminate, draw_labels, evaluation_labels, generate, is_conditional, num_classes_of
-from .contracts import StepContext
+from .contracts import Stabilizer, StepContext
 from .cpu import describe_cpu
 from .records import DIVERGED, DONE, FAILED, Evaluation, ProtocolRecord, RunResult
 from .registry import Registry, get_registry
@@ -213,10 +213,11 @@ def _d_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
     with _autocast(r):
         with torch.no_grad():
             fake = generate(m.generator, z, ctx.fake_labels)
-        ctx.real, ctx.fake = _augment(m, real, ctx), _augment(m, fake, ctx)
+        ctx.real, ctx.fake = augment(m.stabilizers, real, ctx), augment(m.stabilizers, fake, ctx)
         ctx.real_logits = discriminate(m.discriminator, ctx.real, ctx.real_labels).view(-1)
         ctx.fake_logits = discriminate(m.discriminator, ctx.fake, ctx.fake_labels).view(-1)
-        d_loss = m.loss.d_loss(ctx.real_logits, ctx.fake_logits, **m.d_loss_kwargs) + _penalties(m, "d_penalty", ctx)
+        d_loss = (m.loss.d_loss(ctx.real_logits, ctx.fake_logits, **m.d_loss_kwargs)
+                  + penalties(m.stabilizers, "d_penalty", ctx))
     r.opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     for stabilizer in m.stabilizers:
@@ -233,11 +234,11 @@ def _g_step(r: _Run, ctx: StepContext, batch: int) -> torch.Tensor:
     z = torch.randn(batch, m.generator.latent_dim, generator=r.data_rng, device=r.device)
     ctx.fake_labels = _fake_labels(r, batch) if is_conditional(m.generator) else None
     with _autocast(r):
-        ctx.fake = _augment(m, generate(m.generator, z, ctx.fake_labels), ctx)
+        ctx.fake = augment(m.stabilizers, generate(m.generator, z, ctx.fake_labels), ctx)
         ctx.fake_logits = discriminate(m.discriminator, ctx.fake, ctx.fake_labels).view(-1)
         ctx.real_logits = (discriminate(m.discriminator, ctx.real.detach(), ctx.real_labels).view(-1)
                            if m.loss.uses_real_logits_in_g else None)
-        g_loss = m.loss.g_loss(ctx.fake_logits, ctx.real_logits) + _penalties(m, "g_penalty", ctx)
+        g_loss = m.loss.g_loss(ctx.fake_logits, ctx.real_logits) + penalties(m.stabilizers, "g_penalty", ctx)
     r.opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     for stabilizer in m.stabilizers:
@@ -253,14 +254,16 @@ def _fake_labels(r: _Run, batch: int) -> torch.Tensor:
     return draw_labels(batch, num_classes_of(r.models.generator), r.data_rng, r.device)
 
 
-def _augment(models: Models, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-    for stabilizer in models.stabilizers:
+def augment(stabilizers: list[Stabilizer], x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+    """``x`` as D sees it: each stabilizer's ``augment`` in stack order (a vectorised group calls it too)."""
+    for stabilizer in stabilizers:
         x = stabilizer.augment(x, ctx)
     return x
 
 
-def _penalties(models: Models, hook: str, ctx: StepContext) -> torch.Tensor | int:
-    terms = [getattr(stabilizer, hook)(ctx) for stabilizer in models.stabilizers]
+def penalties(stabilizers: list[Stabilizer], hook: str, ctx: StepContext) -> torch.Tensor | int:
+    """The sum of the stabilizers' ``hook`` (``d_penalty`` or ``g_penalty``) terms; 0 when none gives one."""
+    terms = [getattr(stabilizer, hook)(ctx) for stabilizer in stabilizers]
     return sum(t for t in terms if t is not None)
 
 

@@ -185,6 +185,10 @@ def test_runs_that_cannot_be_grouped_train_alone_and_say_why():
     alone = [u for u in units if not u.vectorized]
     assert len(alone) == 3 and all(u.reason for u in alone)
     assert "one seed" in alone[-1].reason
+    # 3 seeds under a cap of 2: a group of 2 and a seed left alone, which says so.
+    split = plan_units([replace(image, seed=s) for s in range(3)], registry, max_group=2)
+    assert [len(u.specs) for u in split] == [2, 1] and split[0].vectorized and not split[1].vectorized
+    assert "left over" in split[1].reason
 
 
 def test_bench_with_the_vectorized_executor_records_every_seed(tmp_path):

@@ -184,8 +184,7 @@ def _print_vectorized_plan(grid, registry, max_group, finished: set[str]) -> Non
     for unit in units:
         if not unit.vectorized:
             key = f"{unit.specs[0].dataset.name} {unit.specs[0].combination}"
-            reason = unit.reason or "one seed to train: nothing to stack it with"
-            alone[key] = (reason, alone.get(key, ("", 0))[1] + 1)
+            alone[key] = (unit.reason, alone.get(key, ("", 0))[1] + 1)
     if alone:
         click.echo(f"one by one ({sum(n for _, n in alone.values())} runs):")
         for what, (why, n) in alone.items():

@@ -95,7 +95,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
             grouped = sum(len(u.specs) for u in units if u.vectorized)
             echo(f"{grouped} of {len(todo)} runs train in {sum(u.vectorized for u in units)} vectorised groups "
                  f"(at most {runner.max_group} seeds each); the others one by one (--dry-run says why)")
-        if isinstance(runner, ProcessExecutor) and not getattr(runner, "inline", False) and todo:
+        if isinstance(runner, ProcessExecutor) and not runner.inline and todo:
             echo(f"{runner.jobs} {'groups' if runner.name == 'vectorized' else 'runs'} at a time in worker processes "
                  f"of {runner.threads} thread(s) each")
         if runner.note and todo:

@@ -63,6 +63,7 @@ class ProcessExecutor:
 
     name = "processes"
     note = ""
+    inline = False  # VectorizedExecutor trains in this process when worker processes cannot rebuild its registry
 
     def __init__(self, device: str = "auto", jobs: int = 2, threads_per_job: int = 1,
                  options: RunOptions = RunOptions()):

@@ -59,18 +59,22 @@ class GroupStepContext(StepContext):
         return torch.stack(outputs)
 
 
+def global_stream_state(device: torch.device) -> torch.Tensor:
+    """The state of the global random stream that ``device``'s random ops draw from (CPU, or that GPU's)."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
 class _global_stream:
     """Swap the global random stream of ``device`` (CPU or one GPU) in and out; restore the caller's on exit."""
 
     def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
         self.device = device
 
     def get(self) -> torch.Tensor:
-        return torch.cuda.get_rng_state(self.device) if self.cuda else torch.get_rng_state()
+        return global_stream_state(self.device)
 
     def set(self, state: torch.Tensor) -> None:
-        if self.cuda:
+        if self.device.type == "cuda":
             torch.cuda.set_rng_state(state, self.device)
         else:
             torch.set_rng_state(state)
@@ -98,15 +102,8 @@ def train_group(specs: Sequence[RunSpec], run_dirs: Sequence[Path], device: torc
         if state is not None and artifacts.RESULT_KEY in state:
             results[spec.run_id] = RunResult.from_dict(state[artifacts.RESULT_KEY])
             continue
-        # Built as its single run is built, so its global stream stands where its run's would. The members share
-        # one evaluator: built in a fork of the stream, it draws nothing a run would see.
-        r = single._build(spec, Path(run_dir), device, registry, options, evaluator)
+        r = build_member(spec, Path(run_dir), device, registry, options, evaluator)
         evaluator = r.evaluator
-        if is_conditional(r.models.generator) or is_conditional(r.models.discriminator):
-            raise ValueError(f"{spec.combination} is class-conditional: labels do not flow through vectorised groups "
-                             "yet; train it with --executor processes")
-        r.global_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
-        r.started = time.perf_counter()
         if state is not None:
             single._restore(r, state)
         members.append(r)
@@ -118,6 +115,21 @@ def train_group(specs: Sequence[RunSpec], run_dirs: Sequence[Path], device: torc
         for r, result in zip(subgroup, _train(subgroup, registry), strict=True):
             results[r.spec.run_id] = result
     return [results[spec.run_id] for spec in specs]
+
+
+def build_member(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry,
+                 options: single.RunOptions = single.RunOptions(), evaluator=None) -> single._Run:
+    """A group member, built as its single run is built, so its global stream stands where its run's would.
+
+    ``evaluator``: another member's, shared (built in a fork of the stream, it draws nothing a run would see).
+    """
+    r = single._build(spec, run_dir, device, registry, options, evaluator)
+    if is_conditional(r.models.generator) or is_conditional(r.models.discriminator):
+        raise ValueError(f"{spec.combination} is class-conditional: labels do not flow through vectorised groups "
+                         "yet; train it with --executor processes")
+    r.global_rng = global_stream_state(device)
+    r.started = time.perf_counter()
+    return r
 
 
 def _train(members: list[single._Run], registry: Registry) -> list[RunResult]:
@@ -157,7 +169,7 @@ class _Group:
     def __init__(self, members: list[single._Run], registry: Registry):
         self.members = members
         m0 = members[0]
-        self.spec, self.device, self.models = m0.spec, m0.device, m0.models
+        self.spec, self.device = m0.spec, m0.device
         self.optim, self.loss, self.d_loss_kwargs = m0.models.optim, m0.models.loss, m0.models.d_loss_kwargs
         self.K = len(members)
         self.generator = StackedModule([r.models.generator for r in members])
@@ -193,25 +205,16 @@ class _Group:
             zs.append(torch.randn(batch, r.models.generator.latent_dim, generator=r.data_rng, device=self.device))
         return (torch.stack(reals) if real else None), torch.stack(zs)
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        for stabilizer in self.stabilizers:
-            x = stabilizer.augment(x, self.ctx)
-        return x
-
-    def _penalties(self, hook: str) -> torch.Tensor | int:
-        terms = [getattr(stabilizer, hook)(self.ctx) for stabilizer in self.stabilizers]
-        return sum(t for t in terms if t is not None)
-
     def d_step(self, batch: int) -> torch.Tensor:
         ctx, kwargs = self.ctx, self.d_loss_kwargs
         real, z = self._draw(batch, real=True)
         with torch.no_grad():
             fake = self.generator(z)
-        ctx.real, ctx.fake = self._augment(real), self._augment(fake)
+        ctx.real, ctx.fake = single.augment(self.stabilizers, real, ctx), single.augment(self.stabilizers, fake, ctx)
         ctx.real_logits = self.discriminator(ctx.real).reshape(self.K, -1)
         ctx.fake_logits = self.discriminator(ctx.fake).reshape(self.K, -1)
         d_loss = vmap(lambda r, f: self.loss.d_loss(r, f, **kwargs))(ctx.real_logits, ctx.fake_logits)
-        d_loss = d_loss + self._penalties("d_penalty")
+        d_loss = d_loss + single.penalties(self.stabilizers, "d_penalty", ctx)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.sum().backward()  # member k's loss depends on member k's weights only: K gradients at once
         for stabilizer in self.stabilizers:
@@ -224,7 +227,7 @@ class _Group:
     def g_step(self, batch: int) -> torch.Tensor:
         ctx = self.ctx
         _, z = self._draw(batch, real=False)
-        ctx.fake = self._augment(self.generator(z))
+        ctx.fake = single.augment(self.stabilizers, self.generator(z), ctx)
         ctx.fake_logits = self.discriminator(ctx.fake).reshape(self.K, -1)
         if self.loss.uses_real_logits_in_g:
             ctx.real_logits = self.discriminator(ctx.real.detach()).reshape(self.K, -1)
@@ -232,7 +235,7 @@ class _Group:
         else:
             ctx.real_logits = None
             g_loss = vmap(self.loss.g_loss)(ctx.fake_logits)
-        g_loss = g_loss + self._penalties("g_penalty")
+        g_loss = g_loss + single.penalties(self.stabilizers, "g_penalty", ctx)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.sum().backward()
         for stabilizer in self.stabilizers:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..registry import Registry
 from ..spec import RunSpec
 
+ONE_SEED = "one seed to train: nothing to stack it with"
 DEFAULT_MAX_GROUP = 32  # seeds per group; past this, a CPU gains little (the prototype: 3.6x at 8, 2.2x at 32)
 
 
@@ -24,7 +25,7 @@ class Unit:
 
     @property
     def vectorized(self) -> bool:
-        return self.reason is None and len(self.specs) > 1
+        return self.reason is None  # a run alone always says why (plan_units)
 
 
 def why_not_vectorized(spec: RunSpec, registry: Registry) -> str | None:
@@ -63,14 +64,18 @@ def plan_units(specs: list[RunSpec], registry: Registry, max_group: int = DEFAUL
     for members in by_experiment.values():
         why = why_not_vectorized(members[0], registry)
         if why is None and len(members) == 1:
-            why = "one seed to train: nothing to stack it with"
+            why = ONE_SEED
         if why is not None:
             units += [Unit([spec], why) for spec in members]
             continue
         # Near-equal groups (10 seeds under a cap of 8: 5 + 5, not 8 + 2) so no group is nearly empty.
         n_groups = -(-len(members) // max_group)
         size = -(-len(members) // n_groups)
-        units += [Unit(members[i:i + size]) for i in range(0, len(members), size)]
+        for i in range(0, len(members), size):
+            chunk = members[i:i + size]  # one seed is left over when size is 1 (--max-group 1) or 3 seeds split 2 + 1
+            units.append(Unit(chunk) if len(chunk) > 1 else
+                         Unit(chunk, f"the seed left over when the experiment's seeds were split into groups of at "
+                                     f"most {max_group}"))
     # Largest first (a stable sort: the suite's order within a size), so that workers do not sit idle while the
     # last large group trains alone at the end of a sweep.
     return sorted(units, key=lambda unit: -len(unit.specs))

@@ -71,8 +71,8 @@ class StackedModule(nn.Module):
         members: K modules built by one factory (same parameter and buffer names and shapes).
 
     Its parameters (``named_parameters``) are the stacked tensors, so an optimiser or an EMA built on a
-    ``StackedModule`` acts on all members at once. ``member_state_dict(k)`` gives member k's state dict
-    under the original names; ``load_member(k, module)`` copies member k's weights into ``module``.
+    ``StackedModule`` acts on all members at once. ``load_member(k, module)`` copies member k's weights and buffers
+    into ``module``, under the member's own names.
     """
 
     def __init__(self, members: Sequence[nn.Module]):
@@ -83,11 +83,11 @@ class StackedModule(nn.Module):
         # It is kept out of the module tree so that parameters(), state_dict() and EMA copies hold only the stacks.
         object.__setattr__(self, "template", make_vmappable(copy.deepcopy(members[0])))
         self.members = len(members)
-        params, buffers = stack_module_state([make_vmappable(m) for m in members])
+        params, buffers = stack_module_state([make_vmappable(m) for m in members])  # new tensors: no copy needed
         for name, value in params.items():
-            self.register_parameter(_mangle(name), nn.Parameter(value.detach().clone()))
+            self.register_parameter(_mangle(name), nn.Parameter(value.detach()))
         for name, value in buffers.items():
-            self.register_buffer(_mangle(name), value.detach().clone())
+            self.register_buffer(_mangle(name), value)
         self._param_names, self._buffer_names = list(params), list(buffers)
 
     def __getattr__(self, name: str):
@@ -103,7 +103,7 @@ class StackedModule(nn.Module):
 
     def stacked_parameters(self) -> dict[str, nn.Parameter]:
         """The stacked parameters under the members' own names (``net.0.weight``), in the members' order."""
-        return {name: getattr(self, _mangle(name)) for name in self._param_names}
+        return self._state()[0]
 
     def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         params = {n: getattr(self, _mangle(n)) for n in self._param_names}
@@ -118,11 +118,6 @@ class StackedModule(nn.Module):
             return functional_call(self.template, (p, b), inputs)
 
         return vmap(one, in_dims=(0, 0, 0) + (0,) * len(args))(params, buffers, x, *args)
-
-    def member_state_dict(self, k: int) -> dict[str, torch.Tensor]:
-        """Member k's state dict under the member module's own names (what ``module.state_dict()`` holds)."""
-        params, buffers = self._state()
-        return {name: value[k].detach().clone() for name, value in {**params, **buffers}.items()}
 
     @torch.no_grad()
     def load_member(self, k: int, module: nn.Module) -> None:

@@ -104,5 +104,5 @@ class EMA(Stabilizer):
         self.num_updates = members[0].num_updates
 
     def unstack_into(self, k: int, member: EMA) -> None:
-        member.shadow.load_state_dict(self.shadow.member_state_dict(k))
+        self.shadow.load_member(k, member.shadow)
         member.num_updates = self.num_updates
