@@ -169,13 +169,13 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
 
 def _print_vectorized_plan(grid, registry, max_group, finished: set[str]) -> None:
     """Which runs would train in vectorised groups, and why each combination left out of them trains one by one."""
-    from ..vectorized.plan import DEFAULT_MAX_GROUP, plan_units
+    from ..vectorized.plan import DEFAULT_MAX_GROUP, describe_plan, plan_units
 
     todo = [spec for spec in grid.specs if spec.run_id not in finished]
-    units = plan_units(todo, registry, max_group or DEFAULT_MAX_GROUP)
+    max_group = max_group or DEFAULT_MAX_GROUP
+    units = plan_units(todo, registry, max_group)
     groups = [u for u in units if u.vectorized]
-    click.echo(f"\nvectorized: {sum(len(u.specs) for u in groups)} of {len(todo)} runs to train in {len(groups)} "
-               f"groups (at most {max_group or DEFAULT_MAX_GROUP} seeds each)")
+    click.echo(f"\nvectorized: {describe_plan(units, max_group)}")
     for unit in groups:
         spec = unit.specs[0]
         click.echo(f"  group of {len(unit.specs)}: {spec.dataset.name} {spec.combination} seeds "

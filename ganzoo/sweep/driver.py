@@ -91,10 +91,9 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
         runner = make_executor(executor, device, registry, jobs, options=RunOptions(keep_checkpoints),
                                max_group=max_group, **(ray_settings or {}))
         if runner.name == "vectorized" and todo:
-            units = runner.plan(todo)
-            grouped = sum(len(u.specs) for u in units if u.vectorized)
-            echo(f"{grouped} of {len(todo)} runs train in {sum(u.vectorized for u in units)} vectorised groups "
-                 f"(at most {runner.max_group} seeds each); the others one by one (--dry-run says why)")
+            from ..vectorized.plan import describe_plan
+
+            echo(f"{describe_plan(runner.plan(todo), runner.max_group)}; the others one by one (--dry-run says why)")
         if isinstance(runner, ProcessExecutor) and not runner.inline and todo:
             echo(f"{runner.jobs} {'groups' if runner.name == 'vectorized' else 'runs'} at a time in worker processes "
                  f"of {runner.threads} thread(s) each")

@@ -45,6 +45,14 @@ def why_not_vectorized(spec: RunSpec, registry: Registry) -> str | None:
     return None
 
 
+def describe_plan(units: list[Unit], max_group: int) -> str:
+    """One line: how many runs train in how many groups (what ``bench`` and ``--dry-run`` both print)."""
+    groups = [unit for unit in units if unit.vectorized]
+    runs = sum(len(unit.specs) for unit in units)
+    return (f"{sum(len(unit.specs) for unit in groups)} of {runs} runs train in {len(groups)} vectorised "
+            f"group{'' if len(groups) == 1 else 's'} (at most {max_group} seeds each)")
+
+
 def experiment_key(spec: RunSpec) -> str:
     """What a run computes, less its seed: runs with equal keys differ only by seed."""
     canonical = dict(spec.canonical())
