@@ -55,7 +55,7 @@ class Maxout(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.linear(x)
-        return out.view(*out.shape[:-1], -1, self.pieces).max(dim=-1).values
+        return out.view(*out.shape[:-1], -1, self.pieces).amax(dim=-1)
 
 
 class MLPDiscriminator(nn.Module):
