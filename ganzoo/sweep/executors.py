@@ -135,10 +135,14 @@ class ProcessExecutor:
 
 def _death(processes: list) -> str:
     """How a worker process ended, e.g. "killed by SIGKILL", from its exit code."""
+    deadline = time.monotonic() + 10.0
     for process in processes:
-        # The pool reports a broken worker before the kernel has always reaped it; on a loaded machine that
-        # took over a second (the record then read "exit status unknown"), so wait a little longer.
-        process.join(10.0)
+        # The pool reports a broken worker before the kernel has always reaped it, and the pool's own thread
+        # reaps it too: when that thread wins the race, waitpid here fails (ECHILD) and the exit code reads
+        # None until that thread has stored it. So poll until a code appears rather than asking once.
+        process.join(max(0.0, deadline - time.monotonic()))
+        while process.exitcode is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         if process.exitcode is not None and process.exitcode < 0:
             return f"killed by {signal.Signals(-process.exitcode).name}"
         if process.exitcode is not None:
