@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from ganzoo import Dataset, DataSpec, EvalProtocol, FeatureExtractor, Features, UnknownComponentError, hookimpl
+from ganzoo import Dataset, DataSpec, EvalProtocol, FeatureExtractor, Features, UnknownComponentError, cpu, hookimpl
 from ganzoo.metrics import Evaluator
 from ganzoo.metrics.evaluate import resolve_extractor_name
 from ganzoo.metrics.reference import clear_memory_cache
@@ -260,3 +260,39 @@ def test_a_tensor_whose_bytes_changed_in_place_gets_another_content_hash():
     before, version = content_hash(data), data._version
     data.data.copy_(torch.ones(2500, 2))  # .data writes do not bump the version counter
     assert data._version == version and content_hash(data) != before
+
+
+@pytest.mark.skipif(not cpu.can_pin(), reason="the CPU kernels are pinned only on x86-64 with AVX2")
+def test_a_reference_cached_under_other_kernels_is_not_the_one_a_pinned_run_compares_against(tmp_path):
+    """The bug that made results/default irreproducible from a fresh cache: a process with the CPU libraries free
+    (GANZOO_CPU_PINNING=0) wrote the digits reference first, and every later pinned run loaded its features,
+    which differ from pinned ones in their last bits (FID in its eighth digit)."""
+    import os
+    import subprocess
+    import sys
+
+    if any(os.environ.get(key) != value for key, value in cpu.PINNED.items()):
+        pytest.skip("this process does not run the pinned kernels")
+    evaluate_digits = ("import sys, torch; from ganzoo import EvalProtocol; from ganzoo.metrics import Evaluator; "
+                       "from ganzoo.registry import get_registry; torch.set_num_threads(1); "
+                       "d = get_registry().get('dataset', 'digits').build(); "
+                       "p = EvalProtocol(n_fake=100, n_real=1797, metrics=('fid',)); "
+                       "Evaluator(d, p, 'cpu', cache_dir=sys.argv[1])")
+    free = {k: v for k, v in os.environ.items() if k not in cpu.PINNED} | {"GANZOO_CPU_PINNING": "0"}
+    subprocess.run([sys.executable, "-c", evaluate_digits, str(tmp_path / "shared")], env=free, check=True)
+
+    from ganzoo.registry import get_registry
+
+    digits = get_registry().get("dataset", "digits").build()
+    digits_protocol = EvalProtocol(n_fake=100, n_real=1797, metrics=("fid",))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        clear_memory_cache()
+        shared = Evaluator(digits, digits_protocol, "cpu", cache_dir=tmp_path / "shared")
+        clear_memory_cache()
+        own = Evaluator(digits, digits_protocol, "cpu", cache_dir=tmp_path / "own")
+    finally:
+        torch.set_num_threads(threads)
+    assert len(list((tmp_path / "shared").iterdir())) == 2  # the free process's entry and this one's, side by side
+    assert torch.equal(shared.real.features, own.real.features)

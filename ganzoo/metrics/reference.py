@@ -3,6 +3,12 @@
 A reference set is identified by the dataset's name, the split, the number of samples, a hash of the samples
 themselves and the extractor's protocol (name, weights hash, resize ...). A sweep constructs one evaluator
 per run; all runs with an equal protocol share one extraction.
+
+The disk cache also keys on where the features were computed (``computed_on``): the CPU kernels' settings and
+thread count, or the GPU and its TF32 switches. Features computed under other kernels differ in their last
+bits, and a GAN's FID then differs in its eighth digit: a reference that one process computed with the CPU
+libraries free (``GANZOO_CPU_PINNING=0``) and every later pinned run loaded made the committed default
+irreproducible from a fresh cache. Keyed so, a run always compares against features computed as it computes.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..contracts import FeatureExtractor, Features
+from ..cpu import describe_cpu
 from ..download import cache_dir as default_cache_dir
 from ..records import atomic_write, short_hash
 from .features import extract_features, extractor_device
@@ -65,6 +72,17 @@ def reference_key(data: torch.Tensor, extractor: FeatureExtractor, dataset: str,
             **extractor.protocol()}
 
 
+def computed_on(device: torch.device) -> str:
+    """What features computed on ``device`` depend on besides the protocol, e.g. "cpu (1 thread; AMD EPYC, avx512;
+    MKL_CBWR=AVX2,STRICT, ...)" or "cuda (NVIDIA H100 80GB HBM3; tf32 matmul False, cudnn True)"."""
+    if device.type == "cpu":
+        return describe_cpu(torch.get_num_threads())
+    if device.type == "cuda":
+        return (f"cuda ({torch.cuda.get_device_name(device)}; tf32 matmul {torch.backends.cuda.matmul.allow_tf32}, "
+                f"cudnn {torch.backends.cudnn.allow_tf32})")
+    return device.type
+
+
 def key_id(key: dict[str, Any]) -> str:
     return short_hash(key, 20)
 
@@ -104,6 +122,7 @@ def load_or_compute(extractor: FeatureExtractor, data: torch.Tensor, key: dict[s
         The reference set with its features on ``device``.
     """
     device = torch.device(device) if device is not None else (extractor_device(extractor) or data.device)
+    key = {**key, "computed_on": computed_on(device)}
     name = key_id(key)
     if name in _MEMORY:
         return _MEMORY[name].to(device)
