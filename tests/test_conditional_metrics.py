@@ -122,3 +122,57 @@ def test_real_digits_of_their_class_score_the_classifiers_accuracy_on_them(digit
     # Each class's samples are all digits for the label-ignoring one: far from that class's reference digits.
     assert perfect["intra_fid"] < ignoring["intra_fid"] / 4
     assert perfect["fid"] == pytest.approx(ignoring["fid"], rel=0.5)  # FID alone cannot tell them apart
+
+
+# -- the real-data row of a conditional grid -----------------------------------------------------------------
+
+
+def test_the_real_data_row_of_a_conditional_grid_scores_real_digits_drawn_for_their_labels(tmp_path):
+    from ganzoo.grid import build_grid
+    from ganzoo.suite import load_suite
+    from ganzoo.sweep.real_data import real_data_metrics, record_real_data
+    from ganzoo.sweep.store import Store
+
+    registry = get_registry()
+    grid = build_grid(load_suite("conditional-digits"), registry, seeds=[0])
+    store = Store(tmp_path)
+    try:
+        record_real_data(grid, store, "conditional-digits", registry, "cpu", echo=pytest.fail)
+        (row,) = store.references("conditional-digits").values()
+    finally:
+        store.close()
+    spec = next(spec for spec in grid.specs if spec.generator.name == "cond_dcgan")
+    plain, _, _ = real_data_metrics(spec, registry, torch.device("cpu"))
+    labelled = row["metrics"]
+    assert "cond_accuracy" not in plain and {k: labelled[k] for k in plain} == plain  # labels add, change nothing
+
+    # Independently: real digits drawn for their labels score the classifier's accuracy on the digits, and their
+    # intra-FID is small next to that of digits whose labels say nothing (a label-ignoring "generator").
+    dataset = registry.get("dataset", "digits").build()
+    evaluator = Evaluator(dataset, spec.protocol, "cpu")
+    predicted = evaluator.extractor(dataset.data).logits.argmax(1)
+    accuracy = float((predicted == dataset.labels).double().mean())
+    assert labelled["cond_accuracy"] == pytest.approx(accuracy, abs=0.02)  # 1,000 draws, 100 per class
+    gen = torch.Generator().manual_seed(3)
+    order = torch.randint(len(dataset), (spec.protocol.n_fake,), generator=gen)
+    ignoring = evaluate_samples(_stream(lambda i: dataset.data[order[i]]), evaluator, dataset,
+                                evaluation_labels(spec.protocol.n_fake, 10))
+    assert labelled["intra_fid"] < ignoring["intra_fid"] / 4
+
+
+def test_the_real_data_row_of_an_unconditional_grid_has_no_conditional_metrics(tmp_path):
+    from ganzoo.grid import build_grid
+    from ganzoo.suite import load_suite
+    from ganzoo.sweep.real_data import record_real_data
+    from ganzoo.sweep.store import Store
+
+    registry = get_registry()
+    grid = build_grid(load_suite("conditional-digits"), registry, seeds=[0])
+    grid.specs = [spec for spec in grid.specs if spec.generator.name == "dcgan"]
+    store = Store(tmp_path)
+    try:
+        record_real_data(grid, store, "s", registry, "cpu", echo=pytest.fail)
+        (row,) = store.references("s").values()
+    finally:
+        store.close()
+    assert "fid" in row["metrics"] and "cond_accuracy" not in row["metrics"] and "intra_fid" not in row["metrics"]
