@@ -23,6 +23,8 @@ from ganzoo.vectorized.plan import plan_units, why_not_vectorized
 
 SMALL = {"mlp": {"width": 16, "depth": 2}, "dcgan": {"ch": 8}, "resnet_sngan": {"ch": 8},
          "biggan_lite": {"ch": 8}}
+# A conditional component trains with its conditional partner (labels need both sides), on digits' 10 classes.
+CONDITIONAL_PAIRS = {"cond_dcgan": "projection_dcgan", "cond_resnet_sngan": "projection_resnet_sngan"}
 IMAGE_ONLY = {"diffaugment": {"policy": "color,translation,cutout", "cutout_ratio": 0.25},
               "consistency": {"flip": False}}
 
@@ -58,7 +60,12 @@ def spec_for(kind: str, name: str) -> RunSpec:
         return base_spec(name in IMAGE_ONLY, stack=stack, stack_name=name)
     if kind == "loss":
         return base_spec(False, loss=ComponentRef(name, {}))
-    image = "image" in registry.get(kind, name).modalities
+    component = registry.get(kind, name)
+    if "conditional" in component.tags:
+        g = name if kind == "generator" else next(g for g, d in CONDITIONAL_PAIRS.items() if d == name)
+        return base_spec(True, generator=ComponentRef(g, {"ch": 8, "latent_dim": 16}),
+                         discriminator=ComponentRef(CONDITIONAL_PAIRS[g], {"ch": 8}))
+    image = "image" in component.modalities
     hparams = dict(SMALL.get(name, {}))
     if kind == "generator" and image:
         hparams["latent_dim"] = 16
@@ -72,6 +79,9 @@ def test_the_built_in_zoo_declares_what_the_issue_asks():
             assert (kind, name) in declared
     for loss in get_registry().list("loss"):
         assert ("loss", loss.name) in declared
+    for kind, name in [("generator", "cond_dcgan"), ("generator", "cond_resnet_sngan"),
+                       ("discriminator", "projection_dcgan"), ("discriminator", "projection_resnet_sngan")]:
+        assert (kind, name) in declared
     assert {("stabilizer", s) for s in ("spectral_norm", "gradient_penalty", "r1", "ema", "diffaugment", "pac",
                                         "lecam", "instance_noise")} <= declared
 
@@ -79,6 +89,19 @@ def test_the_built_in_zoo_declares_what_the_issue_asks():
 @pytest.mark.parametrize("kind,name", vectorized_components(), ids=lambda v: v)
 def test_a_group_member_equals_its_single_run(kind, name, tmp_path):
     check_vectorized(spec_for(kind, name), get_registry(), seeds=(0, 1), steps=(1, 10), rtol=1e-5, workdir=tmp_path)
+
+
+# The stabilizers that call D again (with the labels of what it judges), normalise or average its weights, or
+# change its inputs: with a conditional pair, labels ride along with the stacked batches.
+LABEL_TOUCHING = ["gradient_penalty", "r1", "r2", "consistency", "spectral_norm", "ema", "diffaugment", "lecam"]
+
+
+@pytest.mark.filterwarnings("ignore:intra_fid")  # 6 samples a class in 64-d features: a tiny protocol
+@pytest.mark.parametrize("stabilizer", LABEL_TOUCHING)
+def test_a_conditional_member_equals_its_single_run_with_a_stabilizer(stabilizer, tmp_path):
+    spec = replace(spec_for("generator", "cond_dcgan"), stack=(ComponentRef(stabilizer, IMAGE_ONLY.get(stabilizer, {})),),
+                   stack_name=stabilizer)
+    check_vectorized(spec, get_registry(), seeds=(0, 1), steps=(3,), rtol=1e-5, workdir=tmp_path)
 
 
 @pytest.mark.parametrize("image", [False, True], ids=["ring8-mlp", "digits-dcgan"])

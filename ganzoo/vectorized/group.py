@@ -28,7 +28,7 @@ from torch.func import vmap
 
 from .. import artifacts
 from .. import train as single
-from ..conditional import is_conditional
+from ..conditional import discriminate, generate, is_conditional
 from ..contracts import StepContext
 from ..records import RunResult
 from ..registry import Registry
@@ -124,9 +124,6 @@ def build_member(spec: RunSpec, run_dir: Path, device: torch.device, registry: R
     ``evaluator``: another member's, shared (built in a fork of the stream, it draws nothing a run would see).
     """
     r = single._build(spec, run_dir, device, registry, options, evaluator)
-    if is_conditional(r.models.generator) or is_conditional(r.models.discriminator):
-        raise ValueError(f"{spec.combination} is class-conditional: labels do not flow through vectorised groups "
-                         "yet; train it with --executor processes")
     r.global_rng = global_stream_state(device)
     r.started = time.perf_counter()
     return r
@@ -172,6 +169,7 @@ class _Group:
         self.spec, self.device = m0.spec, m0.device
         self.optim, self.loss, self.d_loss_kwargs = m0.models.optim, m0.models.loss, m0.models.d_loss_kwargs
         self.K = len(members)
+        self.conditional = is_conditional(m0.models.generator)  # G(z, y), D(x, y): labels stacked like the batches
         self.generator = StackedModule([r.models.generator for r in members])
         self.discriminator = StackedModule([r.models.discriminator for r in members])
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.optim.lr_g, betas=self.optim.betas)
@@ -196,23 +194,35 @@ class _Group:
             r.result.device = f"{r.result.device}; {size}"
 
     # ---- one D and one G update of every member -------------------------------------------------------------
-    def _draw(self, batch: int, real: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Each member's real batch (optional) and latents, from its own stream in a single run's order."""
-        reals, zs = [], []
+    def _draw(self, batch: int, real: bool) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor,
+                                                     torch.Tensor | None]:
+        """Each member's real batch (optional) and latents, and for a conditional G their labels, from its own
+        stream in a single run's order (``ganzoo.train._d_step``: real with labels, z, G's labels)."""
+        reals, real_labels, zs, fake_labels = [], [], [], []
         for r in self.members:
-            if real:
+            if real and self.conditional:
+                x, y = r.models.dataset.sample_labelled(batch, r.data_rng)
+                reals.append(x)
+                real_labels.append(y)
+            elif real:
                 reals.append(r.models.dataset.sample(batch, r.data_rng))
             zs.append(torch.randn(batch, r.models.generator.latent_dim, generator=r.data_rng, device=self.device))
-        return (torch.stack(reals) if real else None), torch.stack(zs)
+            if self.conditional:
+                fake_labels.append(single._fake_labels(r, batch))
+
+        def stack(tensors: list[torch.Tensor]) -> torch.Tensor | None:
+            return torch.stack(tensors) if tensors else None
+
+        return stack(reals), stack(real_labels), torch.stack(zs), stack(fake_labels)
 
     def d_step(self, batch: int) -> torch.Tensor:
         ctx, kwargs = self.ctx, self.d_loss_kwargs
-        real, z = self._draw(batch, real=True)
+        real, ctx.real_labels, z, ctx.fake_labels = self._draw(batch, real=True)
         with torch.no_grad():
-            fake = self.generator(z)
+            fake = generate(self.generator, z, ctx.fake_labels)
         ctx.real, ctx.fake = single.augment(self.stabilizers, real, ctx), single.augment(self.stabilizers, fake, ctx)
-        ctx.real_logits = self.discriminator(ctx.real).reshape(self.K, -1)
-        ctx.fake_logits = self.discriminator(ctx.fake).reshape(self.K, -1)
+        ctx.real_logits = discriminate(self.discriminator, ctx.real, ctx.real_labels).reshape(self.K, -1)
+        ctx.fake_logits = discriminate(self.discriminator, ctx.fake, ctx.fake_labels).reshape(self.K, -1)
         d_loss = vmap(lambda r, f: self.loss.d_loss(r, f, **kwargs))(ctx.real_logits, ctx.fake_logits)
         d_loss = d_loss + single.penalties(self.stabilizers, "d_penalty", ctx)
         self.opt_d.zero_grad(set_to_none=True)
@@ -226,11 +236,11 @@ class _Group:
 
     def g_step(self, batch: int) -> torch.Tensor:
         ctx = self.ctx
-        _, z = self._draw(batch, real=False)
-        ctx.fake = single.augment(self.stabilizers, self.generator(z), ctx)
-        ctx.fake_logits = self.discriminator(ctx.fake).reshape(self.K, -1)
+        _, _, z, ctx.fake_labels = self._draw(batch, real=False)
+        ctx.fake = single.augment(self.stabilizers, generate(self.generator, z, ctx.fake_labels), ctx)
+        ctx.fake_logits = discriminate(self.discriminator, ctx.fake, ctx.fake_labels).reshape(self.K, -1)
         if self.loss.uses_real_logits_in_g:
-            ctx.real_logits = self.discriminator(ctx.real.detach()).reshape(self.K, -1)
+            ctx.real_logits = discriminate(self.discriminator, ctx.real.detach(), ctx.real_labels).reshape(self.K, -1)
             g_loss = vmap(self.loss.g_loss)(ctx.fake_logits, ctx.real_logits)
         else:
             ctx.real_logits = None

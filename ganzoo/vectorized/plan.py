@@ -36,9 +36,6 @@ def why_not_vectorized(spec: RunSpec, registry: Registry) -> str | None:
     refs += [("stabilizer", ref) for ref in spec.stack]
     for kind, ref in refs:
         component = registry.get(kind, ref.name)
-        if "conditional" in component.tags:
-            return f'{kind} "{component.name}" is class-conditional: labels do not flow through vectorised groups yet'
-
         if not component.vectorized:
             return (f'{kind} "{component.name}" does not declare vectorized=True '
                     f"({component.distribution or component.plugin or 'its plugin'} registers it without it)")

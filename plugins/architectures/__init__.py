@@ -100,8 +100,10 @@ def signature_defaults(factory) -> dict:
 
 
 # Checked stacked under vmap, member by member against single runs (tests/test_vectorized.py). A timm backbone is
-# any of hundreds of models, not all of whose layers vmap supports: its runs train one by one.
-VECTORIZED = {"mlp", "dcgan", "resnet_sngan", "biggan_lite"}
+# any of hundreds of models, not all of whose layers vmap supports: its runs train one by one. AC-GAN's D is
+# left out: the acgan stabilizer calls its classify head, which a stacked D does not batch.
+VECTORIZED = {"mlp", "dcgan", "resnet_sngan", "biggan_lite",
+              "cond_dcgan", "cond_resnet_sngan", "projection_dcgan", "projection_resnet_sngan"}
 
 
 def _register_all(register, table: dict) -> None:
@@ -113,7 +115,7 @@ def _register_all(register, table: dict) -> None:
 def _register_conditional(register, table: dict) -> None:
     for name, (factory, description, reference, compat, tags, pairing) in table.items():
         register(name, factory, description=description, reference=reference, tags=tags,
-                 defaults=signature_defaults(factory), **compat, **pairing)
+                 defaults=signature_defaults(factory), vectorized=name in VECTORIZED, **compat, **pairing)
 
 
 @hookimpl
