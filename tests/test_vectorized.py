@@ -99,8 +99,8 @@ LABEL_TOUCHING = ["gradient_penalty", "r1", "r2", "consistency", "spectral_norm"
 @pytest.mark.filterwarnings("ignore:intra_fid")  # 6 samples a class in 64-d features: a tiny protocol
 @pytest.mark.parametrize("stabilizer", LABEL_TOUCHING)
 def test_a_conditional_member_equals_its_single_run_with_a_stabilizer(stabilizer, tmp_path):
-    spec = replace(spec_for("generator", "cond_dcgan"), stack=(ComponentRef(stabilizer, IMAGE_ONLY.get(stabilizer, {})),),
-                   stack_name=stabilizer)
+    stack = (ComponentRef(stabilizer, IMAGE_ONLY.get(stabilizer, {})),)
+    spec = replace(spec_for("generator", "cond_dcgan"), stack=stack, stack_name=stabilizer)
     check_vectorized(spec, get_registry(), seeds=(0, 1), steps=(3,), rtol=1e-5, workdir=tmp_path)
 
 
