@@ -55,10 +55,9 @@ def test_default_bench_trains_every_component_and_reruns_nothing(tmp_path):
     assert "Ranked by **mode_kl**" in markdown and "Ranked by **FID**" in markdown
     assert markdown.count("### Findings") == 2
 
-    # KNOWN GAP: importing ganzoo pins the kernels into os.environ, so this condition is false and the comparison
-    # does not run. Enabled (pinned settings in force), 51 of 110 fresh runs differ from results/default on the
-    # development machine: see the closing note of the vectorised-seeds issue. Left as it was until explained.
-    if cpu.can_pin() and all(key not in os.environ for key in cpu.PINNED) and os.environ.get(cpu.OPT_OUT) != "0":
+    # Compare wherever the pinned kernels are in force (importing ganzoo sets them unless the user set others or
+    # opted out) and the CPU can run them: the README promises these numbers on any x86-64 CPU with AVX2.
+    if cpu.can_pin() and all(os.environ.get(key) == value for key, value in cpu.PINNED.items()):
         committed = pd.read_csv(COMMITTED).set_index("run_id").sort_index()
         fresh = runs.set_index("run_id").sort_index()
         assert list(fresh.index) == list(committed.index), "the default's run ids changed: retrain results/default"
