@@ -8,6 +8,10 @@ seeds. Agreement means no test rejects; the table it prints is the README's ("Ve
 
     python benchmarks/vectorized_agreement.py                                  # trains the groups (~6 min, 2 cores)
     python benchmarks/vectorized_agreement.py --vectorized DIR/default/runs.csv   # compare runs already trained
+
+``--suite conditional-digits`` does the same for the conditional suite's projection pairs (4 seeds each, one
+group of 4 per pair) against ``results/conditional-digits``: FID, ``cond_accuracy`` and ``intra_fid``. With 4
+seeds the paired Wilcoxon test cannot reach p < 0.125, so there Welch's test is the one that could reject.
 """
 
 from __future__ import annotations
@@ -25,32 +29,50 @@ from ganzoo.suite import load_suite
 from ganzoo.sweep import bench
 
 ROOT = Path(__file__).resolve().parents[1]
-# dataset, G and D, headline, log scale
-BASELINES = [("ring8", "mlp", "mode_kl", True), ("ring8", "mlp", "modes", False),
-             ("digits", "dcgan", "fid", True), ("digits", "dcgan", "classes", False)]
+# Per suite: the rows compared, as (dataset, G, D, loss, stack, headline, log scale), and the committed single runs.
+SUITES = {
+    "default": {
+        "single": ROOT / "results" / "default" / "runs.csv",
+        "rows": [("ring8", "mlp", "mlp", "ns", "none", "mode_kl", True),
+                 ("ring8", "mlp", "mlp", "ns", "none", "modes", False),
+                 ("digits", "dcgan", "dcgan", "ns", "none", "fid", True),
+                 ("digits", "dcgan", "dcgan", "ns", "none", "classes", False)],
+    },
+    "conditional-digits": {
+        "single": ROOT / "results" / "conditional-digits" / "runs.csv",
+        "rows": [(pair[0], *pair[1:], metric, log)
+                 for pair in [("digits", "cond_dcgan", "projection_dcgan", "ns", "none"),
+                              ("digits", "cond_resnet_sngan", "projection_resnet_sngan", "ns", "none")]
+                 for metric, log in [("fid", True), ("cond_accuracy", False), ("intra_fid", True)]],
+    },
+}
 
 
-def train_vectorized(folder: Path) -> Path:
-    filters = Filters(generator=("mlp", "dcgan"), discriminator=("mlp", "dcgan"), loss=("ns",),
-                      stabilizer=("none",), dataset=("ring8", "digits"))
-    bench(load_suite("default"), folder, filters=filters, device="cpu", executor="vectorized", progress=False,
+def train_vectorized(suite: str, folder: Path) -> Path:
+    rows = SUITES[suite]["rows"]
+    filters = Filters(generator=tuple({r[1] for r in rows}), discriminator=tuple({r[2] for r in rows}),
+                      loss=tuple({r[3] for r in rows}), stabilizer=tuple({r[4] for r in rows}),
+                      dataset=tuple({r[0] for r in rows}))
+    bench(load_suite(suite), folder, filters=filters, device="cpu", executor="vectorized", progress=False,
           echo=lambda *_: None)
-    return folder / "default" / "runs.csv"
+    return folder / suite / "runs.csv"
 
 
-def baseline(runs: pd.DataFrame, dataset: str, arch: str, metric: str) -> pd.Series:
-    rows = runs[(runs["dataset"] == dataset) & (runs["generator"] == arch) & (runs["discriminator"] == arch)
-                & (runs["loss"] == "ns") & (runs["stack"] == "none")]
+def row_values(runs: pd.DataFrame, dataset: str, generator: str, discriminator: str, loss: str, stack: str,
+               metric: str) -> pd.Series:
+    rows = runs[(runs["dataset"] == dataset) & (runs["generator"] == generator)
+                & (runs["discriminator"] == discriminator) & (runs["loss"] == loss) & (runs["stack"] == stack)]
     return pd.Series(pd.to_numeric(rows[metric]).values, index=rows["seed"].astype(int).values).sort_index()
 
 
-def compare(single_csv: Path, vectorized_csv: Path) -> list[str]:
+def compare(single_csv: Path, vectorized_csv: Path, rows: list[tuple]) -> list[str]:
     single = pd.read_csv(single_csv, keep_default_na=False)
     vectorized = pd.read_csv(vectorized_csv, keep_default_na=False)
-    lines = ["| dataset | headline | seeds | single runs (mean) | vectorised (mean) | Welch p | paired Wilcoxon p |",
-             "|---|---|---|---|---|---|---|"]
-    for dataset, arch, metric, log in BASELINES:
-        x, y = baseline(single, dataset, arch, metric), baseline(vectorized, dataset, arch, metric)
+    lines = ["| dataset | row | headline | seeds | single runs (mean) | vectorised (mean) | Welch p | "
+             "paired Wilcoxon p |", "|---|---|---|---|---|---|---|---|"]
+    for dataset, generator, discriminator, loss, stack, metric, log in rows:
+        x = row_values(single, dataset, generator, discriminator, loss, stack, metric)
+        y = row_values(vectorized, dataset, generator, discriminator, loss, stack, metric)
         x = x[x.index.isin(y.index)]
         y = y[y.index.isin(x.index)]
         a, b = (np.log(x), np.log(y)) if log else (x, y)
@@ -61,8 +83,8 @@ def compare(single_csv: Path, vectorized_csv: Path) -> list[str]:
             diff = a.values - b.values
             wilcoxon = f"{stats.wilcoxon(diff).pvalue:.2f}" if np.any(diff != 0) else "equal"
         mean = "geometric mean" if log else "mean"
-        lines.append(f"| {dataset} | {metric} ({mean}{', log scale' if log else ''}) | {len(x)} | "
-                     f"{_mean(x, log):.3f} | {_mean(y, log):.3f} | {welch} | {wilcoxon} |")
+        lines.append(f"| {dataset} | {generator}/{discriminator} | {metric} ({mean}{', log scale' if log else ''}) | "
+                     f"{len(x)} | {_mean(x, log):.3f} | {_mean(y, log):.3f} | {welch} | {wilcoxon} |")
     return lines
 
 
@@ -72,14 +94,17 @@ def _mean(values: pd.Series, log: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--single", type=Path, default=ROOT / "results" / "default" / "runs.csv")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="default")
+    parser.add_argument("--single", type=Path, default=None, help="runs.csv of single runs (default: committed)")
     parser.add_argument("--vectorized", type=Path, default=None, help="runs.csv of vectorised runs already trained")
     args = parser.parse_args()
+    suite = SUITES[args.suite]
+    single = args.single or suite["single"]
     if args.vectorized is not None:
-        print("\n".join(compare(args.single, args.vectorized)))
+        print("\n".join(compare(single, args.vectorized, suite["rows"])))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        print("\n".join(compare(args.single, train_vectorized(Path(tmp)))))
+        print("\n".join(compare(single, train_vectorized(args.suite, Path(tmp)), suite["rows"])))
 
 
 if __name__ == "__main__":
