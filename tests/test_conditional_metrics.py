@@ -127,23 +127,32 @@ def test_real_digits_of_their_class_score_the_classifiers_accuracy_on_them(digit
 # -- the real-data row of a conditional grid -----------------------------------------------------------------
 
 
-def test_the_real_data_row_of_a_conditional_grid_scores_real_digits_drawn_for_their_labels(tmp_path):
+def _real_data_row(conditional_digits_grid_filter, tmp_path):
+    """The real-data row ``record_real_data`` stores for conditional-digits' seed-0 grid, filtered; and the grid."""
     from ganzoo.grid import build_grid
     from ganzoo.suite import load_suite
-    from ganzoo.sweep.real_data import real_data_metrics, record_real_data
+    from ganzoo.sweep.real_data import record_real_data
     from ganzoo.sweep.store import Store
 
     registry = get_registry()
     grid = build_grid(load_suite("conditional-digits"), registry, seeds=[0])
+    grid.specs = [spec for spec in grid.specs if conditional_digits_grid_filter(spec)]
     store = Store(tmp_path)
     try:
         record_real_data(grid, store, "conditional-digits", registry, "cpu", echo=pytest.fail)
         (row,) = store.references("conditional-digits").values()
     finally:
         store.close()
+    return row["metrics"], grid
+
+
+def test_the_real_data_row_of_a_conditional_grid_scores_real_digits_drawn_for_their_labels(tmp_path):
+    from ganzoo.sweep.real_data import real_data_metrics
+
+    registry = get_registry()
+    labelled, grid = _real_data_row(lambda spec: True, tmp_path)
     spec = next(spec for spec in grid.specs if spec.generator.name == "cond_dcgan")
     plain, _, _ = real_data_metrics(spec, registry, torch.device("cpu"))
-    labelled = row["metrics"]
     assert "cond_accuracy" not in plain and {k: labelled[k] for k in plain} == plain  # labels add, change nothing
 
     # Independently: real digits drawn for their labels score the classifier's accuracy on the digits, and their
@@ -161,18 +170,5 @@ def test_the_real_data_row_of_a_conditional_grid_scores_real_digits_drawn_for_th
 
 
 def test_the_real_data_row_of_an_unconditional_grid_has_no_conditional_metrics(tmp_path):
-    from ganzoo.grid import build_grid
-    from ganzoo.suite import load_suite
-    from ganzoo.sweep.real_data import record_real_data
-    from ganzoo.sweep.store import Store
-
-    registry = get_registry()
-    grid = build_grid(load_suite("conditional-digits"), registry, seeds=[0])
-    grid.specs = [spec for spec in grid.specs if spec.generator.name == "dcgan"]
-    store = Store(tmp_path)
-    try:
-        record_real_data(grid, store, "s", registry, "cpu", echo=pytest.fail)
-        (row,) = store.references("s").values()
-    finally:
-        store.close()
-    assert "fid" in row["metrics"] and "cond_accuracy" not in row["metrics"] and "intra_fid" not in row["metrics"]
+    metrics, _ = _real_data_row(lambda spec: spec.generator.name == "dcgan", tmp_path)
+    assert "fid" in metrics and "cond_accuracy" not in metrics and "intra_fid" not in metrics
