@@ -96,12 +96,5 @@ def _labelled_metrics(dataset, evaluator, device: torch.device) -> dict[str, flo
     for c, members in enumerate(by_class):
         where = labels == c
         index[where] = members[torch.randint(len(members), (int(where.sum()),), generator=rng, device=device)]
-    drawn = 0
-
-    def sample(k: int) -> torch.Tensor:
-        nonlocal drawn
-        batch = dataset.data[index[drawn: drawn + k].to(dataset.data.device)]
-        drawn += k
-        return batch
-
-    return {name: float(value) for name, value in evaluator(sample, labels=labels).items()}
+    samples = dataset.data[index.to(dataset.data.device)]  # the evaluator takes a tensor and batches it itself
+    return {name: float(value) for name, value in evaluator(samples, labels=labels).items()}
