@@ -1,7 +1,11 @@
 """From a suite and the registry to the list of run specs: the benchmark grid.
 
-Only combinations that can run are kept; every combination left out is reported with its reason
-(a vector MLP never meets an image discriminator; label smoothing never meets the hinge loss).
+Each axis has levels (the suite's components patterns; in a crossed design, the command line's filters
+replace them for the axes they name); the design combines them into cells (one-factor rows around a
+baseline, the full cross product, or a balanced fraction of it: ``design.py``). Only cells that can run are
+kept; every combination left out is reported with its reason (a vector MLP never meets an image
+discriminator; label smoothing never meets the hinge loss), and every component asked for that trains in no
+run is named with why (``Grid.untrained``).
 """
 
 from __future__ import annotations
@@ -13,17 +17,37 @@ from typing import Any
 
 from .components import PLURALS, Component
 from .contracts import DataSpec
+from .coverage import FILTERED, INCOMPATIBLE, KIND_OF_AXIS, TRAINS, UNSAMPLED, Coverage, asked_for, untrained
+from .design import balance, fractional_cells, pairs_covered, pairwise_size
 from .registry import Registry
 from .spec import Budget, ComponentRef, RunSpec
-from .suite import AXES, DatasetPlan, Suite, SuiteError
+from .suite import AXES, CROSSED_DESIGNS, DatasetPlan, Suite, SuiteError
 
-KIND_OF_AXIS = {"generator": "generator", "discriminator": "discriminator", "loss": "loss", "stack": "stabilizer"}
+
+@dataclass
+class DesignSummary:
+    """One dataset's design, as the dry run prints it."""
+
+    dataset: str
+    design: str
+    levels: dict[str, list[str]]  # axis -> the levels the design combines
+    crossed: int  # cells of the cross product of the levels (one-factor: rows of the design)
+    compatible: int  # of them, those whose components can run together
+    cells: list[str]  # the combinations that train, after the filters
+    baseline: str = ""  # one-factor designs
+    seed: int | None = None  # fractional designs: the seed that picked the cells
+    asked_cells: int | None = None  # fractional designs: the cells asked for, before capping at ``compatible``
+    balance: dict[str, tuple[int, int]] = field(default_factory=dict)  # fractional: axis -> min, max cells per level
+    pairs: tuple[int, int] | None = None  # fractional: pairs of levels in its cells, of those compatible cells hold
 
 
 @dataclass
 class Grid:
     specs: list[RunSpec] = field(default_factory=list)
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (combination or component, reason)
+    designs: list[DesignSummary] = field(default_factory=list)
+    # Components asked for that train in no run: (kind and name, {dataset: why}).
+    untrained: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -36,16 +60,22 @@ class Filters:
     stabilizer: tuple[str, ...] = ()
     dataset: tuple[str, ...] = ()
 
+    def of_axis(self, axis: str) -> tuple[str, ...]:
+        return getattr(self, KIND_OF_AXIS[axis])
+
     def keeps(self, combo: dict[str, Any], stack_name: str, dataset: str) -> bool:
+        return not self.failing(combo, stack_name, dataset)
+
+    def failing(self, combo: dict[str, Any], stack_name: str, dataset: str) -> list[str]:
+        """The filters a combination does not match, as the command line spells them."""
         def match(patterns, *names):
             return not patterns or any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
 
         stack_members = [c.name for c in combo["stack"]] or ["none"]
-        return (match(self.generator, combo["generator"].name)
-                and match(self.discriminator, combo["discriminator"].name)
-                and match(self.loss, combo["loss"].name)
-                and match(self.stabilizer, stack_name, *stack_members)
-                and match(self.dataset, dataset))
+        names = {"generator": [combo["generator"].name], "discriminator": [combo["discriminator"].name],
+                 "loss": [combo["loss"].name], "stabilizer": [stack_name, *stack_members], "dataset": [dataset]}
+        return [" ".join(f"--{kind} {p}" for p in getattr(self, kind))
+                for kind, of_combo in names.items() if not match(getattr(self, kind), *of_combo)]
 
 
 def explain_empty(suite: Suite, registry: Registry, filters: Filters, **grid_args) -> str:
@@ -63,6 +93,10 @@ def explain_empty(suite: Suite, registry: Registry, filters: Filters, **grid_arg
         if patterns:
             alone = build_grid(suite, registry, Filters(**{field_.name: patterns}), **grid_args)
             lines.append(f"  --{field_.name} {' '.join(patterns)}: keeps {len(alone.specs)} runs on its own")
+    for what, by_dataset in build_grid(suite, registry, filters, **grid_args).untrained:
+        kind, name = what.split(" ", 1)
+        if any(fnmatch.fnmatchcase(name, p) for p in getattr(filters, "stabilizer" if kind == "stack" else kind)):
+            lines.append(f"  {what}: " + "; ".join(f"{dataset}: {why}" for dataset, why in by_dataset.items()))
     return "\n".join(lines)
 
 
@@ -88,21 +122,25 @@ def build_grid(suite: Suite, registry: Registry, filters: Filters = Filters(), s
     """Every run spec of ``suite``: compatible combinations (by the suite's design) x seeds."""
     grid = Grid()
     stacks = resolve_stacks(suite, registry)
+    coverages = []
     for plan in suite.datasets:
         if filters.dataset and not any(fnmatch.fnmatchcase(plan.dataset.name, p) for p in filters.dataset):
             continue
-        _plan_grid(plan, suite, registry, stacks, filters, seeds, kimg, grid, g_steps)
+        coverages.append(_plan_grid(plan, suite, registry, stacks, filters, seeds, kimg, grid, g_steps))
+    asked = asked_for(registry, {axis: filters.of_axis(axis) for axis in AXES}, stacks)
+    grid.untrained = untrained(asked, grid.specs, coverages)
     return grid
 
 
 def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict[str, list[ComponentRef]],
                filters: Filters, seeds: list[int] | None, kimg: float | None, grid: Grid,
-               g_steps: int | None = None) -> None:
+               g_steps: int | None = None) -> Coverage:
     dataset_component = registry.get("dataset", plan.dataset.name)
     dataset_hparams = dataset_component.hparams(plan.dataset.hparams)
     spec = data_spec_of(dataset_component, dataset_hparams)
     dataset_ref = ComponentRef(dataset_component.name, dataset_hparams)
-    candidates = _candidates(plan, registry, stacks, spec, dataset_ref.name, grid)
+    patterns = _axis_patterns(plan, suite.design, filters)
+    candidates = _candidates(patterns, registry, stacks, spec, dataset_ref.name, grid)
     budget = plan.budget if kimg is None else _with_kimg(plan.budget, kimg, dataset_ref.name)
     budget = budget if g_steps is None else _with_g_steps(budget, g_steps, dataset_ref.name)
     # An extra row may name what the one-factor sweep leaves out (WGAN-GP's loss and stack only make sense
@@ -111,15 +149,37 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     seeds_of = _seeds_of_rows(plan, suite, seeds)
     combos = list(_design(suite.design, plan, candidates, dataset_ref.name, extra_allowed))
     _check_row_seeds(plan, combos, dataset_ref.name)
+    coverage = Coverage(dataset_ref.name, spec, suite.design, candidates, patterns,
+                        {name: [ref.name for ref in refs] for name, refs in stacks.items()},
+                        baseline=_label(plan.baseline) if suite.design == "one-factor" else "")
+    compatible = []
     for combo_names in combos:
         combo = _resolve(combo_names, plan, registry, stacks)
-        label = "/".join(combo_names[a] for a in AXES)
         reason = _incompatibility(combo, dataset_component)
         if reason:
-            grid.left_out.append((f"{dataset_ref.name}: {label}", reason))
+            coverage.outcomes[_cell(combo_names)] = (INCOMPATIBLE, reason)
+            grid.left_out.append((f"{dataset_ref.name}: {_label(combo_names)}", reason))
+        else:
+            compatible.append((combo_names, combo))
+    summary = _summary(plan, suite, candidates, combos, compatible)
+    if suite.design == "fractional":
+        # A seeded, balanced sample of the compatible cells; each dataset draws its own from the same seed.
+        levels, cells = [candidates[a] for a in AXES], [_cell(names) for names, _ in compatible]
+        chosen = fractional_cells(levels, cells, summary.asked_cells, seed=f"{suite.fraction.seed}/{dataset_ref.name}")
+        for cell in set(cells) - set(chosen):
+            coverage.outcomes[cell] = (UNSAMPLED, f"the fractional design trains {len(chosen)} of the {len(cells)} "
+                                                  "compatible cells (--cells or --fraction sizes it)")
+        compatible = [(names, combo) for names, combo in compatible if _cell(names) in set(chosen)]
+        summary.balance = dict(zip(AXES, balance(chosen, levels), strict=True)) if chosen else {}
+        summary.pairs = pairs_covered(chosen, cells, len(AXES))
+    for combo_names, combo in compatible:
+        failing = filters.failing(combo, combo_names["stack"], dataset_ref.name)
+        if failing:
+            coverage.outcomes[_cell(combo_names)] = (FILTERED, f"{_label(combo_names)} does not pass "
+                                                               f"{'; '.join(failing)}")
             continue
-        if not filters.keeps(combo, combo_names["stack"], dataset_ref.name):
-            continue
+        coverage.outcomes[_cell(combo_names)] = (TRAINS, "")
+        summary.cells.append(_label(combo_names))
         for seed in seeds_of(combo_names):
             grid.specs.append(RunSpec(
                 dataset=dataset_ref,
@@ -135,6 +195,31 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
                 protocol=plan.protocol,
                 compute=plan.compute,
             ))
+    grid.designs.append(summary)
+    return coverage
+
+
+def _summary(plan: DatasetPlan, suite: Suite, candidates: dict[str, list[str]], combos: list[dict[str, str]],
+             compatible: list) -> DesignSummary:
+    summary = DesignSummary(plan.dataset.name, suite.design, candidates, len(combos), len(compatible), [])
+    if suite.design == "one-factor":
+        summary.baseline = _label(plan.baseline)
+    elif suite.design == "fractional":
+        levels = [candidates[a] for a in AXES]
+        fraction = suite.fraction
+        summary.seed = fraction.seed
+        summary.asked_cells = (fraction.cells if fraction.cells is not None
+                               else max(1, round(fraction.fraction * len(compatible))) if fraction.fraction is not None
+                               else pairwise_size(levels) if all(levels) else 0)
+    return summary
+
+
+def _cell(names: dict[str, str]) -> tuple[str, ...]:
+    return tuple(names[a] for a in AXES)
+
+
+def _label(names: dict[str, str]) -> str:
+    return "/".join(names[a] for a in AXES)
 
 
 def _seeds_of_rows(plan: DatasetPlan, suite: Suite, seeds: list[int] | None):
@@ -192,12 +277,28 @@ def _with_g_steps(budget: Budget, g_steps: int, dataset: str) -> Budget:
     return replace(budget, g_steps=int(g_steps), eval_every_g_steps=every)
 
 
-def _candidates(plan, registry, stacks, spec, dataset_name, grid) -> dict[str, list[str]]:
+def _axis_patterns(plan: DatasetPlan, design: str, filters: Filters) -> dict[str, dict[str, Any]]:
+    """Per axis, the patterns that choose its levels: the suite's components tables; in a crossed design, the
+    command line's filters instead for the axes they name (they select levels: the design crosses them)."""
+    patterns = {axis: {"include": [], "exclude": [], **plan.components.get(axis, {}), "from_filters": False}
+                for axis in AXES}
+    if design in CROSSED_DESIGNS:
+        for axis in AXES:
+            if filters.of_axis(axis):
+                patterns[axis] = {"include": list(filters.of_axis(axis)), "exclude": [], "from_filters": True}
+    return patterns
+
+
+def _candidates(patterns, registry, stacks, spec, dataset_name, grid) -> dict[str, list[str]]:
     out = {}
     for axis in AXES:
-        patterns = plan.components.get(axis, {"include": [], "exclude": []})
         if axis == "stack":
-            names = [n for n in stacks if _matches(n, patterns)]
+            names = [n for n in stacks if _matches(n, patterns[axis])]
+            if patterns[axis]["from_filters"]:  # a --stabilizer that names no stack selects the stacks holding it
+                names += [n for n in stacks if n not in names and any(
+                    not any(fnmatch.fnmatchcase(s, p) for s in stacks)
+                    and any(fnmatch.fnmatchcase(ref.name, p) for ref in stacks[n])
+                    for p in patterns[axis]["include"])]
             keep = []
             for name in names:
                 try:
@@ -212,7 +313,7 @@ def _candidates(plan, registry, stacks, spec, dataset_name, grid) -> dict[str, l
             out[axis] = keep
             continue
         keep = []
-        for component in registry.list(KIND_OF_AXIS[axis], patterns["include"], patterns["exclude"]):
+        for component in registry.list(KIND_OF_AXIS[axis], patterns[axis]["include"], patterns[axis]["exclude"]):
             reason = component.incompatibility(spec)
             if reason:
                 grid.left_out.append((f"{dataset_name}: {axis} {component.name}", reason))
@@ -231,13 +332,13 @@ def _matches(name: str, patterns: dict[str, list[str]]) -> bool:
 
 def _design(design: str, plan: DatasetPlan, candidates: dict[str, list[str]], dataset_name: str,
             extra_allowed: dict[str, tuple[str, ...]] | None = None):
-    """Yield {axis: name} combinations: the full cross product, or one factor at a time around the baseline.
+    """Yield {axis: name} combinations: the cross product, or one factor at a time around the baseline.
 
     ``extra_allowed``: per axis, the names an extra row may use beyond the candidates (registered and
     compatible, but left out of the one-factor sweep by the suite's patterns).
     """
     extra_allowed = extra_allowed or {}
-    if design == "full":
+    if design in CROSSED_DESIGNS:  # a fractional design samples the cross product
         for values in itertools.product(*(candidates[a] for a in AXES)):
             yield dict(zip(AXES, values, strict=True))
         return

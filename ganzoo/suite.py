@@ -24,7 +24,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_SUITE = "default"
-DESIGNS = ("one-factor", "full")
+DESIGNS = ("one-factor", "full", "fractional")
+CROSSED_DESIGNS = ("full", "fractional")  # analysed as effects across cells, not rows against a baseline
 AXES = ("generator", "discriminator", "loss", "stack")
 TOP_LEVEL_KEYS = {"name", "description", "design", "seeds", "budget", "optim", "eval", "stacks", "auto_stacks",
                   "datasets", "components", "hparams", "compute"}
@@ -61,6 +62,31 @@ class DatasetPlan:
     compute: Compute = Compute()  # fp32, no channels_last, no compile: the leaderboards' default
 
 
+@dataclass(frozen=True)
+class Fraction:
+    """How many cells of the crossed grid a fractional design trains, and the seed that picks them.
+
+    ``cells`` or ``fraction`` (of the compatible cells); neither: enough cells for every pair of levels of
+    the two largest axes to appear once. The same seed picks the same cells.
+    """
+
+    cells: int | None = None
+    fraction: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.cells is not None and self.fraction is not None:
+            raise ValueError("give the fractional design's size as cells or as fraction, not both")
+        if self.cells is not None and (not isinstance(self.cells, int) or isinstance(self.cells, bool)
+                                       or self.cells < 1):
+            raise ValueError(f"cells must be a positive integer, got {self.cells!r}")
+        if self.fraction is not None and (isinstance(self.fraction, bool) or not isinstance(self.fraction, int | float)
+                                          or not 0 < self.fraction <= 1):
+            raise ValueError(f"fraction must be a number in (0, 1], got {self.fraction!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+
+
 @dataclass
 class Suite:
     name: str
@@ -72,6 +98,7 @@ class Suite:
     datasets: list[DatasetPlan]
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    fraction: Fraction = Fraction()  # the fractional design's size and seed (fractional designs only)
 
 
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -112,9 +139,7 @@ def load_suite(name_or_path: str | None = None) -> Suite:
 def parse_suite(raw: dict[str, Any], source: str = "<suite>", default_name: str = "suite") -> Suite:
     where = f"Suite {source}"
     _no_unknown(raw, TOP_LEVEL_KEYS, where)
-    design = raw.get("design", "one-factor")
-    if design not in DESIGNS:
-        raise SuiteError(f'{where}: design must be one of {DESIGNS}, got "{design}"')
+    design, fraction = _design(raw.get("design", "one-factor"), where)
     seeds = _seeds(raw.get("seeds", 1), where)
     stacks = {"none": []}
     for stack_name, entries in raw.get("stacks", {}).items():
@@ -138,7 +163,36 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", default_name: str 
         datasets=plans,
         source=source,
         raw=raw,
+        fraction=fraction,
     )
+
+
+def with_design(suite: Suite, design: str | None, fraction: Fraction | None = None) -> Suite:
+    """``suite`` under another design (``bench --design``), its fraction's size and seed replaced by ``fraction``.
+
+    A design other than the suite's own trains under the name SUITE-DESIGN, so that its runs never join the
+    suite's own in one leaderboard. Crossing a one-factor suite drops its ``baseline_seeds`` and ``row_seeds``:
+    they weigh the rows a baseline is compared with, and every cell of a crossed design trains the same seeds.
+    """
+    design = design or suite.design
+    if design not in DESIGNS:
+        raise SuiteError(f'design must be one of {", ".join(DESIGNS)}, got "{design}"')
+    if fraction is not None and design != "fractional":
+        raise SuiteError(f"--cells, --fraction and --design-seed size a fractional design; suite {suite.name} "
+                         f'has design "{design}": add --design fractional')
+    if design == suite.design and fraction is None:
+        return suite
+    datasets = suite.datasets
+    if design == "one-factor":
+        for plan in datasets:
+            missing = [axis for axis in AXES if axis not in plan.baseline]
+            if missing:
+                raise SuiteError(f"--design one-factor needs a baseline for every axis; suite {suite.name}, dataset "
+                                 f"{plan.dataset.name} has none for {missing}: add baseline = {{ ... }} there")
+    elif suite.design == "one-factor":
+        datasets = [dataclasses.replace(plan, baseline_seeds=None, row_seeds=[]) for plan in datasets]
+    name = suite.name if design == suite.design else f"{suite.name}-{design}"
+    return dataclasses.replace(suite, name=name, design=design, datasets=datasets, fraction=fraction or suite.fraction)
 
 
 def with_seed_offset(suite: Suite, offset: int) -> Suite:
@@ -153,6 +207,24 @@ def with_seed_offset(suite: Suite, offset: int) -> Suite:
         dataclasses.replace(plan, seeds=shift(plan.seeds), baseline_seeds=shift(plan.baseline_seeds),
                             row_seeds=[{**row, "seeds": shift(row["seeds"])} for row in plan.row_seeds])
         for plan in suite.datasets])
+
+
+def _design(value: Any, where: str) -> tuple[str, Fraction]:
+    """``design = "full"``, or a table for a fractional design: ``{ name = "fractional", cells = 24, seed = 0 }``."""
+    example = 'e.g. design = "full" or design = { name = "fractional", cells = 24, seed = 0 }'
+    table = value if isinstance(value, dict) else {"name": value}
+    name = table.get("name")
+    if name not in DESIGNS:
+        raise SuiteError(f'{where}: design must be one of {DESIGNS}, got "{name}"; {example}')
+    size = {k: v for k, v in table.items() if k != "name"}
+    unknown = sorted(set(size) - {"cells", "fraction", "seed"})
+    if unknown or (size and name != "fractional"):
+        raise SuiteError(f"{where}: design {name!r} takes no {', '.join(unknown or sorted(size))}; only a "
+                         f"fractional design takes cells or fraction, and seed; {example}")
+    try:
+        return name, Fraction(**size)
+    except ValueError as exc:
+        raise SuiteError(f"{where}: design: {exc}") from exc
 
 
 def _row_seeds(value: Any, where: str) -> list[dict[str, Any]]:
@@ -241,8 +313,12 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         raise SuiteError(f"{where}: {exc}") from exc
     baseline = dict(entry.get("baseline", {}))
     missing = [axis for axis in AXES if axis not in baseline]
-    if missing and raw.get("design", "one-factor") == "one-factor":
+    design = _design(raw.get("design", "one-factor"), where)[0]
+    if missing and design == "one-factor":
         raise SuiteError(f"{where}: a one-factor suite needs a baseline for every axis; missing {missing}")
+    if design in CROSSED_DESIGNS and ("baseline_seeds" in entry or "row_seeds" in entry):
+        raise SuiteError(f"{where}: baseline_seeds and row_seeds weigh the rows of a one-factor design; in a "
+                         f"{design} design every cell trains the same seeds (seeds = N)")
     baseline.setdefault("stack", "none")
     components: dict[str, dict[str, list[str]]] = {}
     for table in (raw.get("components", {}), entry.get("components", {})):

@@ -21,7 +21,7 @@ LAYERS = {
     "api": {"hookspecs", "plugins", "registry", "components", "contracts", "judgement", "checks", "download", "cpu",
             "files", "conditional"},
     "run": {"spec", "suite", "grid", "build", "train", "artifacts", "records", "pictures", "evaluate", "metrics",
-            "reproducibility", "vectorized"},
+            "reproducibility", "vectorized", "design", "coverage"},
     "sweep": {"sweep"},
     "report": {"report"},
     "top": {"cli", "testing", "__init__", "__main__", "scaffold"},

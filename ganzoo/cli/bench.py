@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -52,6 +53,19 @@ def _filter_options(func):
 @click.option("--g-steps", type=click.IntRange(min=1), default=None,
               help="Override a budget counted in G steps (keeps its number of evaluations).")
 @_filter_options
+@click.option("--design", type=click.Choice(["one-factor", "full", "fractional"]), default=None,
+              help="How each axis's levels combine (default: the suite's design). one-factor: the suite's baseline "
+              "and one change at a time; full: every cell of the cross product; fractional: a seeded, balanced "
+              "sample of those cells. In full and fractional designs the filters select each axis's levels. "
+              "A design other than the suite's trains as suite SUITE-DESIGN. See docs/designs.md.")
+@click.option("--cells", type=click.IntRange(min=1), default=None,
+              help="With --design fractional: the cells to train per dataset (default: enough for every pair of "
+              "levels of the two largest axes).")
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="With --design fractional: the share of the compatible cells to train, instead of --cells.")
+@click.option("--design-seed", type=int, default=None,
+              help="With --design fractional: the seed that picks the cells (default: the suite's, else 0); the "
+              "same seed picks the same cells.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu or cuda[:N]. With --executor ray: the cluster's.")
 @click.option("--executor", type=click.Choice(["auto", "inline", "processes", "vectorized", "ray"]), default="auto",
@@ -84,7 +98,8 @@ def _filter_options(func):
 @click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, generator_patterns,
-                  discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns, device, executor,
+                  discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns, design, cells,
+                  fraction, design_seed, device, executor,
                   max_group, jobs,
                   address, runs_per_gpu, ray_storage, precision, channels_last, compile_, keep_checkpoints, dry_run,
                   no_estimate, progress):
@@ -114,13 +129,28 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
     registry = get_registry()
     warn_errors(registry)
     _check_patterns(registry, filters)
+    if cells is not None and fraction is not None:
+        raise click.UsageError("--cells and --fraction both size a fractional design: give one of them.")
     with user_errors():
         seed_list = list(range(seed_offset, seed_offset + seeds)) if seeds else None
-        _run_bench(registry, with_seed_offset(load_suite(suite), seed_offset), filters, seed_list,
+        the_suite = _with_design(load_suite(suite), design, cells, fraction, design_seed)
+        _run_bench(registry, with_seed_offset(the_suite, seed_offset), filters, seed_list,
                    {"kimg": kimg, "g_steps": g_steps}, results_dir, device, executor, jobs, dry_run, no_estimate,
                    progress, keep_checkpoints=keep_checkpoints, ray_settings=ray_settings,
                    compute={"precision": precision, "channels_last": channels_last, "compile": compile_},
                    max_group=max_group)
+
+
+def _with_design(the_suite, design, cells, fraction, seed):
+    """The suite under ``--design``; ``--cells``, ``--fraction`` and ``--design-seed`` replace its fraction's."""
+    from ..suite import Fraction, with_design
+
+    if cells is None and fraction is None and seed is None:
+        return with_design(the_suite, design)
+    own = the_suite.fraction
+    if cells is None and fraction is None:
+        cells, fraction = own.cells, own.fraction
+    return with_design(the_suite, design, Fraction(cells, fraction, own.seed if seed is None else seed))
 
 
 def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, device, executor, jobs, dry_run,
@@ -150,7 +180,7 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
         estimates = None if no_estimate else estimate(grid, registry=registry, device=device,
                                                        threads=1 if parallel > 1 else None, skip=finished,
                                                        on_probe=lambda what: click.echo(f"timing {what}", err=True))
-        _print_grid(grid, estimates, parallel, finished)
+        _print_grid(grid, estimates, parallel, finished, the_suite)
         if executor == "vectorized":
             _print_vectorized_plan(grid, registry, max_group, finished)
         return
@@ -163,6 +193,10 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
                f"{counts[FAILED]} {FAILED}; {len(summary.skipped)} already finished.")
     for path in summary.report_paths:
         click.echo(f"wrote {path}")
+    _print_untrained(summary.grid)
+    if summary.grid.left_out:
+        click.echo(f"left out: {len(summary.grid.left_out)} combinations or components that cannot run "
+                   "(--dry-run names each with its reason)")
     if counts[FAILED]:
         sys.exit(1)
 
@@ -205,7 +239,7 @@ def _finished_runs(results_dir: Path, suite: str) -> set[str]:
         store.close()
 
 
-def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = frozenset()) -> None:
+def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = frozenset(), suite=None) -> None:
     """The grid, one row per run: its estimate, "finished" for runs the store holds, or why its probe failed."""
     seconds = estimates.seconds if estimates else {}
     failures = estimates.failures if estimates else {}
@@ -221,9 +255,12 @@ def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = fr
              "budget": f"{s.budget.kimg if s.budget.unit == 'kimg' else s.budget.g_steps} {s.budget.unit}",
              "est_s": est(s)} for s in grid.specs]
     click.echo(table(rows, ["run_id", "dataset", "combination", "seed", "budget", "est_s"]))
+    click.echo("")
+    for line in describe_designs(grid, suite):
+        click.echo(line)
     combos = {(s.dataset.name, s.combination) for s in grid.specs}
     todo = len(grid.specs) - len(finished & {s.run_id for s in grid.specs})
-    click.echo(f"\n{len(grid.specs)} runs: {len(combos)} combinations x seeds; {todo} to train"
+    click.echo(f"{len(grid.specs)} runs: {len(combos)} combinations x seeds; {todo} to train"
                + (f", {len(grid.specs) - todo} already finished" if todo < len(grid.specs) else ""))
     if seconds:
         total = sum(v for v in seconds.values() if not math.isnan(v))
@@ -240,8 +277,53 @@ def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = fr
         click.echo(f"\nprobe failed ({len(by_combination)} combinations; their runs would fail the same way):")
         for what, why in by_combination.items():
             click.echo(f"  {what}: {why}")
+    _print_untrained(grid)
     if grid.left_out:
         click.echo(f"\nleft out ({len(grid.left_out)}):")
         for what, why in grid.left_out:
             click.echo(f"  {what}: {why}")
 
+
+
+def _print_untrained(grid) -> None:
+    """Every component asked for that trains in no run, with why on each dataset: nothing is dropped silently."""
+    if grid.untrained:
+        click.echo(f"\nasked for, but trains in no run ({len(grid.untrained)}):")
+        for what, by_dataset in grid.untrained:
+            if len(by_dataset) == 1:
+                click.echo(f"  {what}: {': '.join(next(iter(by_dataset.items())))}")
+                continue
+            click.echo(f"  {what}:")
+            for dataset, why in by_dataset.items():
+                click.echo(f"    {dataset}: {why}")
+
+
+def describe_designs(grid, suite=None) -> list[str]:
+    """Per dataset: the design, its levels and cells and, for a fractional design, how balanced it is."""
+    lines = []
+    if suite is not None:
+        lines.append(f"suite {suite.name}: {suite.design} design")
+    for design in grid.designs:
+        levels = " x ".join(f"{axis} ({len(names)})" for axis, names in design.levels.items())
+        if design.design == "one-factor":
+            lines.append(f"design: {design.dataset}: one-factor around {design.baseline}: {design.crossed} rows, "
+                         f"{design.compatible} compatible, {len(design.cells)} pass the filters")
+            continue
+        lines.append(f"design: {design.dataset}: {design.design}, {levels} = {design.crossed} cells, "
+                     f"{design.compatible} compatible, {len(design.cells)} to train")
+        for axis, names in design.levels.items():
+            lines.append(f"  {axis}: {', '.join(names) or '(none that can run)'}")
+        if design.design == "fractional":
+            capped = (f" (--cells asks {design.asked_cells}: every compatible cell)"
+                      if design.asked_cells > design.compatible else "")
+            lines.append(f"  fraction: seed {design.seed}, {min(design.asked_cells, design.compatible)} of "
+                         f"{design.compatible} compatible cells{capped}")
+            if design.balance:
+                spread = ", ".join(f"{axis} {lo}-{hi}" for axis, (lo, hi) in design.balance.items())
+                lines.append(f"  balance (fewest-most cells per level): {spread}")
+            if design.pairs:
+                lines.append(f"  pairs of levels of two axes in its cells: {design.pairs[0]} of the "
+                             f"{design.pairs[1]} the compatible cells hold")
+        lines += textwrap.wrap(f"cells ({len(design.cells)}): {', '.join(design.cells) or 'none'}", width=116,
+                               initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False)
+    return lines
