@@ -21,7 +21,7 @@ from .coverage import FILTERED, INCOMPATIBLE, KIND_OF_AXIS, TRAINS, UNSAMPLED, C
 from .design import balance, fractional_cells, pairs_covered, pairwise_size
 from .registry import Registry
 from .spec import Budget, ComponentRef, RunSpec
-from .suite import AXES, CROSSED_DESIGNS, DatasetPlan, Suite, SuiteError
+from .suite import AXES, CROSSED_DESIGNS, DatasetPlan, Fraction, Suite, SuiteError
 
 
 @dataclass
@@ -163,15 +163,7 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
             compatible.append((combo_names, combo))
     summary = _summary(plan, suite, candidates, combos, compatible)
     if suite.design == "fractional":
-        # A seeded, balanced sample of the compatible cells; each dataset draws its own from the same seed.
-        levels, cells = [candidates[a] for a in AXES], [_cell(names) for names, _ in compatible]
-        chosen = fractional_cells(levels, cells, summary.asked_cells, seed=f"{suite.fraction.seed}/{dataset_ref.name}")
-        for cell in set(cells) - set(chosen):
-            coverage.outcomes[cell] = (UNSAMPLED, f"the fractional design trains {len(chosen)} of the {len(cells)} "
-                                                  "compatible cells (--cells or --fraction sizes it)")
-        compatible = [(names, combo) for names, combo in compatible if _cell(names) in set(chosen)]
-        summary.balance = dict(zip(AXES, balance(chosen, levels), strict=True)) if chosen else {}
-        summary.pairs = pairs_covered(chosen, cells, len(AXES))
+        compatible = _fraction(compatible, candidates, suite.fraction, summary, coverage)
     for combo_names, combo in compatible:
         failing = filters.failing(combo, combo_names["stack"], dataset_ref.name)
         if failing:
@@ -204,14 +196,28 @@ def _summary(plan: DatasetPlan, suite: Suite, candidates: dict[str, list[str]], 
     summary = DesignSummary(plan.dataset.name, suite.design, candidates, len(combos), len(compatible), [])
     if suite.design == "one-factor":
         summary.baseline = _label(plan.baseline)
-    elif suite.design == "fractional":
-        levels = [candidates[a] for a in AXES]
-        fraction = suite.fraction
-        summary.seed = fraction.seed
-        summary.asked_cells = (fraction.cells if fraction.cells is not None
-                               else max(1, round(fraction.fraction * len(compatible))) if fraction.fraction is not None
-                               else pairwise_size(levels) if all(levels) else 0)
     return summary
+
+
+def _fraction(compatible: list, candidates: dict[str, list[str]], fraction: Fraction, summary: DesignSummary,
+              coverage: Coverage) -> list:
+    """A fractional design's cells: a seeded, balanced sample of the compatible ones (each dataset draws its own
+    from the suite's seed); ``summary`` gets its size, balance and pairs, ``coverage`` the cells it leaves out."""
+    levels, cells = [candidates[a] for a in AXES], [_cell(names) for names, _ in compatible]
+    if fraction.cells is not None:
+        size = fraction.cells
+    elif fraction.fraction is not None:
+        size = max(1, round(fraction.fraction * len(cells)))
+    else:  # enough for every pair of levels of the two largest axes
+        size = pairwise_size(levels) if all(levels) else 0
+    chosen = fractional_cells(levels, cells, size, seed=f"{fraction.seed}/{coverage.dataset}")
+    for cell in set(cells) - set(chosen):
+        coverage.outcomes[cell] = (UNSAMPLED, f"the fractional design trains {len(chosen)} of the {len(cells)} "
+                                              "compatible cells (--cells or --fraction sizes it)")
+    summary.seed, summary.asked_cells = fraction.seed, size
+    summary.balance = dict(zip(AXES, balance(chosen, levels), strict=True)) if chosen else {}
+    summary.pairs = pairs_covered(chosen, cells, len(AXES))
+    return [(names, combo) for names, combo in compatible if _cell(names) in set(chosen)]
 
 
 def _cell(names: dict[str, str]) -> tuple[str, ...]:
@@ -294,11 +300,8 @@ def _candidates(patterns, registry, stacks, spec, dataset_name, grid) -> dict[st
     for axis in AXES:
         if axis == "stack":
             names = [n for n in stacks if _matches(n, patterns[axis])]
-            if patterns[axis]["from_filters"]:  # a --stabilizer that names no stack selects the stacks holding it
-                names += [n for n in stacks if n not in names and any(
-                    not any(fnmatch.fnmatchcase(s, p) for s in stacks)
-                    and any(fnmatch.fnmatchcase(ref.name, p) for ref in stacks[n])
-                    for p in patterns[axis]["include"])]
+            if patterns[axis]["from_filters"]:
+                names += _stacks_holding(stacks, patterns[axis]["include"], names)
             keep = []
             for name in names:
                 try:
@@ -321,6 +324,14 @@ def _candidates(patterns, registry, stacks, spec, dataset_name, grid) -> dict[st
                 keep.append(component.name)
         out[axis] = keep
     return out
+
+
+def _stacks_holding(stacks: dict[str, list[ComponentRef]], patterns: list[str], chosen: list[str]) -> list[str]:
+    """The stacks (beyond ``chosen``) that hold a stabilizer a pattern matches, for the patterns that match no
+    stack's name: ``--stabilizer ema`` selects "spectral_norm+ema" when no stack is called "ema"."""
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(name, p) for name in stacks)]
+    return [name for name in stacks if name not in chosen
+            and any(fnmatch.fnmatchcase(ref.name, p) for ref in stacks[name] for p in unmatched)]
 
 
 def _matches(name: str, patterns: dict[str, list[str]]) -> bool:

@@ -194,3 +194,11 @@ def test_bench_names_what_trains_in_no_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Trained 1 runs" in result.output
     assert "stabilizer image_only: blobs: stabilizer image_only supports image data, not vector" in result.output
+
+
+def test_a_stabilizer_filter_that_names_no_stack_selects_the_stacks_that_hold_it():
+    raw = {"name": "x", "design": "full", "auto_stacks": False, "budget": {"kimg": 1}, "datasets": [{"name": "ring8"}],
+           "stacks": {"sn_ema": ["spectral_norm", "ema"], "ttur": ["ttur"]}}
+    grid = build_grid(parse_suite(raw), REGISTRY, Filters(loss=("ns",), stabilizer=("ema", "none")))
+    assert sorted(spec.stack_name for spec in grid.specs) == ["none", "sn_ema"]
+    assert not [what for what, _ in grid.untrained if what.startswith(("stabilizer", "stack"))]
