@@ -314,7 +314,7 @@ def describe_designs(grid, suite=None) -> list[str]:
         for axis, names in design.levels.items():
             lines.append(f"  {axis}: {', '.join(names) or '(none that can run)'}")
         if design.design == "fractional":
-            capped = (f" (--cells asks {design.asked_cells}: every compatible cell)"
+            capped = (f" (asked for {design.asked_cells}: every compatible cell trains)"
                       if design.asked_cells > design.compatible else "")
             lines.append(f"  fraction: seed {design.seed}, {min(design.asked_cells, design.compatible)} of "
                          f"{design.compatible} compatible cells{capped}")
