@@ -6,7 +6,7 @@ trials a coverage near 95% is measured to +/-0.5 points (one standard error 0.24
 
 Where the method's assumptions hold (normal seeds; logs of log-normal seeds) the coverage must be 95% +/- 2.5
 points. Where they do not (a fifth of the seeds collapsing; t on raw log-normal seeds; the percentile bootstrap)
-the coverage is what it is, and must equal the table in README "Statistics" within 2.5 points, so the docs
+the coverage is what it is, and must equal the table in docs/reading-results.md "Statistics" within 2.5 points, so the docs
 cannot drift from the code.
 """
 
@@ -58,7 +58,7 @@ def bootstrap_means(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 def coverage(method: str, dist: str, n: int, seed: int = 0) -> float:
-    """The share of samples whose 95% interval holds the true value. Methods (the README's rows):
+    """The share of samples whose 95% interval holds the true value. Methods (the rows of docs/reading-results.md):
 
     t: ``t_interval`` of the mean; welch: ``welch_interval`` of mean(b) - mean(a); log: exp of the t interval of
     the logs, of the geometric mean; log-welch: the log-scale ratio of geometric means (``contrast``);
@@ -93,8 +93,8 @@ def coverage(method: str, dist: str, n: int, seed: int = 0) -> float:
 
 
 def readme_table() -> dict[tuple[str, str], list[float]]:
-    """README's coverage table: (method, data) -> coverage at n = 3, 5, 10, as fractions."""
-    readme = (ROOT / "README.md").read_text()
+    """docs/reading-results.md's coverage table: (method, data) -> coverage at n = 3, 5, 10, as fractions."""
+    readme = (ROOT / "docs" / "reading-results.md").read_text()
     section = readme.split("### Statistics", 1)[1].split("\n## ", 1)[0]
     table = {}
     for line in section.splitlines():
@@ -107,7 +107,7 @@ def readme_table() -> dict[tuple[str, str], list[float]]:
 
 # Where the assumptions hold: the label is the coverage.
 VALID = [("t", "normal"), ("welch", "normal"), ("log", "lognormal"), ("log-welch", "lognormal")]
-# Where they do not, or the method is not the leaderboard's: the README's measured value.
+# Where they do not, or the method is not the leaderboard's: the documented measured value.
 DOCUMENTED = [("t", "lognormal"), ("t", "mixture"), ("welch", "lognormal"), ("welch", "mixture"),
               ("bootstrap", "normal"), ("bootstrap", "lognormal"), ("bootstrap", "mixture"),
               ("bootstrap-diff", "normal")]
@@ -122,7 +122,7 @@ def test_intervals_cover_their_label_where_their_assumptions_hold(method, dist, 
 @pytest.mark.parametrize(("method", "dist"), VALID + DOCUMENTED)
 def test_measured_coverage_is_the_readme_table(method, dist):
     documented = readme_table().get((method, dist))
-    assert documented is not None, f"README \"Statistics\" has no coverage row for `{method}` | {dist}"
+    assert documented is not None, f"docs/reading-results.md \"Statistics\" has no coverage row for `{method}` | {dist}"
     measured = [coverage(method, dist, n) for n in SIZES]
     assert measured == pytest.approx(documented, abs=TOLERANCE), f"{method} on {dist}: measured {measured}"
 

@@ -1,8 +1,9 @@
-"""Prose that cannot drift from the data: the README's summary of the default quotes the committed Findings.
+"""Prose that cannot drift from the data: the docs' summaries of the default quote the committed Findings.
 
-The README's "What the default leaderboard says" states no comparison of its own: each table's findings
-appear between ``<!-- findings DATASET FINGERPRINT -->`` and ``<!-- /findings -->``, verbatim as
-``ganzoo report`` wrote them in results/default/leaderboard.md (and the replicate's, for the replicate).
+docs/reading-results.md's "What the default leaderboard says" states no comparison of its own: each table's
+findings appear between ``<!-- findings SOURCE DATASET FINGERPRINT -->`` and ``<!-- /findings -->``, verbatim as
+``ganzoo report`` wrote them in SOURCE/leaderboard.md (the default's, and the replicate's for the replicate). The
+README quotes one of them the same way.
 """
 
 import re
@@ -23,15 +24,28 @@ def _section(text: str, heading: str) -> str:
     return text[start:end if end > 0 else None]
 
 
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _summary() -> str:
+    return _section((ROOT / "docs" / "reading-results.md").read_text(), "What the default leaderboard says")
+
+
 def _quotes() -> list[re.Match]:
-    return list(QUOTE.finditer(_section((ROOT / "README.md").read_text(), "What the default leaderboard says")))
+    """Every quoted Findings block in the README and docs/."""
+    return [q for path in DOCS for q in QUOTE.finditer(path.read_text())]
 
 
-def test_the_readme_quotes_every_table_of_the_committed_default_verbatim():
+def test_the_summary_quotes_every_table_of_the_committed_default_verbatim():
     committed = findings_of_markdown((ROOT / "results" / "default" / "leaderboard.md").read_text())
     assert committed, "results/default/leaderboard.md has no Findings: rerun ganzoo report --suite default"
-    quoted = {(q["dataset"], q["fingerprint"]) for q in _quotes() if q["source"] == "results/default"}
-    assert quoted == set(committed), "the README must quote the Findings of every table of results/default"
+    quoted = {(q["dataset"], q["fingerprint"]) for q in QUOTE.finditer(_summary()) if q["source"] == "results/default"}
+    assert quoted == set(committed), "docs/reading-results.md must quote the Findings of every table of results/default"
+
+
+def test_the_readme_quotes_one_committed_table():
+    quoted = list(QUOTE.finditer((ROOT / "README.md").read_text()))
+    assert [q["source"] for q in quoted] == ["results/default"], "the README quotes one table of results/default"
 
 
 @pytest.mark.parametrize("quote", _quotes(), ids=lambda q: f"{q['source']}:{q['dataset']}")
@@ -40,7 +54,7 @@ def test_each_quoted_finding_is_the_reports_own_text(quote):
     findings = findings_of_markdown(board.read_text())
     key = (quote["dataset"], quote["fingerprint"])
     assert key in findings, f"{board} has no table {key}"
-    assert quote["block"] == findings[key], f"the README's quote of {board} {key} differs from the report's Findings"
+    assert quote["block"] == findings[key], f"the docs' quote of {board} {key} differs from the report's Findings"
 
 
 def test_no_file_cites_a_document_the_repository_does_not_hold():
