@@ -6,8 +6,8 @@ trials a coverage near 95% is measured to +/-0.5 points (one standard error 0.24
 
 Where the method's assumptions hold (normal seeds; logs of log-normal seeds) the coverage must be 95% +/- 2.5
 points. Where they do not (a fifth of the seeds collapsing; t on raw log-normal seeds; the percentile bootstrap)
-the coverage is what it is, and must equal the table in docs/reading-results.md "Statistics" within 2.5 points, so the docs
-cannot drift from the code.
+the coverage is what it is, and must equal the table in docs/reading-results.md "Statistics" within 2.5 points,
+so the docs cannot drift from the code.
 """
 
 import re

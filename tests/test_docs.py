@@ -19,7 +19,7 @@ import ganzoo
 from ganzoo import Component, Stabilizer, hookspecs, testing
 from ganzoo.cli import main
 from ganzoo.components import Metric
-from ganzoo.contracts import MODALITIES, DataSpec
+from ganzoo.contracts import MODALITIES
 from ganzoo.testing import check_loss, check_plugin, check_stabilizer, plugin_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def section(text: str, heading: str, level: str = "##") -> str:
     """The body of ``heading`` up to the next heading of the same or a higher level."""
     start = text.index(f"\n{level} {heading}\n")
     rest = text[start + len(heading) + len(level) + 2:]
-    ends = [m.start() for m in re.finditer(r"\n#{1,%d} " % len(level), rest)]
+    ends = [m.start() for m in re.finditer(rf"\n#{{1,{len(level)}}} ", rest)]
     return rest[: ends[0] if ends else None]
 
 
@@ -213,8 +213,9 @@ def test_the_documented_stabilizer_hook_points_are_exactly_the_contracts():
     forgotten hook (the harness calling every one of them is the next two tests)."""
     prose = section(PLUGINS, "register_stabilizers(register)", "###").split("Hook points")[1].split("```")[0]
     documented = set(re.findall(r"`(\w+)\(", prose))
-    assert documented == set(STABILIZER_HOOKS), (f"documented but not hooks: {sorted(documented - set(STABILIZER_HOOKS))};"
-                                                 f" hooks not documented: {sorted(set(STABILIZER_HOOKS) - documented)}")
+    hooks = set(STABILIZER_HOOKS)
+    assert documented == hooks, (f"documented but not hooks: {sorted(documented - hooks)}; "
+                                 f"hooks not documented: {sorted(hooks - documented)}")
 
 
 class _Recorder(Stabilizer):
