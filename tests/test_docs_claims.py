@@ -263,3 +263,51 @@ def test_the_mixtures_table_is_the_committed_runs():
         assert row in text, f"results/README.md has no row starting {row!r}"
         per_seed = ", ".join(str(int(m)) for m in modes)
         assert f"] | {per_seed} |" in text, f"{dataset} {variant}: the per-seed modes are {per_seed}"
+
+
+# -- judgements quoted in docs/reading-results.md -----------------------------------------------------------
+
+JUDGEMENT_ROWS = re.findall(r"^\| (`\w+`(?:, `\w+`)*) \| (.*?) \| (.*?) \| final ([<>]) best × ([0-9.]+) \|$",
+                            (ROOT / "docs" / "reading-results.md").read_text(), re.M)
+
+
+def test_the_judgement_table_covers_the_datasets_with_their_own_judgement():
+    import ganzoo
+
+    own = {c.name for c in ganzoo.get_registry().list("dataset") if c.judgement is not None}
+    documented = {name for row in JUDGEMENT_ROWS for name in re.findall(r"`(\w+)`", row[0])}
+    assert own <= documented, f"docs/reading-results.md's judgement table omits {sorted(own - documented)}"
+
+
+@pytest.mark.parametrize("names,headline,collapse,direction,factor", JUDGEMENT_ROWS, ids=[r[0] for r in JUDGEMENT_ROWS])
+def test_each_judgement_row_is_the_registered_judgement(names, headline, collapse, direction, factor):
+    """Headline and direction, collapse criterion and degradation factor, as each dataset registers them."""
+    import ganzoo
+
+    for name in re.findall(r"`(\w+)`", names):
+        judgement = ganzoo.get_registry().get("dataset", name).judgement
+        assert headline.startswith(f"`{judgement.headline}`"), f"{name} ranks by {judgement.headline}"
+        assert ("lower is better" in headline) == judgement.lower_is_better, f"{name}: direction"
+        if judgement.tiebreak:
+            assert f"ties: `{judgement.tiebreak}`" in headline, f"{name}: tiebreak {judgement.tiebreak}"
+        (criterion,) = judgement.collapse
+        bound = re.fullmatch(r"(\w+) <= (\d+)", criterion)
+        quoted = f"`{criterion}`" in collapse or f"{bound.group(2)} of {judgement.ceiling:g}" in collapse
+        assert quoted, f"{name} collapses when {criterion}, the table says {collapse}"
+        expected = 1 - judgement.degrade_tolerance if not judgement.lower_is_better else 1 + judgement.degrade_tolerance
+        assert direction == (">" if judgement.lower_is_better else "<") and float(factor) == pytest.approx(expected)
+
+
+def test_the_vectorised_agreement_tables_single_runs_are_the_committed_baselines():
+    """docs/scaling.md's 'single runs (mean)' column: the default's 16-seed baselines as results/default holds them."""
+    import numpy as np
+
+    runs = _runs("default")
+    table = {(m[0], m[1]): m[2:] for m in re.findall(r"^\| (ring8|digits) \| (\w+) \(.*?\) \| (\d+) \| ([0-9.]+) \|",
+                                                    (ROOT / "docs" / "scaling.md").read_text(), re.M)}
+    assert set(table) == {("ring8", "mode_kl"), ("ring8", "modes"), ("digits", "fid"), ("digits", "classes")}
+    for (dataset, metric), (seeds, single) in table.items():
+        rows = runs[runs["dataset"] == dataset]
+        baseline = rows[rows["experiment"] == _seeds_per_row(runs, dataset).idxmax()][metric]
+        centre = np.exp(np.log(baseline).mean()) if metric in ("mode_kl", "fid") else baseline.mean()
+        assert int(seeds) == len(baseline) and single == f"{centre:.3f}", (dataset, metric, centre)
