@@ -311,3 +311,21 @@ def test_the_vectorised_agreement_tables_single_runs_are_the_committed_baselines
         baseline = rows[rows["experiment"] == _seeds_per_row(runs, dataset).idxmax()][metric]
         centre = np.exp(np.log(baseline).mean()) if metric in ("mode_kl", "fid") else baseline.mean()
         assert int(seeds) == len(baseline) and single == f"{centre:.3f}", (dataset, metric, centre)
+
+
+def test_the_default_trains_every_built_in_component_but_the_conditional_ones():
+    """README: the default trains every built-in G, D, loss and stabilizer at least once except the class-conditional
+    ones (tagged `conditional`, or the AC-GAN stabilizer that needs such a D)."""
+    import ganzoo
+    from ganzoo.grid import Filters, build_grid
+    from ganzoo.suite import load_suite
+
+    registry = ganzoo.build_registry()
+    specs = build_grid(load_suite("default"), registry, Filters(), seeds=[0]).specs
+    used = {"generator": {s.generator.name for s in specs}, "discriminator": {s.discriminator.name for s in specs},
+            "loss": {s.loss.name for s in specs}, "stabilizer": {part.name for s in specs for part in s.stack}}
+    for kind, names in used.items():
+        left_out = {c.name: c.tags for c in registry.list(kind) if c.name not in names and c.distribution == "ganzoo"}
+        conditional = {name for name, tags in left_out.items() if {"conditional", "auxiliary_classifier"} & set(tags)}
+        assert set(left_out) == conditional, f"the default leaves out {kind}s {sorted(set(left_out) - conditional)}"
+    assert "at least once except the class-conditional ones" in _text("README.md")
