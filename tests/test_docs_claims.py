@@ -329,3 +329,26 @@ def test_the_default_trains_every_built_in_component_but_the_conditional_ones():
         conditional = {name for name, tags in left_out.items() if {"conditional", "auxiliary_classifier"} & set(tags)}
         assert set(left_out) == conditional, f"the default leaves out {kind}s {sorted(set(left_out) - conditional)}"
     assert "at least once except the class-conditional ones" in _text("README.md")
+
+
+CONDITIONAL_ROWS = re.findall(r"^\| (`\w+`(?:, `\w+`)*) \| (generator|discriminator|stabilizer) \|",
+                              (ROOT / "docs" / "conditional.md").read_text(), re.M)
+
+
+@pytest.mark.parametrize("names,kind", CONDITIONAL_ROWS, ids=[r[0] for r in CONDITIONAL_ROWS])
+def test_the_conditional_components_listed_are_registered_as_conditional(names, kind):
+    import ganzoo
+
+    for name in re.findall(r"`(\w+)`", names):
+        tags = ganzoo.get_registry().get(kind, name).tags
+        assert {"conditional", "auxiliary_classifier"} & set(tags), f"{kind} {name} is not tagged conditional"
+
+
+def test_every_built_in_conditional_component_is_listed():
+    import ganzoo
+
+    listed = {name for names, _ in CONDITIONAL_ROWS for name in re.findall(r"`(\w+)`", names)}
+    conditional = {c.name for kind in ("generator", "discriminator", "stabilizer")
+                   for c in ganzoo.get_registry().list(kind)
+                   if c.distribution == "ganzoo" and {"conditional", "auxiliary_classifier"} & set(c.tags)}
+    assert conditional == listed, f"docs/conditional.md's table: {sorted(conditional ^ listed)}"
