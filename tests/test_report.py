@@ -248,3 +248,63 @@ def test_findings_state_decided_rows_ceilings_instability_and_power_and_read_bac
     markdown = to_markdown(board, suite_record=RECORD, judgements={"ring8": modes})
     assert "\n### Findings\n\n" in markdown
     assert findings_of_markdown(markdown) == {("ring8", "p"): text}
+
+
+# --- three verdicts, margins declared in the judgement, and no rank for an untested row -----------------------------
+
+FID_MARGIN = Judgement(headline="fid", scale="log", margin=1.25, margin_reason="within the seeds' own spread")
+
+
+def test_a_margin_is_validated_against_its_scale_and_needs_its_reason():
+    assert FID_MARGIN.margin_bounds(30.0) == pytest.approx((-math.log(1.25), math.log(1.25)))
+    linear = Judgement(headline="modes", lower_is_better=False, margin=0.1, margin_reason="a tenth of a mode")
+    assert linear.margin_bounds(8.0) == pytest.approx((-0.8, 0.8)) and linear.margin_text() == "±10% of the " \
+        "baseline's value"
+    assert Judgement.from_dict(FID_MARGIN.as_dict()) == FID_MARGIN and Judgement().margin_bounds(1.0) is None
+    with pytest.raises(ValueError, match=r"margin on the log scale must lie in \(1, 1.25\]"):
+        Judgement(scale="log", margin=1.5, margin_reason="too wide")
+    with pytest.raises(ValueError, match=r"margin on the linear scale must lie in \(0, 0.1\]"):
+        Judgement(margin=0.2, margin_reason="too wide")
+    with pytest.raises(ValueError, match="needs its margin_reason"):
+        Judgement(scale="log", margin=1.1)
+    # A suite that ranks by another headline drops the dataset's margin, unless it declares one of its own.
+    assert linear.with_overrides({"headline": "mode_kl", "scale": "log", "lower_is_better": True}).margin is None
+    own = linear.with_overrides({"headline": "mode_kl", "scale": "log", "margin": 1.2, "margin_reason": "r"})
+    assert own.margin == 1.2 and linear.with_overrides({"success": ("modes >= 7",)}).margin == 0.1
+
+
+def test_equivalent_needs_the_90_interval_inside_the_margin_and_undecided_says_the_seeds_it_needs():
+    from ganzoo.report.findings import findings
+
+    rng = np.random.default_rng(9)
+    base = np.exp(rng.normal(math.log(30), 0.05, 8))
+    rows = [*fid_seeds("none", base), *fid_seeds("same", np.exp(rng.normal(math.log(30.6), 0.05, 8))),
+            *fid_seeds("vague", [24.0, 40.0, 31.0]), *fid_seeds("one", [20.0])]
+    board = leaderboard(runs(*rows), FID_RECORD, {"digits": FID_MARGIN}).set_index("stack")
+    same = board.loc["same"]
+    # By hand: Welch's 90% interval of the log difference, inside +-log 1.25.
+    a, b = np.log(base), np.log([r["fid"] for r in rows if r["stack"] == "same"])
+    ci = scipy_stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.90)
+    assert (same["diff_90_low"], same["diff_90_high"]) == pytest.approx((ci.low, ci.high))
+    assert same["verdict"] == "equivalent" and -math.log(1.25) < ci.low and ci.high < math.log(1.25)
+    assert board.loc["vague", "verdict"] == "undecided" and board.loc["vague", "seeds_to_decide"] > 3
+    assert board.loc["one", "verdict"] == "too few seeds"
+    # Ranks: the baseline and the two tested rows; the one-seed row is listed last without one.
+    assert board.loc["one", "rank"] != board.loc["one", "rank"]  # NaN
+    assert sorted(board["rank"].dropna()) == [1, 2, 3]
+    text = findings(board.reset_index(), {"digits": FID_MARGIN})[("digits", "p")]
+    assert ("- Equivalent to the baseline on FID (the 90% interval inside the margin ×0.8-1.25: within the seeds' "
+            "own spread): `g/d/ns/same` ×") in text
+    assert (f"`g/d/ns/vague` ({board.loc['vague', 'seeds_to_decide']:.0f}, "
+            f"{board.loc['vague', 'baseline_seeds_to_decide']:.0f})") in text
+    assert "- Too few finished seeds to test (2 are needed), so not ranked: `g/d/ns/one` 1/1." in text
+    markdown = to_markdown(board.reset_index(), suite_record=FID_RECORD, judgements={"digits": FID_MARGIN})
+    assert "| –      | g" in markdown  # the one-seed row's rank cell
+
+
+def test_the_built_in_datasets_declare_their_margins_before_any_run():
+    from ganzoo.registry import get_registry
+
+    for name in ("digits", "ring8", "grid25", "mnist5k"):
+        judgement = get_registry().get("dataset", name).judgement
+        assert judgement.margin is not None and judgement.margin_reason, name

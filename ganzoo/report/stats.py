@@ -763,10 +763,12 @@ def probability_of_improvement(reference, candidate, lower_is_better: bool, n_re
 
     def share(r: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Rows of resamples (k, n_r) and (k, n_c) -> the share of pairs the candidate wins, ties half."""
-        r = np.sort(r, axis=1)
-        below = np.stack([np.searchsorted(row, c_row, side="left") for row, c_row in zip(r, c, strict=True)])
-        at_or_below = np.stack([np.searchsorted(row, c_row, side="right") for row, c_row in zip(r, c, strict=True)])
-        return (below.sum(axis=1) + 0.5 * (at_or_below - below).sum(axis=1)) / (r.shape[1] * c.shape[1])
+        out = np.empty(len(r))
+        rows = max(1, 2**22 // (r.shape[1] * c.shape[1]))  # a block of pair comparisons stays a few MiB
+        for start in range(0, len(r), rows):
+            rb, cb = r[start:start + rows, None, :], c[start:start + rows, :, None]
+            out[start:start + rows] = ((cb > rb).sum(axis=(1, 2)) + 0.5 * (cb == rb).sum(axis=(1, 2)))
+        return out / (r.shape[1] * c.shape[1])
 
     point = float(share(reference[None, :], candidate[None, :])[0])
     if len(reference) < 2 or len(candidate) < 2:
