@@ -35,7 +35,7 @@ from .leaderboard import ALPHA, AXES, EQUIVALENCE_CONFIDENCE, POWER, TABLE_KEYS,
 
 EFFECT_COLUMNS = ["dataset", "fingerprint", "headline", "scale", "axis", "component", "reference", "runs",
                   "reference_runs", "effect", "low", "high", "low_90", "high_90", "coef", "se", "df", "p", "p_holm",
-                  "verdict", "runs_to_decide", "poi", "poi_low", "poi_high", "interacts_with", "note"]
+                  "verdict", "runs_to_decide", "mde", "poi", "poi_low", "poi_high", "interacts_with", "note"]
 INTERACTION_COLUMNS = ["dataset", "fingerprint", "axis", "other", "f", "df_num", "df_den", "p", "p_holm"]
 CELL_COLUMNS = ["dataset", "fingerprint", "axis", "component", "other", "level", "effect", "runs"]
 
@@ -83,6 +83,9 @@ def ols_hc3(x: np.ndarray, y: np.ndarray) -> Fit:
 
 
 def _independent_columns(x: np.ndarray) -> list[int]:
+    """The columns left after dropping each that is a linear combination of the ones before it."""
+    if np.linalg.matrix_rank(x) == x.shape[1]:  # the usual case: one decomposition, no search
+        return list(range(x.shape[1]))
     kept: list[int] = []
     for j in range(x.shape[1]):
         if np.linalg.matrix_rank(x[:, kept + [j]]) == len(kept) + 1:
@@ -185,6 +188,7 @@ def _table_effects(dataset: str, fingerprint: str, table: pd.DataFrame, judgemen
                 "se": se, "df": fit.df, "p": p_i, "p_holm": holm_i,
                 "verdict": "not estimable" if math.isnan(coef) else decided,
                 "runs_to_decide": (math.ceil(factor * len(done) - 1e-9) if math.isfinite(factor) else factor),
+                "mde": on_scale(stats.t_mde(se, fit.df, ALPHA, m, POWER)),
                 "poi": poi[0], "poi_low": poi[1], "poi_high": poi[2],
                 "interacts_with": "+".join(sorted(interacting.get(axis, []))),
                 "note": note if not math.isnan(coef) else "confounded with other components in this design"})

@@ -22,7 +22,7 @@ from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import FINISHED, SuiteRecord
 from ..sweep.store import Store
 from .effects import effects
-from .findings import of_table, power_line, table_findings
+from .findings import effects_power_line, of_table, power_line, table_findings
 from .leaderboard import AXES, leaderboard, metric_directions, row_label
 from .markdown import design_sentence
 from .runs import judgements_of, read_runs
@@ -134,7 +134,8 @@ def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, reco
         "budget": budget_text(group), "baseline": "/".join(baseline[a] for a in AXES) if baseline else None,
         "design": design_sentence(group) if baseline and group["is_baseline"].any() else None,
         "scale": "log" if group["scale"].iloc[0] == "log" else None, "scale_note": group["scale_note"].iloc[0],
-        "power": power_line(group, judgement),
+        "power": (effects_power_line(of_table(analysis, dataset, fingerprint)[0], judgement)
+                  if _effects_rows(of_table(analysis, dataset, fingerprint)) else power_line(group, judgement)),
         "findings": [line[2:] for line in table_findings(group, judgement, analysis)],
         "effects": _effects_rows(of_table(analysis, dataset, fingerprint)), "profile_png": None,
         "reference": reference, "reference_value": (reference or {}).get("metrics", {}).get(judgement.headline),

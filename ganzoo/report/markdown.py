@@ -15,7 +15,7 @@ from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import SuiteRecord
 from ..sweep.store import Store
 from .effects import effects
-from .findings import HEADING, of_table, power_line, table_findings
+from .findings import HEADING, effects_power_line, of_table, power_line, table_findings
 from .leaderboard import AXES, leaderboard, row_label
 from .runs import collector_paused, judgements_of, read_runs
 from .tables import budget_text, effects_table, metric_label, metrics_table, num, ranking_table
@@ -63,15 +63,17 @@ def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: S
         reference = (references or {}).get((dataset, fingerprint))
         parts.append(_header(dataset, fingerprint, group, judgement, SuiteRecord.from_dict(suite_record)))
         parts.append(ranking_table(group, judgement).to_markdown(index=False) + "\n")
-        parts.append(power_line(group, judgement) + "\n")
+        crossed = of_table(analysis, dataset, fingerprint)
+        crossed_power = crossed and len(crossed[0])
+        parts.append((effects_power_line(crossed[0], judgement) if crossed_power else power_line(group, judgement))
+                     + "\n")
         parts.append("All metrics, mean ± sd over finished seeds (↓ lower is better, ↑ higher is better):\n")
         parts.append(metrics_table(group, reference).to_markdown(index=False) + "\n")
         if reference:
             parts.append(f"*real data*: {reference['note']}, {reference['n']} samples through the same protocol; "
                          f"its {metric_label(judgement.headline)} is "
                          f"{num(reference['metrics'].get(judgement.headline, float('nan')))}.\n")
-        crossed = of_table(analysis, dataset, fingerprint)
-        if crossed and len(crossed[0]):
+        if crossed_power:
             parts.append(EFFECTS_INTRO + effects_table(crossed[0]).to_markdown(index=False) + "\n")
         parts.append(f"{HEADING}\n\n" + "\n".join(table_findings(group, judgement, analysis)) + "\n")
     return "\n".join(parts)

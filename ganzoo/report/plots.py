@@ -105,6 +105,7 @@ def performance_profiles(panels: Sequence[tuple[str, Mapping[str, Sequence[float
                     label=f"{component} ({len(finite)})")
         if log:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap
         ax.set_title(axis, fontsize=9)
         ax.set_xlabel(metric_label)
         ax.set_ylabel(f"share of runs {'≤' if lower_is_better else '≥'} x")

@@ -344,6 +344,20 @@ def _critical(alpha: float, m: int, df: float) -> float:
     return float(stats.t.ppf(1 - alpha / (2 * m), df))
 
 
+def t_mde(se: float, df: float, alpha: float = 0.05, m: int = 1, power: float = 0.8) -> float:
+    """The true effect that a two-sided t-test of an estimate with standard error ``se`` on ``df`` degrees of
+    freedom, at level alpha / m, detects with probability ``power`` (noncentral t, the estimate's se taken as
+    known): a regression coefficient's minimum detectable effect. NaN for a NaN or non-positive se or df < 1."""
+    _check_power(alpha, m, power)
+    if se is None or df is None or math.isnan(se) or math.isnan(df) or se <= 0 or df < 1:
+        return math.nan
+    critical = _critical(alpha, m, df)
+    high = critical + 4.0
+    while _power(high, df, critical) < power:
+        high *= 2
+    return optimize.brentq(lambda d: _power(d, df, critical) - power, 0.0, high, xtol=1e-10) * se
+
+
 def mde(n_a: int, n_b: int, sd: float, alpha: float = 0.05, m: int = 1, power: float = 0.8) -> float:
     """Minimum detectable difference: the true difference of means that a two-sided two-sample t-test at level
     alpha / m (the first step of Holm's correction across m comparisons) detects with probability ``power``.
