@@ -242,7 +242,7 @@ def test_findings_state_decided_rows_ceilings_instability_and_power_and_read_bac
     assert (board["row_sd"].iloc[0], board["baseline_sd"].iloc[0]) == pytest.approx((row_sd, base_sd))
     assert board["mde"].iloc[0] == pytest.approx(stats.welch_mde(5, 5, base_sd, row_sd, m=3))
     assert text.endswith(f"- Power: 5 seeds per row, within-row sd {row_sd:.2g}, the baseline's {base_sd:.2g} "
-                         f"(modes); with Welch's test with Holm across 3 comparisons at 0.05, a true difference of "
+                         f"(modes); for Welch's test with Holm across 3 comparisons at 0.05, a true difference of "
                          f"{board['mde'].iloc[0]:.2g} either way is detected 80% of the time; smaller differences "
                          "will mostly read undecided.")
     markdown = to_markdown(board, suite_record=RECORD, judgements={"ring8": modes})

@@ -141,11 +141,11 @@ def power_line(table: pd.DataFrame, judgement: Judgement) -> str:
     unit = f"log {headline}" if log else headline
     size = f"×{mde:.2g} either way" if log else f"{mde:.2g} either way"
     tests = (f"with Holm across {m} comparisons" if m > 1 else
-             "with one comparison" if m == 1 else "for one comparison of two rows")
+             "with one comparison" if m == 1 else "on one comparison of two rows")
     seeds = f"{n} seeds per row" + (f" ({n_base} for the baseline)" if n_base != n else "")
     spread = (f"within-row sd {sd:.2g} ({unit})" if f"{sd:.2g}" == f"{base_sd:.2g}"
               else f"within-row sd {sd:.2g}, the baseline's {base_sd:.2g} ({unit})")
-    return (f"Power: {seeds}, {spread}; with Welch's test {tests} at {ALPHA:g}, a true difference of {size} is "
+    return (f"Power: {seeds}, {spread}; for Welch's test {tests} at {ALPHA:g}, a true difference of {size} is "
             f"detected {POWER:.0%} of the time; smaller differences will mostly read undecided.")
 
 
