@@ -20,6 +20,7 @@ import pandas as pd
 from .. import __version__
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import FINISHED, SuiteRecord
+from ..suite import CROSSED_DESIGNS
 from ..sweep.store import Store
 from .effects import effects
 from .findings import effects_power_line, of_table, power_line, table_findings
@@ -50,7 +51,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
     record = store.read_suite_record(suite)
     judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
     board = leaderboard(runs, record, judgements)
-    analysis = effects(runs, record, judgements) if record.design != "one-factor" and not board.empty else None
+    analysis = effects(runs, record, judgements) if record.design in CROSSED_DESIGNS and not board.empty else None
     references = store.references(suite)
     pictures = SamplePictures(out_dir, store.run_dir, registry)
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import SuiteRecord
+from ..suite import CROSSED_DESIGNS
 from ..sweep.store import Store
 from .effects import effects
 from .findings import HEADING, effects_power_line, of_table, power_line, table_findings
@@ -133,7 +134,7 @@ def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[
         board = leaderboard(runs, record, judgements)
         paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "runs.csv"]
         references = store.references(suite) if suite else {}
-        analysis = effects(runs, record, judgements) if record.design != "one-factor" and not board.empty else None
+        analysis = effects(runs, record, judgements) if record.design in CROSSED_DESIGNS and not board.empty else None
         markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements, references,
                                analysis)
         if analysis is not None:
