@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 SCALES = ("linear", "log")
+# The widest equivalence margin a judgement may declare: x0.8-1.25 on a log headline, +-10% on a linear one.
+MAX_MARGIN = {"log": 1.25, "linear": 0.1}
 OPERATORS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 _CRITERION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|<|>)\s*([-+0-9.eE]+|inf|-inf)\s*$")
 
@@ -80,6 +82,8 @@ class Judgement:
     note: str = ""
     scale: str = "linear"
     ceiling: float | None = None
+    margin: float | None = None
+    margin_reason: str = ""
 
     def __post_init__(self):
         if self.scale not in SCALES:
@@ -93,10 +97,56 @@ class Judgement:
             object.__setattr__(self, "ceiling", float(self.ceiling))
         for criterion in (*self.collapse, *self.success):
             parse_criterion(criterion)
+        self._check_margin()
         if not 0 < self.degrade_tolerance:
             raise ValueError(f"Judgement.degrade_tolerance must be positive, got {self.degrade_tolerance}")
         object.__setattr__(self, "collapse", tuple(self.collapse))
         object.__setattr__(self, "success", tuple(self.success))
+
+    def _check_margin(self) -> None:
+        if self.margin is None:
+            return
+        widest = MAX_MARGIN[self.scale]
+        low = 1.0 if self.scale == "log" else 0.0
+        what = ("a factor: 1.25 calls a ratio within x0.8-1.25 equivalent" if self.scale == "log"
+                else "a fraction of the baseline's value: 0.1 calls a difference within +-10% of it equivalent")
+        if isinstance(self.margin, bool) or not isinstance(self.margin, (int, float)) \
+                or not low < self.margin <= widest:
+            raise ValueError(f"Judgement.margin on the {self.scale} scale must lie in ({low:g}, {widest:g}] ({what}), "
+                             f"got {self.margin!r}")
+        if not isinstance(self.margin_reason, str) or not self.margin_reason.strip():
+            raise ValueError("Judgement.margin needs its margin_reason: say why differences inside "
+                             f"{self.margin:g} do not matter for {self.headline}")
+        object.__setattr__(self, "margin", float(self.margin))
+
+    def margin_bounds(self, reference: float) -> tuple[float, float] | None:
+        """The equivalence interval of an effect on the analysis scale (a log ratio, or a difference on the
+        linear scale around a baseline value ``reference``); ``None`` without a usable margin."""
+        if self.margin is None:
+            return None
+        if self.scale == "log":
+            return -math.log(self.margin), math.log(self.margin)
+        if reference is None or not math.isfinite(reference) or reference == 0:
+            return None
+        half = self.margin * abs(reference)
+        return -half, half
+
+    def margin_text(self) -> str:
+        """The margin as a reader checks it: "x0.8-1.25" or "+-10% of the baseline's value"."""
+        if self.margin is None:
+            return "none declared"
+        if self.scale == "log":
+            return f"×{1 / self.margin:.3g}-{self.margin:.3g}"
+        return f"±{self.margin:.0%} of the baseline's value"
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Judgement:
+        """The judgement with a suite's fields; the margin goes when the suite changes the headline or scale
+        and sets no margin of its own (a margin for modes says nothing about mode_kl)."""
+        overrides = dict(overrides)
+        changes_meaning = any(k in overrides and overrides[k] != getattr(self, k) for k in ("headline", "scale"))
+        if changes_meaning and "margin" not in overrides:
+            overrides |= {"margin": None, "margin_reason": ""}
+        return replace(self, **overrides)
 
     def with_success(self, success: list[str] | tuple[str, ...] | None) -> Judgement:
         """The same judgement with a suite's success criterion (``None`` keeps the dataset's)."""

@@ -91,13 +91,16 @@ def test_bench_end_to_end_then_nothing_to_do(registry, tmp_path):
     assert [e["kimg"] for e in evals] == [0.512, 1.024]
     assert {"fid", "precision", "recall", "density", "coverage", "modes"} <= set(evals[-1]["metrics"])
 
-    board = leaderboard(runs)
+    store = Store(tmp_path)
+    board = leaderboard(runs, store.read_suite_record("tiny"))
+    store.close()
     assert len(board) == 4
     row = board.set_index("stack").loc["explode"]
     assert row["unstable"] == 1.0 and row["n_diverged"] == 2
-    # Every seed diverged, so no FID: it ranks after the combinations of its table that have one.
-    table = board[board["fingerprint"] == row["fingerprint"]]
-    assert row["fid"] != row["fid"] and table["fid"].notna().sum() == 2 and row["rank"] == len(table) == 3
+    # Every seed diverged, so no FID and no test: it is listed after the tested rows of its table, unranked.
+    table = board[board["fingerprint"] == row["fingerprint"]].reset_index(drop=True)
+    assert row["fid"] != row["fid"] and table["fid"].notna().sum() == 2 and len(table) == 3
+    assert list(table["stack"])[-1] == "explode" and list(table["rank"][:2]) == [1, 2] and row["rank"] != row["rank"]
     markdown = (tmp_path / "tiny" / "leaderboard.md").read_text()
     assert "Protocol" in markdown and "flat" in markdown and "lin" in markdown
     assert to_markdown(board).count("|") > 20

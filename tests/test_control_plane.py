@@ -89,7 +89,7 @@ def test_a_board_tested_in_threads_leaves_the_warning_filters_as_they_were():
         before = list(warnings.filters)
         board = leaderboard(runs, record, {"ring8": Judgement(headline="modes", lower_is_better=False)})
         assert warnings.filters == before
-    assert set(board["verdict"]) <= {"baseline", "better", "worse", "n.s."} and len(board) == len(stacks)
+    assert set(board["verdict"]) <= {"baseline", "better", "worse", "undecided"} and len(board) == len(stacks)
 
 
 def evaluation(step, **metrics):

@@ -50,36 +50,38 @@ def plan(results, *args):
 def test_plan_gives_the_mde_and_the_seeds_each_observed_effect_needs(tmp_path):
     write_store(tmp_path)
     output = plan(tmp_path)
-    # By hand: every row's variance weighs equally (4 seeds each), Holm across the 2 comparisons.
-    sd = math.sqrt(np.mean([np.var(v, ddof=1) for v in ROWS.values()]))
-    assert f"pooled within-row sd: {sd:.3g} (FID)" in output
+    # By hand: the rows' variances weigh equally (4 seeds each); the baseline keeps its own; Holm across 2.
+    sd = math.sqrt(np.mean([np.var(ROWS[k], ddof=1) for k in ("a", "b")]))
+    base_sd = float(np.std(BASE, ddof=1))
+    assert f"within-row sd: {sd:.3g}, the baseline's {base_sd:.3g} (FID;" in output
     assert f"detectable at 4 seeds per row (80% power, alpha 0.05, Holm across 2 comparisons): " \
-           f"{stats.mde(4, 4, sd, m=2):.3g} either way" in output
-    # Cohen's d of the observed effect, then the smallest n whose noncentral-t power reaches 0.8 at alpha 0.025.
+           f"{stats.welch_mde(4, 4, base_sd, sd, m=2):.3g} either way" in output
+    # The smallest n at which Welch's test at alpha 0.025 detects the observed effect 80% of the time.
     for stack in ("a", "b"):
         diff = np.mean(ROWS[stack]) - np.mean(BASE)
-        needed = stats.seeds_needed(diff, sd, m=2)
+        needed = stats.welch_seeds_needed(diff, base_sd, sd, m=2)
         assert f"lin/small/logistic/{stack}" in output and f"{diff:+.3g}" in output
         row = next(line for line in output.splitlines() if f"logistic/{stack} " in line)
         assert row.split()[-1] == str(needed)
     # A large effect (d about 5) needs few seeds, a small one (d about 0.15) hundreds.
-    assert stats.seeds_needed(np.mean(ROWS["a"]) - np.mean(BASE), sd, m=2) <= 4
-    assert stats.seeds_needed(np.mean(ROWS["b"]) - np.mean(BASE), sd, m=2) > 100
+    assert stats.welch_seeds_needed(np.mean(ROWS["a"]) - np.mean(BASE), base_sd, sd, m=2) <= 4
+    assert stats.welch_seeds_needed(np.mean(ROWS["b"]) - np.mean(BASE), base_sd, sd, m=2) > 100
 
 
 def test_more_seeds_shrink_the_mde_and_other_levels_are_honoured(tmp_path):
     write_store(tmp_path)
-    sd = math.sqrt(np.mean([np.var(v, ddof=1) for v in ROWS.values()]))
+    sd = math.sqrt(np.mean([np.var(ROWS[k], ddof=1) for k in ("a", "b")]))
+    base_sd = float(np.std(BASE, ddof=1))
     output = plan(tmp_path, "--seeds", "10", "--power", "0.9", "--alpha", "0.01")
     assert f"detectable at 10 seeds per row (90% power, alpha 0.01, Holm across 2 comparisons): " \
-           f"{stats.mde(10, 10, sd, alpha=0.01, m=2, power=0.9):.3g} either way" in output
+           f"{stats.welch_mde(10, 10, base_sd, sd, alpha=0.01, m=2, power=0.9):.3g} either way" in output
 
 
 def test_plan_on_the_log_scale_speaks_in_ratios(tmp_path):
     write_store(tmp_path, judgement=Judgement(headline="fid", scale="log"))
     output = plan(tmp_path)
     ratio = math.exp(np.mean(np.log(ROWS["a"])) - np.mean(np.log(BASE)))
-    assert "fid, log scale" in output.lower() and "(log FID)" in output and f"×{ratio:.3g}" in output
+    assert "fid, log scale" in output.lower() and "(log FID;" in output and f"×{ratio:.3g}" in output
 
 
 def test_plan_without_finished_runs_says_there_is_no_pilot_data(tmp_path):
@@ -98,8 +100,8 @@ def test_plan_counts_a_larger_baseline_as_the_leaderboards_power_line_does(tmp_p
     rows = {**ROWS, "none": BASE + [31.0, 32.0, 28.0, 35.0]}
     write_store(tmp_path, rows)
     output = plan(tmp_path)
-    sd = math.sqrt(sum(np.var(v, ddof=1) * (len(v) - 1) for v in rows.values())
-                   / sum(len(v) - 1 for v in rows.values()))
+    sd = math.sqrt(np.mean([np.var(ROWS[k], ddof=1) for k in ("a", "b")]))
+    base_sd = float(np.std(rows["none"], ddof=1))
     assert f"detectable at 4 seeds per row (8 for the baseline) (80% power, alpha 0.05, Holm across 2 comparisons): " \
-           f"{stats.mde(4, 8, sd, m=2):.3g} either way" in output
-    assert f"{stats.mde(4, 8, sd, m=2):.3g}" != f"{stats.mde(4, 4, sd, m=2):.3g}"
+           f"{stats.welch_mde(8, 4, base_sd, sd, m=2):.3g} either way" in output
+    assert f"{stats.welch_mde(8, 4, base_sd, sd, m=2):.3g}" != f"{stats.welch_mde(4, 4, base_sd, sd, m=2):.3g}"

@@ -29,7 +29,7 @@ def test_seeds_are_aggregated_with_sample_std_and_stability():
     assert row["unstable"] == pytest.approx(1 / 3)
 
 
-def test_protocols_are_ranked_apart_and_all_diverged_ranks_last():
+def test_protocols_are_sorted_apart_and_all_diverged_sorts_last_and_untested_rows_are_not_ranked():
     board = leaderboard(runs(
         {"stack": "a", "seed": 0, "status": "done", "fid": 30.0, "fingerprint": "p1"},
         {"stack": "b", "seed": 0, "status": "done", "fid": 20.0, "fingerprint": "p1"},
@@ -37,9 +37,10 @@ def test_protocols_are_ranked_apart_and_all_diverged_ranks_last():
         {"stack": "a", "seed": 0, "status": "done", "fid": 5.0, "fingerprint": "p2", "n_fake": 50000},
     ))
     p1 = board[board["fingerprint"] == "p1"]
-    assert list(p1["stack"]) == ["b", "a", "c"] and list(p1["rank"]) == [1, 2, 3]
+    # One seed each and no baseline: nothing is tested, so the rows are listed by centre but none is ranked.
+    assert list(p1["stack"]) == ["b", "a", "c"] and p1["rank"].isna().all()
     p2 = board[board["fingerprint"] == "p2"]
-    assert list(p2["rank"]) == [1]  # the lower FID of another protocol does not outrank p1's rows
+    assert list(p2["stack"]) == ["a"] and p2["rank"].isna().all()
     markdown = to_markdown(board)
     assert markdown.count("## digits") == 2 and "protocol `p1`" in markdown and "50000 generated" in markdown
 
@@ -60,9 +61,9 @@ def seeds(stack, values, dataset="ring8", **extra):
 
 
 def test_higher_is_better_headlines_rank_descending_with_the_tiebreak():
-    board = leaderboard(runs(*seeds("a", [6, 6]), *seeds("b", [8, 8]),
-                             *seeds("c", [6, 6], high_quality=0.9)), judgements={"ring8": MODES})
-    assert list(board["stack"]) == ["b", "c", "a"] and list(board["rank"]) == [1, 2, 3]
+    board = leaderboard(runs(*seeds("a", [6, 6]), *seeds("b", [8, 8]), *seeds("none", [7.0, 7.5]),
+                             *seeds("c", [6, 6], high_quality=0.9)), RECORD, judgements={"ring8": MODES})
+    assert list(board["stack"]) == ["b", "none", "c", "a"] and list(board["rank"]) == [1, 2, 3, 4]
 
 
 def test_rows_are_compared_with_the_baseline_by_welch_and_holm():
@@ -76,7 +77,8 @@ def test_rows_are_compared_with_the_baseline_by_welch_and_holm():
     holm = {low: 2 * low, high: max(2 * low, high)}
     assert board.loc["x", "p_holm"] == pytest.approx(holm[p_x])
     assert board.loc["y", "p_holm"] == pytest.approx(min(holm[p_y], 1.0))
-    assert board.loc["x", "verdict"] == "better" and board.loc["y", "verdict"] == "n.s."
+    # No equivalence margin declared: what is not separated is undecided, never "the same".
+    assert board.loc["x", "verdict"] == "better" and board.loc["y", "verdict"] == "undecided"
     assert board.loc["none", "verdict"] == "baseline"
     assert board.loc["x", "diff"] == pytest.approx(np.mean(better) - np.mean(base))
     assert board.loc["x", "diff_ci_low"] > 0  # the whole bootstrap interval is above the baseline
@@ -231,13 +233,78 @@ def test_findings_state_decided_rows_ceilings_instability_and_power_and_read_bac
     assert ("- At the ceiling (modes = 8) on most seeds, as is the baseline (4/5), so modes cannot separate them "
             "from it: `g/d/ns/top` 5/5, `g/d/ns/mid` 3/5.") in text
     assert "- Unstable seeds (diverged, collapsed or degraded): `g/d/ns/bad` 1/5 (1 collapsed)." in text
-    # The power line: the pooled sd by hand (variances weighted by df 4 each), mde from the noncentral t.
+    # The power line: Welch's test with the baseline's own sd and the other rows' pooled sd (by hand: variances
+    # weighted by df 4 each), the power of the test the table runs.
     sd = math.sqrt(np.mean([np.var(v, ddof=1) for v in (base, worse, top, [8, 7, 8, 6, 8])]))
+    row_sd = math.sqrt(np.mean([np.var(v, ddof=1) for v in (worse, top, [8, 7, 8, 6, 8])]))
+    base_sd = float(np.std(base, ddof=1))
     assert board["pooled_sd"].iloc[0] == pytest.approx(sd)
-    assert board["mde"].iloc[0] == pytest.approx(stats.mde(5, 5, sd, m=3))
-    assert text.endswith(f"- Power: 5 seeds per row, pooled within-row sd {sd:.2g} (modes); with Holm across 3 "
-                         f"comparisons at 0.05, a true difference of {board['mde'].iloc[0]:.2g} either way is "
-                         "detected 80% of the time; smaller differences will mostly read n.s.")
+    assert (board["row_sd"].iloc[0], board["baseline_sd"].iloc[0]) == pytest.approx((row_sd, base_sd))
+    assert board["mde"].iloc[0] == pytest.approx(stats.welch_mde(5, 5, base_sd, row_sd, m=3))
+    assert text.endswith(f"- Power: 5 seeds per row, within-row sd {row_sd:.2g}, the baseline's {base_sd:.2g} "
+                         f"(modes); for Welch's test with Holm across 3 comparisons at 0.05, a true difference of "
+                         f"{board['mde'].iloc[0]:.2g} either way is detected 80% of the time; smaller differences "
+                         "will mostly read undecided.")
     markdown = to_markdown(board, suite_record=RECORD, judgements={"ring8": modes})
     assert "\n### Findings\n\n" in markdown
     assert findings_of_markdown(markdown) == {("ring8", "p"): text}
+
+
+# --- three verdicts, margins declared in the judgement, and no rank for an untested row -----------------------------
+
+FID_MARGIN = Judgement(headline="fid", scale="log", margin=1.25, margin_reason="within the seeds' own spread")
+
+
+def test_a_margin_is_validated_against_its_scale_and_needs_its_reason():
+    assert FID_MARGIN.margin_bounds(30.0) == pytest.approx((-math.log(1.25), math.log(1.25)))
+    linear = Judgement(headline="modes", lower_is_better=False, margin=0.1, margin_reason="a tenth of a mode")
+    assert linear.margin_bounds(8.0) == pytest.approx((-0.8, 0.8)) and linear.margin_text() == "±10% of the " \
+        "baseline's value"
+    assert Judgement.from_dict(FID_MARGIN.as_dict()) == FID_MARGIN and Judgement().margin_bounds(1.0) is None
+    with pytest.raises(ValueError, match=r"margin on the log scale must lie in \(1, 1.25\]"):
+        Judgement(scale="log", margin=1.5, margin_reason="too wide")
+    with pytest.raises(ValueError, match=r"margin on the linear scale must lie in \(0, 0.1\]"):
+        Judgement(margin=0.2, margin_reason="too wide")
+    with pytest.raises(ValueError, match="needs its margin_reason"):
+        Judgement(scale="log", margin=1.1)
+    # A suite that ranks by another headline drops the dataset's margin, unless it declares one of its own.
+    assert linear.with_overrides({"headline": "mode_kl", "scale": "log", "lower_is_better": True}).margin is None
+    own = linear.with_overrides({"headline": "mode_kl", "scale": "log", "margin": 1.2, "margin_reason": "r"})
+    assert own.margin == 1.2 and linear.with_overrides({"success": ("modes >= 7",)}).margin == 0.1
+
+
+def test_equivalent_needs_the_90_interval_inside_the_margin_and_undecided_says_the_seeds_it_needs():
+    from ganzoo.report.findings import findings
+
+    rng = np.random.default_rng(9)
+    base = np.exp(rng.normal(math.log(30), 0.05, 8))
+    rows = [*fid_seeds("none", base), *fid_seeds("same", np.exp(rng.normal(math.log(30.6), 0.05, 8))),
+            *fid_seeds("vague", [24.0, 40.0, 31.0]), *fid_seeds("one", [20.0])]
+    board = leaderboard(runs(*rows), FID_RECORD, {"digits": FID_MARGIN}).set_index("stack")
+    same = board.loc["same"]
+    # By hand: Welch's 90% interval of the log difference, inside +-log 1.25.
+    a, b = np.log(base), np.log([r["fid"] for r in rows if r["stack"] == "same"])
+    ci = scipy_stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.90)
+    assert (same["diff_90_low"], same["diff_90_high"]) == pytest.approx((ci.low, ci.high))
+    assert same["verdict"] == "equivalent" and -math.log(1.25) < ci.low and ci.high < math.log(1.25)
+    assert board.loc["vague", "verdict"] == "undecided" and board.loc["vague", "seeds_to_decide"] > 3
+    assert board.loc["one", "verdict"] == "too few seeds"
+    # Ranks: the baseline and the two tested rows; the one-seed row is listed last without one.
+    assert board.loc["one", "rank"] != board.loc["one", "rank"]  # NaN
+    assert sorted(board["rank"].dropna()) == [1, 2, 3]
+    text = findings(board.reset_index(), {"digits": FID_MARGIN})[("digits", "p")]
+    assert ("- Equivalent to the baseline on FID (the 90% interval inside the margin ×0.8-1.25: within the seeds' "
+            "own spread): `g/d/ns/same` ×") in text
+    assert (f"`g/d/ns/vague` ({board.loc['vague', 'seeds_to_decide']:.0f}, "
+            f"{board.loc['vague', 'baseline_seeds_to_decide']:.0f})") in text
+    assert "- Too few finished seeds to test (2 are needed), so not ranked: `g/d/ns/one` 1/1." in text
+    markdown = to_markdown(board.reset_index(), suite_record=FID_RECORD, judgements={"digits": FID_MARGIN})
+    assert "| –      | g" in markdown  # the one-seed row's rank cell
+
+
+def test_the_built_in_datasets_declare_their_margins_before_any_run():
+    from ganzoo.registry import get_registry
+
+    for name in ("digits", "ring8", "grid25", "mnist5k"):
+        judgement = get_registry().get("dataset", name).judgement
+        assert judgement.margin is not None and judgement.margin_reason, name

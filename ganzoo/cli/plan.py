@@ -20,9 +20,9 @@ from .common import results_dir_option, user_errors
 @click.option("--seeds", type=click.IntRange(min=2), default=None,
               help="Seeds per row to quote the minimum detectable difference at (default: the suite's).")
 def plan_command(suite, results_dir, power, alpha, seeds):
-    """For each table of SUITE: the pooled within-row sd, the minimum detectable difference at its seed count,
-    and for each comparison with the baseline the observed effect and the seeds per group that would detect it
-    (two-sided t-test, Holm across the table)."""
+    """For each table of SUITE: the rows' and the baseline's sd, the minimum detectable difference at its seed
+    count, and for each comparison with the baseline the observed effect and the seeds per group that would detect
+    it (Welch's two-sided test, the one the tables run, Holm across the table)."""
     from ..report import judgements_of, leaderboard, read_runs
     from ..report.power import power_plan
     from ..sweep.store import Store
@@ -57,7 +57,8 @@ def describe(plan: dict, power: float, alpha: float) -> str:
         return "\n".join(lines)
     holm = f"Holm across {plan['m']} comparisons" if plan["m"] > 1 else "one comparison"
     size = f"×{plan['mde']:.3g} either way" if log else f"{plan['mde']:.3g} either way"
-    lines.append(f"  pooled within-row sd: {plan['pooled_sd']:.3g} ({unit})")
+    lines.append(f"  within-row sd: {plan['row_sd']:.3g}, the baseline's {plan['baseline_sd']:.3g} ({unit}; Welch's "
+                 "test gives each its own)")
     base = plan.get("baseline_seeds", plan["seeds"])
     seeds = f"{plan['seeds']} seeds per row" + (f" ({base} for the baseline)" if base != plan["seeds"] else "")
     lines.append(f"  detectable at {seeds} ({power:.0%} power, alpha {alpha:g}, {holm}): {size}")

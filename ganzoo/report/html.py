@@ -20,14 +20,16 @@ import pandas as pd
 from .. import __version__
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import FINISHED, SuiteRecord
+from ..suite import CROSSED_DESIGNS
 from ..sweep.store import Store
-from .findings import power_line, table_findings
+from .effects import effects
+from .findings import effects_power_line, of_table, power_line, table_findings
 from .leaderboard import AXES, leaderboard, metric_directions, row_label
 from .markdown import design_sentence
 from .runs import judgements_of, read_runs
 from .samples import SamplePictures
 from .stability import curve
-from .tables import budget_text, headline_column, metric_label, metrics_table, ranking_table
+from .tables import budget_text, effects_table, headline_column, metric_label, metrics_table, ranking_table
 
 # Numeric sort keys of the ranking table's columns (the rest sort by their text).
 RANK_SORT_KEYS = {"rank": "rank", "seeds": "finished", "median (IQR)": "median", "worst": "worst",
@@ -40,7 +42,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
     """Write ``out_dir/index.html`` with its plots, samples and CSVs for ``suite``; returns the page's path."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from .plots import learning_curves, seed_spread
+    from .plots import learning_curves, performance_profiles, seed_spread
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,6 +51,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
     record = store.read_suite_record(suite)
     judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
     board = leaderboard(runs, record, judgements)
+    analysis = effects(runs, record, judgements) if record.design in CROSSED_DESIGNS and not board.empty else None
     references = store.references(suite)
     pictures = SamplePictures(out_dir, store.run_dir, registry)
 
@@ -65,11 +68,19 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
                                   reference=(reference or {}).get("metrics", {}).get(judgement.headline))
                       if any(values for _, values in finals) else None)  # a table of failed runs has no values
             tables.append(_table(dataset, fingerprint, group, judgement, record, reference, table_id,
-                                 spread.relative_to(out_dir) if spread else None))
+                                 spread.relative_to(out_dir) if spread else None, analysis))
+            crossed = of_table(analysis, dataset, fingerprint)
+            if crossed and len(crossed[0]):
+                in_table = runs[(runs["dataset"] == dataset) & (runs["fingerprint"].fillna("") == fingerprint)]
+                png = _profiles(in_table, crossed[0], judgement, out_dir / "plots" / f"{table_id}-profiles.png",
+                                performance_profiles)
+                tables[-1]["profile_png"] = png.relative_to(out_dir).as_posix()
             for _, row in group.iterrows():
                 experiments.append(_experiment(row, seeds_of[row["experiment"]], rows, evals, judgement, table_id,
                                                out_dir, pictures, learning_curves))
         board.to_csv(out_dir / "leaderboard.csv", index=False)
+        if analysis is not None:
+            analysis[0].to_csv(out_dir / "effects.csv", index=False)
     runs.drop(columns=["error"], errors="ignore").to_csv(out_dir / "runs.csv", index=False)
 
     env = Environment(loader=PackageLoader("ganzoo.report", "templates"), autoescape=select_autoescape(["html"]))
@@ -85,8 +96,21 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
     return index
 
 
+def _profiles(runs: pd.DataFrame, table_effects: pd.DataFrame, judgement: Judgement, path: Path, draw) -> Path:
+    """The performance profiles of a crossed table: per axis of its effects, each level's finished runs."""
+    finished = runs[runs["status"].isin(FINISHED)]
+    panels = []
+    for axis in dict.fromkeys(table_effects["axis"]):
+        levels = [table_effects.loc[table_effects["axis"] == axis, "reference"].iloc[0],
+                  *table_effects.loc[table_effects["axis"] == axis, "component"]]
+        panels.append((axis, {level: finished.loc[finished[axis].astype(str) == level, judgement.headline].astype(float)
+                              .tolist() for level in levels}))
+    return draw(panels, metric_label(judgement.headline), judgement.lower_is_better,
+                table_effects["scale"].iloc[0] == "log", path)
+
+
 def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, record: SuiteRecord, reference,
-           table_id: str, spread_png: Path | None) -> dict[str, Any]:
+           table_id: str, spread_png: Path | None, analysis=None) -> dict[str, Any]:
     """The ranking and all-metrics columns side by side, each cell with the number it sorts by."""
     ranking = ranking_table(group, judgement)
     metrics = metrics_table(group).drop(columns=[c for c in ("rank", "G", "D", "loss", "stack", "variant")
@@ -111,10 +135,22 @@ def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, reco
         "budget": budget_text(group), "baseline": "/".join(baseline[a] for a in AXES) if baseline else None,
         "design": design_sentence(group) if baseline and group["is_baseline"].any() else None,
         "scale": "log" if group["scale"].iloc[0] == "log" else None, "scale_note": group["scale_note"].iloc[0],
-        "power": power_line(group, judgement), "findings": [line[2:] for line in table_findings(group, judgement)],
+        "power": (effects_power_line(of_table(analysis, dataset, fingerprint)[0], judgement)
+                  if _effects_rows(of_table(analysis, dataset, fingerprint)) else power_line(group, judgement)),
+        "findings": [line[2:] for line in table_findings(group, judgement, analysis)],
+        "effects": _effects_rows(of_table(analysis, dataset, fingerprint)), "profile_png": None,
         "reference": reference, "reference_value": (reference or {}).get("metrics", {}).get(judgement.headline),
         "spread_png": spread_png.as_posix() if spread_png else None,
     }
+
+
+def _effects_rows(crossed: tuple[pd.DataFrame, ...]) -> dict[str, Any] | None:
+    """A crossed table's effects as the page prints them (the Markdown's cells), or None."""
+    if not crossed or not len(crossed[0]):
+        return None
+    display = effects_table(crossed[0])
+    return {"columns": list(display.columns),
+            "rows": [[str(v) for v in row] for row in display.itertuples(index=False)]}
 
 
 def _sort_keys(group: pd.DataFrame, columns, judgement: Judgement) -> dict[str, list]:

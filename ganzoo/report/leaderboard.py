@@ -85,9 +85,9 @@ def leaderboard(runs: pd.DataFrame, suite_record: SuiteRecord | Mapping[str, Any
         tables = []
         for (dataset, _), table in board.groupby(TABLE_KEYS, sort=True):
             judgement = judgements.get(dataset, DEFAULT_JUDGEMENT)
-            table = _rank(_centers(table, values, judgement), judgement)
+            table = _sort(_centers(table, values, judgement), judgement)
             table = _against_baseline(table, values, record.baseline(dataset), judgement, pool)
-            tables.append(_power(table, values))
+            tables.append(_rank(_power(table, values)))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -184,19 +184,30 @@ def _mean(series) -> float:
     return float(series.astype(float).mean()) if series is not None and series.notna().any() else math.nan
 
 
-def _rank(table: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
+def _sort(table: pd.DataFrame, judgement: Judgement) -> pd.DataFrame:
     """Best centre (on the analysis scale) first; a row with no finished seed last; ties by the tiebreak metric."""
     keys, ascending = ["center"], [judgement.lower_is_better]
     if judgement.tiebreak and judgement.tiebreak in table:
         keys.append(judgement.tiebreak)
         ascending.append(judgement.tiebreak_lower_is_better)
-    table = table.sort_values(keys, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
-    table.insert(0, "rank", range(1, len(table) + 1))
+    return table.sort_values(keys, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _rank(table: pd.DataFrame) -> pd.DataFrame:
+    """Ranks for the rows that were tested (the baseline and the rows with a test against it), in centre order;
+    the others follow unranked (``rank`` NaN): with one seed, or no baseline to test against, their order is noise.
+    """
+    tested = table["is_baseline"] & table["p"].notna().any() | table["p"].notna()
+    table = pd.concat([table[tested], table[~tested]], ignore_index=True)
+    ranks = pd.Series(np.nan, index=table.index)
+    ranks[: int(tested.sum())] = np.arange(1, int(tested.sum()) + 1)
+    table.insert(0, "rank", ranks)
     return table
 
 
 COMPARISON_COLUMNS = ("diff", "diff_ci_low", "diff_ci_high", "ratio", "ratio_ci_low", "ratio_ci_high", "p",
-                      "cliffs_delta", "flip_rate")
+                      "cliffs_delta", "flip_rate", "diff_90_low", "diff_90_high", "se", "df")
+EQUIVALENCE_CONFIDENCE = 0.90  # two one-sided tests at 5%: the 90% interval inside the margin
 
 
 def _against_baseline(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], baseline: Mapping[str, str] | None,
@@ -205,7 +216,8 @@ def _against_baseline(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], b
     test), Holm-corrected across the table, with the axes each row changes; the rows' tests side by side in
     ``pool``."""
     table = table.copy()
-    for col in (*COMPARISON_COLUMNS, "p_holm"):
+    for col in (*COMPARISON_COLUMNS, "p_holm", "margin_low", "margin_high", "seeds_to_decide",
+                "baseline_seeds_to_decide"):
         table[col] = math.nan
     table["is_baseline"] = False
     table["verdict"] = ""
@@ -230,8 +242,11 @@ def _against_baseline(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], b
         on_scale = np.log if scale == "log" else np.asarray
         flips = stats.flip_rate(on_scale(base_values), on_scale(row_values), judgement.lower_is_better,
                                 n_resamples=N_RESAMPLES)
+        on_a, on_b = on_scale(base_values), on_scale(row_values)
+        low_90, high_90 = stats.welch_interval(on_a, on_b, EQUIVALENCE_CONFIDENCE)
         return [result.diff, result.diff_ci_low, result.diff_ci_high, result.ratio, result.ratio_ci_low,
-                result.ratio_ci_high, result.p, stats.cliffs_delta(base_values, row_values), flips]
+                result.ratio_ci_high, result.p, stats.cliffs_delta(base_values, row_values), flips, low_90, high_90,
+                *stats.welch_se_df(on_a, on_b)]
 
     if others:  # one assignment for the table: a .loc per row costs more than a small table's tests
         table.loc[others, list(COMPARISON_COLUMNS)] = list(pool.map(compare, others))
@@ -240,9 +255,21 @@ def _against_baseline(table: pd.DataFrame, values: Mapping[tuple, np.ndarray], b
         table.loc[others, "package"] = [is_package(table.loc[index], axes)
                                         for index, axes in zip(others, differs, strict=True)]
     table["p_holm"] = stats.holm(table["p"].to_numpy(dtype=float))
-    table["verdict"] = [_verdict(is_baseline, p_holm, centre, base["center"], judgement) for is_baseline, p_holm, centre
-                        in zip(table["is_baseline"], table["p_holm"], table["center"], strict=True)]
+    bounds = judgement.margin_bounds(base["center"]) if scale == judgement.scale else None
+    m = max(int(table["p"].notna().sum()), 1)
+    table["margin_low"], table["margin_high"] = bounds if bounds else (math.nan, math.nan)
+    table["verdict"] = [verdict(r["is_baseline"], r["p_holm"], r["diff"], r["diff_90_low"], r["diff_90_high"], bounds,
+                                judgement) for _, r in table.iterrows()]
+    # An undecided row: the multiple of today's seeds (row and baseline alike) that would decide it, 80% of the time.
+    factors = [stats.runs_factor_to_decide(r["diff"], r["se"], r["df"], bounds[1] if bounds else None, ALPHA, m, POWER)
+               if r["verdict"] == UNDECIDED else math.nan for _, r in table.iterrows()]
+    table["seeds_to_decide"] = [_times(f, n) for f, n in zip(factors, table["finished"], strict=True)]
+    table["baseline_seeds_to_decide"] = [_times(f, base["finished"]) for f in factors]
     return table
+
+
+def _times(factor: float, n: int) -> float:
+    return math.ceil(factor * n - 1e-9) if math.isfinite(factor) else factor
 
 
 def differing_axes(row, base) -> list[str]:
@@ -275,34 +302,56 @@ def package_text(row, base) -> str:
     return " + ".join(out)
 
 
-def _verdict(is_baseline: bool, p_holm: float, centre: float, base_centre: float, judgement: Judgement) -> str:
+BETTER, WORSE, EQUIVALENT, UNDECIDED = "better", "worse", "equivalent", "undecided"
+DECIDED = (BETTER, WORSE, EQUIVALENT)
+
+
+def verdict(is_baseline: bool, p_holm: float, effect: float, low_90: float, high_90: float,
+            bounds: tuple[float, float] | None, judgement: Judgement) -> str:
+    """One of three verdicts on an effect (row or component minus its baseline, on the analysis scale), else why not.
+
+    *better* / *worse*: Holm-adjusted p < ALPHA, in the headline's direction; *equivalent*: not that, and the 90%
+    interval lies inside the margin the judgement declared (``bounds``); *undecided*: neither. "baseline" and
+    "too few seeds" (no test) are not verdicts.
+    """
     if is_baseline:
         return "baseline"
     if math.isnan(p_holm):
         return "too few seeds"
     if p_holm < ALPHA:
-        return "better" if judgement.better(centre, base_centre) else "worse"
-    return "n.s."
+        return BETTER if judgement.better(effect, 0.0) else WORSE
+    if bounds and bounds[0] < low_90 and high_90 < bounds[1]:
+        return EQUIVALENT
+    return UNDECIDED
 
 
 def _power(table: pd.DataFrame, values: Mapping[tuple, np.ndarray]) -> pd.DataFrame:
-    """The table's power: the minimum detectable difference at its usual seed count (``stats.mde``), 80% power,
-    alpha 0.05 / m with m the rows compared with the baseline (Holm's first step; 1 without a baseline), from the
-    pooled within-row sd on the analysis scale. Columns ``pooled_sd``, ``mde_seeds``, ``n_compared`` and ``mde``:
-    a difference in headline units on the linear scale, a factor (>= 1, either way) on the log scale."""
+    """The table's power: the minimum detectable difference at its usual seed count for Welch's test, the test the
+    table uses (``stats.welch_mde``), 80% power, alpha 0.05 / m with m the rows compared with the baseline (Holm's
+    first step; 1 without a baseline), from the baseline's own sd and the other rows' pooled sd on the analysis
+    scale. Columns ``pooled_sd`` (all rows), ``baseline_sd``, ``row_sd``, ``mde_seeds``, ``n_compared`` and
+    ``mde``: a difference in headline units on the linear scale, a factor (>= 1, either way) on the log scale."""
     table = table.copy()
     scale = table["scale"].iloc[0]
-    rows = [values[tuple(k)] for k in table[ROW_KEYS].itertuples(index=False)]
-    sd = stats.pooled_sd([np.log(v[~np.isnan(v)]) if scale == "log" else v for v in rows])
+    on_scale = [np.log(v[~np.isnan(v)]) if scale == "log" else v for v in
+                (values[tuple(k)] for k in table[ROW_KEYS].itertuples(index=False))]
+    sd = stats.pooled_sd(on_scale)
+    # Welch's test gives each group its own spread: the baseline's own sd, and the rows' pooled one.
+    base_rows = [v for v, is_base in zip(on_scale, table["is_baseline"], strict=True) if is_base]
+    row_sd = stats.pooled_sd([v for v, is_base in zip(on_scale, table["is_baseline"], strict=True) if not is_base])
+    row_sd = sd if math.isnan(row_sd) else row_sd
+    base_sd = stats.pooled_sd(base_rows) if base_rows else math.nan
+    base_sd = row_sd if math.isnan(base_sd) else base_sd
     counts = table.loc[(table["finished"] >= 2) & ~table["is_baseline"], "finished"]
     n = int(counts.mode().min()) if len(counts) else 0  # the most common count; the smaller of equally common
     # A suite may give the baseline more seeds than a row (it is in every comparison): its own count then.
     base = table.loc[table["is_baseline"], "finished"]
     n_base = int(base.iloc[0]) if len(base) and base.iloc[0] >= 2 else n
     compared = int(table["p"].notna().sum())
-    difference = (stats.mde(n_base, n, sd, alpha=ALPHA, m=max(compared, 1), power=POWER) if n >= 2
-                  else math.nan)
+    difference = (stats.welch_mde(n_base, n, base_sd, row_sd, alpha=ALPHA, m=max(compared, 1), power=POWER)
+                  if n >= 2 else math.nan)
     table["pooled_sd"], table["mde_seeds"], table["mde_baseline_seeds"] = sd, n, n_base
+    table["row_sd"], table["baseline_sd"] = row_sd, base_sd
     table["n_compared"] = compared
     table["mde"] = math.exp(difference) if scale == "log" else difference
     return table

@@ -13,11 +13,13 @@ import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
 from ..records import SuiteRecord
+from ..suite import CROSSED_DESIGNS
 from ..sweep.store import Store
-from .findings import HEADING, power_line, table_findings
-from .leaderboard import AXES, leaderboard, marginals, row_label
+from .effects import effects
+from .findings import HEADING, effects_power_line, of_table, power_line, table_findings
+from .leaderboard import AXES, leaderboard, row_label
 from .runs import collector_paused, judgements_of, read_runs
-from .tables import budget_text, metric_label, metrics_table, num, ranking_table
+from .tables import budget_text, effects_table, metric_label, metrics_table, num, ranking_table
 
 LEGEND = (
     "Each row is one experiment (runs that differ only by seed); *seeds* = finished/total. The headline "
@@ -31,8 +33,13 @@ LEGEND = (
     "= row mean − baseline mean with Welch's 95% CI (on the log scale: *ratio vs baseline* = row / baseline "
     "geometric mean with Welch's CI of the log difference); *p (Holm)* = Welch's t-test on the same scale, "
     "Holm-corrected across the table. The CI is unadjusted and excludes 1 (ratio) or 0 (Δ) exactly when the "
-    "unadjusted p < 0.05; *better*/*worse* only where p (Holm) < 0.05, else *n.s.* *Power* under each table: "
-    "the minimum detectable difference (80% power, Holm across the table) at its seed count. *Findings* close "
+    "unadjusted p < 0.05. *verdict*: *better*/*worse* where p (Holm) < 0.05; else *equivalent* where Welch's 90% "
+    "interval lies inside the margin the dataset declared before its runs (at most ×0.8-1.25 on the log scale, "
+    "±10% of the baseline on the linear one); else *undecided* (the Findings give the seeds that would decide it). "
+    "*rank*: only rows tested against the baseline, and the baseline, are ranked; a row with one finished seed "
+    "is listed unranked (–), since its order would be noise. *Power* under each table: the minimum detectable "
+    "difference for Welch's test, with the rows' and the baseline's own spreads (80% power, Holm across the "
+    "table) at its seed count. *Findings* close "
     "each table: its statistics in words. Every value is the final checkpoint's, never the best one. KID is "
     "printed ×10³ where it is below 1 (Inception-sized, as papers print it) and raw otherwise, as its column "
     "says. Definitions: README, \"Reading a leaderboard\" and \"Statistics\".\n"
@@ -41,11 +48,13 @@ LEGEND = (
 
 def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: SuiteRecord | dict | None = None,
                 judgements: dict[str, Judgement] | None = None,
-                references: dict[tuple[str, str], dict] | None = None) -> str:
+                references: dict[tuple[str, str], dict] | None = None,
+                analysis: tuple[pd.DataFrame, ...] | None = None) -> str:
     """One ranking table and one all-metrics table per (dataset, protocol), each headed by its protocol.
 
     ``references``: (dataset, fingerprint) -> real data through the same protocol, shown as the last
-    row of the all-metrics table (the ceiling a generator is read against).
+    row of the all-metrics table (the ceiling a generator is read against). ``analysis``: a crossed design's
+    effects (``ganzoo.report.effects.effects``), printed as each table's effects table and in its Findings.
     """
     if board.empty:
         return f"# {title}\n\nNo finished runs yet.\n"
@@ -55,15 +64,28 @@ def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: S
         reference = (references or {}).get((dataset, fingerprint))
         parts.append(_header(dataset, fingerprint, group, judgement, SuiteRecord.from_dict(suite_record)))
         parts.append(ranking_table(group, judgement).to_markdown(index=False) + "\n")
-        parts.append(power_line(group, judgement) + "\n")
+        crossed = of_table(analysis, dataset, fingerprint)
+        crossed_power = crossed and len(crossed[0])
+        parts.append((effects_power_line(crossed[0], judgement) if crossed_power else power_line(group, judgement))
+                     + "\n")
         parts.append("All metrics, mean ± sd over finished seeds (↓ lower is better, ↑ higher is better):\n")
         parts.append(metrics_table(group, reference).to_markdown(index=False) + "\n")
         if reference:
             parts.append(f"*real data*: {reference['note']}, {reference['n']} samples through the same protocol; "
                          f"its {metric_label(judgement.headline)} is "
                          f"{num(reference['metrics'].get(judgement.headline, float('nan')))}.\n")
-        parts.append(f"{HEADING}\n\n" + "\n".join(table_findings(group, judgement)) + "\n")
+        if crossed_power:
+            parts.append(EFFECTS_INTRO + effects_table(crossed[0]).to_markdown(index=False) + "\n")
+        parts.append(f"{HEADING}\n\n" + "\n".join(table_findings(group, judgement, analysis)) + "\n")
     return "\n".join(parts)
+
+
+EFFECTS_INTRO = (
+    "Effects (crossed design): each component against its axis's reference level, estimated across every run it "
+    "appears in by an additive least-squares model on the headline's analysis scale (HC3 standard errors, t "
+    "intervals, Holm within each axis); *P(improvement)* = the chance a run with it beats a run with the reference, "
+    "with a bootstrap interval; *interacts with* = axes whose levels change its effect (F test, Holm). Every column: "
+    "`effects.csv`.\n\n")
 
 
 def _header(dataset: str, fingerprint: str, group: pd.DataFrame, judgement: Judgement, record: SuiteRecord) -> str:
@@ -103,7 +125,7 @@ def design_sentence(group: pd.DataFrame) -> str:
 
 
 def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[Path]:
-    """Write ``leaderboard.md``, ``leaderboard.csv``, ``runs.csv`` (and ``marginals.csv`` for full designs)."""
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``runs.csv`` (and ``effects.csv`` for crossed designs)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with collector_paused():  # the runs read stay alive through the statistics: see collector_paused
         runs = read_runs(store, suite)[0]
@@ -112,14 +134,12 @@ def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[
         board = leaderboard(runs, record, judgements)
         paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "runs.csv"]
         references = store.references(suite) if suite else {}
-        markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements, references)
-        if record.design == "full" and not board.empty:
-            margins = marginals(board, judgements)
-            paths.append(out_dir / "marginals.csv")
-            margins.to_csv(paths[-1], index=False)
-            markdown += ("\n## Marginals (full design)\n\nEach component's mean headline over the rows it appears "
-                         "in:\n\n")
-            markdown += margins.to_markdown(index=False, floatfmt=".4g") + "\n"
+        analysis = effects(runs, record, judgements) if record.design in CROSSED_DESIGNS and not board.empty else None
+        markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements, references,
+                               analysis)
+        if analysis is not None:
+            paths.append(out_dir / "effects.csv")
+            analysis[0].to_csv(paths[-1], index=False)
         paths[0].write_text(markdown)
         board.to_csv(paths[1], index=False)
         runs.drop(columns=["error"], errors="ignore").to_csv(paths[2], index=False)

@@ -85,3 +85,31 @@ def seed_spread(rows: Sequence[tuple[str, Sequence[float]]], metric_label: str, 
     ax.set_xlabel(f"{metric_label} (final, one point per seed)")
     ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path)
+
+
+def performance_profiles(panels: Sequence[tuple[str, Mapping[str, Sequence[float]]]], metric_label: str,
+                         lower_is_better: bool, log: bool, path: Path) -> Path:
+    """A crossed design's performance profiles: one panel per axis, one step line per component, each the share of
+    its runs whose headline is at least as good as x (the per-run ECDF, rliable's score distribution).
+
+    ``panels`` = [(axis, {component: per-run headline values})]; ``log`` puts x on a log scale (FID).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.6), dpi=DPI, squeeze=False)
+    for ax, (axis, by_component) in zip(axes[0], panels, strict=True):
+        for i, (component, values) in enumerate(by_component.items()):
+            finite = np.sort(np.asarray([v for v in values if np.isfinite(v)], dtype=float))
+            if not len(finite):
+                continue
+            share = (np.arange(1, len(finite) + 1) if lower_is_better else np.arange(len(finite), 0, -1)) / len(finite)
+            ax.step(finite, share, where="post" if lower_is_better else "pre", color=SEED_COLOURS[i % 10],
+                    label=f"{component} ({len(finite)})")
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labelled minor ticks overlap
+        ax.set_title(axis, fontsize=9)
+        ax.set_xlabel(metric_label)
+        ax.set_ylabel(f"share of runs {'≤' if lower_is_better else '≥'} x")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False)
+    return save_figure(fig, path)

@@ -194,6 +194,16 @@ def _welch_parts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return b.mean(axis=1) - a.mean(axis=1), np.sqrt(se2), df
 
 
+def welch_se_df(a, b) -> tuple[float, float]:
+    """The standard error of mean(b) - mean(a) and its Welch-Satterthwaite df; NaN when a group has fewer than 2
+    values (the df is NaN, too, when both groups are constant)."""
+    a, b = _clean(a, "a"), _clean(b, "b")
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    _, se, df = _welch_parts(a[None, :], b[None, :])
+    return float(se[0]), float(df[0])
+
+
 def welch_intervals(a, b, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """``welch_interval`` of each row pair of (k, n_a) and (k, n_b) arrays at once; rows must hold no NaN."""
     _check_confidence(confidence)
@@ -310,11 +320,15 @@ def pooled_sd(groups) -> float:
     return math.sqrt(ss / df) if df else math.nan
 
 
-def _check_power(alpha: float, m: int, power: float) -> None:
+def _check_level(alpha: float, m: int) -> None:
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be strictly between 0 and 1 (e.g. 0.05), got {alpha!r}")
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
         raise ValueError(f"m must be a positive integer (the number of comparisons), got {m!r}")
+
+
+def _check_power(alpha: float, m: int, power: float) -> None:
+    _check_level(alpha, m)
     if not alpha / m < power < 1:
         raise ValueError(f"power must lie between alpha / m = {alpha / m:g} and 1 (e.g. 0.8), got {power!r}")
 
@@ -328,6 +342,20 @@ def _power(ncp: float, df: float, critical: float) -> float:
 
 def _critical(alpha: float, m: int, df: float) -> float:
     return float(stats.t.ppf(1 - alpha / (2 * m), df))
+
+
+def t_mde(se: float, df: float, alpha: float = 0.05, m: int = 1, power: float = 0.8) -> float:
+    """The true effect that a two-sided t-test of an estimate with standard error ``se`` on ``df`` degrees of
+    freedom, at level alpha / m, detects with probability ``power`` (noncentral t, the estimate's se taken as
+    known): a regression coefficient's minimum detectable effect. NaN for a NaN or non-positive se or df < 1."""
+    _check_power(alpha, m, power)
+    if se is None or df is None or math.isnan(se) or math.isnan(df) or se <= 0 or df < 1:
+        return math.nan
+    critical = _critical(alpha, m, df)
+    high = critical + 4.0
+    while _power(high, df, critical) < power:
+        high *= 2
+    return optimize.brentq(lambda d: _power(d, df, critical) - power, 0.0, high, xtol=1e-10) * se
 
 
 def mde(n_a: int, n_b: int, sd: float, alpha: float = 0.05, m: int = 1, power: float = 0.8) -> float:
@@ -591,3 +619,174 @@ def summarize(values, lower_is_better: bool, n_resamples: int = 10_000, seed: in
             "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
             "median": median, "q25": q25, "q75": q75, "iqr": q75 - q25, "ci_low": ci_low, "ci_high": ci_high,
             "worst": high if lower_is_better else low, "best": low if lower_is_better else high}
+
+
+# --- power of the test the tables use (Welch), and what it would take to decide ---------------------------------
+
+
+WELCH_GRID = 200  # quantiles of each sample variance the Welch power integrates over (an error below 0.005)
+
+
+def _welch_thresholds(sd_a: float, n_a: int, sd_b: float, n_b: int, alpha: float, m: int) -> np.ndarray:
+    """The |mean difference| above which Welch's test at alpha / m rejects, over a grid of the two sample variances.
+
+    Each sample variance is sd^2 chi2_{n-1} / (n-1), independent of the means; at each of WELCH_GRID x
+    WELCH_GRID equally likely pairs (midpoint quantiles) the test rejects when |diff| > t_{1-alpha/2m, df} se,
+    with se and the Welch-Satterthwaite df of those sample variances, as the test computes them.
+    """
+    q = (np.arange(WELCH_GRID) + 0.5) / WELCH_GRID
+    v_a = sd_a**2 * stats.chi2.ppf(q, n_a - 1) / (n_a - 1) / n_a
+    v_b = sd_b**2 * stats.chi2.ppf(q, n_b - 1) / (n_b - 1) / n_b
+    v_a, v_b = np.meshgrid(v_a, v_b, indexing="ij")
+    df = (v_a + v_b) ** 2 / (v_a**2 / (n_a - 1) + v_b**2 / (n_b - 1))
+    return stats.t.ppf(1 - alpha / (2 * m), df) * np.sqrt(v_a + v_b)
+
+
+def _welch_power_at(diff: float, se: float, thresholds: np.ndarray) -> float:
+    """P(|mean difference| > threshold) for the difference normal around ``diff`` with sd ``se``, averaged."""
+    return float(np.mean(stats.norm.sf((thresholds - abs(diff)) / se) + stats.norm.cdf((-thresholds - abs(diff)) / se)))
+
+
+def _welch_inputs_ok(n_a: int, n_b: int, *values: float) -> bool:
+    return min(n_a, n_b) >= 2 and not any(v is None or math.isnan(v) for v in values)
+
+
+def welch_power(diff: float, sd_a: float, n_a: int, sd_b: float, n_b: int, alpha: float = 0.05, m: int = 1) -> float:
+    """Power of Welch's two-sided test at level alpha / m (the tables' test, Holm's first step) to detect a true
+    difference ``diff`` between normal groups of sizes n_a, n_b with their own sds sd_a, sd_b.
+
+    Computed for the test itself, not a pooled t-test: the mean difference is normal and independent of the
+    two sample variances, so the power is the rejection probability given the variances, integrated over
+    their scaled chi-square distributions (``_welch_thresholds``). A simulation of the test checks it
+    (tests/test_stats.py). NaN when a group has fewer than 2 values or an input is NaN; 1 for a nonzero
+    difference between two noiseless groups.
+    """
+    _check_level(alpha, m)
+    if not _welch_inputs_ok(n_a, n_b, diff, sd_a, sd_b):
+        return math.nan
+    se = math.sqrt(sd_a**2 / n_a + sd_b**2 / n_b)
+    if se == 0:
+        return 1.0 if diff != 0 else math.nan
+    return _welch_power_at(diff, se, _welch_thresholds(sd_a, n_a, sd_b, n_b, alpha, m))
+
+
+def welch_mde(n_a: int, n_b: int, sd_a: float, sd_b: float, alpha: float = 0.05, m: int = 1,
+              power: float = 0.8) -> float:
+    """The true difference that Welch's test at alpha / m detects with probability ``power`` (``welch_power``).
+
+    Returns:
+        The difference in the units of the sds; 0 when both sds are 0; NaN when a group has fewer than 2 values
+        or an sd is NaN.
+    """
+    _check_power(alpha, m, power)
+    if not _welch_inputs_ok(n_a, n_b, sd_a, sd_b):
+        return math.nan
+    se = math.sqrt(sd_a**2 / n_a + sd_b**2 / n_b)
+    if se == 0:
+        return 0.0
+    thresholds = _welch_thresholds(sd_a, n_a, sd_b, n_b, alpha, m)
+    high = 8.0 * se
+    while _welch_power_at(high, se, thresholds) < power:  # bracket the root: power grows with the difference
+        high *= 2
+    return optimize.brentq(lambda d: _welch_power_at(d, se, thresholds) - power, 0.0, high, xtol=1e-10 * se)
+
+
+def welch_seeds_needed(diff: float, sd_a: float, sd_b: float, alpha: float = 0.05, m: int = 1, power: float = 0.8,
+                       max_n: int = 1000) -> float:
+    """The smallest equal number of seeds per group at which Welch's test at alpha / m detects a true difference
+    ``diff`` with probability ``power`` (``welch_power``, each group its own sd).
+
+    Returns:
+        n (an int, at least 2); ``math.inf`` when even ``max_n`` seeds are not enough (or diff is 0);
+        NaN when an input is NaN.
+    """
+    _check_power(alpha, m, power)
+    if any(v is None or math.isnan(v) for v in (diff, sd_a, sd_b)):
+        return math.nan
+    if diff == 0:
+        return math.inf
+    if sd_a == sd_b == 0:
+        return 2
+
+    def reached(n: int) -> bool:
+        return welch_power(diff, sd_a, n, sd_b, n, alpha, m) >= power
+
+    if not reached(max_n):
+        return math.inf
+    low, high = 1, max_n  # power grows with n: reached(high) holds, reached(low) is not asked
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if reached(middle) else (middle, high)
+    return high
+
+
+def runs_factor_to_decide(effect: float, se: float, df: float, margin: float | None, alpha: float = 0.05,
+                          m: int = 1, power: float = 0.8, max_factor: float = 1000.0) -> float:
+    """How many times today's runs an undecided effect would need to be decided with probability ``power``.
+
+    With k times the runs of every group the standard error is se / sqrt(k) and the df about k times df. Taking
+    the observed ``effect`` as the truth, the effect is *decided* when either the test at alpha / m rejects
+    (probability: noncentral t) or, with a ``margin`` (the equivalence bound on the analysis scale, symmetric),
+    its 90% interval lies inside (-margin, margin) (probability: the estimate normal around the effect, between
+    -margin + t se and margin - t se). Returns the smallest such k >= 1 on a grid of 1.05 steps; ``math.inf``
+    beyond ``max_factor`` or for a zero effect without a margin; NaN for a NaN input. A planning figure: the
+    observed effect is itself noisy.
+    """
+    if any(v is None or math.isnan(v) for v in (effect, se, df)) or se <= 0 or df < 1:
+        return math.nan
+
+    def decided(k: float) -> float:
+        se_k, df_k = se / math.sqrt(k), df * k
+        test = _power(abs(effect) / se_k, df_k, _critical(alpha, m, df_k)) if effect else 0.0
+        if margin is None or not margin > 0:
+            return test
+        t90 = float(stats.t.ppf(0.95, df_k))
+        inside = (stats.norm.cdf((margin - t90 * se_k - effect) / se_k)
+                  - stats.norm.cdf((-margin + t90 * se_k - effect) / se_k))
+        return max(test, float(max(inside, 0.0)))
+
+    k = 1.0
+    while k <= max_factor:
+        if decided(k) >= power:
+            return k
+        k *= 1.05
+    return math.inf
+
+
+# --- probability of improvement (Agarwal et al. 2021, rliable) ----------------------------------------------------
+
+
+def probability_of_improvement(reference, candidate, lower_is_better: bool, n_resamples: int = 2000,
+                               confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """P(a run of ``candidate`` beats a run of ``reference``), ties counting half, with a bootstrap interval.
+
+    The point estimate is the Mann-Whitney U of candidate against reference over n_c n_r pairs (oriented by
+    the metric's direction), which is rliable's ``probability_of_improvement`` on one task; the interval is the
+    percentile interval of a stratified bootstrap (each group resampled on its own, as rliable's
+    ``StratifiedIndependentBootstrap``), drawn from ``default_rng(seed)``.
+
+    Returns:
+        (probability, low, high); NaN bounds when a group has one value, all NaN when a group is empty.
+    """
+    _check_resampling(n_resamples, confidence)
+    reference, candidate = _clean(reference, "reference"), _clean(candidate, "candidate")
+    if len(reference) == 0 or len(candidate) == 0:
+        return math.nan, math.nan, math.nan
+    if lower_is_better:  # "beats" = is larger after flipping the sign
+        reference, candidate = -reference, -candidate
+
+    def share(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Rows of resamples (k, n_r) and (k, n_c) -> the share of pairs the candidate wins, ties half."""
+        out = np.empty(len(r))
+        rows = max(1, 2**22 // (r.shape[1] * c.shape[1]))  # a block of pair comparisons stays a few MiB
+        for start in range(0, len(r), rows):
+            rb, cb = r[start:start + rows, None, :], c[start:start + rows, :, None]
+            out[start:start + rows] = ((cb > rb).sum(axis=(1, 2)) + 0.5 * (cb == rb).sum(axis=(1, 2)))
+        return out / (r.shape[1] * c.shape[1])
+
+    point = float(share(reference[None, :], candidate[None, :])[0])
+    if len(reference) < 2 or len(candidate) < 2:
+        return point, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    resampled = share(_resample(rng, reference, n_resamples), _resample(rng, candidate, n_resamples))
+    return (point, *_percentiles(resampled, confidence))

@@ -39,7 +39,8 @@ def metric_label(metric: str) -> str:
 
 
 def _combination(group: pd.DataFrame) -> pd.DataFrame:
-    table = pd.DataFrame({"rank": group["rank"], "G": group["generator"], "D": group["discriminator"],
+    ranks = group["rank"].map(lambda r: "–" if pd.isna(r) else str(int(r)))  # untested rows are not ranked
+    table = pd.DataFrame({"rank": ranks, "G": group["generator"], "D": group["discriminator"],
                           "loss": group["loss"], "stack": group["stack"]})
     if group["variant"].astype(bool).any():
         table["variant"] = group["variant"]
@@ -152,3 +153,21 @@ def _pm(mean: float, std: float) -> str:
     return text if pd.isna(std) else f"{text} ± {std:.2g}"
 
 
+
+
+def effects_table(effects: pd.DataFrame) -> pd.DataFrame:
+    """A crossed design's effects (``ganzoo.report.effects``) as printed: one row per component of each axis."""
+    log = len(effects) and effects["scale"].iloc[0] == "log"
+    effect = "ratio vs reference [95% CI]" if log else "Δ vs reference [95% CI]"
+    return pd.DataFrame({
+        "axis": effects["axis"], "component": effects["component"], "reference": effects["reference"],
+        "runs": effects["runs"].astype(str) + " vs " + effects["reference_runs"].astype(str),
+        effect: [_ratio(e, low, high) if log else _ci(e, low, high, signed=True)
+                 for e, low, high in zip(effects["effect"], effects["low"], effects["high"], strict=True)],
+        "p (Holm)": effects["p_holm"].map(lambda p: "" if pd.isna(p) else f"{p:.2g}"),
+        "P(improvement) [95% CI]": [("–" if pd.isna(p) else f"{p:.2f}" if pd.isna(low) else
+                                     f"{p:.2f} [{low:.2f}, {high:.2f}]")
+                                    for p, low, high in zip(effects["poi"], effects["poi_low"], effects["poi_high"],
+                                                            strict=True)],
+        "interacts with": effects["interacts_with"].fillna(""),
+        "verdict": effects["verdict"]})

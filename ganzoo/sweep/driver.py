@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -41,7 +41,7 @@ def suite_record(suite: Suite, registry: Registry) -> SuiteRecord:
     datasets = {}
     for plan in suite.datasets:
         component = registry.get("dataset", plan.dataset.name)
-        judgement = replace(component.judgement or DEFAULT_JUDGEMENT, **plan.judgement).with_success(plan.success)
+        judgement = (component.judgement or DEFAULT_JUDGEMENT).with_overrides(plan.judgement).with_success(plan.success)
         datasets[plan.dataset.name] = DatasetRecord(baseline=dict(plan.baseline), judgement=judgement)
     return SuiteRecord(design=suite.design, description=suite.description, source=suite.source, datasets=datasets)
 

@@ -136,7 +136,9 @@ def mixture_judgement(k: int) -> Judgement:
     return Judgement(headline="modes", lower_is_better=False, ceiling=k, tiebreak="high_quality",
                      collapse=(f"modes <= {k // 4}",), success=(f"modes >= {k - 1}", "high_quality >= 0.5"),
                      degrade_tolerance=0.25, coverage="modes",
-                     note=f"modes captured out of {k}, 2,500 samples")
+                     note=f"modes captured out of {k}, 2,500 samples",
+                     margin=0.1, margin_reason=f"within a tenth of the baseline's mode count ({k / 10:g} of {k} "
+                     "modes), a row captures as many modes")
 
 
 def register_all(register) -> None:
