@@ -146,6 +146,7 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     # An extra row may name what the one-factor sweep leaves out (WGAN-GP's loss and stack only make sense
     # together), as long as it is registered and compatible with the data.
     extra_allowed = _extra_allowed(registry, stacks, spec) if plan.extra else {}
+    protocol = plan.protocol_for(dataset_component.judgement)  # the dataset's evaluation sizes where unset
     seeds_of = _seeds_of_rows(plan, suite, seeds)
     combos = list(_design(suite.design, plan, candidates, dataset_ref.name, extra_allowed))
     _check_row_seeds(plan, combos, dataset_ref.name)
@@ -184,7 +185,7 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
                 seed=seed,
                 budget=budget,
                 optim=plan.optim,
-                protocol=plan.protocol,
+                protocol=protocol,
                 compute=plan.compute,
             ))
     grid.designs.append(summary)

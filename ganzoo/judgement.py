@@ -21,6 +21,7 @@ from typing import Any
 SCALES = ("linear", "log")
 # The widest equivalence margin a judgement may declare: x0.8-1.25 on a log headline, +-10% on a linear one.
 MAX_MARGIN = {"log": 1.25, "linear": 0.1}
+EVAL_SIZES = ("n_fake", "n_real")  # the evaluation sizes a dataset may declare, named as in a suite's [eval]
 OPERATORS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
 _CRITERION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|<|>)\s*([-+0-9.eE]+|inf|-inf)\s*$")
 
@@ -69,6 +70,11 @@ class Judgement:
             the logs. A table with a value <= 0 falls back to "linear" and says so.
         ceiling: the best value the headline can take (8 for modes of 8; ``None`` when unbounded): rows whose
             seeds sit at it cannot be told apart, and the leaderboard's findings say so instead of "n.s.".
+        n_fake, n_real: the evaluation sizes the headline needs (generated samples per evaluation, real samples
+            in the reference), used where a suite's ``[eval]`` does not set them; ``None``: the protocol's
+            defaults (2,000 generated, every real sample). A dataset with many real points declares
+            ``n_real``: precision/recall and density/coverage compare every pair of reference points, so
+            their cost grows with its square (100,000 points: minutes per evaluation).
     """
 
     headline: str = "fid"
@@ -84,8 +90,14 @@ class Judgement:
     ceiling: float | None = None
     margin: float | None = None
     margin_reason: str = ""
+    n_fake: int | None = None
+    n_real: int | None = None
 
     def __post_init__(self):
+        for name in ("n_fake", "n_real"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+                raise ValueError(f"Judgement.{name} must be a whole number of samples >= 2 or None, got {value!r}")
         if self.scale not in SCALES:
             raise ValueError(f'Judgement.scale must be one of {", ".join(SCALES)}, got {self.scale!r}; use "log" '
                              "for a positive, multiplicative headline such as FID")
@@ -151,6 +163,10 @@ class Judgement:
     def with_success(self, success: list[str] | tuple[str, ...] | None) -> Judgement:
         """The same judgement with a suite's success criterion (``None`` keeps the dataset's)."""
         return self if success is None else replace(self, success=tuple(success))
+
+    def eval_sizes(self) -> dict[str, int]:
+        """``{"n_fake": ..., "n_real": ...}`` for the sizes this judgement declares (a suite's ``[eval]`` wins)."""
+        return {name: getattr(self, name) for name in EVAL_SIZES if getattr(self, name) is not None}
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

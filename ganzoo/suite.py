@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .contracts import EvalProtocol
-from .judgement import Judgement, parse_criterion
+from .judgement import EVAL_SIZES, Judgement, parse_criterion
 from .spec import Budget, ComponentRef, Compute, Optim
 
 if sys.version_info >= (3, 11):
@@ -60,6 +60,16 @@ class DatasetPlan:
     judgement: dict[str, Any] = field(default_factory=dict)  # overrides of the dataset's Judgement at this budget
     extra: list[dict[str, str]] = field(default_factory=list)  # combinations beyond the design (axes -> names)
     compute: Compute = Compute()  # fp32, no channels_last, no compile: the leaderboards' default
+    eval_keys: tuple[str, ...] = ()  # the [eval] keys the suite sets; the dataset's declared sizes fill the others
+
+    def protocol_for(self, judgement: Judgement | None) -> EvalProtocol:
+        """The suite's protocol, with the evaluation sizes it leaves out taken from the dataset's judgement.
+
+        A suite for ring8 without ``[eval]`` would otherwise compare against all 100,000 real points; its
+        judgement declares the 2,500 of VEEGAN and PacGAN. What the suite sets always wins.
+        """
+        declared = {k: v for k, v in (judgement.eval_sizes() if judgement else {}).items() if k not in self.eval_keys}
+        return dataclasses.replace(self.protocol, **declared) if declared else self.protocol
 
 
 @dataclass(frozen=True)
@@ -245,7 +255,10 @@ def _row_seeds(value: Any, where: str) -> list[dict[str, Any]]:
 
 def _check_judgement(overrides: Any, where: str) -> None:
     """A dataset's ``judgement`` table: fields of ``Judgement`` (the headline, its scale, the criteria...)."""
-    fields = sorted(Judgement.__dataclass_fields__)
+    fields = sorted(set(Judgement.__dataclass_fields__) - set(EVAL_SIZES))
+    if isinstance(overrides, dict) and set(overrides) & set(EVAL_SIZES):
+        raise SuiteError(f"{where}: judgement sets {sorted(set(overrides) & set(EVAL_SIZES))}: a suite sets the "
+                         "evaluation sizes in its [eval] (or [datasets.eval]) table, e.g. n_fake = 2500")
     if not isinstance(overrides, dict) or set(overrides) - set(fields):
         unknown = sorted(set(overrides) - set(fields)) if isinstance(overrides, dict) else overrides
         raise SuiteError(f"{where}: judgement must be a table of Judgement fields ({', '.join(fields)}); "
@@ -363,4 +376,5 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         judgement=dict(judgement),
         extra=[{k: str(v) for k, v in e.items()} for e in extra],
         compute=compute,
+        eval_keys=tuple(sorted(eval_table)),
     )
