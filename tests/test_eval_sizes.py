@@ -1,5 +1,6 @@
 """Evaluation sizes a dataset declares: a suite without ``[eval]`` evaluates ring8 on 2,500 points, not 100,000."""
 
+import importlib
 import json
 import sqlite3
 
@@ -89,3 +90,49 @@ def test_ring8_without_eval_trains_40_g_steps_on_2500_points(tmp_path):
         [(status, protocol)] = conn.execute("SELECT status, protocol FROM runs").fetchall()
     protocol = json.loads(protocol)
     assert status == "done" and (protocol["n_fake"], protocol["n_real"]) == (2500, 2500)
+
+
+def pairwise_cost(n_fake, n_real):
+    """A made-up evaluation cost: fixed, per sample, and per pair of points (the k-NN metrics' part)."""
+    return 0.2 + 1e-4 * (n_fake + n_real) + 2e-8 * (n_real ** 2 + n_fake ** 2 + 3 * n_fake * n_real)
+
+
+def test_a_large_evaluation_is_extrapolated_from_smaller_ones(monkeypatch, tmp_path):
+    estimate = importlib.import_module("ganzoo.sweep.estimate")  # the module (ganzoo.sweep.estimate is its function)
+
+    timed = []
+
+    def fake_timing(spec, n_fake, n_real, run_dir, registry, device):
+        timed.append((n_fake, n_real))
+        return pairwise_cost(n_fake, n_real)
+
+    monkeypatch.setattr(estimate, "_time_evaluation", fake_timing)
+    [spec] = build_grid(parse_suite(ring8_suite(eval={"n_fake": 2000, "n_real": 100_000})), get_registry()).specs
+    seconds = estimate._probe_evaluation(spec, tmp_path, get_registry(), "cpu")
+    assert seconds == pytest.approx(pairwise_cost(2000, 100_000), rel=1e-3)  # 209 s, from probes of 4 s at most
+    assert max(n for sizes in timed for n in sizes) <= estimate.PROBE_EVAL_SAMPLES
+    assert all(abs(f / r - 2000 / 100_000) < 0.01 for f, r in timed)  # the protocol's ratio, scaled down
+
+
+def test_dry_run_says_when_evaluation_outweighs_training(monkeypatch, tmp_path):
+    estimate = importlib.import_module("ganzoo.sweep.estimate")  # the module (ganzoo.sweep.estimate is its function)
+
+    monkeypatch.setattr(estimate, "_time_evaluation", lambda spec, n_fake, n_real, *_: pairwise_cost(n_fake, n_real))
+    suite = tmp_path / "ring8-heavy.toml"
+    suite.write_text('name = "ring8-heavy"\n[budget]\nunit = "g_steps"\ng_steps = 40\neval_every_g_steps = 20\n'
+                     'batch_size = 64\n[eval]\nn_fake = 2000\nn_real = 100000\n[[datasets]]\nname = "ring8"\n'
+                     'baseline = { generator = "mlp", discriminator = "mlp", loss = "ns", stack = "none" }\n'
+                     'components = { generator = ["mlp"], discriminator = ["mlp"], loss = ["ns"], stack = ["none"] }\n')
+    result = CliRunner().invoke(main, ["bench", "--all", "--suite", str(suite), "--dry-run", "--executor", "inline",
+                                       "--results-dir", str(tmp_path / "r")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    heavy = "evaluation longer than training: ring8 (2000 generated vs 100000 real samples per evaluation)"
+    assert heavy in result.output
+    row = next(line for line in result.output.splitlines() if line.split()[1:3] == ["ring8", "mlp/mlp/ns/none"]
+               and not line.startswith("timing"))
+    assert float(row.split()[-1]) == pytest.approx(2 * pairwise_cost(2000, 100_000), rel=1e-3)  # 2 evaluations
+
+    monkeypatch.setattr(estimate, "_time_evaluation", lambda *_: 1e-3)
+    light = CliRunner().invoke(main, ["bench", "--all", "--suite", str(suite), "--dry-run", "--executor", "inline",
+                                      "--results-dir", str(tmp_path / "r")], catch_exceptions=False)
+    assert light.exit_code == 0 and "evaluation longer than training" not in light.output

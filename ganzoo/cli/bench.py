@@ -239,6 +239,20 @@ def _finished_runs(results_dir: Path, suite: str) -> set[str]:
         store.close()
 
 
+def _print_evaluation_heavy(grid, estimates) -> None:
+    """One line per dataset and protocol whose evaluations would take longer than the training they measure."""
+    heavy = estimates.evaluation_heavy()
+    by_protocol = {}
+    for spec in grid.specs:
+        if spec.run_id in heavy:
+            by_protocol.setdefault((spec.dataset.name, spec.protocol.n_fake, spec.protocol.n_real), spec.run_id)
+    for (dataset, n_fake, n_real), run_id in by_protocol.items():
+        spent = estimates.eval_seconds[run_id]
+        click.echo(f"evaluation longer than training: {dataset} ({n_fake} generated vs {n_real or 'all'} real "
+                   f"samples per evaluation) spends about {spent:.0f} s of a run's {estimates.seconds[run_id]:.0f} s "
+                   "evaluating; smaller n_fake/n_real in the suite's [eval] (or [datasets.eval]) cut it")
+
+
 def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = frozenset(), suite=None) -> None:
     """The grid, one row per run: its estimate, "finished" for runs the store holds, or why its probe failed."""
     seconds = estimates.seconds if estimates else {}
@@ -251,10 +265,14 @@ def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = fr
             return "probe failed"
         return f"{seconds[spec.run_id]:.1f}" if spec.run_id in seconds else ""
 
+    def eval_share(spec):
+        spent = estimates.eval_seconds.get(spec.run_id) if estimates and spec.run_id not in finished else None
+        return "" if spent is None or math.isnan(spent) else f"{spent:.1f}"
+
     rows = [{"run_id": s.run_id, "dataset": s.dataset.name, "combination": s.combination, "seed": s.seed,
              "budget": f"{s.budget.kimg if s.budget.unit == 'kimg' else s.budget.g_steps} {s.budget.unit}",
-             "est_s": est(s)} for s in grid.specs]
-    click.echo(table(rows, ["run_id", "dataset", "combination", "seed", "budget", "est_s"]))
+             "est_s": est(s), "of_which_eval_s": eval_share(s)} for s in grid.specs]
+    click.echo(table(rows, ["run_id", "dataset", "combination", "seed", "budget", "est_s", "of_which_eval_s"]))
     click.echo("")
     for line in describe_designs(grid, suite):
         click.echo(line)
@@ -269,6 +287,7 @@ def _print_grid(grid, estimates=None, parallel: int = 1, finished: set[str] = fr
             line = (f"estimated time: {total / parallel / 60:.1f} min with {parallel} runs at a time "
                     f"({total / 60:.1f} min of single-thread runs, from timed probes of each combination)")
         click.echo(line)
+        _print_evaluation_heavy(grid, estimates)
     if failures:
         by_combination = {}
         for spec in grid.specs:
