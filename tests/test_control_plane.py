@@ -1,5 +1,5 @@
-"""The control plane's fast paths give what the plain ones give: bootstrap draws (against a bootstrap and
-scipy written out here), evaluation curves, suites per run.
+"""The control plane's fast paths give what the plain ones give: bootstrap draws (against scipy's bootstrap
+and Welch test), evaluation curves, suites per run.
 
 The benchmark itself (benchmarks/control_plane.py) is checked on a small grid: it plans, builds its store and
 reports over it.
@@ -24,51 +24,60 @@ from ganzoo.sweep.store import Store
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def whole_draw(rng, values, n_resamples):
-    """The bootstrap written out: one (n_resamples, n) matrix of indices drawn with replacement from ``rng``."""
-    return values[rng.integers(0, len(values), size=(n_resamples, len(values)))]
+def scipy_bootstrap(samples, statistic, n_resamples):
+    """scipy's percentile bootstrap drawing from ``default_rng(0)`` as ganzoo does (one sample after another):
+    an implementation independent of ganzoo's, whose intervals and resampled statistics ganzoo must give."""
+    return scipy.stats.bootstrap(samples, statistic, n_resamples=n_resamples, method="percentile", vectorized=True,
+                                 random_state=np.random.default_rng(0))
 
 
-def percentile_ci(estimates, confidence=0.95):
-    tail = 100 * (1 - confidence) / 2
-    return tuple(float(v) for v in np.percentile(estimates, [tail, 100 - tail]))
+def interval(result):
+    return pytest.approx((result.confidence_interval.low, result.confidence_interval.high), rel=1e-12, abs=1e-15)
 
 
-@pytest.mark.parametrize(("n", "n_resamples"), [(1, 10_000), (2, 7), (3, 10_000), (417, 1), (417, 10_000),
+def mean_diff(b, a, axis=-1):
+    return b.mean(axis=axis) - a.mean(axis=axis)
+
+
+# scipy's standard error of a single resample (n_resamples = 1) warns; its interval is still the one value.
+@pytest.mark.filterwarnings("ignore:Degrees of freedom:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize(("n", "n_resamples"), [(2, 7), (3, 10_000), (417, 1), (417, 10_000),
                                                 (2**18, 7)])  # the last: blocks of one row
-def test_intervals_drawn_in_blocks_are_those_of_one_whole_draw(n, n_resamples):
-    """``stats`` draws resample means a block at a time; its intervals are those of one whole draw, written out
-    here, and the generator is left where a whole draw leaves it (the second group's draws come after it)."""
+def test_intervals_drawn_in_blocks_are_scipys(n, n_resamples):
+    """``stats`` draws resample means a block at a time; its intervals are scipy's, whose draws are one whole
+    matrix, and the generator is left where that leaves it (the second group's draws come after it)."""
     values = np.random.default_rng(n).normal(size=n)
     other = np.random.default_rng(n + 1).normal(size=5)
-    rng = np.random.default_rng(0)
-    means = whole_draw(rng, values, n_resamples).mean(axis=1)
-    assert stats.bootstrap_ci(values, n_resamples=n_resamples) == percentile_ci(means)
-    diffs = means - whole_draw(rng, other, n_resamples).mean(axis=1)  # mean(b*) - mean(a*), b drawn first
-    assert stats.bootstrap_diff_ci(other, values, n_resamples=n_resamples) == percentile_ci(diffs)
+    assert stats.bootstrap_ci(values, n_resamples=n_resamples) == interval(
+        scipy_bootstrap((values,), np.mean, n_resamples))
+    assert stats.bootstrap_diff_ci(other, values, n_resamples=n_resamples) == interval(
+        scipy_bootstrap((values, other), mean_diff, n_resamples))  # mean(b*) - mean(a*), b drawn first
+
+
+def test_one_value_has_a_point_interval():
+    assert stats.bootstrap_ci(np.array([3.0]), n_resamples=10) == (3.0, 3.0)
 
 
 @pytest.mark.parametrize("sizes", [(5, 5), (3, 417), (417, 2), (1, 4)])
-def test_comparisons_and_intervals_equal_a_bootstrap_and_scipy_written_out(sizes):
+def test_comparisons_and_intervals_equal_scipys(sizes):
     rng = np.random.default_rng(sum(sizes))
     a, b = rng.normal(10, 2, sizes[0]), rng.normal(11, 2, sizes[1])
-    draws = np.random.default_rng(0)
-    resampled_b = whole_draw(draws, b, 10_000)
-    diffs = resampled_b.mean(axis=1) - whole_draw(draws, a, 10_000).mean(axis=1)
-    low, high = percentile_ci(diffs)
-    flips = np.mean(np.abs(np.sign(diffs) - np.sign(b.mean() - a.mean()))) / 2
+    if len(a) > 1:
+        both = scipy_bootstrap((b, a), mean_diff, 10_000)
+    else:  # scipy resamples no single value; a's resample means are all a[0] and b is drawn first
+        both = scipy_bootstrap((b,), lambda x, axis=-1: x.mean(axis=axis) - a[0], 10_000)
+    flips = np.mean(np.abs(np.sign(both.bootstrap_distribution) - np.sign(b.mean() - a.mean()))) / 2
     welch = scipy.stats.ttest_ind(b, a, equal_var=False)
     for _ in range(2):  # the second time from the cache of b's resample means
         result = stats.compare(a, b, lower_is_better=True)  # its interval is Welch's; its flip rate a bootstrap's
-        assert result.flip_rate == flips
-        assert stats.bootstrap_diff_ci(a, b) == (low, high) and stats.flip_rate(a, b, True) == flips
+        assert result.flip_rate == pytest.approx(flips, abs=1e-12)
+        assert stats.bootstrap_diff_ci(a, b) == interval(both)
+        assert stats.flip_rate(a, b, True) == pytest.approx(flips, abs=1e-12)
         if len(a) > 1:
             assert result.p == pytest.approx(welch.pvalue, rel=1e-12)
             assert (result.ci_low, result.ci_high) == pytest.approx(tuple(welch.confidence_interval(0.95)), rel=1e-12)
-    expected = percentile_ci(resampled_b.mean(axis=1)) if len(b) > 1 else (b[0], b[0])
-    assert stats.bootstrap_ci(b) == expected
-    medians = np.median(resampled_b, axis=1)  # not cached: the whole draw
-    assert stats.bootstrap_ci(b, np.median) == (percentile_ci(medians) if len(b) > 1 else expected)
+    assert stats.bootstrap_ci(b) == interval(scipy_bootstrap((b,), np.mean, 10_000))
+    assert stats.bootstrap_ci(b, np.median) == interval(scipy_bootstrap((b,), np.median, 10_000))  # not cached
 
 
 def test_a_board_tested_in_threads_leaves_the_warning_filters_as_they_were():
