@@ -1,11 +1,13 @@
 """The README's quickstart for real: the whole embedded default suite, then the same command again (slow, ~15 min).
 
 It also checks the protocol the suite promises: each dataset's baseline meets its success criterion
-(benchmarks/README.md, "How the default budgets were chosen") on most seeds at the end of its budget; and the
-README's reproducibility promise: on an x86-64 CPU with AVX2, at one thread per run, every run ends with the
-numbers committed in results/default/runs.csv, bit for bit as the CSV prints them.
+(benchmarks/README.md, "How the default budgets were chosen") on most seeds at the end of its budget; and what
+reproduces of results/default: on the machine that computed it (the CPU model, kernel settings and torch version
+of results/default/machine.json) every run ends with the committed numbers, bit for bit as the CSV prints them;
+on any machine, every verdict the committed leaderboard decides is not reversed.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -21,15 +23,58 @@ from ganzoo.sweep.store import Store
 pytestmark = pytest.mark.slow
 # ring8: 4 tested rows x 8 seeds + a 16-seed baseline + 11 rows x 1 seed; digits: 4 x 8 + 16 + 3 x 1
 N_RUNS = 110  # (ganzoo bench --all --dry-run)
-COMMITTED = Path(__file__).parents[1] / "results" / "default" / "runs.csv"
+RESULTS = Path(__file__).parents[1] / "results" / "default"
+COMMITTED = RESULTS / "runs.csv"
 METRICS = ["fid", "mode_kl", "modes", "high_quality", "precision", "recall", "classes", "is_mean", "kid_mean"]
+COMMAND = [sys.executable, "-m", "ganzoo", "bench", "--all", "--no-progress"]
+ENV = {**os.environ, "GANZOO_PLUGINS": "ganzoo"}
+KEYS = ["dataset", "generator", "discriminator", "loss", "stack"]
 
 
-def test_default_bench_trains_every_component_and_reruns_nothing(tmp_path):
-    command = [sys.executable, "-m", "ganzoo", "bench", "--all", "--results-dir", str(tmp_path), "--no-progress"]
-    env = {**os.environ, "GANZOO_PLUGINS": "ganzoo"}
-    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The README's quickstart into an empty folder, once for the tests below."""
+    folder = tmp_path_factory.mktemp("default-bench")
+    first = subprocess.run([*COMMAND, "--results-dir", str(folder)], env=ENV, capture_output=True, text=True,
+                           timeout=1800)
     assert first.returncode == 0, first.stderr[-3000:]
+    return folder
+
+
+def test_the_committed_numbers_come_out_bit_for_bit_on_their_machine(trained):
+    """Only on the machine the committed numbers came from: GAN training turns a rounding difference into another
+    run, and another CPU model sums in another order even with the kernels pinned (an Intel Xeon with the pins:
+    0 of 110 runs equal), as may another torch. Elsewhere the verdicts are compared (the next test)."""
+    mismatch = cpu.bit_for_bit_mismatch(json.loads((RESULTS / cpu.MACHINE_FILE).read_text()))
+    if mismatch:
+        pytest.skip(f"not the machine that computed results/default ({mismatch}): bit-for-bit numbers are only "
+                    "promised there; the verdicts are compared instead")
+    runs = pd.read_csv(trained / "default" / "runs.csv")
+    committed = pd.read_csv(COMMITTED).set_index("run_id").sort_index()
+    fresh = runs.set_index("run_id").sort_index()
+    assert list(fresh.index) == list(committed.index), "the default's run ids changed: retrain results/default"
+    metrics = [m for m in METRICS if m in committed]
+    differ = (fresh[metrics].fillna(-1) != committed[metrics].fillna(-1)).any(axis=1)
+    assert not differ.any(), (f"{int(differ.sum())} of {len(fresh)} runs end with other numbers than committed "
+                              f"(this CPU: {cpu.describe_cpu(1)}; committed: {committed['device'].iloc[0]}), "
+                              f"e.g. {fresh.index[differ][:3].tolist()}")
+
+
+def test_no_committed_verdict_reverses(trained):
+    """What holds across CPU vendors (three sweeps on two vendors): a row the committed leaderboard decides better
+    or worse is never decided the other way, and its difference from the baseline keeps its sign."""
+    fresh = pd.read_csv(trained / "default" / "leaderboard.csv", keep_default_na=False).set_index(KEYS)
+    committed = pd.read_csv(RESULTS / "leaderboard.csv", keep_default_na=False).set_index(KEYS)
+    decided = committed[committed["verdict"].isin(["better", "worse"])]
+    opposite = {"better": "worse", "worse": "better"}
+    for key, row in decided.iterrows():
+        again = fresh.loc[key]
+        assert again["verdict"] != opposite[row["verdict"]], f"{key}: {row['verdict']} committed, the opposite now"
+        assert (float(again["diff"]) > 0) == (float(row["diff"]) > 0), f"{key}: now points the other way"
+
+
+def test_default_bench_trains_every_component_and_reruns_nothing(trained):
+    tmp_path = trained
     runs = pd.read_csv(tmp_path / "default" / "runs.csv")
     assert len(runs) == N_RUNS and runs["status"].isin(["done", "diverged"]).all()
     board = pd.read_csv(tmp_path / "default" / "leaderboard.csv")
@@ -55,17 +100,6 @@ def test_default_bench_trains_every_component_and_reruns_nothing(tmp_path):
     assert "Ranked by **mode_kl**" in markdown and "Ranked by **FID**" in markdown
     assert markdown.count("### Findings") == 2
 
-    # Compare wherever the pinned kernels are in force (importing ganzoo sets them unless the user set others or
-    # opted out) and the CPU can run them: the README promises these numbers on any x86-64 CPU with AVX2.
-    if cpu.can_pin() and all(os.environ.get(key) == value for key, value in cpu.PINNED.items()):
-        committed = pd.read_csv(COMMITTED).set_index("run_id").sort_index()
-        fresh = runs.set_index("run_id").sort_index()
-        assert list(fresh.index) == list(committed.index), "the default's run ids changed: retrain results/default"
-        metrics = [m for m in METRICS if m in committed]
-        differ = (fresh[metrics].fillna(-1) != committed[metrics].fillna(-1)).any(axis=1)
-        assert not differ.any(), (f"{int(differ.sum())} of {len(fresh)} runs end with other numbers than committed "
-                                  f"(this CPU: {cpu.describe_cpu(1)}; committed: {committed['device'].iloc[0]}), "
-                                  f"e.g. {fresh.index[differ][:3].tolist()}")
-
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    second = subprocess.run([*COMMAND, "--results-dir", str(tmp_path)], env=ENV, capture_output=True, text=True,
+                            timeout=600)
     assert second.returncode == 0 and f"{N_RUNS} already finished" in second.stdout and "0 to train" in second.stdout
