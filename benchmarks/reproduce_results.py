@@ -1,4 +1,4 @@
-"""Do the committed results still come out of the code? Retrain a results folder's runs and compare, bit for bit.
+"""Do the committed results still come out of the code? Retrain a results folder's runs and compare them.
 
 A committed table is only worth its numbers if the code beside it produces them. This rebuilds the grid of the
 suite a results folder was trained from (its ``runs.csv`` names the suite; ``--seed-offset`` for a replicate),
@@ -10,12 +10,25 @@ component's defaults changed since: the folder has to be retrained.
     python benchmarks/reproduce_results.py results/conditional-digits
     python benchmarks/reproduce_results.py results/default-replicate --seed-offset 1000 --sample 12
 
-The last line is ``reproduced=K/N``; the exit status is 1 when a run differs or is missing.
+The last line is ``reproduced=K/N``; the exit status is 1 when a run differs or is missing. Bit for bit is
+only promised on the machine that computed the folder (its ``machine.json``: CPU model, kernel settings, torch
+version; an Intel Xeon and an AMD EPYC differ in every run even with the kernels pinned): elsewhere the script
+says so first, and ``--verdicts`` is the comparison that holds.
+
+``--verdicts`` retrains the runs of the rows the committed leaderboard decides (better or worse) and of their
+baselines, all their seeds (``--sample N``: N decided rows, taken in turn over the datasets), recomputes the
+leaderboard with those rows' runs replaced by the retrained ones (the other rows stay, so each table's Holm
+family is the committed one), and checks each verdict: *held* (decided the same again), *undecided* (not
+decided, the difference still of the same sign) or *REVERSED* (decided the other way, or the difference changed
+sign). The last line is ``verdicts held=K/N reversed=R``; the exit status is 1 when one reversed.
+
+    python benchmarks/reproduce_results.py results/conditional-digits --verdicts --sample 1
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -25,6 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 
+KEYS = ["dataset", "generator", "discriminator", "loss", "stack"]
+DECIDED = ("better", "worse")
 METRICS = ["fid", "mode_kl", "modes", "high_quality", "precision", "recall", "classes", "class_kl", "is_mean",
            "kid_mean", "cond_accuracy", "intra_fid"]
 
@@ -64,6 +79,80 @@ def _even_sample(table: pd.DataFrame, n: int) -> pd.DataFrame:
     return table.loc[picked]
 
 
+def _machine_note(results: Path) -> None:
+    """Say first when this machine is not the one whose numbers the folder holds (bit for bit is not expected)."""
+    from ganzoo import cpu
+
+    recorded = results / cpu.MACHINE_FILE
+    if not recorded.is_file():
+        print(f"{results}: no {cpu.MACHINE_FILE}, so whether this machine computed it is unknown")
+        return
+    mismatch = cpu.bit_for_bit_mismatch(json.loads(recorded.read_text()))
+    if mismatch:
+        print(f"{results}: not the machine that computed it ({mismatch}): runs are not expected to equal the "
+              "committed ones bit for bit; --verdicts compares what holds across machines")
+
+
+def _decided_rows(board: pd.DataFrame, n: int | None) -> pd.DataFrame:
+    """The rows the leaderboard decides (better or worse): ``n`` of them taken in turn over the datasets, or all."""
+    decided = board[board["verdict"].isin(DECIDED)]
+    if n is None:
+        return decided
+    by_dataset = [group for _, group in decided.groupby("dataset", sort=True)]
+    picked, depth = [], 0
+    while len(picked) < n and any(depth < len(group) for group in by_dataset):
+        picked += [group.index[depth] for group in by_dataset if depth < len(group)][: n - len(picked)]
+        depth += 1
+    return decided.loc[picked]
+
+
+def _verdict_of(row: pd.Series, fresh: pd.Series) -> str:
+    """held, undecided or REVERSED: the retrained verdict of a row the committed leaderboard decided."""
+    if fresh["verdict"] in DECIDED and fresh["verdict"] != row["verdict"] or (
+            float(fresh["diff"]) > 0) != (float(row["diff"]) > 0):
+        return "REVERSED"
+    return "held" if fresh["verdict"] == row["verdict"] else "undecided"
+
+
+def _check_verdicts(args, committed: pd.DataFrame, suite, specs: dict, pool) -> int:
+    from ganzoo.registry import build_registry
+    from ganzoo.report.leaderboard import leaderboard
+    from ganzoo.sweep.driver import suite_record
+
+    board = pd.read_csv(args.results / "leaderboard.csv", keep_default_na=False)
+    rows = _decided_rows(board, args.sample)
+    baselines = board[board["is_baseline"].astype(str) == "True"]
+    wanted = {tuple(r[KEYS]) for _, r in rows.iterrows()} | {
+        tuple(b[KEYS]) for _, b in baselines.iterrows() if b["dataset"] in set(rows["dataset"])}
+    chosen = committed[[tuple(r) in wanted for r in committed[KEYS].itertuples(index=False)]]
+    missing = [run_id for run_id in chosen.index if run_id not in specs]
+    if missing:
+        print(f"{len(missing)} runs are not in today's grid of {suite.name} (retrain the folder), e.g. {missing[:3]}")
+        return 1
+    print(f"{args.results}: retraining {len(chosen)} runs of {len(rows)} decided rows and their baselines "
+          f"({args.jobs} single-thread workers)", flush=True)
+    runs = committed.copy()
+    for run_id, fresh in zip(chosen.index, pool.map(_train, [specs[i].canonical() for i in chosen.index]),
+                             strict=True):
+        runs.loc[run_id, "status"] = fresh["status"]
+        for metric, value in fresh.items():
+            if metric in runs.columns and metric not in ("status", "error"):
+                runs.loc[run_id, metric] = value
+    record = suite_record(suite, build_registry())
+    judgements = {name: record.judgement(name) for name in record.datasets}
+    again = leaderboard(runs.reset_index(), record.to_dict(), judgements).set_index(KEYS)
+    outcomes = []
+    for _, row in rows.iterrows():
+        fresh = again.loc[tuple(row[KEYS])]
+        outcomes.append(_verdict_of(row, fresh))
+        label = f"{row['dataset']} {'/'.join(str(row[a]) for a in KEYS[1:])}"
+        print(f"{label}: committed {row['verdict']} (diff {float(row['diff']):+.3g}, Holm p {row['p_holm']}), "
+              f"retrained {fresh['verdict']} (diff {float(fresh['diff']):+.3g}, Holm p {fresh['p_holm']:.3g}): "
+              f"{outcomes[-1]}", flush=True)
+    print(f"verdicts held={outcomes.count('held')}/{len(outcomes)} reversed={outcomes.count('REVERSED')}")
+    return 1 if "REVERSED" in outcomes else 0
+
+
 def main() -> int:
     import ganzoo  # noqa: F401  (pins the CPU kernels before anything computes)
     from ganzoo.grid import build_grid
@@ -74,14 +163,22 @@ def main() -> int:
     parser.add_argument("results", type=Path, help="a results folder with a runs.csv (e.g. results/default)")
     parser.add_argument("--suite", help="the suite it was trained from (default: runs.csv's suites column)")
     parser.add_argument("--seed-offset", type=int, default=0, help="as given to ganzoo bench for a replicate")
-    parser.add_argument("--sample", type=int, help="retrain this many runs, spread over the rows (default: all)")
+    parser.add_argument("--sample", type=int, help="retrain this many runs, spread over the rows (default: all); "
+                        "with --verdicts, this many decided rows with all their seeds and their baselines")
+    parser.add_argument("--verdicts", action="store_true",
+                        help="check that the committed verdicts hold, not that the numbers are the same")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
 
     committed = pd.read_csv(args.results / "runs.csv").set_index("run_id")
     suite_name = args.suite or committed["suites"].iloc[0].split(",")[0].strip()
-    grid = build_grid(with_seed_offset(load_suite(suite_name), args.seed_offset), build_registry())
+    suite = with_seed_offset(load_suite(suite_name), args.seed_offset)
+    grid = build_grid(suite, build_registry())
     specs = {spec.run_id: spec for spec in grid.specs}
+    if args.verdicts:
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+            return _check_verdicts(args, committed, suite, specs, pool)
+    _machine_note(args.results)
     chosen = _even_sample(committed, args.sample) if args.sample else committed
     missing = [run_id for run_id in chosen.index if run_id not in specs]
     for run_id in missing:
