@@ -1,5 +1,7 @@
 """ganzoo: a plugin-based GAN model zoo and benchmark harness."""
 
+__version__ = "0.1.0"  # first: modules read it (``from .. import __version__``) without needing the rest of this file
+
 # First, before torch computes anything: the CPU kernels every x86-64 machine with AVX2 shares (see ganzoo/cpu.py).
 from . import cpu as _cpu
 
@@ -9,7 +11,6 @@ from .components import KINDS, Component
 from .contracts import (
     Dataset,
     DataSpec,
-    EvalProtocol,
     FeatureExtractor,
     Features,
     Loss,
@@ -19,8 +20,7 @@ from .contracts import (
 from .hookspecs import hookimpl
 from .judgement import Judgement
 from .registry import UnknownComponentError, build_registry, get_registry, reset_registry
-
-__version__ = "0.1.0"
+from .spec import EvalProtocol
 
 __all__ = [
     "KINDS",

@@ -9,14 +9,13 @@ stabilizers, datasets and feature extractors subclass the base classes below. Ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 MODALITIES = ("image", "vector")
-METRIC_NAMES = ("fid", "is", "kid", "pr", "dc")  # the built-in metrics; plugins add more (register_metrics)
 
 
 @dataclass(frozen=True)
@@ -364,40 +363,3 @@ class FeatureExtractor(nn.Module):
 
     def protocol(self) -> dict[str, Any]:
         return {"extractor": self.name, "weights_hash": self.weights_hash}
-
-
-@dataclass
-class EvalProtocol:
-    """How a run is evaluated: which extractor, how many samples, which metrics."""
-
-    extractor: str = "auto"
-    extractor_hparams: dict[str, Any] = field(default_factory=dict)
-    n_fake: int = 2000
-    n_real: int | None = None
-    metrics: tuple[str, ...] = ("fid", "is", "kid", "pr", "dc")
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    batch_size: int = 500
-
-    def __post_init__(self):
-        from . import checks
-
-        if isinstance(self.metrics, str) or not self.metrics:
-            raise ValueError(f'eval.metrics must be a non-empty list such as ["fid", "kid"], got {self.metrics!r}')
-        unknown = [m for m in self.metrics if m not in METRIC_NAMES]
-        if unknown:  # a plugin's metric (register_metrics)? Only then is the registry built and asked
-            from .registry import get_registry
-
-            known = get_registry().metric_names()
-            unknown = [m for m in unknown if m not in known]
-        if unknown:
-            raise ValueError(f"eval.metrics: unknown {unknown}; choose among {', '.join(known)}")
-        # Nearest-neighbour metrics need more samples than neighbours (k = 5 for density/coverage).
-        checks.whole(self.n_fake, "eval.n_fake", minimum=6 if {"pr", "dc"} & set(self.metrics) else 2)
-        if self.n_real is not None:
-            checks.whole(self.n_real, "eval.n_real", minimum=2)
-        checks.whole(self.kid_subsets, "eval.kid_subsets")
-        checks.whole(self.kid_subset_size, "eval.kid_subset_size", minimum=2)
-        checks.whole(self.batch_size, "eval.batch_size")
-        if not isinstance(self.extractor, str) or not self.extractor:
-            raise ValueError(f'eval.extractor must be a registered extractor\'s name or "auto", got {self.extractor!r}')

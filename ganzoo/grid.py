@@ -136,6 +136,7 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
                filters: Filters, seeds: list[int] | None, kimg: float | None, grid: Grid,
                g_steps: int | None = None) -> Coverage:
     dataset_component = registry.get("dataset", plan.dataset.name)
+    registry.check_metrics(plan.protocol.metrics)  # a plugin's metric is known only here, not when the suite is read
     dataset_hparams = dataset_component.hparams(plan.dataset.hparams)
     spec = data_spec_of(dataset_component, dataset_hparams)
     dataset_ref = ComponentRef(dataset_component.name, dataset_hparams)

@@ -8,16 +8,17 @@ Environment switches (comma-separated entry-point or distribution names):
 - ``GANZOO_PLUGINS``: load only these (tests set it to ``ganzoo`` so a developer's plugins cannot leak in);
 - ``GANZOO_BLOCK_PLUGINS``: load everything but these.
 
-The core's own hook implementations (``CORE_PLUGINS``: the built-in metrics) are registered in every plugin
-manager, whatever the switches say and with or without the entry points: every run evaluates through them.
+The core's own hook implementations (the built-in metrics, handed over by ``ganzoo.registry.core_plugins``)
+are registered in every plugin manager, whatever the switches say and with or without the entry points:
+every run evaluates through them.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import os
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pluggy
@@ -28,8 +29,6 @@ ENTRY_POINT_GROUP = "ganzoo"
 BUILTIN_DISTRIBUTION = "ganzoo"  # the built-in zoo loads first and keeps its names, whatever the install order
 ALLOW_ENV = "GANZOO_PLUGINS"
 BLOCK_ENV = "GANZOO_BLOCK_PLUGINS"
-# Plugin name -> module. Imported by name when a manager is created: the metrics sit in a layer above this one.
-CORE_PLUGINS = {"ganzoo.metrics": "ganzoo.metrics.builtin"}
 
 
 @dataclass
@@ -94,16 +93,17 @@ def _unique_entry_points() -> list[importlib.metadata.EntryPoint]:
 
 
 def create_plugin_manager(
-    load_entry_points: bool = True,
+    load_entry_points: bool = True, core_plugins: Mapping[str, object] | None = None,
 ) -> tuple[pluggy.PluginManager, dict[str, PluginInfo], list[LoadError]]:
-    """A plugin manager with the ganzoo hookspecs and every selected entry point loaded.
+    """A plugin manager with the ganzoo hookspecs, ``core_plugins`` (name -> module) and every selected entry
+    point loaded.
 
     Returns:
         The manager, information about each loaded plugin by name, and the load errors.
     """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
-    infos = register_core_plugins(pm)
+    infos = register_core_plugins(pm, core_plugins or {})
     errors: list[LoadError] = []
     if not load_entry_points:
         return pm, infos, errors
@@ -136,16 +136,16 @@ def create_plugin_manager(
     return pm, infos, errors
 
 
-def register_core_plugins(pm: pluggy.PluginManager) -> dict[str, PluginInfo]:
-    """Register ``CORE_PLUGINS`` with ``pm``; they count as the built-in distribution (their names are kept)."""
+def register_core_plugins(pm: pluggy.PluginManager, core_plugins: Mapping[str, object]) -> dict[str, PluginInfo]:
+    """Register ``core_plugins`` with ``pm``; they count as the built-in distribution (their names are kept)."""
     try:
         version = importlib.metadata.version(BUILTIN_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
         version = ""
     infos = {}
-    for name, module_name in CORE_PLUGINS.items():
-        pm.register(importlib.import_module(module_name), name=name)
-        infos[name] = PluginInfo(name, BUILTIN_DISTRIBUTION, version, module_name, hook_names(pm, name))
+    for name, module in core_plugins.items():
+        pm.register(module, name=name)
+        infos[name] = PluginInfo(name, BUILTIN_DISTRIBUTION, version, module.__name__, hook_names(pm, name))
     return infos
 
 

@@ -168,6 +168,18 @@ class Registry:
     def metric_names(self) -> tuple[str, ...]:
         return tuple(self._metrics)
 
+    def check_metrics(self, names: Iterable[str], where: str = "eval.metrics") -> tuple[str, ...]:
+        """``names`` as a tuple when every one is registered; ``where`` is what the user wrote them in.
+
+        Raises:
+            ValueError: no name, or a name no plugin registered; the message lists the registered ones.
+        """
+        names, known = tuple(names), self.metric_names()
+        unknown = [m for m in names if m not in known]
+        if unknown or not names:
+            raise ValueError(f"{where}: unknown {unknown}; choose among {', '.join(known)} (see: ganzoo list metrics)")
+        return names
+
     def all(self) -> list[Component]:
         return [c for kind in KINDS for c in self.list(kind)]
 
@@ -190,6 +202,17 @@ class Registry:
         return None
 
 
+def core_plugins() -> dict[str, object]:
+    """The core's own hook implementations, registered in every registry: the built-in metrics.
+
+    Imported when a registry is built, not with this module: importing ``ganzoo.metrics`` runs its
+    ``__init__``, which imports the ``Evaluator``, which imports this module.
+    """
+    from .metrics import builtin
+
+    return {"ganzoo.metrics": builtin}
+
+
 _lock = threading.Lock()
 _registry: Registry | None = None
 
@@ -199,7 +222,7 @@ def get_registry() -> Registry:
     global _registry
     with _lock:
         if _registry is None:
-            pm, infos, errors = create_plugin_manager()
+            pm, infos, errors = create_plugin_manager(core_plugins=core_plugins())
             _registry = Registry(pm, infos, errors)
         return _registry
 
@@ -213,7 +236,7 @@ def reset_registry(registry: Registry | None = None) -> None:
 
 def build_registry(extra_plugins: dict[str, object] | None = None, load_entry_points: bool = True) -> Registry:
     """A fresh registry with the entry points and, optionally, plugin objects registered in process."""
-    pm, infos, errors = create_plugin_manager(load_entry_points=load_entry_points)
+    pm, infos, errors = create_plugin_manager(load_entry_points, core_plugins())
     for name, plugin in (extra_plugins or {}).items():
         pm.register(plugin, name=name)
     return Registry(pm, infos, errors, entry_points=load_entry_points)

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import checks
-from .contracts import EvalProtocol
 from .records import short_hash
 
 
@@ -22,6 +21,39 @@ class ComponentRef:
 
     name: str
     hparams: dict[str, Any] = field(default_factory=dict)
+
+DEFAULT_METRICS = ("fid", "is", "kid", "pr", "dc")  # what a protocol computes unless told; all: Registry.metric_names()
+
+
+@dataclass
+class EvalProtocol:
+    """How a run is evaluated: which extractor, how many samples, which metrics.
+
+    Metric names are checked where a registry is in hand (``Registry.check_metrics``: the grid, the
+    ``Evaluator``), because a plugin may register more; here only their form is.
+    """
+
+    extractor: str = "auto"
+    extractor_hparams: dict[str, Any] = field(default_factory=dict)
+    n_fake: int = 2000
+    n_real: int | None = None
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    batch_size: int = 500
+
+    def __post_init__(self):
+        if isinstance(self.metrics, str) or not self.metrics or not all(isinstance(m, str) for m in self.metrics):
+            raise ValueError(f'eval.metrics must be a non-empty list such as ["fid", "kid"], got {self.metrics!r}')
+        # Nearest-neighbour metrics need more samples than neighbours (k = 5 for density/coverage).
+        checks.whole(self.n_fake, "eval.n_fake", minimum=6 if {"pr", "dc"} & set(self.metrics) else 2)
+        if self.n_real is not None:
+            checks.whole(self.n_real, "eval.n_real", minimum=2)
+        checks.whole(self.kid_subsets, "eval.kid_subsets")
+        checks.whole(self.kid_subset_size, "eval.kid_subset_size", minimum=2)
+        checks.whole(self.batch_size, "eval.batch_size")
+        if not isinstance(self.extractor, str) or not self.extractor:
+            raise ValueError(f'eval.extractor must be a registered extractor\'s name or "auto", got {self.extractor!r}')
 
 
 BUDGET_UNITS = ("kimg", "g_steps")

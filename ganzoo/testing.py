@@ -31,9 +31,10 @@ from torch import nn
 
 from . import registry as registry_module
 from .conditional import discriminate, generate, is_conditional, num_classes_of
-from .contracts import Dataset, DataSpec, EvalProtocol, FeatureExtractor, Features, Generator, Loss, Stabilizer
+from .contracts import Dataset, DataSpec, FeatureExtractor, Features, Generator, Loss, Stabilizer
 from .hookspecs import hookimpl
 from .registry import Registry, build_registry, reset_registry
+from .spec import EvalProtocol
 
 __all__ = [
     "check_discriminator",
@@ -114,7 +115,7 @@ def check_plugin(plugin: object, name: str = "plugin-under-test") -> Registry:
     """
     from .plugins import PluginInfo, check_unknown_hooks, create_plugin_manager
 
-    manager, infos, errors = create_plugin_manager()
+    manager, infos, errors = create_plugin_manager(core_plugins=registry_module.core_plugins())
     if manager.is_registered(plugin):  # installed: its entry point loaded it already; test it under ``name``
         installed = manager.get_name(plugin)
         manager.unregister(plugin)

@@ -196,13 +196,19 @@ def test_worker_processes_give_the_inline_numbers(tmp_path, monkeypatch):
 def test_executors_train_against_the_registry_they_are_given(registry, tmp_path):
     """Workers rebuild the registry from the entry points, so a registry with in-process plugins trains inline."""
     from ganzoo.registry import build_registry
-    from ganzoo.sweep.executors import InlineExecutor, ProcessExecutor, make_executor
+    from ganzoo.sweep.executors import InlineExecutor, ProcessExecutor
+    from ganzoo.sweep.factory import make_executor
+    from ganzoo.sweep.vectorized import InlineGroupExecutor, VectorizedExecutor
 
     chosen = make_executor("auto", "cpu", registry, jobs=2)
     assert isinstance(chosen, InlineExecutor) and "testzoo" in chosen.note
     with pytest.raises(ValueError, match=r"registered in process \(testzoo\).*inline executor"):
         make_executor("processes", "cpu", registry, jobs=2)
     assert isinstance(make_executor("auto", "cpu", build_registry(), jobs=2), ProcessExecutor)
+    grouped = make_executor("vectorized", "cpu", registry, jobs=2)
+    assert isinstance(grouped, InlineGroupExecutor) and "Training groups inline" in grouped.note
+    assert isinstance(make_executor("vectorized", "cpu", build_registry(), jobs=2), VectorizedExecutor)
+    assert make_executor("vectorized", "cpu", build_registry(), jobs=1).note == ""  # one job: inline, nothing to say
 
     said = []
     suite = tiny_suite(seeds=1, components={"loss": ["logistic"], "generator": ["lin"], "discriminator": ["small"],

@@ -119,7 +119,7 @@ def test_errors_name_the_problem(test_registry, tmp_path):
     result = invoke("tiny_grey", tmp_path / "nowhere")
     assert result.exit_code == 2 and "neither a folder of images" in result.output
     result = invoke("tiny_grey", "tiny_grey", "--metrics", "fid,fidd")
-    assert result.exit_code == 1 and "Unknown metrics" in result.output
+    assert result.exit_code == 1 and "--metrics: unknown ['fidd']" in result.output
     result = invoke("tiny_grey", "tiny_grey", "--weights", tmp_path / "w.pth")
     assert result.exit_code == 1 and 'has no hyperparameter "weights"' in result.output
 

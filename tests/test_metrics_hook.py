@@ -11,9 +11,10 @@ from click.testing import CliRunner
 import ganzoo
 from ganzoo.cli import main
 from ganzoo.components import Metric
-from ganzoo.contracts import EvalProtocol
+from ganzoo.grid import build_grid
 from ganzoo.metrics.evaluate import Evaluator
 from ganzoo.report.leaderboard import metric_directions
+from ganzoo.spec import EvalProtocol
 from ganzoo.suite import parse_suite
 from ganzoo.sweep import bench
 from ganzoo.testing import plugin_registry
@@ -132,6 +133,17 @@ def test_a_metric_returning_the_wrong_thing_is_named_in_the_error(metric, messag
             evaluator(torch.randn(16, *dataset.spec.shape))
 
 
+def test_metric_names_are_checked_against_the_registry_in_hand_not_the_process_one(zoo):
+    """A protocol naming a plugin's metric is valid in the registry that has the plugin and in no other."""
+    protocol = EvalProtocol(metrics=("fid", "mean_gap"))  # no registry here: only the form is checked
+    assert zoo.check_metrics(protocol.metrics) == ("fid", "mean_gap")
+    with pytest.raises(ValueError, match=r"eval.metrics: unknown \['mean_gap'\]"):
+        ganzoo.build_registry(load_entry_points=False).check_metrics(protocol.metrics)
+    raw = testzoo.suite_dict(eval={"metrics": ["fid", "mean_gapp"]})
+    with pytest.raises(ValueError, match=r"eval.metrics: unknown \['mean_gapp'\]; choose among .*mean_gap"):
+        build_grid(parse_suite(raw, source="test"), zoo)
+
+
 def test_metric_columns_must_be_distinct():
     with pytest.raises(ValueError, match="columns must be distinct lowercase identifiers"):
         Metric("x", mean_gap, lower_is_better=True, description="d", columns=("a", "a"))
@@ -140,6 +152,6 @@ def test_metric_columns_must_be_distinct():
 def test_unknown_metric_names_suggest_the_registered_ones(zoo):
     with pytest.raises(ValueError, match=r"eval.metrics: unknown \['mean_gapp'\]; choose among fid, is, kid, pr, dc, "
                                          r"cond_accuracy, intra_fid, mean_gap"):
-        EvalProtocol(metrics=("fid", "mean_gapp"))
+        zoo.check_metrics(("fid", "mean_gapp"))
     with pytest.raises(ganzoo.UnknownComponentError, match='Did you mean "mean_gap"'):
         zoo.metric("mean_gapp")

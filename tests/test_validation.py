@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ganzoo.cli import main
-from ganzoo.contracts import EvalProtocol
-from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
+from ganzoo.spec import Budget, ComponentRef, EvalProtocol, Optim, RunSpec
 from ganzoo.suite import SuiteError, parse_suite
 
 
@@ -37,7 +36,6 @@ def suite_with(**changes):
     ({"seeds": 0}, r"seeds must be a positive count"),
     ({"name": 5}, r"name must be letters, digits, '_', '.' or '-' .it names the results folder., got 5"),
     ({"name": "../elsewhere"}, r"name must be letters"),
-    ({"eval.metrics": ["fld"]}, r"eval.metrics: unknown \['fld'\]; choose among fid, is, kid, pr, dc"),
     ({"eval.metrics": "fid"}, r"eval.metrics must be a non-empty list"),
     ({"eval.n_fake": 1}, r"eval.n_fake must be at least 6, got 1"),
     ({"eval.n_real": 0}, r"eval.n_real must be at least 2"),
@@ -50,6 +48,17 @@ def suite_with(**changes):
 def test_each_bad_suite_value_is_one_error_naming_the_field(changes, message):
     with pytest.raises(SuiteError, match=message):
         parse_suite(suite_with(**changes))
+
+
+def test_a_misspelt_metric_is_refused_when_the_grid_meets_the_registry():
+    """Metric names are checked against the registry (plugins add metrics), before any run is planned."""
+    from ganzoo.grid import build_grid
+    from ganzoo.testing import plugin_registry
+
+    suite = parse_suite(suite_with(**{"eval.metrics": ["fld"]}))  # the form is fine; the name is not known yet
+    with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as zoo, \
+            pytest.raises(ValueError, match=r"eval.metrics: unknown \['fld'\]; choose among fid, is, kid, pr, dc"):
+        build_grid(suite, zoo)
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -10,10 +10,12 @@ from typing import Any
 import click
 import torch
 
-from ..contracts import Dataset, EvalProtocol
-from ..metrics.evaluate import METRICS, Evaluator, RealSamples, check_metrics, default_extractor, resolve_extractor_name
+from ..contracts import Dataset
+from ..metrics.evaluate import Evaluator, RealSamples, default_extractor, resolve_extractor_name
 from ..metrics.images import iter_image_batches, list_images
+from ..records import Evaluation, ProtocolRecord
 from ..registry import get_registry
+from ..spec import DEFAULT_METRICS, EvalProtocol
 from .common import check_device, user_errors
 
 CHECKPOINT_SAMPLES = 10_000  # generated samples drawn from a checkpoint unless -n says otherwise
@@ -73,30 +75,39 @@ def _real_side(side: Side) -> Dataset | RealSamples:
 
 
 def evaluate_sides(real: Side, fake: Side, protocol: EvalProtocol,
-                   device: torch.device) -> tuple[dict[str, float], dict[str, Any]]:
+                   device: torch.device) -> tuple[dict[str, float], ProtocolRecord]:
     """``fake`` against ``real`` through the ``Evaluator`` that runs use, so equal protocols give equal records.
 
     Returns:
-        The metrics and the protocol record with its ``fingerprint``.
+        The metrics and the protocol record.
     """
     evaluator = Evaluator(_real_side(real), protocol, device)
     results = evaluator(fake.source)
-    record = evaluator.record()
-    return results, {**record.to_dict(), "fingerprint": record.fingerprint}
+    return results, evaluator.record()
 
 
-def _print_table(results: dict[str, float], protocol: dict[str, Any]) -> None:
+def protocol_json(record: ProtocolRecord) -> dict[str, Any]:
+    """The record as ``--format json`` prints it: as stored, with its fingerprint."""
+    return {**record.to_dict(), "fingerprint": record.fingerprint}
+
+
+def _protocol_line(record: ProtocolRecord) -> str:
+    return ", ".join(f"{k}={v}" for k, v in record.content().items())
+
+
+def _print_table(results: dict[str, float], protocol: ProtocolRecord) -> None:
     from tabulate import tabulate
 
     rows = [(key, f"{value:.6g}") for key, value in results.items()]
     click.echo(tabulate(rows, headers=("metric", "value")))
-    click.echo("\nprotocol: " + ", ".join(f"{k}={v}" for k, v in protocol.items() if k != "schema"))
+    click.echo(f"\nprotocol: {_protocol_line(protocol)}")
 
 
-def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str, float], dict[str, Any], dict]:
+def evaluate_run_checkpoint(path: Path, device: torch.device
+                            ) -> tuple[dict[str, float], ProtocolRecord, Evaluation | None]:
     """A run checkpoint re-evaluated exactly as its run evaluated it: its dataset, protocol and latents.
 
-    Returns the metrics, the protocol record (with its fingerprint) and the run's last recorded evaluation.
+    Returns the metrics, the protocol record and the run's last recorded evaluation (``None``: it recorded none).
     """
     from ..artifacts import load_checkpoint, recorded_evals
     from ..build import load_generator
@@ -109,9 +120,8 @@ def evaluate_run_checkpoint(path: Path, device: torch.device) -> tuple[dict[str,
     dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
     evaluator = Evaluator(dataset, spec.protocol, device, registry=registry)
     metrics = evaluate_generator(generator, evaluator, dataset, spec, device)
-    recorded = (recorded_evals(state) or [{}])[-1]
-    record = protocol_of(evaluator, spec)
-    return metrics, {**record.to_dict(), "fingerprint": record.fingerprint}, recorded
+    evals = recorded_evals(state)
+    return metrics, protocol_of(evaluator, spec), Evaluation.from_dict(evals[-1]) if evals else None
 
 
 def _run_checkpoint(text: str) -> Path | None:
@@ -124,15 +134,14 @@ def _run_checkpoint(text: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _print_run_table(results: dict[str, float], recorded: dict[str, Any], protocol: dict[str, Any]) -> None:
+def _print_run_table(results: dict[str, float], recorded: Evaluation | None, protocol: ProtocolRecord) -> None:
     from tabulate import tabulate
 
-    logged = recorded.get("metrics", {})
+    logged = recorded.metrics if recorded else {}
     rows = [(key, f"{value:.6g}", f"{logged[key]:.6g}" if key in logged else "–") for key, value in results.items()]
-    where = f"recorded at {recorded['g_steps']:,} G steps" if "g_steps" in recorded else "recorded"
+    where = f"recorded at {recorded.g_steps:,} G steps" if recorded else "recorded"
     click.echo(tabulate(rows, headers=("metric", "value", where)))
-    click.echo(f"\nprotocol {protocol['fingerprint']}: " + ", ".join(
-        f"{k}={v}" for k, v in protocol.items() if k not in ("fingerprint", "schema")))
+    click.echo(f"\nprotocol {protocol.fingerprint}: {_protocol_line(protocol)}")
 
 
 @click.command("eval")
@@ -142,7 +151,7 @@ def _print_run_table(results: dict[str, float], recorded: dict[str, Any], protoc
               help="Feature extractor; auto: a dataset's own, else the one tagged default:image (the TF Inception).")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Local weight file of the extractor (default: cache or download, checked by SHA-256).")
-@click.option("--metrics", default=",".join(METRICS), show_default=True,
+@click.option("--metrics", default=",".join(DEFAULT_METRICS), show_default=True,
               help="Comma-separated names of registered metrics (the built-in ones and any plugin's: "
                    "ganzoo list metrics).")
 @click.option("-n", "n", type=click.IntRange(min=2), default=None,
@@ -176,13 +185,13 @@ def eval_command(real, fake, extractor, weights, metrics, n, n_real, kid_subsets
         with user_errors():
             results, protocol, recorded = evaluate_run_checkpoint(checkpoint, device)
         if fmt == "json":
-            click.echo(json.dumps({**results, "protocol": protocol, "recorded": recorded.get("metrics", {})},
-                                  indent=2))
+            click.echo(json.dumps({**results, "protocol": protocol_json(protocol),
+                                   "recorded": recorded.metrics if recorded else {}}, indent=2))
         else:
             _print_run_table(results, recorded, protocol)
         return
     with user_errors():
-        wanted = check_metrics(m.strip() for m in metrics.split(",") if m.strip())
+        wanted = get_registry().check_metrics((m.strip() for m in metrics.split(",") if m.strip()), "--metrics")
         n_real = n_real or n
         sides = [resolve_side("REAL", real, n_real, device, batch_size, seed),
                  resolve_side("FAKE", fake, n, device, batch_size, seed)]
@@ -192,6 +201,6 @@ def eval_command(real, fake, extractor, weights, metrics, n, n_real, kid_subsets
                                 kid_subset_size=kid_subset_size, batch_size=batch_size)
         results, record = evaluate_sides(sides[0], sides[1], protocol, device)
     if fmt == "json":
-        click.echo(json.dumps({**results, "protocol": record}, indent=2))
+        click.echo(json.dumps({**results, "protocol": protocol_json(record)}, indent=2))
     else:
         _print_table(results, record)

@@ -4,7 +4,7 @@ The functions take features (torch tensors or, for FID statistics, numpy arrays)
 where it matters; :class:`Evaluator` ties them to a dataset, a feature extractor and an ``EvalProtocol``.
 """
 
-from .evaluate import METRICS, Evaluator, build_extractor, compute_metrics, fingerprint_of
+from .evaluate import Evaluator, build_extractor, compute_metrics, fingerprint_of
 from .features import extract_features, quantize_uint8
 from .fid import feature_statistics, fid_from_features, frechet_distance
 from .images import iter_image_batches, read_images
@@ -14,7 +14,6 @@ from .prdc import density_coverage, precision_recall
 from .reference import ReferenceSet, load_or_compute
 
 __all__ = [
-    "METRICS",
     "Evaluator",
     "ReferenceSet",
     "build_extractor",

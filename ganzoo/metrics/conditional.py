@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import warnings
 
-from ..contracts import EvalProtocol, Features
+from ..contracts import Features
+from ..spec import EvalProtocol
 from .fid import feature_statistics, frechet_distance
 from .reference import ReferenceSet
 

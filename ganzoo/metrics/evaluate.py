@@ -12,31 +12,18 @@ from typing import Any
 import torch
 
 from ..components import Metric
-from ..contracts import METRIC_NAMES, Dataset, EvalProtocol, FeatureExtractor, Features
+from ..contracts import Dataset, FeatureExtractor, Features
 from ..plugins import BLOCK_ENV, BUILTIN_DISTRIBUTION
 from ..records import ProtocolRecord, short_hash
 from ..registry import Registry, get_registry
+from ..spec import EvalProtocol
 from .builtin import DC_K, IS_SPLITS, PR_K, is_splits  # noqa: F401 (IS_SPLITS: re-exported, as before)
 from .features import Source, extract_features, iter_batches
 from .fid import feature_statistics
 from .inception_score import DEFAULT_SEED
 from .reference import ReferenceSet, load_or_compute, reference_key
 
-METRICS = METRIC_NAMES  # the built-in metrics, the default protocol's; registry.metric_names() has every one
 _EXTRACTORS: dict[tuple, FeatureExtractor] = {}
-
-
-def check_metrics(metrics: Iterable[str], registry: Registry | None = None) -> tuple[str, ...]:
-    """Validate metric names against the registered metrics; returns them as a tuple.
-
-    Raises:
-        ValueError: a name no plugin registered, or no name at all.
-    """
-    metrics, known = tuple(metrics), (registry or get_registry()).metric_names()
-    unknown = [m for m in metrics if m not in known]
-    if unknown or not metrics:
-        raise ValueError(f"Unknown metrics {unknown}: choose among {', '.join(known)} (see: ganzoo list metrics)")
-    return metrics
 
 
 def resolve_extractor_name(name: str, dataset: Dataset, registry: Registry | None = None) -> str:
@@ -104,7 +91,7 @@ def compute_metrics(real: ReferenceSet, fake: Features, protocol: EvalProtocol,
         A flat dict of every value the metrics return (``fid``, ``is_mean``, ``is_std``, ...).
     """
     registry = registry or get_registry()
-    wanted = set(check_metrics(protocol.metrics, registry))
+    wanted = set(registry.check_metrics(protocol.metrics))
     out: dict[str, float] = {}
     labelled = fake.labels is not None and real.labels is not None
     for metric in registry.metrics():
@@ -223,7 +210,7 @@ class Evaluator:
     def __init__(self, dataset: Dataset | RealSamples, protocol: EvalProtocol, device, cache_dir=None,
                  registry: Registry | None = None):
         self.registry = registry or get_registry()
-        self.metrics = check_metrics(protocol.metrics, self.registry)
+        self.metrics = self.registry.check_metrics(protocol.metrics)
         if protocol.n_fake < 2:
             raise ValueError(f"EvalProtocol.n_fake must be at least 2, got {protocol.n_fake}")
         if isinstance(dataset, RealSamples) and protocol.extractor == "auto":

@@ -21,7 +21,7 @@ from ..registry import Registry, get_registry
 from ..spec import RunSpec
 from ..suite import Suite, SuiteError
 from ..train import RunOptions
-from .executors import ProcessExecutor, make_executor
+from .factory import make_executor
 from .real_data import record_real_data
 from .store import Store, StoreError, held_elsewhere
 from .versions import say_reused_versions, versions
@@ -90,15 +90,8 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
              f"{len(summary.busy)} running elsewhere, {len(todo)} to train) on {where}")
         runner = make_executor(executor, device, registry, jobs, options=RunOptions(keep_checkpoints),
                                max_group=max_group, **(ray_settings or {}))
-        if runner.name == "vectorized" and todo:
-            from ..vectorized.plan import describe_plan
-
-            echo(f"{describe_plan(runner.plan(todo), runner.max_group)}; the others one by one (--dry-run says why)")
-        if isinstance(runner, ProcessExecutor) and not runner.inline and todo:
-            echo(f"{runner.jobs} {'groups' if runner.name == 'vectorized' else 'runs'} at a time in worker processes "
-                 f"of {runner.threads} thread(s) each")
-        if runner.note and todo:
-            echo(runner.note)
+        for line in runner.describe(todo) if todo else []:
+            echo(line)
         bar = tqdm(total=len(grid.specs), initial=len(summary.skipped), unit="run", disable=not progress,
                    dynamic_ncols=True)
 

@@ -6,12 +6,16 @@
   CPU-only machine N one-thread workers finish a sweep nearly N times sooner than one N-thread process.
   On a GPU, its ``jobs`` runs share the one GPU (a small GAN run leaves most of it idle).
 - ``RayExecutor`` (``ganzoo.sweep.ray``) runs one Ray task per run, on a local instance or a cluster.
+- ``VectorizedExecutor`` and ``InlineGroupExecutor`` (``ganzoo.sweep.vectorized``) train the seeds of an
+  experiment as one stacked computation, in worker processes or in this one.
 
-Every executor keeps the same two calls:
-``on_start(spec)`` right before a run is dispatched (the driver claims it there; ``False`` means another
-sweep has it, and it is skipped), results yielded as they finish. And every executor trains
-against the registry it was given: workers can only rebuild a registry that comes from the entry points,
-so a registry with plugins registered in process (tests, notebooks) trains inline.
+``ganzoo.sweep.factory.make_executor`` picks one by name; it is the only module that imports them all.
+
+Every executor keeps the same calls: ``describe(todo)``, the lines the sweep prints before it trains;
+``execute(jobs, on_start)``, which calls ``on_start(spec)`` right before a run is dispatched (the driver
+claims it there; ``False`` means another sweep has it, and it is skipped) and yields results as they finish.
+And every executor trains against the registry it was given: workers can only rebuild a registry that comes
+from the entry points, so a registry with plugins registered in process (tests, notebooks) trains inline.
 """
 
 from __future__ import annotations
@@ -34,8 +38,6 @@ from ..registry import Registry
 from ..spec import RunSpec
 from ..train import RunOptions, run
 
-EXECUTORS = ("auto", "inline", "processes", "vectorized", "ray")
-
 
 class InlineExecutor:
     name = "inline"
@@ -46,6 +48,10 @@ class InlineExecutor:
         self.registry = registry
         self.note = note  # why it was chosen over worker processes, when it matters
         self.options = options
+
+    def describe(self, todo: list[RunSpec]) -> list[str]:
+        """What the sweep prints before training ``todo``: here, why it trains inline when that matters."""
+        return [self.note] if self.note else []
 
     def execute(self, jobs: Iterable[tuple[RunSpec, Path]], on_start: Callable[[RunSpec], None]) -> Iterator[RunResult]:
         for spec, run_dir in jobs:
@@ -62,8 +68,7 @@ class ProcessExecutor:
     """
 
     name = "processes"
-    note = ""
-    inline = False  # VectorizedExecutor trains in this process when worker processes cannot rebuild its registry
+    unit_name = "runs"  # what one worker trains at a time
 
     def __init__(self, device: str = "auto", jobs: int = 2, threads_per_job: int = 1,
                  options: RunOptions = RunOptions()):
@@ -72,6 +77,9 @@ class ProcessExecutor:
         self.device, self.jobs, self.threads = device, jobs, threads_per_job
         on_gpu = resolve_device(device).type == "cuda"
         self.options = RunOptions(options.keep_checkpoints, jobs if on_gpu else 1)  # its jobs share the GPU
+
+    def describe(self, todo: list[RunSpec]) -> list[str]:
+        return [f"{self.jobs} {self.unit_name} at a time in worker processes of {self.threads} thread(s) each"]
 
     def _worker(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
@@ -109,8 +117,7 @@ class ProcessExecutor:
                 for future in done:
                     slot, specs = running.pop(future)
                     try:
-                        outcome = future.result()
-                        yield from (outcome if isinstance(outcome, list) else [outcome])
+                        yield from future.result()  # the results of the unit's runs
                     except BrokenProcessPool:  # this worker died; the others are unaffected
                         why = _death(processes.get(slot, []))
                         workers[slot].shutdown(wait=False, cancel_futures=True)
@@ -162,8 +169,8 @@ def _init_worker(parent_pid: int, threads: int) -> None:
     threading.Thread(target=watch_parent, daemon=True).start()
 
 
-def _run_in_worker(spec_data: dict, run_dir: str, device: str, options: RunOptions) -> RunResult:
-    return run(RunSpec.from_dict(spec_data), Path(run_dir), device, options=options)
+def _run_in_worker(spec_data: dict, run_dir: str, device: str, options: RunOptions) -> list[RunResult]:
+    return [run(RunSpec.from_dict(spec_data), Path(run_dir), device, options=options)]
 
 
 def default_jobs(device: str) -> int:
@@ -171,47 +178,3 @@ def default_jobs(device: str) -> int:
     if resolve_device(device).type == "cuda":
         return 1
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-def make_executor(name: str, device: str, registry: Registry | None = None, jobs: int | None = None, *,
-                  options: RunOptions = RunOptions(), max_group: int | None = None, **ray_settings):
-    """``auto``: worker processes when more than one job would run (CPU with several cores), else inline.
-
-    Worker processes and Ray tasks load plugins from the entry points, so they train against ``registry``
-    only when a new process would rebuild it the same. Otherwise ``auto`` trains inline (``note`` says why)
-    and an explicit ``processes`` or ``ray`` is an error: either way nothing trains against components other
-    than the ones given. ``ray_settings``: ``RayExecutor``'s keyword arguments (address, runs_per_gpu, ...).
-    ``vectorized`` trains the seeds of each experiment as groups of at most ``max_group``
-    (``ganzoo.sweep.vectorized``), in worker processes when it can, inline otherwise.
-    """
-    if name not in EXECUTORS:
-        raise ValueError(f'Unknown executor "{name}". Available: {", ".join(EXECUTORS)}')
-    why = registry.unlike_entry_points() if registry is not None else None
-    if name in ("processes", "ray") and why:
-        workers = "Ray tasks" if name == "ray" else "Worker processes"
-        raise ValueError(f"{workers} load plugins from the entry points, but this registry {why}. "
-                         "Use the inline executor, or register the plugins through an entry point.")
-    if name == "ray":
-        from .ray import RayExecutor
-
-        return RayExecutor(device, jobs=jobs, options=options, **ray_settings)
-    if name == "vectorized":
-        from ..vectorized.plan import DEFAULT_MAX_GROUP
-        from .vectorized import VectorizedExecutor
-
-        jobs = jobs or default_jobs(device)
-        note = (f"Training groups inline, not in {jobs} worker processes: workers load plugins from the entry "
-                f"points, and this registry {why}.") if jobs > 1 and why else ""
-        return VectorizedExecutor(device, jobs, max_group or DEFAULT_MAX_GROUP, registry,
-                                  inline=jobs == 1 or bool(why), note=note, options=options)
-    if max_group is not None:
-        raise ValueError("max_group (--max-group) applies to the vectorized executor only")
-    if name == "auto":
-        jobs = jobs or default_jobs(device)
-        if jobs > 1 and why:
-            return InlineExecutor(device, registry, options=options, note=f"Training inline, not in {jobs} worker "
-                                  f"processes: workers load plugins from the entry points, and this registry {why}.")
-        name = "processes" if jobs > 1 else "inline"
-    if name == "inline":
-        return InlineExecutor(device, registry, options=options)
-    return ProcessExecutor(device, jobs or default_jobs(device), options=options)

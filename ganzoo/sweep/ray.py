@@ -41,7 +41,6 @@ STORAGES = ("shared", "ship")
 
 class RayExecutor:
     name = "ray"
-    note = ""
 
     def __init__(self, device: str = "auto", *, address: str | None = None, jobs: int | None = None,
                  runs_per_gpu: int = 1, cpus_per_run: int = 1, max_retries: int = 2, storage: str = "shared",
@@ -55,6 +54,9 @@ class RayExecutor:
         self.device, self.address, self.jobs = device, address, jobs
         self.runs_per_gpu, self.cpus_per_run, self.max_retries = runs_per_gpu, cpus_per_run, max_retries
         self.storage, self.options = storage, options
+
+    def describe(self, todo: list[RunSpec]) -> list[str]:
+        return []  # how many runs at a time is known once Ray is connected
 
     def execute(self, jobs: Iterable[tuple[RunSpec, Path]], on_start: Callable[[RunSpec], bool]) -> Iterator[RunResult]:
         ray = import_ray()
