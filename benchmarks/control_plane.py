@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ganzoo.grid import Filters, build_grid
-from ganzoo.records import DIVERGED, DONE, FAILED, PENDING
+from ganzoo.records import DIVERGED, DONE, FAILED, PENDING, ReferenceRow
 from ganzoo.registry import get_registry
 from ganzoo.report import plots, write_report
 from ganzoo.report.html import write_html_report
@@ -210,8 +210,8 @@ def build_store(results: Path, specs: list[RunSpec], n_evals: int) -> None:
         store.set_suite_record(SUITE, suite_record(load_suite(SUITE), get_registry()))
         for dataset, (protocol, fingerprint) in PROTOCOLS.items():
             metrics, n, note = REFERENCES[dataset]
-            store.set_reference(SUITE, dataset, fingerprint, {"key": json.dumps([dataset, protocol["seed"]]),
-                                                                   "metrics": metrics, "note": note, "n": n})
+            store.set_reference(SUITE, dataset, fingerprint, ReferenceRow(json.dumps([dataset, protocol["seed"]]),
+                                                                          metrics, note, n))
     finally:
         store.close()
 

@@ -38,10 +38,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ganzoo.records import COMPARED_METRICS
+
 KEYS = ["dataset", "generator", "discriminator", "loss", "stack"]
 DECIDED = ("better", "worse")
-METRICS = ["fid", "mode_kl", "modes", "high_quality", "precision", "recall", "classes", "class_kl", "is_mean",
-           "kid_mean", "cond_accuracy", "intra_fid"]
 
 
 def _train(spec_data: dict) -> dict:
@@ -58,7 +58,7 @@ def _train(spec_data: dict) -> dict:
 
 def _differences(fresh: dict, committed: pd.Series) -> list[str]:
     out = []
-    for metric in METRICS:
+    for metric in COMPARED_METRICS:
         if metric not in committed or pd.isna(committed[metric]):
             continue
         value = fresh.get(metric)

@@ -6,6 +6,9 @@
 - ``SuiteRecord``: what the reporter needs from a suite (design, baselines, judgements), in the store.
 - ``ProtocolRecord``: everything an evaluation's numbers depend on, made by ``ganzoo.metrics.Evaluator.record``;
   its ``fingerprint`` names the (dataset, protocol) table a run ranks in.
+- ``ReferenceRow``: real data through one (dataset, protocol): the leaderboard's real-data row, in the store.
+
+``COMPARED_METRICS`` are the final metrics a reproduction of committed results compares bit for bit.
 
 Statuses are named here and nowhere else, so the store, the driver, the CLI and the reporter agree on them.
 ``atomic_write`` (at home in ``ganzoo.files``) and ``short_hash`` are the one way files are replaced and ids are hashed.
@@ -40,6 +43,19 @@ def short_hash(value: Any, length: int = 12, separators: tuple[str, str] | None 
     elif not isinstance(value, bytes | bytearray | memoryview):
         value = json.dumps(value, sort_keys=True, default=str, separators=separators).encode()
     return hashlib.sha256(value).hexdigest()[:length]
+
+
+def read_schema(data: dict[str, Any], what: str, newest: int, missing: int) -> int:
+    """Pop ``data``'s ``schema`` and return it (``missing`` where it has none: written before it existed).
+
+    Raises:
+        ValueError: a schema newer than ``newest``, the newest this ganzoo reads.
+    """
+    version = data.pop("schema", missing)
+    if not isinstance(version, int) or version > newest:
+        raise ValueError(f"This {what} has schema {version!r}, but this ganzoo reads up to {newest}: "
+                         "upgrade ganzoo to read it")
+    return version
 
 
 @dataclass
@@ -128,10 +144,7 @@ class RunResult:
             ValueError: a newer schema than this ganzoo reads, or fields it does not know.
         """
         data = dict(data)
-        version = data.pop("schema", 0)
-        if not isinstance(version, int) or version > RESULT_SCHEMA:
-            raise ValueError(f"This run result has schema {version!r}, but this ganzoo reads up to {RESULT_SCHEMA}: "
-                             "upgrade ganzoo to read it")
+        version = read_schema(data, "run result", RESULT_SCHEMA, missing=0)
         for since in sorted(RESULT_RENAMES):
             if version < since:
                 data = {RESULT_RENAMES[since].get(key, key): value for key, value in data.items()}
@@ -196,6 +209,47 @@ class SuiteRecord:
                     for name, d in (data.get("datasets") or {}).items()}
         return cls(design=data.get("design", "one-factor"), description=data.get("description") or "",
                    source=data.get("source") or "", datasets=datasets)
+
+
+REFERENCE_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class ReferenceRow:
+    """Real samples evaluated like a generator's under one (dataset, protocol): a leaderboard's real-data row.
+
+    Written by ``ganzoo.sweep.real_data`` through ``to_dict`` into the store (``Store.set_reference``), read
+    back by ``from_dict`` (``Store.references``); a row stored before ``schema`` existed is schema 1.
+
+    Args:
+        key: which experiments of a grid it stands beside (dataset, its hyperparameters, protocol, how runs were
+            trained), with `` +labels`` when it carries the conditional metrics too; a sweep skips a key it has.
+        metrics: the metrics of the real samples, named as a run's are.
+        note: what the real samples are (``Dataset.real_samples_note``).
+        n: how many real samples were evaluated (the protocol's ``n_fake``).
+    """
+
+    key: str
+    metrics: Mapping[str, float]
+    note: str
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": REFERENCE_SCHEMA, "key": self.key, "metrics": dict(self.metrics), "note": self.note,
+                "n": self.n}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReferenceRow:
+        """A row from ``to_dict``, of this schema or written before it existed."""
+        data = dict(data)
+        read_schema(data, "real-data row", REFERENCE_SCHEMA, missing=1)
+        return cls(key=data["key"], metrics=dict(data["metrics"]), note=data["note"], n=int(data["n"]))
+
+
+# The final metrics a reproduction compares bit for bit (benchmarks/reproduce_results.py, the default bench's test):
+# every column a leaderboard ranks, the registered metrics' and the datasets' own.
+COMPARED_METRICS = ("fid", "is_mean", "kid_mean", "precision", "recall", "density", "coverage", "cond_accuracy",
+                    "intra_fid", "modes", "high_quality", "mode_kl", "classes", "class_kl")
 
 
 PROTOCOL_SCHEMA = 1
@@ -300,10 +354,7 @@ class ProtocolRecord:
         if isinstance(data, ProtocolRecord):
             return data
         data = dict(data)
-        version = data.pop("schema", 0)
-        if not isinstance(version, int) or version > PROTOCOL_SCHEMA:
-            raise ValueError(f"This protocol record has schema {version!r}, but this ganzoo reads up to "
-                             f"{PROTOCOL_SCHEMA}: upgrade ganzoo to read it")
+        version = read_schema(data, "protocol record", PROTOCOL_SCHEMA, missing=0)
         missing = [key for key in _PROTOCOL_KEYS if key not in data]
         if missing:
             raise ValueError(f"This protocol record (schema {version}) lacks {missing}: it was not written by "

@@ -213,6 +213,12 @@ class RunSpec:
         """Computed once per spec (a sweep asks for it many times; 10,000 specs' canonical forms take seconds)."""
         return run_id_of(self.canonical())
 
+    @functools.cached_property
+    def experiment_key(self) -> str:
+        """What the run computes, less its seed: runs with equal keys are seeds of one experiment (a leaderboard
+        row, a vectorised group). The ``experiment`` column of ``runs.csv``."""
+        return experiment_key_of(self.canonical())
+
     @property
     def combination(self) -> str:
         return f"{self.generator.name}/{self.discriminator.name}/{self.loss.name}/{self.stack_name}"
@@ -244,6 +250,14 @@ class RunSpec:
 def run_id_of(canonical: dict[str, Any]) -> str:
     """The id of the spec whose canonical form is ``canonical``: its hash, so equal content, equal id."""
     return short_hash(canonical, 16, separators=(",", ":"))
+
+
+SEED_FIELDS = ("seed",)  # what differs between the seeds of one experiment
+
+
+def experiment_key_of(canonical: dict[str, Any]) -> str:
+    """``RunSpec.experiment_key`` of the spec whose canonical form is ``canonical``."""
+    return short_hash({k: v for k, v in canonical.items() if k not in SEED_FIELDS}, 12)
 
 
 def _jsonable(value):

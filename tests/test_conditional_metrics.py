@@ -143,7 +143,7 @@ def _real_data_row(conditional_digits_grid_filter, tmp_path):
         (row,) = store.references("conditional-digits").values()
     finally:
         store.close()
-    return row["metrics"], grid
+    return row.metrics, grid
 
 
 def test_the_real_data_row_of_a_conditional_grid_scores_real_digits_drawn_for_their_labels(tmp_path):

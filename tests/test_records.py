@@ -14,7 +14,19 @@ import torch
 from ganzoo import artifacts, get_registry, records
 from ganzoo.grid import build_grid
 from ganzoo.metrics.evaluate import Evaluator, fingerprint_of
-from ganzoo.records import Evaluation, ProtocolRecord, RunResult, SuiteRecord, atomic_write, short_hash
+from ganzoo.records import (
+    COMPARED_METRICS,
+    Evaluation,
+    ProtocolRecord,
+    ReferenceRow,
+    RunResult,
+    SuiteRecord,
+    atomic_write,
+    short_hash,
+)
+from ganzoo.registry import build_registry
+from ganzoo.report.leaderboard import metric_directions
+from ganzoo.spec import RunSpec
 from ganzoo.suite import load_suite
 from ganzoo.sweep.driver import suite_record
 from ganzoo.sweep.store import Store
@@ -129,6 +141,66 @@ def test_the_default_suites_fingerprints_and_run_ids_are_the_committed_ones():
         blob = json.dumps(spec.canonical(), sort_keys=True, separators=(",", ":")).encode()
         assert spec.run_id == hashlib.sha256(blob).hexdigest()[:16]
     assert {s.run_id for s in specs} & set(committed["run_id"])
+
+
+def test_the_experiment_key_is_the_committed_runs_experiment_column():
+    """``RunSpec.experiment_key`` (which the reporter and the vectorised planner both use) gives the ``experiment``
+    of every committed run of results/default: the column the leaderboards group seeds by."""
+    committed = pd.read_csv(COMMITTED).set_index("run_id")
+    specs = [s for s in build_grid(load_suite("default"), get_registry()).specs if s.run_id in committed.index]
+    assert len(specs) == len(committed)
+    assert all(s.experiment_key == committed.loc[s.run_id, "experiment"] for s in specs)
+    # The reporter reads the store's canonical forms (these runs' were written before Compute and the G-step budget
+    # existed, and hold neither) back into specs: the same spec, the same key.
+    assert all(RunSpec.from_dict(s.canonical()) == s and "compute" not in s.canonical() for s in specs)
+    seeds_of = {}
+    for spec in specs:
+        seeds_of.setdefault(spec.experiment_key, set()).add(spec.seed)
+    assert len(seeds_of) == committed["experiment"].nunique() and max(map(len, seeds_of.values())) == 16
+
+
+# A real-data row as the store held it before ReferenceRow (no schema): the metrics of real ring8 samples.
+OLD_REFERENCE = {"key": '["ring8", {}, {"n_fake": 2000}]', "metrics": {"fid": 0.0021, "modes": 8.0},
+                 "note": "fresh draws from the mixture", "n": 2000}
+
+
+def test_a_real_data_row_written_before_the_schema_loads_and_is_rewritten_whole(tmp_path):
+    row = ReferenceRow.from_dict(OLD_REFERENCE)
+    assert (row.key, row.note, row.n, dict(row.metrics)) == (OLD_REFERENCE["key"], OLD_REFERENCE["note"], 2000,
+                                                              OLD_REFERENCE["metrics"])
+    assert row.to_dict() == {"schema": records.REFERENCE_SCHEMA, **OLD_REFERENCE}
+    store = Store(tmp_path)
+    try:  # an old store's row, written as it was, reads typed; a new one reads back equal
+        store.db.execute("INSERT INTO references_ VALUES (?, ?, ?, ?)",
+                         ("s", "ring8", "abc", json.dumps(OLD_REFERENCE)))
+        store.set_reference("s", "digits", "def", dataclasses.replace(row, key="k2"))
+        assert store.references("s") == {("ring8", "abc"): row, ("digits", "def"): dataclasses.replace(row, key="k2")}
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match=r"real-data row has schema 2, but this ganzoo reads up to 1: upgrade"):
+        ReferenceRow.from_dict({**OLD_REFERENCE, "schema": 2})
+
+
+def test_a_stores_evaluations_read_typed_in_both_shapes(tmp_path):
+    """``Store.evaluations``: whole evaluations as runs write them, and flat ones from stores before the nesting."""
+    whole = OLD_RESULT["evals"][0]
+    flat = {"kimg": 0.5, "g_steps": 32, "d_steps": 32, "seconds": 1.0, "d_loss": 1.2, "g_loss": 0.7, "fid": 2.5}
+    store = Store(tmp_path)
+    try:
+        store.db.executemany("INSERT INTO evals VALUES (?, ?, ?, ?)",
+                             [("r", 0, whole["kimg"], json.dumps(whole)), ("r", 1, 0.5, json.dumps(flat))])
+        first, second = store.evaluations("r")
+    finally:
+        store.close()
+    assert first == Evaluation.from_dict(whole) and first.metrics == whole["metrics"]
+    assert (second.g_steps, second.g_loss, second.metrics["fid"]) == (32, 0.7, 2.5)
+
+
+def test_the_compared_metrics_are_every_column_a_leaderboard_ranks():
+    """One list for every bit-for-bit comparison (benchmarks/reproduce_results.py, the default bench's test):
+    the registered metrics' columns and the datasets' own, none left out."""
+    assert set(COMPARED_METRICS) == set(metric_directions(build_registry()))
+    assert len(COMPARED_METRICS) == len(set(COMPARED_METRICS))
 
 
 # The digits protocol of results/default as the store held it before ProtocolRecord (no schema), and its fingerprint.

@@ -142,7 +142,7 @@ def test_the_real_data_row_is_recorded_once_and_shown_under_its_table(zoo, tmp_p
         (record,) = store.references("tiny").values()
     finally:
         store.close()
-    assert record["n"] == 256 and record["metrics"]["fid"] >= 0 and "resampled" in record["note"]
+    assert record.n == 256 and record.metrics["fid"] >= 0 and "resampled" in record.note
     board = (tmp_path / "tiny" / "leaderboard.md").read_text()
     assert "| *real data* |" in board and "the data itself resampled" in board
 

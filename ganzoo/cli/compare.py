@@ -43,12 +43,12 @@ def compare_command(a, b, results_dir, suite, dataset, resamples, fmt):
             raise ValueError(f'Suite {suite} has no runs on "{dataset}"; its datasets: {", ".join(datasets)}')
         store = Store(results_dir, readonly=True)
         try:
-            record = store.suite_record(suite)
+            record = store.read_suite_record(suite)
             judgement = judgements_of(store, suite, [dataset])[dataset]
         finally:
             store.close()
         runs = runs[runs["dataset"] == dataset]
-        baseline = record.get("datasets", {}).get(dataset, {}).get("baseline")
+        baseline = record.baseline(dataset)
         chosen = [resolve(name, runs, baseline) for name in (a, b)]
         fingerprints = {tuple(sorted(c["fingerprint"].dropna().unique())) for c in chosen}
         if len(fingerprints) > 1:

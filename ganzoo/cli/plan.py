@@ -34,7 +34,7 @@ def plan_command(suite, results_dir, power, alpha, seeds):
             held = ", ".join(store.suites()) or "none"
             raise click.UsageError(f'No suite "{suite}" in {results_dir}; it holds: {held}')
         runs = read_runs(store, suite)[0]
-        record = store.suite_record(suite)
+        record = store.read_suite_record(suite)
         judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
         with user_errors():
             plans = power_plan(leaderboard(runs, record, judgements), judgements, power, alpha, seeds)

@@ -182,10 +182,10 @@ def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hpa
     store = Store(results_dir)
     try:
         for run_id in summary.results or summary.skipped:
-            for record in store.evals(run_id):
-                metrics = ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items())
-                click.echo(f"kimg {record['kimg']:.3g}  d_loss {record['d_loss']:.4g}  "
-                           f"g_loss {record['g_loss']:.4g}  {metrics}")
+            for evaluation in store.evaluations(run_id):
+                metrics = ", ".join(f"{k}={v:.4g}" for k, v in evaluation.metrics.items())
+                click.echo(f"kimg {evaluation.kimg:.3g}  d_loss {evaluation.d_loss:.4g}  "
+                           f"g_loss {evaluation.g_loss:.4g}  {metrics}")
             row = next(r for r in store.runs("train") if r["run_id"] == run_id)
             click.echo(f"run {run_id}: {row['status']} in {row['seconds'] or 0:.1f} s; folder {store.run_dir(run_id)}")
             if row["status"] == FAILED:

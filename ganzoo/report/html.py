@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import __version__
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import FINISHED, SuiteRecord
+from ..records import FINISHED, ReferenceRow, SuiteRecord
 from ..suite import CROSSED_DESIGNS
 from ..sweep.store import Store
 from .effects import effects
@@ -65,7 +65,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
                         for key in group["experiment"]}
             finals = [(row_label(r), _finals(seeds_of[r["experiment"]], judgement)) for _, r in group.iterrows()]
             spread = (seed_spread(finals, metric_label(judgement.headline), out_dir / "plots" / f"{table_id}-seeds.png",
-                                  reference=(reference or {}).get("metrics", {}).get(judgement.headline))
+                                  reference=reference.metrics.get(judgement.headline) if reference else None)
                       if any(values for _, values in finals) else None)  # a table of failed runs has no values
             tables.append(_table(dataset, fingerprint, group, judgement, record, reference, table_id,
                                  spread.relative_to(out_dir) if spread else None, analysis))
@@ -109,8 +109,8 @@ def _profiles(runs: pd.DataFrame, table_effects: pd.DataFrame, judgement: Judgem
                 table_effects["scale"].iloc[0] == "log", path)
 
 
-def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, record: SuiteRecord, reference,
-           table_id: str, spread_png: Path | None, analysis=None) -> dict[str, Any]:
+def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, record: SuiteRecord,
+           reference: ReferenceRow | None, table_id: str, spread_png: Path | None, analysis=None) -> dict[str, Any]:
     """The ranking and all-metrics columns side by side, each cell with the number it sorts by."""
     ranking = ranking_table(group, judgement)
     metrics = metrics_table(group).drop(columns=[c for c in ("rank", "G", "D", "loss", "stack", "variant")
@@ -139,7 +139,7 @@ def _table(dataset, fingerprint, group: pd.DataFrame, judgement: Judgement, reco
                   if _effects_rows(of_table(analysis, dataset, fingerprint)) else power_line(group, judgement)),
         "findings": [line[2:] for line in table_findings(group, judgement, analysis)],
         "effects": _effects_rows(of_table(analysis, dataset, fingerprint)), "profile_png": None,
-        "reference": reference, "reference_value": (reference or {}).get("metrics", {}).get(judgement.headline),
+        "reference": reference, "reference_value": reference.metrics.get(judgement.headline) if reference else None,
         "spread_png": spread_png.as_posix() if spread_png else None,
     }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import SuiteRecord
+from ..records import ReferenceRow, SuiteRecord
 from ..suite import CROSSED_DESIGNS
 from ..sweep.store import Store
 from .effects import effects
@@ -48,7 +48,7 @@ LEGEND = (
 
 def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: SuiteRecord | dict | None = None,
                 judgements: dict[str, Judgement] | None = None,
-                references: dict[tuple[str, str], dict] | None = None,
+                references: dict[tuple[str, str], ReferenceRow] | None = None,
                 analysis: tuple[pd.DataFrame, ...] | None = None) -> str:
     """One ranking table and one all-metrics table per (dataset, protocol), each headed by its protocol.
 
@@ -71,9 +71,9 @@ def to_markdown(board: pd.DataFrame, title: str = "Leaderboard", suite_record: S
         parts.append("All metrics, mean ± sd over finished seeds (↓ lower is better, ↑ higher is better):\n")
         parts.append(metrics_table(group, reference).to_markdown(index=False) + "\n")
         if reference:
-            parts.append(f"*real data*: {reference['note']}, {reference['n']} samples through the same protocol; "
+            parts.append(f"*real data*: {reference.note}, {reference.n} samples through the same protocol; "
                          f"its {metric_label(judgement.headline)} is "
-                         f"{num(reference['metrics'].get(judgement.headline, float('nan')))}.\n")
+                         f"{num(reference.metrics.get(judgement.headline, float('nan')))}.\n")
         if crossed_power:
             parts.append(EFFECTS_INTRO + effects_table(crossed[0]).to_markdown(index=False) + "\n")
         parts.append(f"{HEADING}\n\n" + "\n".join(table_findings(group, judgement, analysis)) + "\n")

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import DIVERGED, FINISHED, ProtocolRecord, SuiteRecord, short_hash
+from ..records import DIVERGED, FINISHED, ProtocolRecord, SuiteRecord
+from ..spec import SEED_FIELDS, RunSpec, experiment_key_of
 from ..sweep.store import Store
 from .leaderboard import AXES
 from .stability import RunStability, run_stability
@@ -26,14 +27,7 @@ from .stability import RunStability, run_stability
 RUN_COLUMNS = ("run_id", "dataset", "generator", "discriminator", "loss", "stack", "seed", "status", "attempts",
                "kimg", "g_steps", "d_steps", "seconds", "imgs_per_s", "device", "peak_mem_mb", "capped",
                "fingerprint", "error")
-VARIANT_IGNORED = ("seed",)
 STABILITY_FIELDS = tuple(f.name for f in dataclasses.fields(RunStability))
-
-
-def experiment_key(spec: dict[str, Any]) -> str:
-    """Hash of the resolved spec without its seed: runs with equal keys are seeds of one experiment."""
-    reduced = {k: v for k, v in spec.items() if k not in VARIANT_IGNORED}
-    return short_hash(reduced, 12)
 
 
 def judgements_of(store: Store, suite: str | None, datasets) -> dict[str, Judgement]:
@@ -102,11 +96,13 @@ def curve_metrics(judgements) -> list[str]:
 
 def _record(row: dict[str, Any], evals: list[dict[str, Any]], judgement: Judgement) -> dict[str, Any]:
     protocol = ProtocolRecord.from_dict(row["protocol"]) if row["protocol"] else None  # None: failed before it
+    spec = RunSpec.from_dict(row["spec"])
     record = {k: row[k] for k in RUN_COLUMNS}
     record.update(started=_time(row["started"]), finished=_time(row["finished"]), suites=",".join(row["suites"]),
-                  experiment=experiment_key(row["spec"]), batch_size=row["spec"].get("budget", {}).get("batch_size"),
+                  # spec.experiment_key from the stored canonical form: computing that form again costs ten times more
+                  experiment=experiment_key_of(row["spec"]), batch_size=spec.budget.batch_size,
                   # What the stack is made of: a named stack of several stabilizers is a package, not one factor.
-                  stack_parts=",".join(ref["name"] for ref in row["spec"].get("stack", [])))
+                  stack_parts=",".join(ref.name for ref in spec.stack))
     record.update(extractor=protocol and protocol.extractor, weights_hash=protocol and protocol.weights_hash,
                   n_fake=protocol and protocol.n_fake, n_real=protocol and protocol.n_real)
     record.update(dict(row["metrics"] or {}))
@@ -130,7 +126,7 @@ def _variants(runs: pd.DataFrame, specs: dict[str, dict[str, Any]]) -> list[str]
         experiments = group.drop_duplicates("experiment")
         if len(experiments) < 2:
             continue
-        flat = {e.experiment: _flatten({k: v for k, v in specs[e.run_id].items() if k not in VARIANT_IGNORED})
+        flat = {e.experiment: _flatten({k: v for k, v in specs[e.run_id].items() if k not in SEED_FIELDS})
                 for e in experiments.itertuples()}
         keys = set().union(*flat.values())
         differing = sorted(k for k in keys if len({json.dumps(f.get(k)) for f in flat.values()}) > 1)

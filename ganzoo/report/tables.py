@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..judgement import Judgement
-from ..records import DIVERGED
+from ..records import DIVERGED, ReferenceRow
 from ..registry import get_registry
 from .leaderboard import metric_directions
 
@@ -93,7 +93,7 @@ def unstable_text(row) -> str:
     return f"{count}/{row['seeds']}" + (f" ({', '.join(kinds)})" if kinds else "")
 
 
-def metrics_table(group: pd.DataFrame, reference: dict | None = None,
+def metrics_table(group: pd.DataFrame, reference: ReferenceRow | None = None,
                   metrics: dict[str, bool] | None = None) -> pd.DataFrame:
     """Every metric the rows have (``metrics``, default ``metric_directions()``), its direction as an arrow."""
     table = _combination(group).astype(object)
@@ -108,8 +108,8 @@ def metrics_table(group: pd.DataFrame, reference: dict | None = None,
     table["imgs/s"] = group["imgs_per_s"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
     if reference:
         row = dict.fromkeys(table.columns, "") | {"rank": "–", "G": "*real data*"}
-        row.update({column: num(reference["metrics"][metric] * scale) for metric, (column, scale) in shown.items()
-                    if metric in reference["metrics"]})
+        row.update({column: num(reference.metrics[metric] * scale) for metric, (column, scale) in shown.items()
+                    if metric in reference.metrics})
         table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
     return table
 

@@ -14,6 +14,7 @@ import torch
 from ..build import resolve_device
 from ..conditional import CONDITIONAL_TAG, evaluation_labels
 from ..grid import Grid
+from ..records import ReferenceRow
 from ..registry import Registry
 from ..spec import RunSpec
 from ..train import evaluate_samples, protocol_of
@@ -31,7 +32,7 @@ def record_real_data(grid: Grid, store: Store, suite: str, registry: Registry, d
     row also carries the conditional metrics of real samples drawn for their labels (``_labelled_metrics``).
     A failure here is a warning: it never costs the runs' results.
     """
-    known = {r.get("key") for r in store.references(suite).values()}
+    known = {row.key for row in store.references(suite).values()}
     firsts: dict[str, RunSpec] = {}
     labelled: set[str] = set()
     for spec in grid.specs:
@@ -52,7 +53,7 @@ def record_real_data(grid: Grid, store: Store, suite: str, registry: Registry, d
             echo(f"warning: no real-data row for {spec.dataset.name}: {type(exc).__name__}: {exc}")
             continue
         store.set_reference(suite, spec.dataset.name, fingerprint,
-                            {"key": stored_key, "metrics": metrics, "note": note, "n": spec.protocol.n_fake})
+                            ReferenceRow(key=stored_key, metrics=metrics, note=note, n=spec.protocol.n_fake))
 
 
 def real_data_metrics(spec: RunSpec, registry: Registry, device: torch.device,

@@ -19,7 +19,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from ..records import FINISHED, PENDING, RUNNING, RunResult, SuiteRecord
+from ..records import FINISHED, PENDING, RUNNING, Evaluation, ReferenceRow, RunResult, SuiteRecord
 from ..spec import RunSpec
 
 SCHEMA_VERSION = 1
@@ -249,10 +249,10 @@ class Store:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO suites VALUES (?, ?)", (name, json.dumps(data, sort_keys=True)))
 
-    def set_reference(self, suite: str, dataset: str, fingerprint: str, record: dict[str, Any]) -> None:
+    def set_reference(self, suite: str, dataset: str, fingerprint: str, row: ReferenceRow) -> None:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO references_ VALUES (?, ?, ?, ?)",
-                            (suite, dataset, fingerprint, json.dumps(record, sort_keys=True)))
+                            (suite, dataset, fingerprint, json.dumps(row.to_dict(), sort_keys=True)))
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -289,8 +289,13 @@ class Store:
         return [r["suite"] for r in self.db.execute("SELECT DISTINCT suite FROM sweep_runs ORDER BY suite")]
 
     def evals(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's evaluations as stored (``Evaluation.to_dict()``, or flat in stores written before the nesting)."""
         return [json.loads(r["payload"]) for r in
                 self.db.execute("SELECT payload FROM evals WHERE run_id=? ORDER BY idx", (run_id,))]
+
+    def evaluations(self, run_id: str) -> list[Evaluation]:
+        """A run's evaluations, typed, in training order."""
+        return [Evaluation.from_dict(payload) for payload in self.evals(run_id)]
 
     def suite_record(self, name: str) -> dict[str, Any]:
         """The suite's record as stored (``SuiteRecord.to_dict()``, ``{}`` when none); typed: ``read_suite_record``."""
@@ -355,7 +360,7 @@ class Store:
                 out[run_id][-1] = json.loads(payload)
         return out
 
-    def references(self, suite: str) -> dict[tuple[str, str], dict[str, Any]]:
-        """(dataset, fingerprint) -> the real-data record of ``suite``."""
+    def references(self, suite: str) -> dict[tuple[str, str], ReferenceRow]:
+        """(dataset, fingerprint) -> the real-data row of ``suite``."""
         rows = self.db.execute("SELECT dataset, fingerprint, record FROM references_ WHERE suite=?", (suite,))
-        return {(r["dataset"], r["fingerprint"]): json.loads(r["record"]) for r in rows}
+        return {(r["dataset"], r["fingerprint"]): ReferenceRow.from_dict(json.loads(r["record"])) for r in rows}

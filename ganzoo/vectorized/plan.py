@@ -50,13 +50,6 @@ def describe_plan(units: list[Unit], max_group: int) -> str:
             f"group{'' if len(groups) == 1 else 's'} (at most {max_group} seeds each)")
 
 
-def experiment_key(spec: RunSpec) -> str:
-    """What a run computes, less its seed: runs with equal keys differ only by seed."""
-    canonical = dict(spec.canonical())
-    canonical.pop("seed", None)
-    return repr(sorted(canonical.items()))
-
-
 def plan_units(specs: list[RunSpec], registry: Registry, max_group: int = DEFAULT_MAX_GROUP) -> list[Unit]:
     """Split ``specs`` into groups of at most ``max_group`` seeds of one experiment, in the order experiments
     first appear; runs that cannot be grouped become units of one with the reason."""
@@ -64,7 +57,7 @@ def plan_units(specs: list[RunSpec], registry: Registry, max_group: int = DEFAUL
         raise ValueError(f"The largest vectorised group must hold at least 1 seed, got {max_group}")
     by_experiment: dict[str, list[RunSpec]] = {}
     for spec in specs:
-        by_experiment.setdefault(experiment_key(spec), []).append(spec)
+        by_experiment.setdefault(spec.experiment_key, []).append(spec)
     units: list[Unit] = []
     for members in by_experiment.values():
         why = why_not_vectorized(members[0], registry)
