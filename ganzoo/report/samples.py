@@ -115,7 +115,7 @@ def final_samples(checkpoint: Path, registry=None):
     run trained on, up to floating-point differences between devices).
     """
     from ..build import load_generator
-    from ..train import evaluation_samples
+    from ..evaluate import evaluation_samples
 
     generator, spec = load_generator(checkpoint, "cpu", registry)
     return evaluation_samples(generator, spec, "cpu"), spec
