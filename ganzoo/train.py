@@ -28,14 +28,15 @@ import torch
 from . import artifacts
 from .build import Models, build_models, describe_device, eval_generator, resolve_device
 from .conditional import discriminate, draw_labels, generate, is_conditional, num_classes_of
-from .contracts import Stabilizer, StepContext
+from .contracts import Loss, Stabilizer, StepContext
 from .evaluate import Diverged, evaluate_generator, save_run_samples
 from .records import DIVERGED, DONE, FAILED, Evaluation, ProtocolRecord, RunResult
 from .registry import Registry, get_registry
-from .spec import Compute, RunSpec
+from .spec import Compute, Optim, RunSpec
 
 # RunResult lives in ganzoo.records; kept importable from here.
-__all__ = ["OneRun", "RunOptions", "RunResult", "RunState", "Training", "d_step", "g_step", "run", "train",
+__all__ = ["OneRun", "RunOptions", "RunResult", "RunState", "Training", "build_run", "checkpoint_of", "d_step",
+           "draw_batch", "finish_run", "g_step", "protocol_of", "record_evaluation", "restore", "run", "train",
            "train_loop"]
 
 DIVERGENCE_CHECK_EVERY = 25  # G steps between checks for non-finite losses (a check syncs the device)
@@ -231,11 +232,11 @@ class Training:
 
     generator: torch.nn.Module
     discriminator: torch.nn.Module
-    loss: Any  # ganzoo.contracts.Loss
+    loss: Loss
     stabilizers: list[Stabilizer]
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    optim: Any  # ganzoo.spec.Optim, with the stabilizers' overrides
+    optim: Optim  # the spec's, with the stabilizers' overrides (d_steps, learning rates)
     d_loss_kwargs: dict[str, Any]
     ctx: StepContext
 

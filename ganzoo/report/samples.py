@@ -78,7 +78,7 @@ class SamplePictures:
         return self.registry
 
     def _is_conditional(self, row: dict[str, Any]) -> bool:
-        """Whether the run's G is class-conditional: its saved grid then has one row per class (ganzoo.train)."""
+        """Whether the run's G is class-conditional: its saved grid then has one row per class (ganzoo.evaluate)."""
         try:
             return "conditional" in self._registry().get("generator", row["spec"]["generator"]["name"]).tags
         except Exception:  # plugin not installed here: the note stays the plain one
