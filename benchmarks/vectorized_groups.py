@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
-from ganzoo.build import resolve_device
-from ganzoo.contracts import StepContext
+from ganzoo.build import eval_generator, resolve_device
+from ganzoo.evaluate import evaluate_generator
 from ganzoo.grid import Filters, build_grid
 from ganzoo.registry import get_registry
 from ganzoo.suite import load_suite, parse_suite
-from ganzoo.train import _d_step, _evaluate, _g_step
-from ganzoo.vectorized.group import _Group, build_member
+from ganzoo.train import OneRun, d_step, g_step
+from ganzoo.vectorized.group import Group, build_member
 
 BASELINES = {"ring8": "mlp/mlp/ns/none", "digits": "dcgan/dcgan/ns/none"}
 
@@ -47,34 +47,34 @@ def _members(spec, k: int, device: torch.device, root: Path):
 def time_single(spec, device: torch.device, steps: int, warmup: int, root: Path) -> tuple[float, float]:
     """Seconds per training step of one run, and seconds per evaluation."""
     (r,) = _members(spec, 1, device, root)
-    ctx = StepContext(generator=r.models.generator, discriminator=r.models.discriminator, loss=r.models.loss)
+    one = OneRun(r)
     batch = spec.budget.batch_size
     for _ in range(warmup):
-        _d_step(r, ctx, batch), _g_step(r, ctx, batch)
+        d_step(one, batch), g_step(one, batch)
     _sync(device)
     started = time.perf_counter()
     for _ in range(steps):
-        _d_step(r, ctx, batch), _g_step(r, ctx, batch)
+        d_step(one, batch), g_step(one, batch)
     _sync(device)
     per_step = (time.perf_counter() - started) / steps
     started = time.perf_counter()
-    _evaluate(r)
+    evaluate_generator(eval_generator(r.models), r.evaluator, r.models.dataset, r.spec, device)
     _sync(device)
     return per_step, time.perf_counter() - started
 
 
 def time_group(spec, k: int, device: torch.device, steps: int, warmup: int, root: Path) -> tuple[float, float]:
     """Seconds per group step of K members, and the peak GPU memory in MiB (nan on a CPU)."""
-    group = _Group(_members(spec, k, device, root), get_registry())
+    group = Group(_members(spec, k, device, root), get_registry())
     batch = spec.budget.batch_size
     for _ in range(warmup):
-        group.d_step(batch), group.g_step(batch)
+        d_step(group, batch), g_step(group, batch)
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     for _ in range(steps):
-        group.d_step(batch), group.g_step(batch)
+        d_step(group, batch), g_step(group, batch)
     _sync(device)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
     return (time.perf_counter() - started) / steps, peak

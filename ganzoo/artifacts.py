@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,37 +21,104 @@ from .records import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples.png"
-# The checkpoint entries read outside training (ganzoo eval): the resolved spec and the evaluated G's weights.
-SPEC_KEY, EVAL_GENERATOR_KEY = "spec", "generator_eval"
-# A finished run's checkpoint also holds its result (its evaluations among them): a driver killed before
-# recording it recovers it from here.
-RESULT_KEY = "result"
-KEPT_WHEN_FINISHED = (SPEC_KEY, EVAL_GENERATOR_KEY, "g_steps", "d_steps", "images")
+# The checkpoint's version. 1: checkpoints written before it was recorded (the same entries, no "schema"); they
+# load as version 1, so a sweep interrupted under an older ganzoo resumes.
+CHECKPOINT_SCHEMA = 2
+# The checkpoint entries read outside training (ganzoo eval, ganzoo.build.load_generator): the resolved spec and
+# the evaluated G's weights. A finished run's checkpoint also holds its result (its evaluations among them): a
+# driver killed before recording it recovers it from there.
+SPEC_KEY, EVAL_GENERATOR_KEY, RESULT_KEY = "spec", "generator_eval", "result"
+
+
+@dataclass
+class Checkpoint:
+    """What a run's ``checkpoint.pt`` holds; written by ``to_dict`` and read by ``from_dict`` only.
+
+    While the run trains, everything that decides its next step (``ganzoo.train`` fills and reads it) and its
+    record so far. Once it has finished, ``result`` (``RunResult.to_dict()``) is added and, unless the sweep keeps
+    them, the training state's entries are dropped (``finished``). On disk it is a dict of tensors and plain data,
+    so it loads with ``torch.load(..., weights_only=True)``.
+    """
+
+    g_steps: int
+    d_steps: int = 0
+    images: int = 0  # real images shown to D
+    spec: dict[str, Any] | None = None  # RunSpec.canonical()
+    generator_eval: dict[str, torch.Tensor] | None = None  # the evaluated G (e.g. the EMA copy): what eval reads
+    # The training state: None in a finished checkpoint that did not keep it.
+    generator: dict[str, torch.Tensor] | None = None
+    discriminator: dict[str, torch.Tensor] | None = None
+    opt_g: dict[str, Any] | None = None
+    opt_d: dict[str, Any] | None = None
+    stabilizers: list[dict[str, Any]] | None = None  # each stabilizer's state_dict, in stack order
+    rng: dict[str, torch.Tensor] | None = None  # rng_state: the data stream and the global streams
+    seconds: float | None = None  # seconds trained so far, evaluations included
+    evals: list[dict[str, Any]] | None = None  # Evaluation.to_dict() of each evaluation so far
+    eval_seconds: float | None = None
+    result: dict[str, Any] | None = None  # RunResult.to_dict(), once the run has finished
+
+    @property
+    def is_finished(self) -> bool:
+        return self.result is not None
+
+    @property
+    def recorded_evals(self) -> list[dict[str, Any]]:
+        """The evaluations it holds: its result's once the run has finished, else the training state's."""
+        return (self.result or {}).get("evals") or self.evals or []
+
+    def finished(self, result: dict[str, Any], keep_training_state: bool = False) -> Checkpoint:
+        """This last checkpoint with the run's ``result`` added; without the training state unless kept (D and
+        two Adam states are most of a run's bytes; reporting and ``ganzoo eval`` need the spec and G only)."""
+        if keep_training_state:
+            return replace(self, result=result)
+        return Checkpoint(g_steps=self.g_steps, d_steps=self.d_steps, images=self.images, spec=self.spec,
+                          generator_eval=self.generator_eval, result=result)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Its entries (those it has) and ``schema``."""
+        entries = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return {"schema": CHECKPOINT_SCHEMA, **entries}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Checkpoint:
+        """A checkpoint from ``to_dict``, of this version or version 1 (no ``schema``: the same entries).
+
+        Raises:
+            ValueError: not a run checkpoint (no ``g_steps``), a newer schema, or entries it does not know.
+        """
+        if not isinstance(data, dict) or "g_steps" not in data:
+            raise ValueError("it holds no training state (a run checkpoint has g_steps)")
+        data = dict(data)
+        version = data.pop("schema", 1)
+        if not isinstance(version, int) or version > CHECKPOINT_SCHEMA:
+            raise ValueError(f"it has schema {version!r}, but this ganzoo reads checkpoints up to schema "
+                             f"{CHECKPOINT_SCHEMA}: upgrade ganzoo to resume it")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"it has entries {unknown} that a schema-{version} checkpoint does not have")
+        return cls(**data)
 
 
 def recorded_evals(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """The evaluations a checkpoint holds: its result's once the run has finished, else the training state's."""
-    return state.get(RESULT_KEY, state).get("evals") or []
+    """The evaluations a loaded checkpoint dict holds (``Checkpoint.recorded_evals``)."""
+    return Checkpoint.from_dict(state).recorded_evals
 
 
-def save_checkpoint(state: dict[str, Any], run_dir: Path) -> Path:
+def save_checkpoint(checkpoint: Checkpoint, run_dir: Path) -> Path:
     """Write through ``ganzoo.records.atomic_write``: a kill during the write never leaves a broken checkpoint."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    return atomic_write(run_dir / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+    return atomic_write(run_dir / CHECKPOINT, lambda tmp: torch.save(checkpoint.to_dict(), tmp))
 
 
 def finish_checkpoint(run_dir: Path, result: dict[str, Any], keep_training_state: bool = False) -> Path:
-    # ``result`` is ``RunResult.to_dict()``: versioned, read back by ``RunResult.from_dict`` only.
-    """Add the finished run's ``result`` to its last checkpoint and, unless asked to keep it, drop the training state.
+    """Add the finished run's ``result`` (``RunResult.to_dict()``) to its last checkpoint and, unless asked to keep
+    it, drop the training state.
 
     The last checkpoint is the last evaluation's state (for a diverged run: the last one before it diverged),
     so the weights kept are the ones whose metrics the run recorded.
     """
-    state = load_checkpoint(run_dir / CHECKPOINT)
-    if not keep_training_state:
-        state = {key: state[key] for key in KEPT_WHEN_FINISHED if key in state}
-    state[RESULT_KEY] = result
-    return save_checkpoint(state, run_dir)
+    checkpoint = Checkpoint.from_dict(load_checkpoint(run_dir / CHECKPOINT))
+    return save_checkpoint(checkpoint.finished(result, keep_training_state), run_dir)
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -58,11 +126,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     return torch.load(path, map_location=device, weights_only=True)
 
 
-class UnreadableCheckpoint(RuntimeError):
-    """A checkpoint file that exists but cannot be loaded (truncated, empty, not a torch file)."""
-
-
-def load_run_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> dict[str, Any] | None:
+def load_run_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> Checkpoint | None:
     """The run's checkpoint to resume from, or ``None`` to start from zero.
 
     Leftover temporary files of killed writers are removed. A checkpoint that cannot be read is moved
@@ -75,10 +139,7 @@ def load_run_checkpoint(run_dir: Path, device: torch.device | str = "cpu") -> di
     if not path.exists():
         return None
     try:
-        state = load_checkpoint(path, device)
-        if not isinstance(state, dict) or "g_steps" not in state:
-            raise UnreadableCheckpoint("it holds no training state")
-        return state
+        return Checkpoint.from_dict(load_checkpoint(path, device))
     except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError... for a damaged file
         aside = path.with_name(f"{CHECKPOINT}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(path, aside)

@@ -204,8 +204,9 @@ def test_eval_of_a_runs_dataset_and_checkpoint_under_its_protocol_gives_its_fing
     import testzoo
 
     from ganzoo.cli import main
+    from ganzoo.evaluate import EVAL_SEED_OFFSET
     from ganzoo.testing import plugin_registry
-    from ganzoo.train import EVAL_SEED_OFFSET, run
+    from ganzoo.train import run
 
     spec = testzoo.tiny_spec("blobs", seed=3, g_steps=2, eval_every_g_steps=2)
     with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as registry:

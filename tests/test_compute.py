@@ -12,7 +12,7 @@ from ganzoo.suite import SuiteError, parse_suite
 from ganzoo.sweep import bench
 from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
-from ganzoo.train import _build, run
+from ganzoo.train import build_run, run
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_channels_last_puts_image_data_and_networks_in_nhwc(tmp_path):
                       g_steps=4).specs[0]
     spec = replace(spec, protocol=replace(spec.protocol, n_fake=200, metrics=("fid",)))
     nhwc = replace(spec, compute=Compute(channels_last=True))
-    r = _build(nhwc, tmp_path, torch.device("cpu"), zoo)
+    r = build_run(nhwc, tmp_path, torch.device("cpu"), zoo)
     convs = [p for p in (*r.models.generator.parameters(), *r.models.discriminator.parameters()) if p.dim() == 4]
     assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
     assert r.models.dataset.data.is_contiguous(memory_format=torch.channels_last)

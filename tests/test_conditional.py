@@ -12,11 +12,11 @@ from ganzoo import DataSpec, EvalProtocol, StepContext
 from ganzoo.artifacts import CHECKPOINT, SAMPLES
 from ganzoo.build import latent_sampler
 from ganzoo.conditional import check_pairing, discriminate
+from ganzoo.evaluate import class_rows
 from ganzoo.grid import build_grid
 from ganzoo.registry import get_registry
 from ganzoo.suite import load_suite, parse_suite
 from ganzoo.testing import check_discriminator, check_generator, check_pair, check_stabilizer
-from ganzoo.train import class_rows
 
 REGISTRY = get_registry()
 CONDITIONAL_G = [c for c in REGISTRY.list("generator") if "conditional" in c.tags]

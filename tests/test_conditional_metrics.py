@@ -10,12 +10,12 @@ import torch
 
 from ganzoo import EvalProtocol, Features
 from ganzoo.conditional import evaluation_labels
+from ganzoo.evaluate import evaluate_samples
 from ganzoo.metrics import Evaluator, compute_metrics
 from ganzoo.metrics.conditional import cond_accuracy, intra_fid
 from ganzoo.metrics.fid import feature_statistics
 from ganzoo.metrics.reference import ReferenceSet
 from ganzoo.registry import get_registry
-from ganzoo.train import evaluate_samples
 
 
 def _reference(features, labels, num_classes, logits=None):

@@ -6,7 +6,7 @@ from pathlib import Path
 import testzoo
 import torch
 
-from ganzoo import artifacts, train
+from ganzoo import artifacts, evaluate, train
 from ganzoo.report.samples import final_samples
 from ganzoo.testing import plugin_registry
 
@@ -21,8 +21,8 @@ def test_the_saved_and_reported_samples_are_the_ones_the_last_evaluation_measure
         batches = measured.append([]) or measured[-1]
         return evaluate_samples(lambda n: batches.append(sample(n)) or batches[-1], evaluator, dataset, labels)
 
-    evaluate_samples, save_samples = train.evaluate_samples, artifacts.save_samples
-    monkeypatch.setattr(train, "evaluate_samples", recording)
+    evaluate_samples, save_samples = evaluate.evaluate_samples, artifacts.save_samples
+    monkeypatch.setattr(evaluate, "evaluate_samples", recording)
     monkeypatch.setattr(artifacts, "save_samples", lambda x, *args: saved.append(x) or save_samples(x, *args))
     with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as registry:
         spec = testzoo.tiny_spec(g_steps=4, eval_every_g_steps=2)

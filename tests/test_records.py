@@ -53,7 +53,8 @@ def test_a_finished_checkpoint_in_the_old_shape_is_returned_by_train(tmp_path):
     """A driver killed before recording a finished run gets its result back from the checkpoint, old or new."""
     with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as registry:
         spec = testzoo.tiny_spec()
-        artifacts.save_checkpoint({"g_steps": 16, "d_steps": 16, artifacts.RESULT_KEY: OLD_RESULT}, tmp_path)
+        # As ganzoo wrote it before checkpoints had a schema: a plain dict, "schema" absent.
+        torch.save({"g_steps": 16, "d_steps": 16, artifacts.RESULT_KEY: OLD_RESULT}, tmp_path / artifacts.CHECKPOINT)
         result = train(spec, tmp_path, "cpu", registry)
     assert result == RunResult.from_dict(OLD_RESULT)
 

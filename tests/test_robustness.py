@@ -208,8 +208,8 @@ def test_a_full_disk_while_recording_stops_the_sweep_keeps_the_store_and_loses_n
         rows = {r["run_id"]: r["status"] for r in Store(tmp_path, readonly=True).runs("tiny")}
         assert rows == {calls[0]: DONE, calls[1]: "running"}
         steps = []
-        real_d_step = ganzoo.train._d_step
-        monkeypatch.setattr(ganzoo.train, "_d_step", lambda *a: steps.append(1) or real_d_step(*a))
+        real_d_step = ganzoo.train.d_step
+        monkeypatch.setattr(ganzoo.train, "d_step", lambda *a: steps.append(1) or real_d_step(*a))
         again = bench(two_runs(), tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline")
     assert again.results == {calls[1]: DONE} and steps == []  # recovered from its final checkpoint, not retrained
 

@@ -441,18 +441,18 @@ class ClipToZero(ganzoo.Stabilizer):
 
 @pytest.mark.parametrize("target", ["discriminator", "generator"])
 def test_before_step_hooks_see_the_gradients_and_act_before_the_optimiser(zoo, target):
-    from ganzoo.train import _build, _d_step, _g_step
+    from ganzoo.train import OneRun, build_run, d_step, g_step
 
     spec = testzoo.tiny_spec("blobs", loss="ns", g_steps=3, eval_every_g_steps=3)
-    r = _build(spec, Path("unused"), torch.device("cpu"), zoo)
+    r = build_run(spec, Path("unused"), torch.device("cpu"), zoo)
     clip = ClipToZero(target)
     r.models.stabilizers.append(clip)
     before = {name: [p.detach().clone() for p in getattr(r.models, name).parameters()]
               for name in ("generator", "discriminator")}
-    ctx = StepContext(generator=r.models.generator, discriminator=r.models.discriminator, loss=r.models.loss)
+    one = OneRun(r)
     for _ in range(3):
-        _d_step(r, ctx, spec.budget.batch_size)
-        _g_step(r, ctx, spec.budget.batch_size)
+        d_step(one, spec.budget.batch_size)
+        g_step(one, spec.budget.batch_size)
     assert clip.calls == 3
     for name, old in before.items():
         moved = any(not torch.equal(a, b) for a, b in zip(old, getattr(r.models, name).parameters(), strict=True))

@@ -183,6 +183,48 @@ def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_restarts_from_zero(
     assert not list(run_dir.glob("checkpoint.pt.tmp*"))
 
 
+# Every entry a checkpoint held before it carried a schema (version 1): what users' interrupted sweeps have on disk.
+VERSION_1_ENTRIES = {"spec", "generator", "discriminator", "generator_eval", "opt_g", "opt_d", "stabilizers", "rng",
+                     "images", "seconds", "g_steps", "d_steps", "evals", "eval_seconds"}
+
+
+def test_a_checkpoint_written_before_the_schema_resumes_exactly(registry, tmp_path, monkeypatch):
+    """A sweep interrupted under an older ganzoo: its checkpoint is a dict of the same entries without "schema",
+    read as version 1, and the run resumes from it to the numbers and weights of an uninterrupted run."""
+    spec = testzoo.tiny_spec(g_steps=4, eval_every_g_steps=2, stack=(ComponentRef("ema", {}),))
+    straight = run(spec, tmp_path / "straight", "cpu", registry)
+    run_dir = tmp_path / "resumed"
+    real_save = artifacts.save_checkpoint
+
+    def save_then_die(checkpoint, folder):
+        real_save(checkpoint, folder)
+        raise KeyboardInterrupt("killed after the first checkpoint")
+
+    monkeypatch.setattr(artifacts, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, run_dir, "cpu", registry)
+    monkeypatch.setattr(artifacts, "save_checkpoint", real_save)
+    state = artifacts.load_checkpoint(run_dir / artifacts.CHECKPOINT)
+    assert state.pop("schema") == artifacts.CHECKPOINT_SCHEMA == 2
+    assert set(state) == VERSION_1_ENTRIES and state["g_steps"] == 2
+    torch.save(state, run_dir / artifacts.CHECKPOINT)  # as the code before the schema wrote it
+    resumed = run(spec, run_dir, "cpu", registry)
+    assert straight.status == resumed.status == DONE, resumed.error
+    assert [(e["g_steps"], e["d_loss"], e["metrics"]) for e in resumed.evals] == [
+        (e["g_steps"], e["d_loss"], e["metrics"]) for e in straight.evals]
+    for name, weight in generator_weights(tmp_path / "straight").items():
+        assert torch.equal(weight, generator_weights(run_dir)[name]), name
+
+
+def test_a_checkpoint_of_a_newer_schema_or_another_kind_is_refused_by_name():
+    with pytest.raises(ValueError, match="schema 3, but this ganzoo reads checkpoints up to schema 2: upgrade"):
+        artifacts.Checkpoint.from_dict({"schema": 3, "g_steps": 1})
+    with pytest.raises(ValueError, match="no training state"):
+        artifacts.Checkpoint.from_dict({"just": torch.zeros(1)})
+    with pytest.raises(ValueError, match=r"entries \['optimiser'\] that a schema-1 checkpoint does not have"):
+        artifacts.Checkpoint.from_dict({"g_steps": 1, "optimiser": {}})
+
+
 def test_a_failed_checkpoint_write_leaves_no_partial_file(tmp_path, monkeypatch):
     def disk_full(state, path):
         path.write_bytes(b"half")
@@ -190,7 +232,7 @@ def test_a_failed_checkpoint_write_leaves_no_partial_file(tmp_path, monkeypatch)
 
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        artifacts.save_checkpoint({"g_steps": 1}, tmp_path)
+        artifacts.save_checkpoint(artifacts.Checkpoint(g_steps=1), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -229,18 +271,31 @@ def test_a_finished_run_whose_record_was_lost_is_recovered_not_trained_again(reg
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(ganzoo.train, "_build", no_training)
+    monkeypatch.setattr(ganzoo.train, "build_run", no_training)
     again = run(spec, tmp_path, "cpu", registry)
     assert again.status == DONE, again.error
     assert again == first
 
 
-def test_the_device_record_names_the_runs_sharing_a_gpu(monkeypatch):
-    from ganzoo.train import describe_device
+def test_one_device_description_for_the_run_record_and_the_reference_cache(monkeypatch):
+    """A GPU: its name and both TF32 switches in both places, the runs packed on it in the run record only (packing
+    changes no feature). A CPU: exactly ``describe_cpu``'s string in both, so committed cache keys still match."""
+    from ganzoo.build import describe_device
+    from ganzoo.cpu import describe_cpu
+    from ganzoo.metrics.reference import computed_on
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
-    assert describe_device(torch.device("cuda"), 3) == "cuda (NVIDIA H100 80GB HBM3, 3 runs per GPU)"
-    assert describe_device(torch.device("cuda")) == "cuda (NVIDIA H100 80GB HBM3)"
+    switches = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = True, False
+    try:
+        gpu = torch.device("cuda")
+        packed = describe_device(gpu, 3)
+        alone, reference = describe_device(gpu), computed_on(gpu)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = switches
+    assert packed == "cuda (NVIDIA H100 80GB HBM3; tf32 matmul True, cudnn False, 3 runs per GPU)"
+    assert alone == reference == "cuda (NVIDIA H100 80GB HBM3; tf32 matmul True, cudnn False)"
+    cpu = torch.device("cpu")
     threads = torch.get_num_threads()
-    expected = f"cpu ({threads} thread{'s' if threads != 1 else ''}; "
-    assert describe_device(torch.device("cpu"), 3).startswith(expected)  # CPU workers each have their own cores
+    assert describe_device(cpu, 3) == computed_on(cpu) == describe_cpu(threads)  # CPU workers have their own cores
+    assert describe_cpu(threads).startswith(f"cpu ({threads} thread{'s' if threads != 1 else ''}; ")

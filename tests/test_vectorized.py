@@ -171,6 +171,8 @@ class _ExplodeSeed(ganzoo.Stabilizer):
 
     def d_penalty(self, ctx):
         self.step += 1
+        if ctx.members is None:  # a single run: the run of the seed that diverges
+            return torch.tensor(float("inf") if self.step >= 3 else 0.0)
         bad = torch.zeros(ctx.members)  # in a group of seeds 0, 1, 2 member k is seed k
         if self.step >= 3:
             bad[self.seed] = float("inf")
@@ -191,9 +193,13 @@ def test_a_diverging_member_is_frozen_and_the_others_go_on(tmp_path):
         specs = [base_spec(False, seed=s, budget=budget, stack=(ComponentRef("explode_seed", {"seed": 1}),),
                            stack_name="explode_seed") for s in (0, 1, 2)]
         results = train_group(specs, [tmp_path / str(s.seed) for s in specs], torch.device("cpu"), registry)
+        alone = train(specs[1], tmp_path / "alone", torch.device("cpu"), registry)
     assert [r.status for r in results] == [DONE, DIVERGED, DONE]
     assert "non-finite loss" in results[1].error
     assert results[0].g_steps == results[2].g_steps == 60 and results[1].g_steps < 60
+    # One rule for both: the diverging seed's single run ends where and as its group member ends.
+    assert (alone.status, alone.error, alone.g_steps, alone.d_steps, alone.evals) == (
+        DIVERGED, results[1].error, results[1].g_steps, results[1].d_steps, results[1].evals)
 
 
 def test_runs_that_cannot_be_grouped_train_alone_and_say_why():

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from ganzoo.build import build_models, eval_generator
+from ganzoo.evaluate import evaluation_samples
 from ganzoo.grid import build_grid
 from ganzoo.metrics import Evaluator
 from ganzoo.registry import build_registry
 from ganzoo.report.samples import final_samples
 from ganzoo.spec import Budget
 from ganzoo.suite import available_suites, load_suite
-from ganzoo.train import evaluation_samples, run
+from ganzoo.train import run
 
 REGISTRY = build_registry()
 DEFAULT_GRID = build_grid(load_suite("default"), REGISTRY, seeds=[0])

@@ -111,8 +111,9 @@ def evaluate_run_checkpoint(path: Path, device: torch.device
     """
     from ..artifacts import load_checkpoint, recorded_evals
     from ..build import load_generator
+    from ..evaluate import evaluate_generator
     from ..metrics import Evaluator
-    from ..train import evaluate_generator, protocol_of
+    from ..train import protocol_of
 
     registry = get_registry()
     state = load_checkpoint(path, device)

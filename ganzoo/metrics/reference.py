@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..build import describe_device
 from ..contracts import FeatureExtractor, Features
-from ..cpu import describe_cpu
 from ..download import cache_dir as default_cache_dir
 from ..records import atomic_write, short_hash
 from .features import extract_features, extractor_device
@@ -73,14 +73,10 @@ def reference_key(data: torch.Tensor, extractor: FeatureExtractor, dataset: str,
 
 
 def computed_on(device: torch.device) -> str:
-    """What features computed on ``device`` depend on besides the protocol, e.g. "cpu (1 thread; AMD EPYC, avx512;
-    MKL_CBWR=AVX2,STRICT, ...)" or "cuda (NVIDIA H100 80GB HBM3; tf32 matmul False, cudnn True)"."""
-    if device.type == "cpu":
-        return describe_cpu(torch.get_num_threads())
-    if device.type == "cuda":
-        return (f"cuda ({torch.cuda.get_device_name(device)}; tf32 matmul {torch.backends.cuda.matmul.allow_tf32}, "
-                f"cudnn {torch.backends.cudnn.allow_tf32})")
-    return device.type
+    """What features computed on ``device`` depend on besides the protocol (``ganzoo.build.describe_device``), e.g.
+    "cpu (1 thread; AMD EPYC, avx512; MKL_CBWR=AVX2,STRICT, ...)" or "cuda (NVIDIA H100 80GB HBM3; tf32 matmul
+    False, cudnn True)". Never the runs packed on a GPU: they change no feature."""
+    return describe_device(device)
 
 
 def key_id(key: dict[str, Any]) -> str:

@@ -78,7 +78,7 @@ class SamplePictures:
         return self.registry
 
     def _is_conditional(self, row: dict[str, Any]) -> bool:
-        """Whether the run's G is class-conditional: its saved grid then has one row per class (ganzoo.train)."""
+        """Whether the run's G is class-conditional: its saved grid then has one row per class (ganzoo.evaluate)."""
         try:
             return "conditional" in self._registry().get("generator", row["spec"]["generator"]["name"]).tags
         except Exception:  # plugin not installed here: the note stays the plain one
@@ -115,7 +115,7 @@ def final_samples(checkpoint: Path, registry=None):
     run trained on, up to floating-point differences between devices).
     """
     from ..build import load_generator
-    from ..train import evaluation_samples
+    from ..evaluate import evaluation_samples
 
     generator, spec = load_generator(checkpoint, "cpu", registry)
     return evaluation_samples(generator, spec, "cpu"), spec

@@ -13,11 +13,12 @@ import torch
 
 from ..build import resolve_device
 from ..conditional import CONDITIONAL_TAG, evaluation_labels
+from ..evaluate import evaluate_samples
 from ..grid import Grid
 from ..records import ReferenceRow
 from ..registry import Registry
 from ..spec import RunSpec
-from ..train import evaluate_samples, protocol_of
+from ..train import protocol_of
 from .store import Store
 
 REAL_DATA_SEED = 2_000_003  # the real-data row draws its samples from its own stream
