@@ -26,9 +26,10 @@ from typing import Any
 import torch
 
 from . import artifacts
-from .build import Models, build_models, describe_device, eval_generator, resolve_device
+from .build import Models, build_models, eval_generator, resolve_device
 from .conditional import discriminate, draw_labels, generate, is_conditional, num_classes_of
 from .contracts import Loss, Stabilizer, StepContext
+from .device import describe_device
 from .evaluate import Diverged, evaluate_generator, save_run_samples
 from .records import DIVERGED, DONE, FAILED, Evaluation, ProtocolRecord, RunResult
 from .registry import Registry, get_registry

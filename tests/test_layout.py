@@ -27,10 +27,10 @@ ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 # Lowest first: a module may import its own layer and the layers below it. Each entry is a top-level module
 # (``ganzoo/NAME.py``) or package (``ganzoo/NAME/``) of ganzoo; every one of them is in exactly one layer.
 LAYERS = {
-    "base": ("cpu", "files", "download", "checks", "judgement"),
+    "base": ("cpu", "device", "files", "download", "checks", "judgement"),
     "api": ("hookspecs", "contracts", "components", "plugins", "conditional"),
     "core": ("records", "spec", "metrics", "registry"),
-    "run": ("suite", "design", "grid", "coverage", "build", "artifacts", "pictures", "train", "vectorized"),
+    "run": ("suite", "design", "grid", "coverage", "build", "artifacts", "pictures", "train", "evaluate", "vectorized"),
     "sweep": ("sweep",),
     "report": ("report",),
     "top": ("cli", "testing", "__init__", "__main__"),

@@ -280,8 +280,8 @@ def test_a_finished_run_whose_record_was_lost_is_recovered_not_trained_again(reg
 def test_one_device_description_for_the_run_record_and_the_reference_cache(monkeypatch):
     """A GPU: its name and both TF32 switches in both places, the runs packed on it in the run record only (packing
     changes no feature). A CPU: exactly ``describe_cpu``'s string in both, so committed cache keys still match."""
-    from ganzoo.build import describe_device
     from ganzoo.cpu import describe_cpu
+    from ganzoo.device import describe_device
     from ganzoo.metrics.reference import computed_on
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")

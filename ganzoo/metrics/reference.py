@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..build import describe_device
 from ..contracts import FeatureExtractor, Features
+from ..device import describe_device
 from ..download import cache_dir as default_cache_dir
 from ..records import atomic_write, short_hash
 from .features import extract_features, extractor_device
@@ -73,7 +73,7 @@ def reference_key(data: torch.Tensor, extractor: FeatureExtractor, dataset: str,
 
 
 def computed_on(device: torch.device) -> str:
-    """What features computed on ``device`` depend on besides the protocol (``ganzoo.build.describe_device``), e.g.
+    """What features computed on ``device`` depend on besides the protocol (``ganzoo.device.describe_device``), e.g.
     "cpu (1 thread; AMD EPYC, avx512; MKL_CBWR=AVX2,STRICT, ...)" or "cuda (NVIDIA H100 80GB HBM3; tf32 matmul
     False, cudnn True)". Never the runs packed on a GPU: they change no feature."""
     return describe_device(device)
