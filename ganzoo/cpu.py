@@ -34,8 +34,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 PINNED = {"MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 MACHINE_FILE = "machine.json"  # beside a committed runs.csv: the machine (this_machine()) its numbers came from
-# What must agree for bit-for-bit numbers; the instruction set beyond AVX2 does not, once the kernels are pinned to it.
-MACHINE_KEYS = ("cpu_model", "kernels", "torch")
+# What must agree for bit-for-bit numbers. The instruction set too, although torch's kernels are pinned to AVX2:
+# the float64 maths of FID and KID runs in numpy/scipy's BLAS, which the pins do not reach. Measured: on an AMD
+# EPYC exposing AVX2 only, every ring8 run of results/default (AVX-512 EPYC) came out bit for bit, while digits
+# and conditional-digits FIDs differed in their last bits (about 1e-13 relative; the old code gave the same).
+MACHINE_KEYS = ("cpu_model", "isa", "kernels", "torch")
 OPT_OUT = "GANZOO_CPU_PINNING"  # "0": let the libraries pick their fastest kernels (numbers then vary by CPU)
 _ISA_LEVELS = (("avx512", "avx512f"), ("avx2", "avx2"), ("avx", "avx"), ("sse4.2", "sse4_2"))
 

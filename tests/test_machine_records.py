@@ -33,10 +33,11 @@ def test_ci_installs_the_torch_that_computed_the_committed_default():
     assert "PIP_CONSTRAINT" in (ROOT / ".ci" / "run").read_text()
 
 
-def test_only_another_cpu_model_kernel_setting_or_torch_rules_out_bit_for_bit():
+def test_only_another_cpu_model_instruction_set_kernel_setting_or_torch_rules_out_bit_for_bit():
     here = cpu.this_machine()
     assert cpu.bit_for_bit_mismatch(here) is None
-    assert cpu.bit_for_bit_mismatch({**here, "isa": "something else"}) is None  # pinned to AVX2 either way
+    # numpy/scipy's float64 BLAS is not pinned: an AVX2-only EPYC gave digits FIDs off in their last bits
+    assert "isa: " in cpu.bit_for_bit_mismatch({**here, "isa": "something else"})
     intel = cpu.bit_for_bit_mismatch({**here, "cpu_model": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"})
     assert intel == f"cpu_model: {here['cpu_model']!r} here, 'Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz' there"
     assert "torch: " in cpu.bit_for_bit_mismatch({**here, "torch": "0.0.1"})
