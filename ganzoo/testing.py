@@ -9,7 +9,8 @@ Contracts (each raises ``AssertionError`` naming the component, what was expecte
     ``check_generator``, ``check_discriminator`` and ``check_pair`` for networks (shapes, range, each sample's
     logit independent of the others, double backward, a gradient reaching every parameter); ``check_loss``
     for losses; ``check_stabilizer`` trains a stabilizer through ``ganzoo.train`` on a tiny built-in zoo and
-    checks that it resumes exactly; ``check_resume`` does that for any run spec.
+    checks that it resumes exactly; ``check_resume`` does that for any run spec; ``check_dataset``,
+    ``check_feature_extractor`` and ``check_metric`` for the kinds that feed evaluation.
 
 Every check works on a copy of the module it is given, moved off its initial weights by ``perturb``, so
 zero-initialised gates cannot hide a broken path and the caller's module is left untouched.

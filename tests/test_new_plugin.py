@@ -145,8 +145,9 @@ def venv_seeing_this_one(folder: Path) -> Path:
     python = folder / "bin" / "python"
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
+    # addsitedir, not a bare path: it also reads the .pth files there (an editable ganzoo's among them).
     ours = [p for p in sys.path if p.endswith("site-packages")]
-    (Path(site) / "parent.pth").write_text("\n".join(ours) + "\n")
+    (Path(site) / "parent.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in ours))
     return python
 
 
@@ -164,8 +165,8 @@ def test_pip_install_e_each_kind_then_list_it_and_pass_its_own_tests(tmp_path):
                        check=True, capture_output=True, timeout=300)
     env = {**os.environ, "GANZOO_PLUGINS": ",".join(["ganzoo", *packages])}
     env.pop("PYTHONPATH", None)
-    listed = subprocess.run([python, "-m", "ganzoo", "list"], env=env, capture_output=True, text=True, check=True,
-                            timeout=300).stdout
+    listed = subprocess.run([python, "-m", "ganzoo", "list"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            check=True, timeout=300).stdout
     for kind in PLUGIN_KINDS:
         name = package_name(kind)
         lines = [line for line in listed.splitlines() if f"{name} 0.1.0" in line]
