@@ -50,7 +50,6 @@ __all__ = [
     "check_resume",
     "check_stabilizer",
     "check_vectorized",
-    "example_spec_of",
     "fake_distribution",
     "perturb",
     "plugin_registry",
@@ -836,15 +835,6 @@ def check_dataset(dataset: Any, hparams: Mapping[str, Any] | None = None, n: int
     return ds
 
 
-def example_spec_of(component: Any, modality: str | None = None) -> DataSpec:
-    """Example data for a registered component: of its first declared modality (or ``modality``), at a declared
-    channel count and resolution (``ganzoo.components.example_spec``)."""
-    from .components import example_spec
-
-    spec = example_spec(component, modality or component.modalities[0])
-    return DataSpec(spec.modality, spec.shape)
-
-
 def check_feature_extractor(extractor: Any, spec: DataSpec | None = None, hparams: Mapping[str, Any] | None = None,
                             batch: int = 4) -> FeatureExtractor:
     """Assert the ``ganzoo.FeatureExtractor`` contract on a batch of ``spec``; returns the extractor built.
@@ -867,8 +857,11 @@ def check_feature_extractor(extractor: Any, spec: DataSpec | None = None, hparam
     ext, _, component = _built(extractor, hparams, FeatureExtractor, "feature extractor")
     what = f"feature extractor {component.name if component else type(ext).__name__}"
     if spec is None:
+        from .components import example_spec
+
         assert component is not None, f"{what}: give the DataSpec of the data it reads (spec=...)"
-        spec = example_spec_of(component)
+        example = example_spec(component, component.modalities[0])  # labelled; an extractor reads no labels
+        spec = DataSpec(example.modality, example.shape)
     assert batch >= 2, "check_feature_extractor needs batch >= 2 to compare a sample alone and in a batch"
     assert isinstance(ext.name, str) and ext.name, f"{what}: set the class attribute name (its registered name)"
     if component is not None:
