@@ -7,7 +7,7 @@ from . import cpu as _cpu
 
 _cpu.pin_kernels()
 
-from .components import KINDS, Component
+from .components import KINDS, Component, Metric
 from .contracts import (
     Dataset,
     DataSpec,
@@ -32,6 +32,7 @@ __all__ = [
     "Features",
     "Judgement",
     "Loss",
+    "Metric",
     "Stabilizer",
     "StepContext",
     "UnknownComponentError",

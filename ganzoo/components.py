@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import torch
+
+from .conditional import discriminate, generate
 from .contracts import MODALITIES, DataSpec
 from .judgement import Judgement
 
@@ -53,7 +56,13 @@ class Component:
         tags: free-form labels; other components can require them (see ``requires``). ``"conditional"`` marks a
             part of a class-conditional GAN: it runs only on labelled data (``DataSpec.num_classes``).
         defaults: hyperparameters passed to the factory unless a suite overrides them.
-        modalities: data modalities it works with.
+        modalities: data modalities it works with. Undeclared (``None``), they are inferred from the factory:
+            a generator or discriminator is built with its defaults for each modality's example data
+            (``EXAMPLE_SPECS``, at a declared resolution and channel count) and run on a batch of it, and keeps the
+            modalities where that works (none: the registration fails, asking for a declaration); a dataset
+            takes its factory's ``spec_for(**defaults).modality``. Losses (they see logits only) and the kinds
+            whose factory never sees the data before a run (stabilizers, extractors, datasets without
+            ``spec_for``) default to every modality: declare ``modalities=("image",)`` for an image-only one.
         resolutions: image sizes it supports (``None``: any).
         channels: image channel counts it supports (``None``: any).
         requires: ``{kind: tag}``: the component chosen for that kind in the same run must carry the tag
@@ -77,7 +86,7 @@ class Component:
     reference: str = ""
     tags: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    modalities: tuple[str, ...] = MODALITIES
+    modalities: tuple[str, ...] | None = None
     resolutions: tuple[int, ...] | None = None
     channels: tuple[int, ...] | None = None
     requires: Mapping[str, str] = field(default_factory=dict)
@@ -101,9 +110,6 @@ class Component:
             raise ValueError(f'{self.kind} "{self.name}": factory must be callable, got {type(self.factory).__name__}')
         if not isinstance(self.description, str) or not self.description.strip() or "\n" in self.description.strip():
             raise ValueError(f'{self.kind} "{self.name}": description must be one non-empty line')
-        bad = [m for m in self.modalities if m not in MODALITIES]
-        if bad:
-            raise ValueError(f'{self.kind} "{self.name}": unknown modalities {bad}; expected a subset of {MODALITIES}')
         for key in ("requires", "excludes"):
             unknown_kinds = [k for k in getattr(self, key) if k not in KINDS]
             if unknown_kinds:
@@ -116,6 +122,15 @@ class Component:
         if self.vectorized and self.kind not in VECTORIZED_KINDS:
             raise ValueError(f'{self.kind} "{self.name}": vectorized applies to {", ".join(VECTORIZED_KINDS)} only')
         self._check_defaults_fit_factory()
+        if self.modalities is None:  # last: inferring builds the factory, which needs valid metadata
+            object.__setattr__(self, "tags", tuple(self.tags))
+            object.__setattr__(self, "modalities", infer_modalities(self))
+        if isinstance(self.modalities, str):
+            raise ValueError(f'{self.kind} "{self.name}": modalities must be a tuple such as ("image",), got '
+                             f"{self.modalities!r}")
+        bad = [m for m in self.modalities if m not in MODALITIES]
+        if bad:
+            raise ValueError(f'{self.kind} "{self.name}": unknown modalities {bad}; expected a subset of {MODALITIES}')
         # Freeze the mutable metadata so that one run cannot change another's defaults.
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "aliases", tuple(self.aliases))
@@ -202,6 +217,65 @@ class Component:
             "distribution": self.distribution,
             "version": self.version,
         }
+
+
+# What an undeclared generator or discriminator is tried on: the smallest data of each modality the zoo trains on.
+EXAMPLE_SPECS = {"vector": DataSpec("vector", (2,)), "image": DataSpec("image", (3, 32, 32))}
+LABELLED_CLASSES = 3
+
+
+def example_spec(component: Component, modality: str) -> DataSpec:
+    """The example data of ``modality`` at the component's first declared resolution and channel count."""
+    spec = EXAMPLE_SPECS[modality]
+    if modality == "image":
+        channels = component.channels[0] if component.channels else spec.shape[0]
+        side = component.resolutions[0] if component.resolutions else spec.shape[-1]
+        spec = DataSpec("image", (channels, side, side))
+    # Labelled: a class-conditional module needs num_classes, an unconditional one ignores it (and the labels).
+    return DataSpec(spec.modality, spec.shape, num_classes=LABELLED_CLASSES)
+
+
+def runs_on(component: Component, spec: DataSpec) -> str | None:
+    """Why ``component`` (a generator or discriminator) cannot be built and run on ``spec``, or ``None``."""
+    batch = 2
+    labels = torch.arange(batch) % spec.num_classes if spec.num_classes else None
+    # fork_rng: building initialises weights from the global stream, which registering must leave as it was.
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            module = component.build(spec)
+            if component.kind == "generator":
+                out = generate(module.eval(), torch.zeros(batch, module.latent_dim), labels)
+                expected = [(batch, *spec.shape)]
+            else:
+                out = discriminate(module.eval(), torch.zeros(batch, *spec.shape), labels)
+                expected = [(batch,), (batch, 1)]
+    except Exception as exc:  # any failure means "not this modality"; its message goes into the error
+        return f"{type(exc).__name__}: {exc}"
+    if tuple(out.shape) not in expected:
+        return f"output of shape {tuple(out.shape)}, expected {' or '.join(map(str, expected))}"
+    return None
+
+
+def infer_modalities(component: Component) -> tuple[str, ...]:
+    """The modalities of a component that declared none (see ``Component.modalities``)."""
+    if component.kind == "dataset":
+        spec_for = getattr(component.factory, "spec_for", None)
+        if not callable(spec_for):
+            return MODALITIES
+        try:
+            return (spec_for(**component.defaults).modality,)
+        except Exception as exc:
+            raise ValueError(f'dataset "{component.name}" declares no modalities and its spec_for(**defaults) raised '
+                             f'{type(exc).__name__}: {exc}; declare them, e.g. modalities=("image",)') from exc
+    if component.kind not in ("generator", "discriminator"):
+        return MODALITIES
+    failures = {m: runs_on(component, example_spec(component, m)) for m in MODALITIES}
+    found = tuple(m for m, failure in failures.items() if failure is None)
+    if not found:
+        tried = "; ".join(f"{m} data {example_spec(component, m).shape}: {failure}" for m, failure in failures.items())
+        raise ValueError(f'{component.kind} "{component.name}" declares no modalities and builds and runs on none of '
+                         f'the example data ({tried}); declare them, e.g. modalities=("image",), resolutions=(32,)')
+    return found
 
 
 COLUMN_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -9,7 +9,8 @@ Contracts (each raises ``AssertionError`` naming the component, what was expecte
     ``check_generator``, ``check_discriminator`` and ``check_pair`` for networks (shapes, range, each sample's
     logit independent of the others, double backward, a gradient reaching every parameter); ``check_loss``
     for losses; ``check_stabilizer`` trains a stabilizer through ``ganzoo.train`` on a tiny built-in zoo and
-    checks that it resumes exactly; ``check_resume`` does that for any run spec.
+    checks that it resumes exactly; ``check_resume`` does that for any run spec; ``check_dataset``,
+    ``check_feature_extractor`` and ``check_metric`` for the kinds that feed evaluation.
 
 Every check works on a copy of the module it is given, moved off its initial weights by ``perturb``, so
 zero-initialised gates cannot hide a broken path and the caller's module is left untouched.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import numbers
 import sys
 import tempfile
 import textwrap
@@ -37,9 +39,12 @@ from .registry import Registry, build_registry, reset_registry
 from .spec import EvalProtocol
 
 __all__ = [
+    "check_dataset",
     "check_discriminator",
+    "check_feature_extractor",
     "check_generator",
     "check_loss",
+    "check_metric",
     "check_pair",
     "check_plugin",
     "check_resume",
@@ -300,6 +305,20 @@ def _scalar(value: Any, what: str) -> torch.Tensor:
     return value
 
 
+def _g_loss(loss: Loss, fake: torch.Tensor, real: torch.Tensor | None, what: str) -> Any:
+    """``loss.g_loss`` called as the harness calls it; a loss that needs real logits it was not given is named."""
+    try:
+        return loss.g_loss(fake, real)
+    except (AttributeError, TypeError) as exc:
+        if real is not None:
+            raise
+        raise AssertionError(
+            f"{what}.g_loss(fake_logits, real_logits=None) raised {type(exc).__name__}: {exc}. The harness passes "
+            "real_logits=None to g_loss unless the loss sets uses_real_logits_in_g = True: a loss whose G side "
+            "compares fake with real logits (relativistic losses) must set the class attribute "
+            f"uses_real_logits_in_g = True on {what}") from exc
+
+
 def check_loss(loss: Loss, targets: bool = False, batch: int = 6) -> None:
     """Assert the ``ganzoo.Loss`` contract on logits of shape ``(batch,)``, as the harness passes them.
 
@@ -323,12 +342,12 @@ def check_loss(loss: Loss, targets: bool = False, batch: int = 6) -> None:
         f"{what}.d_loss must depend on both the real and the fake logits (gradients: real "
         f"{d_real.abs().sum().item():.3g}, fake {d_fake.abs().sum().item():.3g})")
     real_in_g = real if loss.uses_real_logits_in_g else None
-    g = _scalar(loss.g_loss(fake, real_in_g), f"{what}.g_loss")
+    g = _scalar(_g_loss(loss, fake, real_in_g, what), f"{what}.g_loss")
     (g_fake,) = torch.autograd.grad(g, fake)
     assert g_fake.abs().sum() > 0, f"{what}.g_loss must depend on the fake logits"
     extreme = torch.tensor([-200.0, 200.0], requires_grad=True)
-    value = loss.d_loss(extreme, extreme.flip(0)) + loss.g_loss(extreme,
-                                                                extreme.flip(0) if loss.uses_real_logits_in_g else None)
+    value = loss.d_loss(extreme, extreme.flip(0)) + _g_loss(
+        loss, extreme, extreme.flip(0) if loss.uses_real_logits_in_g else None, what)
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(extreme.grad).all(), (
         f"{what}: loss or gradient not finite at logits of +-200 (use softplus / logsigmoid, not log(sigmoid))")
@@ -656,3 +675,313 @@ def check_stabilizer(factory: Callable[..., Stabilizer], hparams: Mapping[str, A
         protocol=EvalProtocol(n_fake=32, n_real=64, metrics=("pr",), batch_size=32),
     )
     return check_resume(spec, registry, workdir)
+
+
+# -- datasets, feature extractors and metrics ----------------------------------------------------------------
+
+
+def _built(target: Any, hparams: Mapping[str, Any] | None, base: type, kind: str) -> tuple[Any, Callable | None, Any]:
+    """``(object, factory, component)`` from a registered ``Component``, a factory, or an object already built."""
+    from .components import Component
+
+    if isinstance(target, base):
+        return target, None, None
+    component = target if isinstance(target, Component) else None
+    factory = component.factory if component else target
+    built = factory(**(component.hparams(hparams) if component else dict(hparams or {})))
+    what = f"{kind} {component.name if component else getattr(factory, '__name__', factory)}"
+    assert isinstance(built, base), (f"{what}: the factory returned {type(built).__name__}; it must return an "
+                                     f"instance of a ganzoo.{base.__name__} subclass")
+    return built, factory, component
+
+
+def _global_stream_perturbed(seed: int) -> None:
+    """Move torch's global stream, so that a draw from it instead of the given generator shows as a difference."""
+    torch.manual_seed(seed)
+    torch.rand(seed + 1)
+
+
+def _draw_twice(draw: Callable[[torch.Generator], Any], seed: int = 0) -> tuple[Any, Any]:
+    """``draw`` from two generators seeded alike, with the global stream moved in between."""
+    with torch.random.fork_rng(devices=[]):  # the caller's global stream is left as it was
+        _global_stream_perturbed(1)
+        first = draw(torch.Generator().manual_seed(seed))
+        _global_stream_perturbed(2)
+        return first, draw(torch.Generator().manual_seed(seed))
+
+
+def _check_batch(x: Any, spec: DataSpec, n: int, what: str) -> None:
+    expected = (n, *spec.shape)
+    assert isinstance(x, torch.Tensor) and tuple(x.shape) == expected, (
+        f"{what} gives {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}, expected a tensor of "
+        f"shape {expected} (n, *spec.shape)")
+    assert x.dtype == torch.float32, f"{what} gives {x.dtype}, expected float32"
+    assert torch.isfinite(x).all(), f"{what} has NaN or Inf"
+
+
+def check_dataset(dataset: Any, hparams: Mapping[str, Any] | None = None, n: int = 16,
+                  registry: Registry | None = None) -> Dataset:
+    """Assert the ``ganzoo.Dataset`` contract; returns the dataset built.
+
+    Checks ``spec`` (a ``DataSpec``, images in ``(-1, 1)``) against ``data`` (float32 ``(N, *spec.shape)``, finite,
+    inside ``spec.value_range``) and ``labels`` (int64 ``(N,)`` in ``[0, num_classes)`` exactly when
+    ``num_classes`` is set); the factory's ``spec_for(**hparams)`` (what dry runs plan with) against the built
+    spec; the declared ``modalities``, ``channels`` and ``resolutions`` against the data; that ``sample`` and
+    ``real_samples`` give ``(n, *spec.shape)`` float32 drawn from the generator they are given and nothing else
+    (the same twice from one seed, whatever the global torch stream did); that ``sample_labelled`` draws the
+    very samples ``sample`` draws from the same generator state, with their labels; ``real_samples_note``
+    rewritten when ``real_samples`` is; ``reference``, ``extra_metrics``, ``mode_regions`` and, with
+    ``registry``, that ``default_extractor`` is registered.
+
+    Args:
+        dataset: ``registry.get("dataset", name)`` (its ``defaults`` updated by ``hparams``), a factory
+            (called with ``hparams``), or a ``Dataset`` already built.
+        hparams: hyperparameters for the factory.
+        n: samples per draw.
+        registry: where ``default_extractor`` must be registered (``None``: not checked).
+    """
+    ds, factory, component = _built(dataset, hparams, Dataset, "dataset")
+    what = f"dataset {component.name if component else type(ds).__name__}"
+    spec = getattr(ds, "spec", None)
+    assert isinstance(spec, DataSpec), f"{what}: set self.spec = ganzoo.DataSpec(...) in __init__, got {spec!r}"
+    if spec.modality == "image":
+        assert tuple(spec.value_range) == (-1.0, 1.0), (
+            f"{what}: images use value_range (-1, 1) (generators end in tanh), got {spec.value_range}")
+    data = getattr(ds, "data", None)
+    fits = isinstance(data, torch.Tensor) and tuple(data.shape[1:]) == spec.shape and data.ndim > 1 and len(data) > 0
+    assert fits, (f"{what}: data must be a tensor of shape (N, *spec.shape) = (N, {', '.join(map(str, spec.shape))}), "
+                  f"got {tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__}")
+    assert data.dtype == torch.float32, f"{what}: data must be float32, got {data.dtype}"
+    assert torch.isfinite(data).all(), f"{what}: data has NaN or Inf"
+    low, high = spec.value_range
+    lowest, highest = float(data.min()), float(data.max())
+    assert lowest >= low - 1e-6 and highest <= high + 1e-6, (
+        f"{what}: data lie in [{lowest:.4g}, {highest:.4g}], outside spec.value_range [{low}, {high}]: scale the data "
+        "(images: pixels / 127.5 - 1) or declare the range")
+    assert len(ds) == len(data), f"{what}: len() is {len(ds)} but data holds {len(data)} samples"
+    if spec.num_classes is None:
+        assert ds.labels is None, (f"{what}: has labels but spec.num_classes is None; set DataSpec(num_classes=K) so "
+                                   "that class-conditional generators can train on it, or leave labels None")
+    else:
+        labels = ds.labels
+        fits = isinstance(labels, torch.Tensor) and labels.dtype == torch.int64 and labels.shape == (len(data),)
+        assert fits, (
+            f"{what}: spec.num_classes is {spec.num_classes}, so labels must be int64 of shape ({len(data)},), got "
+            f"{labels if labels is None else (labels.dtype, tuple(labels.shape))}")
+        assert 0 <= int(labels.min()) and int(labels.max()) < spec.num_classes, (
+            f"{what}: labels in [{int(labels.min())}, {int(labels.max())}], outside [0, {spec.num_classes})")
+    if component is not None:
+        reason = component.incompatibility(spec)
+        assert reason is None, f"{what}: its registration excludes its own data: {reason}; fix modalities/channels"
+    spec_for = getattr(factory, "spec_for", None)
+    if callable(spec_for):
+        planned = spec_for(**(component.hparams(hparams) if component else dict(hparams or {})))
+        assert planned == spec, (f"{what}: spec_for(**hparams) gives {planned} but the built dataset's spec is {spec}; "
+                                 "dry runs would plan the grid for the wrong data")
+
+    x, again = _draw_twice(lambda g: ds.sample(n, g))
+    _check_batch(x, spec, n, f"{what}: sample({n}, generator)")
+    assert torch.equal(x, again), (f"{what}: sample gives other samples from the same seed: draw only from the "
+                                   "torch.Generator it is given (not the global stream), so runs are reproducible")
+    if len(ds) > 1:
+        other = ds.sample(n, torch.Generator().manual_seed(1))
+        assert not torch.equal(x, other), f"{what}: sample gives the same samples for seeds 0 and 1 (no generator?)"
+    if spec.num_classes is not None:
+        plain_rng, labelled_rng = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+        plain = ds.sample(n, plain_rng)
+        x_l, y_l = ds.sample_labelled(n, labelled_rng)
+        assert torch.equal(plain, x_l) and torch.equal(plain_rng.get_state(), labelled_rng.get_state()), (
+            f"{what}: sample_labelled must draw the very samples sample draws from the same generator state (one "
+            "torch.randint of the stream), so a labelled run sees the data an unlabelled one would; a dataset that "
+            "overrides sample overrides sample_labelled too")
+        assert isinstance(y_l, torch.Tensor) and y_l.dtype == torch.int64 and tuple(y_l.shape) == (n,), (
+            f"{what}: sample_labelled's labels must be int64 of shape ({n},)")
+        if type(ds).sample is Dataset.sample:  # the default draws data[randint]: the labels must be those rows'
+            index = torch.randint(len(ds), (n,), generator=torch.Generator().manual_seed(0))
+            assert torch.equal(y_l, ds.labels[index]), f"{what}: sample_labelled's labels are not those of its samples"
+
+    real, again = _draw_twice(lambda g: ds.real_samples(n, g))
+    _check_batch(real, spec, n, f"{what}: real_samples({n}, generator)")
+    assert torch.equal(real, again), (f"{what}: real_samples gives other samples from the same seed: draw only from "
+                                      "the torch.Generator it is given")
+    if type(ds).real_samples is not Dataset.real_samples:
+        assert ds.real_samples_note != Dataset.real_samples_note, (
+            f"{what}: overrides real_samples but not real_samples_note, so the leaderboard's real-data row would say "
+            "it resamples the data; describe what real_samples draws")
+    if spec.modality == "image":
+        assert float(real.min()) >= -1 - 1e-6 and float(real.max()) <= 1 + 1e-6, f"{what}: real_samples outside [-1, 1]"
+
+    reference = ds.reference(n)
+    assert tuple(reference.shape) == (min(n, len(ds)), *spec.shape), (
+        f"{what}: reference({n}) gives {tuple(reference.shape)}, expected {(min(n, len(ds)), *spec.shape)}")
+    if spec.num_classes is not None:
+        ref_labels = ds.reference_labels(n)
+        assert ref_labels is not None and len(ref_labels) == len(reference), (
+            f"{what}: reference_labels({n}) must give the labels of reference({n})")
+    extra = ds.extra_metrics(x)
+    assert isinstance(extra, Mapping) and all(isinstance(v, numbers.Real) for v in extra.values()), (
+        f"{what}: extra_metrics must return a dict of name -> float, got {extra!r}")
+    regions = ds.mode_regions()
+    if regions is not None:
+        centres, radius = regions
+        assert isinstance(centres, torch.Tensor) and centres.ndim == 2 and float(radius) > 0, (
+            f"{what}: mode_regions must return None or (centres of shape (K, D), a radius > 0)")
+    extractor = ds.default_extractor
+    assert extractor is None or isinstance(extractor, str), f"{what}: default_extractor must be a name or None"
+    if registry is not None and extractor is not None:
+        assert ("feature_extractor", extractor) in registry, (
+            f'{what}: default_extractor "{extractor}" is not a registered feature extractor (ganzoo list '
+            "feature_extractors); register it or set default_extractor = None (the image default is used)")
+    return ds
+
+
+def check_feature_extractor(extractor: Any, spec: DataSpec | None = None, hparams: Mapping[str, Any] | None = None,
+                            batch: int = 4) -> FeatureExtractor:
+    """Assert the ``ganzoo.FeatureExtractor`` contract on a batch of ``spec``; returns the extractor built.
+
+    Checks ``name`` (the registered one), ``weights_hash`` and a JSON-ready ``protocol()`` (they key the cached
+    reference features); that ``forward`` returns ``Features`` whose ``features`` are finite floats of shape
+    ``(batch, feature_dim)`` (the dimension it declares, read after the call), whose ``logits`` are
+    ``(batch, num_classes)`` exactly when ``num_classes`` is set and whose ``labels`` are left to the evaluator;
+    and that, in eval mode, a sample's features do not depend on the batch it is in (the evaluator extracts in
+    batches of ``eval.batch_size``) nor change from one call to the next.
+
+    Args:
+        extractor: ``registry.get("feature_extractor", name)``, a factory, or a ``FeatureExtractor`` built.
+        spec: the data it reads (default for a registered one: example data of its first declared modality).
+        hparams: hyperparameters for the factory.
+        batch: samples per check (at least 2).
+    """
+    import json
+
+    ext, _, component = _built(extractor, hparams, FeatureExtractor, "feature extractor")
+    what = f"feature extractor {component.name if component else type(ext).__name__}"
+    if spec is None:
+        from .components import example_spec
+
+        assert component is not None, f"{what}: give the DataSpec of the data it reads (spec=...)"
+        example = example_spec(component, component.modalities[0])  # labelled; an extractor reads no labels
+        spec = DataSpec(example.modality, example.shape)
+    assert batch >= 2, "check_feature_extractor needs batch >= 2 to compare a sample alone and in a batch"
+    assert isinstance(ext.name, str) and ext.name, f"{what}: set the class attribute name (its registered name)"
+    if component is not None:
+        assert ext.name == component.name, (f"{what}: name is {ext.name!r} but it is registered as {component.name!r}; "
+                                             "the protocol records the name, so they must agree")
+    assert isinstance(ext.weights_hash, str) and ext.weights_hash, (
+        f"{what}: set weights_hash (a SHA-256 prefix of its weights, \"none\" without weights): it keys the cached "
+        "reference features, so new weights must never reuse old ones")
+    protocol = ext.protocol()
+    assert isinstance(protocol, dict) and {"extractor", "weights_hash"} <= set(protocol), (
+        f"{what}: protocol() must return a dict with at least extractor and weights_hash, got {protocol!r}")
+    try:
+        json.dumps(protocol)
+    except TypeError as exc:
+        raise AssertionError(f"{what}: protocol() must be JSON-ready (it is stored with every metric): {exc}") from None
+    ext = ext.eval()
+    x = _real_like(spec, batch)
+    with torch.no_grad():
+        out, alone, again = ext(x), ext(x[:1]), ext(x)
+    assert isinstance(out, Features), f"{what}: forward must return ganzoo.Features, got {type(out).__name__}"
+    features = out.features
+    assert isinstance(features, torch.Tensor) and features.ndim == 2 and features.shape[0] == batch, (
+        f"{what}: features must have shape (batch, feature_dim) = ({batch}, F), got "
+        f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__}")
+    assert features.is_floating_point() and torch.isfinite(features).all(), f"{what}: features not finite floats"
+    assert ext.feature_dim == features.shape[1], (
+        f"{what}: declares feature_dim = {ext.feature_dim} but gives {features.shape[1]} features per sample")
+    if ext.num_classes is None:
+        assert out.logits is None, (f"{what}: gives logits but num_classes is None; set num_classes = K (the logits' "
+                                    "classes) so that IS uses them, or return no logits")
+    else:
+        assert isinstance(out.logits, torch.Tensor) and tuple(out.logits.shape) == (batch, ext.num_classes), (
+            f"{what}: num_classes = {ext.num_classes}, so logits must have shape ({batch}, {ext.num_classes}), got "
+            f"{None if out.logits is None else tuple(out.logits.shape)}")
+        assert torch.isfinite(out.logits).all(), f"{what}: logits have NaN or Inf"
+    assert out.labels is None, f"{what}: leave Features.labels None; the evaluator sets them for conditional samples"
+    assert torch.allclose(alone.features, features[:1], rtol=1e-4, atol=1e-5), (
+        f"{what}: a sample's features change with the batch it is in (batch statistics, such as BatchNorm in "
+        "training mode): the evaluator extracts in batches, so the metrics would depend on eval.batch_size")
+    assert torch.equal(again.features, features), f"{what}: two calls on the same batch give different features"
+    return ext
+
+
+def _metric_inputs(n: int, dim: int, classes: int, seed: int, shift: float, logits: bool, labels: bool):
+    """Features ``N(shift, I)`` of ``dim`` with confident logits of their labels ``i mod classes`` (or none)."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % classes
+    features = torch.randn(n, dim, generator=gen, dtype=torch.float64).float() + shift
+    class_logits = 8.0 * nn.functional.one_hot(y, classes).float() if shift == 0 else torch.zeros(n, classes)
+    return features, (class_logits if logits else None), (y if labels else None)
+
+
+def check_metric(metric: Any, n: int = 64, dim: int = 4, classes: int = 3, direction: bool = True) -> None:
+    """Assert the ``ganzoo.Metric`` contract on features of ``n`` samples of ``dim``.
+
+    ``compute(real, fake, protocol)`` must run without logits unless ``needs_logits`` and without labels
+    unless ``needs_labels`` (it is called so); return a float or a dict of floats holding every declared
+    column, finite on well-posed inputs; give the same value twice (draw from a seeded generator of its own);
+    leave the shared reference set unchanged; and, with ``direction``, rank samples from the reference's
+    distribution (their logits confident and right) better than samples far from it (collapsed logits), in
+    the direction ``lower_is_better`` declares.
+
+    Args:
+        metric: a ``ganzoo.Metric``, e.g. ``registry.metric(name)``.
+        n: samples on each side.
+        dim: feature dimension.
+        classes: classes of the labels and logits.
+        direction: check the declared direction (a metric that does not measure closeness to the data can't).
+    """
+    from .components import COLUMN_PATTERN, Metric
+    from .metrics.fid import feature_statistics
+    from .metrics.reference import ReferenceSet
+
+    assert isinstance(metric, Metric), f"check_metric takes a ganzoo.Metric, got {type(metric).__name__}"
+    what = f"metric {metric.name}"
+    protocol = EvalProtocol(n_fake=n, n_real=n, metrics=("fid",), kid_subsets=10, kid_subset_size=n // 2)
+
+    def reference() -> ReferenceSet:
+        features, logits, labels = _metric_inputs(n, dim, classes, 0, 0.0, metric.needs_logits, metric.needs_labels)
+        mu, sigma = feature_statistics(features)
+        return ReferenceSet(features, logits, mu, sigma, {"dataset": "check_metric"}, labels,
+                            classes if metric.needs_labels else None)
+
+    def generated(shift: float) -> Features:
+        return Features(*_metric_inputs(n, dim, classes, 1, shift, metric.needs_logits, metric.needs_labels))
+
+    def values(fake: Features, real: ReferenceSet) -> dict[str, float]:
+        try:
+            result = metric.compute(real, fake, protocol)
+        except Exception as exc:
+            missing = [f"{side}.{attr} is None" for side, attr, flag in (
+                ("fake", "logits", metric.needs_logits), ("fake", "labels", metric.needs_labels)) if not flag]
+            raise AssertionError(
+                f"{what}: compute raised {type(exc).__name__}: {exc}. It was called as the evaluator calls it "
+                f"({', '.join(missing) or 'with logits and labels'}): a metric that reads the logits declares "
+                "needs_logits=True, one that reads the labels needs_labels=True") from exc
+        out = {metric.name: result} if isinstance(result, numbers.Real) else result
+        assert isinstance(out, Mapping) and all(isinstance(v, numbers.Real) for v in out.values()), (
+            f"{what}: compute must return a float or a dict of floats, got {result!r}")
+        bad_keys = [k for k in out if not isinstance(k, str) or not COLUMN_PATTERN.match(k)]
+        assert not bad_keys, f"{what}: returned keys {bad_keys} are not lowercase identifiers (they become columns)"
+        missing = [c for c in metric.columns if c not in out]
+        assert not missing, (f"{what}: returned {sorted(out)} without its declared columns {missing}; return them or "
+                             "declare the columns it returns")
+        return {k: float(v) for k, v in out.items()}
+
+    real = reference()
+    kept = real.features.clone()
+    close, far = values(generated(0.0), real), values(generated(10.0), real)
+    assert torch.equal(real.features, kept), (f"{what}: compute changed real.features in place; the reference set is "
+                                              "cached and shared by every evaluation")
+    assert values(generated(0.0), real) == close, (
+        f"{what}: two calls on the same features give different values; draw any random numbers from a "
+        "torch.Generator of its own with a fixed seed")
+    not_finite = [k for k, v in close.items() if v != v or abs(v) == float("inf")]
+    assert not not_finite, f"{what}: {not_finite} not finite on {n} well-posed samples of dimension {dim}"
+    if direction:
+        for column in metric.columns:
+            better = close[column] < far[column] if metric.lower_is_better else close[column] > far[column]
+            assert better, (
+                f"{what}: {column} is {close[column]:.4g} on samples from the reference's distribution and "
+                f"{far[column]:.4g} on samples far from it, yet lower_is_better={metric.lower_is_better}: fix the "
+                "declared direction or the computation")
