@@ -22,9 +22,6 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "resul
 
 # Named in docs/plugins.md ahead of the plugin kit's merge (`ganzoo new-plugin --kind`, the checks of the last
 # three kinds): checked like everything else once the code is on the branch, skipped (saying so) until then.
-PENDING_OPTIONS = {("new-plugin", "--kind")}
-PENDING_NAMES = {"ganzoo.testing.check_dataset", "ganzoo.testing.check_feature_extractor",
-                 "ganzoo.testing.check_metric"}
 
 
 def _rel(path: Path) -> str:
@@ -79,8 +76,6 @@ def test_every_command_shown_exists_with_every_option_shown(doc, code, sub, opti
     command = main.commands[sub]
     known = {"--help"} | {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
     for option in options:
-        if (sub, option) in PENDING_OPTIONS and option not in known:
-            pytest.skip(f"pending: `ganzoo {sub} {option}` comes with the plugin kit (not on this branch yet)")
         assert option in known, f"{doc} shows `ganzoo {sub} {option}`, which `ganzoo {sub}` does not take: {code}"
 
 
@@ -144,8 +139,6 @@ def test_every_python_name_resolves(doc, name):
     try:
         _resolve(name)
     except (ImportError, AttributeError) as error:
-        if name in PENDING_NAMES:
-            pytest.skip(f"pending: {name} comes with the plugin kit (not on this branch yet)")
         raise AssertionError(f"{doc} names {name}, which does not import: {error}") from error
 
 
