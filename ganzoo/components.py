@@ -74,7 +74,7 @@ class Component:
         aliases: former names that still find it (``registry.get``), never listed or put in a grid twice.
         vectorized: generators, discriminators, losses and stabilizers only: it trains correctly with the seeds
             of an experiment stacked into one vectorised computation (``ganzoo bench --executor vectorized``;
-            README, "Vectorised seeds"). Undeclared (``False``), every run that uses it trains on its own, with
+            docs/scaling.md, "Vectorised seeds"). Undeclared (``False``), every run that uses it trains on its own, with
             exactly its single-run semantics. ``ganzoo.testing.check_vectorized`` is the probe that checks it.
         plugin, distribution, version: who registered it, filled in by the registry.
     """

@@ -244,7 +244,7 @@ class Stabilizer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
-    # ---- vectorised groups (registered with ``vectorized=True``; see README, "Vectorised seeds") -------------
+    # ---- vectorised groups (registered with ``vectorized=True``; see docs/scaling.md, "Vectorised seeds") ---------
     # A group builds one stabilizer of its own, whose hooks see the group's ``StepContext``. A stateful
     # stabilizer moves its members' states into it and back; a stateless one needs neither.
 

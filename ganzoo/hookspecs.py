@@ -1,7 +1,7 @@
 """The hooks a ganzoo plugin can implement: one ``register_<kind>s(register)`` per component kind, and metrics.
 
 Each hook receives a ``register`` callback owned by the core; plugins never touch core state.
-See README.md ("Writing a plugin") for the signature of ``register`` and a worked example.
+See docs/plugins.md ("Hooks") for the signature of ``register`` and a worked example.
 """
 
 import pluggy

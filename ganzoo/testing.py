@@ -464,7 +464,7 @@ def check_vectorized(spec, registry: Registry | None = None, seeds: tuple[int, .
     For each budget of ``steps`` G steps (one evaluation at the end), member k of the group must match the single
     run of seed k within ``rtol``, relative: its D, its training G and its evaluated G (weights and buffers, over
     each network), its mean D and G losses and every metric. This is the probe behind ``vectorized=True``: run it
-    on a combination using your component before registering it so (README, "Vectorised seeds").
+    on a combination using your component before registering it so (docs/scaling.md, "Vectorised seeds").
 
     Args:
         spec: a ``ganzoo.spec.RunSpec`` on your component, with a small protocol (it is evaluated once per budget).

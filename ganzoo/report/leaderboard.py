@@ -8,7 +8,7 @@ one-factor suite each row is compared with the baseline row over seeds on that s
 difference (or of the ratio of geometric means), Welch's test, Holm's correction across the table, and the
 axes in which the row differs from the baseline (a *package* when several change at once). Each table's
 power is its minimum detectable difference (``mde``). In a full design, marginal tables average each
-component over the rest of the grid. Definitions: README, "Reading a leaderboard" and "Statistics".
+component over the rest of the grid. Definitions: docs/reading-results.md, "Reading a leaderboard" and "Statistics".
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ LEGEND = (
     "table) at its seed count. *Findings* close "
     "each table: its statistics in words. Every value is the final checkpoint's, never the best one. KID is "
     "printed ×10³ where it is below 1 (Inception-sized, as papers print it) and raw otherwise, as its column "
-    "says. Definitions: README, \"Reading a leaderboard\" and \"Statistics\".\n"
+    "says. Definitions: docs/reading-results.md in the ganzoo repository, \"Reading a leaderboard\" and "
+    "\"Statistics\".\n"
 )
 
 

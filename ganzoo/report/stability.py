@@ -1,7 +1,7 @@
 """Stability of one run, measured from its evaluation curve under its dataset's ``Judgement``.
 
 Every measure is defined so that a reader can recompute it from ``runs.csv`` and the store's
-evaluations (README, "Stability"):
+evaluations (docs/reading-results.md, "Reading a leaderboard"):
 
 - *diverged*: the run stopped on a non-finite loss or sample (status ``diverged``);
 - *collapsed*: a collapse criterion of the dataset holds at the final evaluation (e.g. ``modes <= 2``);

@@ -5,7 +5,8 @@ difference of means (``welch_interval``): their coverage matches their label at 
 Welch's interval excludes 0 exactly when ``welch_p`` < 1 - confidence, so a row's interval and its test never
 disagree. Positive, multiplicative headlines (FID) are analysed on the log scale (``center``, ``contrast``).
 ``mde`` and ``seeds_needed`` say what a table of n seeds can detect. The percentile bootstrap stays available
-(``bootstrap_ci``) but undercovers at small n; README "Statistics" has the measured coverage of each method.
+(``bootstrap_ci``) but undercovers at small n; docs/reading-results.md, "Statistics", has the measured
+coverage of each method.
 
 Every function takes 1-D array-likes of floats, one value per seed, and drops NaNs first: a diverged seed
 is the caller's to count. Too few values left gives NaN (documented per function), never an exception;
@@ -102,9 +103,9 @@ def bootstrap_ci(values, statistic=np.mean, n_resamples: int = 10_000, confidenc
     """Bootstrap confidence interval of ``statistic`` over seeds; not what the leaderboard uses.
 
     The percentile bootstrap of a mean undercovers at the seed counts of a benchmark: measured on normal data
-    (README "Statistics"), a nominal 95% interval covers the true mean about 75% of the time at n = 3, 84% at
-    n = 5 and 90% at n = 10 (worse on skewed seeds: 63-79% on log-normal ones). With 3 seeds it is close to
-    [min, max] of the seeds. Use ``t_interval`` for a mean; the bootstrap is for statistics without a formula,
+    (docs/reading-results.md, "Statistics"), a nominal 95% interval covers the true mean about 75% of the time
+    at n = 3, 84% at n = 5 and 90% at n = 10 (worse on skewed seeds: 63-79% on log-normal ones). With 3 seeds
+    it is close to [min, max] of the seeds. Use ``t_interval`` for a mean; the bootstrap is for statistics without a formula,
     with 10 or more values.
 
     Args:
