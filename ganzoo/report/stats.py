@@ -105,8 +105,8 @@ def bootstrap_ci(values, statistic=np.mean, n_resamples: int = 10_000, confidenc
     The percentile bootstrap of a mean undercovers at the seed counts of a benchmark: measured on normal data
     (docs/reading-results.md, "Statistics"), a nominal 95% interval covers the true mean about 75% of the time
     at n = 3, 84% at n = 5 and 90% at n = 10 (worse on skewed seeds: 63-79% on log-normal ones). With 3 seeds
-    it is close to [min, max] of the seeds. Use ``t_interval`` for a mean; the bootstrap is for statistics without a formula,
-    with 10 or more values.
+    it is close to [min, max] of the seeds. Use ``t_interval`` for a mean; the bootstrap is for statistics
+    without a formula, with 10 or more values.
 
     Args:
         values: one value per seed.
