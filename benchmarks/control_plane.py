@@ -4,7 +4,7 @@
     python benchmarks/control_plane.py --runs 2000 --evals 8
 
 Planning: the default suite's one-factor design with as many seeds as it takes to reach ``--runs`` runs,
-through ``ganzoo.grid.build_grid``, then the specs stored with ``Store.add_many`` in a fresh results folder, as
+through ``ganzoo.run.grid.build_grid``, then the specs stored with ``Store.add_many`` in a fresh results folder, as
 ``ganzoo bench`` does before it trains. The first grid of a process imports the datasets' loaders (sklearn
 for digits, about 2 s once per process); that grid counts the combinations and is not timed.
 
@@ -36,15 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ganzoo.grid import Filters, build_grid
-from ganzoo.records import DIVERGED, DONE, FAILED, PENDING, ReferenceRow
-from ganzoo.registry import get_registry
+from ganzoo.core.records import DIVERGED, DONE, FAILED, PENDING, ReferenceRow
+from ganzoo.core.registry import get_registry
+from ganzoo.core.spec import RunSpec, run_id_of
+from ganzoo.core.store import Store
 from ganzoo.report import plots, write_report
 from ganzoo.report.html import write_html_report
-from ganzoo.spec import RunSpec, run_id_of
-from ganzoo.suite import load_suite
+from ganzoo.run.grid import Filters, build_grid
+from ganzoo.run.suite import load_suite
 from ganzoo.sweep.driver import suite_record
-from ganzoo.sweep.store import Store
 
 TARGET_S = 5.0
 SUITE = "default"

@@ -1,6 +1,6 @@
 """What ganzoo's CPU kernel pinning changes and costs: the default's baselines with and without it.
 
-ganzoo caps MKL, oneDNN and ATen at AVX2 kernels (``ganzoo/cpu.py``) so that a spec trains to the same
+ganzoo caps MKL, oneDNN and ATen at AVX2 kernels (``ganzoo/system/cpu.py``) so that a spec trains to the same
 bits on any x86-64 CPU with AVX2. This trains the default suite's two baselines (MLP/NS on ring8, DCGAN/NS
 on digits, seed 0, full budget, one thread) in fresh processes under each setting, alternately, round
 after round, and prints each one's final headline and seconds:

@@ -1,6 +1,6 @@
 """On-disk footprint of a sweep's run folders: as they are, and as finished runs keep them now.
 
-A finished run keeps its spec, its evaluated G and its result (``ganzoo.artifacts.finish_checkpoint``);
+A finished run keeps its spec, its evaluated G and its result (``ganzoo.run.artifacts.finish_checkpoint``);
 ``--keep-checkpoints`` keeps D and the optimiser states too. For each run folder under RESULTS/runs this
 prints nothing but the totals: bytes as they are on disk, and bytes of the lean form, which
 ``finish_checkpoint`` writes for a copy of each checkpoint in a temporary folder with the run's result as
@@ -18,9 +18,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ganzoo import artifacts
-from ganzoo.records import RunResult
-from ganzoo.sweep.store import Store
+from ganzoo.core.records import RunResult
+from ganzoo.core.store import Store
+from ganzoo.run import artifacts
 
 RESULT_FIELDS = [field.name for field in dataclasses.fields(RunResult) if field.name != "evals"]
 

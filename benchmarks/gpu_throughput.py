@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from ganzoo.build import resolve_device
-from ganzoo.grid import Filters, Grid, build_grid
-from ganzoo.registry import get_registry
-from ganzoo.suite import load_suite, parse_suite
+from ganzoo.core.registry import get_registry
+from ganzoo.run.build import resolve_device
+from ganzoo.run.grid import Filters, Grid, build_grid
+from ganzoo.run.suite import load_suite, parse_suite
 from ganzoo.sweep import estimate
 from ganzoo.sweep.executors import ProcessExecutor
 

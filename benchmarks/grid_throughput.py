@@ -19,9 +19,9 @@ import time
 
 import torch
 
-from ganzoo.grid import Filters
-from ganzoo.registry import get_registry
-from ganzoo.suite import load_suite
+from ganzoo.core.registry import get_registry
+from ganzoo.run.grid import Filters
+from ganzoo.run.suite import load_suite
 from ganzoo.sweep import bench
 from ganzoo.sweep.executors import default_jobs
 

@@ -3,10 +3,10 @@
 For each baseline of the default suite (MLP/NS on ring8, DCGAN/NS on digits) at its full budget, this trains
 the same spec twice per round in this process, alternately:
 
-- **ganzoo**: ``ganzoo.train.run`` as a sweep calls it (stabilizer hooks, divergence checks, evaluation
+- **ganzoo**: ``ganzoo.run.train.run`` as a sweep calls it (stabilizer hooks, divergence checks, evaluation
   marks, checkpoint, samples), with one evaluation at the end whose seconds are subtracted: evaluation
   is the protocol's cost, not the harness's.
-- **plain**: the modules built by ``ganzoo.build.build_models`` (the same initial weights), two Adam
+- **plain**: the modules built by ``ganzoo.run.build.build_models`` (the same initial weights), two Adam
   optimisers and the textbook loop: D step on a real and a detached fake batch, G step, nothing else.
 
 Both draw real batches and latents from one generator seeded the same, so both do exactly the same
@@ -32,12 +32,12 @@ from pathlib import Path
 
 import torch
 
-from ganzoo import artifacts
-from ganzoo.build import build_models, resolve_device
-from ganzoo.grid import Filters, build_grid
-from ganzoo.registry import get_registry
-from ganzoo.suite import load_suite
-from ganzoo.train import RunOptions, run
+from ganzoo.core.registry import get_registry
+from ganzoo.run import artifacts
+from ganzoo.run.build import build_models, resolve_device
+from ganzoo.run.grid import Filters, build_grid
+from ganzoo.run.suite import load_suite
+from ganzoo.run.train import RunOptions, run
 
 
 def baseline_spec(dataset: str, g_steps: int | None):
@@ -54,7 +54,7 @@ def baseline_spec(dataset: str, g_steps: int | None):
 
 
 def ganzoo_run(spec, device) -> tuple[float, float, dict]:
-    """(whole-run seconds less evaluation, training-loop seconds, final G weights) of ``ganzoo.train.run``."""
+    """(whole-run seconds less evaluation, training-loop seconds, final G weights) of ``ganzoo.run.train.run``."""
     with tempfile.TemporaryDirectory(prefix="ganzoo-overhead-") as tmp:
         started = time.perf_counter()
         result = run(spec, Path(tmp), device, options=RunOptions(keep_checkpoints=True))

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from ganzoo.grid import Filters, build_grid
-from ganzoo.registry import get_registry
-from ganzoo.suite import find_suite, parse_suite, tomllib
-from ganzoo.train import run
+from ganzoo.core.registry import get_registry
+from ganzoo.run.grid import Filters, build_grid
+from ganzoo.run.suite import find_suite, parse_suite, tomllib
+from ganzoo.run.train import run
 
 AXES = ("generator", "discriminator", "loss", "stack")
 

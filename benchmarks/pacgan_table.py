@@ -15,10 +15,10 @@ import argparse
 
 import numpy as np
 
-from ganzoo.records import DONE
+from ganzoo.core.records import DONE
+from ganzoo.core.store import Store
 from ganzoo.report import stats
 from ganzoo.report.stability import curve
-from ganzoo.sweep.store import Store
 
 # Lin et al. 2018, Table 1 (400 epochs, 10 runs): modes (mean ± sd where published) and high-quality share.
 PUBLISHED = {

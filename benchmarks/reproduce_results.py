@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganzoo.records import COMPARED_METRICS
+from ganzoo.core.records import COMPARED_METRICS
 
 KEYS = ["dataset", "generator", "discriminator", "loss", "stack"]
 DECIDED = ("better", "worse")
@@ -47,8 +47,8 @@ DECIDED = ("better", "worse")
 def _train(spec_data: dict) -> dict:
     import torch
 
-    from ganzoo.spec import RunSpec
-    from ganzoo.train import run
+    from ganzoo.core.spec import RunSpec
+    from ganzoo.run.train import run
 
     torch.set_num_threads(1)  # as ganzoo bench trains on a CPU: one thread a run
     with tempfile.TemporaryDirectory() as run_dir:
@@ -81,7 +81,7 @@ def _even_sample(table: pd.DataFrame, n: int) -> pd.DataFrame:
 
 def _machine_note(results: Path) -> None:
     """Say first when this machine is not the one whose numbers the folder holds (bit for bit is not expected)."""
-    from ganzoo import cpu
+    from ganzoo.system import cpu
 
     recorded = results / cpu.MACHINE_FILE
     if not recorded.is_file():
@@ -115,7 +115,7 @@ def _verdict_of(row: pd.Series, fresh: pd.Series) -> str:
 
 
 def _check_verdicts(args, committed: pd.DataFrame, suite, specs: dict, pool) -> int:
-    from ganzoo.registry import build_registry
+    from ganzoo.core.registry import build_registry
     from ganzoo.report.leaderboard import leaderboard
     from ganzoo.sweep.driver import suite_record
 
@@ -155,9 +155,9 @@ def _check_verdicts(args, committed: pd.DataFrame, suite, specs: dict, pool) -> 
 
 def main() -> int:
     import ganzoo  # noqa: F401  (pins the CPU kernels before anything computes)
-    from ganzoo.grid import build_grid
-    from ganzoo.registry import build_registry
-    from ganzoo.suite import load_suite, with_seed_offset
+    from ganzoo.core.registry import build_registry
+    from ganzoo.run.grid import build_grid
+    from ganzoo.run.suite import load_suite, with_seed_offset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="a results folder with a runs.csv (e.g. results/default)")

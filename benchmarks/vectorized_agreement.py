@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ganzoo.grid import Filters
-from ganzoo.suite import load_suite
+from ganzoo.run.grid import Filters
+from ganzoo.run.suite import load_suite
 from ganzoo.sweep import bench
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """Training throughput of one vectorised group as its size grows, and what it projects for the full digits grid.
 
 For each group size K, K seeds of one default-suite experiment are built as a group
-(``ganzoo.vectorized.group``) and timed over training steps alone (after warm-up steps), beside one single run
+(``ganzoo.run.vectorized.group``) and timed over training steps alone (after warm-up steps), beside one single run
 timed the same way. Printed per K: milliseconds per group step, member steps per second, the speed-up over
 single runs one after another, and peak GPU memory. Evaluation is not timed: it stays per member.
 
@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
-from ganzoo.build import eval_generator, resolve_device
-from ganzoo.evaluate import evaluate_generator
-from ganzoo.grid import Filters, build_grid
-from ganzoo.registry import get_registry
-from ganzoo.suite import load_suite, parse_suite
-from ganzoo.train import OneRun, d_step, g_step
-from ganzoo.vectorized.group import Group, build_member
+from ganzoo.core.registry import get_registry
+from ganzoo.run.build import eval_generator, resolve_device
+from ganzoo.run.evaluate import evaluate_generator
+from ganzoo.run.grid import Filters, build_grid
+from ganzoo.run.suite import load_suite, parse_suite
+from ganzoo.run.train import OneRun, d_step, g_step
+from ganzoo.run.vectorized.group import Group, build_member
 
 BASELINES = {"ring8": "mlp/mlp/ns/none", "digits": "dcgan/dcgan/ns/none"}
 

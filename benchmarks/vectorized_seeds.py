@@ -22,12 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ganzoo.cpu import describe_cpu
-from ganzoo.grid import Filters
-from ganzoo.records import DONE
-from ganzoo.registry import get_registry
-from ganzoo.suite import load_suite
+from ganzoo.core.records import DONE
+from ganzoo.core.registry import get_registry
+from ganzoo.run.grid import Filters
+from ganzoo.run.suite import load_suite
 from ganzoo.sweep import bench
+from ganzoo.system.cpu import describe_cpu
 
 
 def timed_bench(suite, dataset: str, executor: str, jobs: int, g_steps: int | None, root: Path) -> tuple[float, int]:

@@ -2,13 +2,13 @@
 
 __version__ = "0.1.0"  # first: modules read it (``from .. import __version__``) without needing the rest of this file
 
-# First, before torch computes anything: the CPU kernels every x86-64 machine with AVX2 shares (see ganzoo/cpu.py).
-from . import cpu as _cpu
+# First, before torch computes anything: the CPU kernels every x86-64 machine with AVX2 shares (see ganzoo/system/cpu.py).
+from .system import cpu as _cpu
 
 _cpu.pin_kernels()
 
-from .components import KINDS, Component, Metric
-from .contracts import (
+from .api.components import KINDS, Component, Metric
+from .api.contracts import (
     Dataset,
     DataSpec,
     FeatureExtractor,
@@ -17,10 +17,10 @@ from .contracts import (
     Stabilizer,
     StepContext,
 )
-from .hookspecs import hookimpl
-from .judgement import Judgement
-from .registry import UnknownComponentError, build_registry, get_registry, reset_registry
-from .spec import EvalProtocol
+from .api.hookspecs import hookimpl
+from .api.judgement import Judgement
+from .core.registry import UnknownComponentError, build_registry, get_registry, reset_registry
+from .core.spec import EvalProtocol
 
 __all__ = [
     "KINDS",

@@ -8,7 +8,7 @@ Registries:
 Contracts (each raises ``AssertionError`` naming the component, what was expected and what came instead):
     ``check_generator``, ``check_discriminator`` and ``check_pair`` for networks (shapes, range, each sample's
     logit independent of the others, double backward, a gradient reaching every parameter); ``check_loss``
-    for losses; ``check_stabilizer`` trains a stabilizer through ``ganzoo.train`` on a tiny built-in zoo and
+    for losses; ``check_stabilizer`` trains a stabilizer through ``ganzoo.run.train`` on a tiny built-in zoo and
     checks that it resumes exactly; ``check_resume`` does that for any run spec; ``check_dataset``,
     ``check_feature_extractor`` and ``check_metric`` for the kinds that feed evaluation.
 
@@ -31,12 +31,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import registry as registry_module
-from .conditional import discriminate, generate, is_conditional, num_classes_of
-from .contracts import Dataset, DataSpec, FeatureExtractor, Features, Generator, Loss, Stabilizer
-from .hookspecs import hookimpl
-from .registry import Registry, build_registry, reset_registry
-from .spec import EvalProtocol
+from .api.conditional import discriminate, generate, is_conditional, num_classes_of
+from .api.contracts import Dataset, DataSpec, FeatureExtractor, Features, Generator, Loss, Stabilizer
+from .api.hookspecs import hookimpl
+from .core import registry as registry_module
+from .core.registry import Registry, build_registry, reset_registry
+from .core.spec import EvalProtocol
 
 __all__ = [
     "check_dataset",
@@ -118,7 +118,7 @@ def check_plugin(plugin: object, name: str = "plugin-under-test") -> Registry:
             installed component, ``defaults`` its factory does not take, a misspelled hook, bad metadata, a
             hook that raises.
     """
-    from .plugins import PluginInfo, check_unknown_hooks, create_plugin_manager
+    from .api.plugins import PluginInfo, check_unknown_hooks, create_plugin_manager
 
     manager, infos, errors = create_plugin_manager(core_plugins=registry_module.core_plugins())
     if manager.is_registered(plugin):  # installed: its entry point loaded it already; test it under ``name``
@@ -180,7 +180,7 @@ def _labels_for(module: nn.Module, spec: DataSpec, batch: int, what: str, shift:
 
 
 def check_generator(generator: nn.Module, spec: DataSpec, batch: int = 4) -> None:
-    """Assert the ``ganzoo.contracts.Generator`` contract on ``spec``.
+    """Assert the ``ganzoo.api.contracts.Generator`` contract on ``spec``.
 
     Checks an int ``latent_dim``; output of shape ``(batch, *spec.shape)``, finite and, for images, inside
     ``spec.value_range``; a gradient from the output reaching every parameter. A class-conditional G
@@ -218,7 +218,7 @@ def check_generator(generator: nn.Module, spec: DataSpec, batch: int = 4) -> Non
 
 
 def check_discriminator(discriminator: nn.Module, spec: DataSpec, batch: int = 4) -> None:
-    """Assert the ``ganzoo.contracts.Discriminator`` contract on ``spec``, in training mode.
+    """Assert the ``ganzoo.api.contracts.Discriminator`` contract on ``spec``, in training mode.
 
     Checks logits of shape ``(batch,)`` or ``(batch, 1)``, finite; each logit depends on its own sample only
     (what R1, R2 and gradient penalties assume); double backward through the input gradient reaches the
@@ -364,7 +364,7 @@ def check_loss(loss: Loss, targets: bool = False, batch: int = 6) -> None:
 @contextlib.contextmanager
 def _interrupt_after_first_checkpoint() -> Iterator[None]:
     """``artifacts.save_checkpoint`` writes, then raises ``KeyboardInterrupt``: a run killed right after it."""
-    from . import artifacts
+    from .run import artifacts
 
     real_save = artifacts.save_checkpoint
 
@@ -388,7 +388,7 @@ def check_resume(spec, registry: Registry, workdir: Path | str | None = None, de
     assert both give the same evaluations and the same evaluated generator, bit for bit.
 
     Args:
-        spec: a ``ganzoo.spec.RunSpec`` whose budget has at least two evaluations (``eval_every < total``).
+        spec: a ``ganzoo.core.spec.RunSpec`` whose budget has at least two evaluations (``eval_every < total``).
         registry: where its components are registered (e.g. from ``plugin_registry``).
         workdir: folder for the two runs (default: a temporary folder, removed afterwards).
         device: where both runs train.
@@ -396,9 +396,9 @@ def check_resume(spec, registry: Registry, workdir: Path | str | None = None, de
     Returns:
         The uninterrupted run's ``RunResult``.
     """
-    from . import artifacts
-    from .records import DONE
-    from .train import run
+    from .core.records import DONE
+    from .run import artifacts
+    from .run.train import run
 
     assert spec.budget.eval_every < spec.budget.total, (
         f"check_resume needs a checkpoint before the end: budget eval_every ({spec.budget.eval_every}) must be "
@@ -467,7 +467,7 @@ def check_vectorized(spec, registry: Registry | None = None, seeds: tuple[int, .
     on a combination using your component before registering it so (docs/scaling.md, "Vectorised seeds").
 
     Args:
-        spec: a ``ganzoo.spec.RunSpec`` on your component, with a small protocol (it is evaluated once per budget).
+        spec: a ``ganzoo.core.spec.RunSpec`` on your component, with a small protocol (it is evaluated once per budget).
         registry: where its components are registered (default: the process registry).
         seeds: the group's seeds (two or more).
         steps: G-step budgets to compare after.
@@ -477,10 +477,10 @@ def check_vectorized(spec, registry: Registry | None = None, seeds: tuple[int, .
     """
     from dataclasses import replace
 
-    from . import artifacts
-    from .registry import get_registry
-    from .train import RunOptions, train
-    from .vectorized.group import train_group
+    from .core.registry import get_registry
+    from .run import artifacts
+    from .run.train import RunOptions, train
+    from .run.vectorized.group import train_group
 
     registry = registry or get_registry()
     assert len(seeds) >= 2, "check_vectorized needs two seeds or more to stack"
@@ -636,7 +636,7 @@ class _Kit:
 def check_stabilizer(factory: Callable[..., Stabilizer], hparams: Mapping[str, Any] | None = None,
                      modality: str = "vector", workdir: Path | str | None = None,
                      loss_tags: tuple[str, ...] = ("targets",), conditional: bool = False):
-    """Train a stabilizer through the harness (``ganzoo.train``) on a tiny zoo and check that it resumes exactly.
+    """Train a stabilizer through the harness (``ganzoo.run.train``) on a tiny zoo and check that it resumes exactly.
 
     The run calls every hook point the harness has, in its order, with a linear G, an MLP D and the
     non-saturating loss on 128 samples (``(2,)`` vectors or ``(3, 8, 8)`` images): 4 G steps of batch 8,
@@ -655,7 +655,7 @@ def check_stabilizer(factory: Callable[..., Stabilizer], hparams: Mapping[str, A
     Returns:
         The uninterrupted run's ``RunResult`` (its ``evals`` hold each evaluation).
     """
-    from .spec import Budget, ComponentRef, Optim, RunSpec
+    from .core.spec import Budget, ComponentRef, Optim, RunSpec
 
     hparams = dict(hparams or {})
     shape = {"vector": (2,), "image": (3, 8, 8)}[modality]
@@ -682,7 +682,7 @@ def check_stabilizer(factory: Callable[..., Stabilizer], hparams: Mapping[str, A
 
 def _built(target: Any, hparams: Mapping[str, Any] | None, base: type, kind: str) -> tuple[Any, Callable | None, Any]:
     """``(object, factory, component)`` from a registered ``Component``, a factory, or an object already built."""
-    from .components import Component
+    from .api.components import Component
 
     if isinstance(target, base):
         return target, None, None
@@ -857,7 +857,7 @@ def check_feature_extractor(extractor: Any, spec: DataSpec | None = None, hparam
     ext, _, component = _built(extractor, hparams, FeatureExtractor, "feature extractor")
     what = f"feature extractor {component.name if component else type(ext).__name__}"
     if spec is None:
-        from .components import example_spec
+        from .api.components import example_spec
 
         assert component is not None, f"{what}: give the DataSpec of the data it reads (spec=...)"
         example = example_spec(component, component.modalities[0])  # labelled; an extractor reads no labels
@@ -931,7 +931,7 @@ def check_metric(metric: Any, n: int = 64, dim: int = 4, classes: int = 3, direc
         classes: classes of the labels and logits.
         direction: check the declared direction (a metric that does not measure closeness to the data can't).
     """
-    from .components import COLUMN_PATTERN, Metric
+    from .api.components import COLUMN_PATTERN, Metric
     from .metrics.fid import feature_statistics
     from .metrics.reference import ReferenceSet
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from ganzoo.download import sha256_of
+from ganzoo.system.download import sha256_of
 from ganzoo_plugins.datasets.digits import load_digits_split
 from ganzoo_plugins.extractors.digits import FEATURE_DIM, WEIGHTS_PATH, DigitsNet
 

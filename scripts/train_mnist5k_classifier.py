@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from ganzoo.download import sha256_of
+from ganzoo.system.download import sha256_of
 from ganzoo_plugins.datasets.mnist5k import MNIST5K_SHA256, load_mnist5k_split
 from ganzoo_plugins.extractors.mnist5k import FEATURE_DIM, WEIGHTS_PATH, MnistNet
 

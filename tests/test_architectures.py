@@ -19,8 +19,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 import ganzoo
 from ganzoo import DataSpec
-from ganzoo.conditional import discriminate
-from ganzoo.download import DownloadError
+from ganzoo.api.conditional import discriminate
+from ganzoo.system.download import DownloadError
 from ganzoo.testing import check_discriminator, check_generator, check_pair, perturb
 from ganzoo_plugins import architectures
 

@@ -4,15 +4,15 @@ import pytest
 import testzoo
 import torch
 
-from ganzoo import artifacts
-from ganzoo.grid import Filters, build_grid
-from ganzoo.records import DONE
+from ganzoo.core.records import DONE
+from ganzoo.core.store import Store
 from ganzoo.report import leaderboard, load_runs, to_markdown
-from ganzoo.suite import SuiteError, parse_suite
+from ganzoo.run import artifacts
+from ganzoo.run.grid import Filters, build_grid
+from ganzoo.run.suite import SuiteError, parse_suite
+from ganzoo.run.train import run
 from ganzoo.sweep import bench
-from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
-from ganzoo.train import run
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def test_checkpoints_load_safely(registry, tmp_path):
 
 
 def test_load_generator_gives_the_evaluated_generator(registry, tmp_path):
-    from ganzoo.build import load_generator
+    from ganzoo.run.build import load_generator
 
     spec = build_grid(tiny_suite(), registry, seeds=[0]).specs[0]
     run(spec, tmp_path, "cpu", registry)
@@ -172,7 +172,7 @@ def test_load_generator_gives_the_evaluated_generator(registry, tmp_path):
 
 def test_worker_processes_give_the_inline_numbers(tmp_path, monkeypatch):
     """Two one-thread workers train what one one-thread process trains, to the same numbers."""
-    from ganzoo.registry import build_registry
+    from ganzoo.core.registry import build_registry
     from ganzoo.testing import fake_distribution
 
     monkeypatch.setenv("GANZOO_PLUGINS", "ganzoo,testzoo")
@@ -195,7 +195,7 @@ def test_worker_processes_give_the_inline_numbers(tmp_path, monkeypatch):
 
 def test_executors_train_against_the_registry_they_are_given(registry, tmp_path):
     """Workers rebuild the registry from the entry points, so a registry with in-process plugins trains inline."""
-    from ganzoo.registry import build_registry
+    from ganzoo.core.registry import build_registry
     from ganzoo.sweep.executors import InlineExecutor, ProcessExecutor
     from ganzoo.sweep.factory import make_executor
     from ganzoo.sweep.vectorized import InlineGroupExecutor, VectorizedExecutor

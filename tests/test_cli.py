@@ -14,7 +14,7 @@ import testzoo
 from click.testing import CliRunner
 
 from ganzoo.cli import main
-from ganzoo.sweep.store import STORE_FILE
+from ganzoo.core.store import STORE_FILE
 from ganzoo.testing import fake_distribution, plugin_registry
 
 TESTS = Path(__file__).parent

@@ -11,8 +11,8 @@ from PIL import Image
 
 from ganzoo import Dataset, DataSpec, FeatureExtractor, Features, hookimpl
 from ganzoo.cli.eval import eval_command
+from ganzoo.core.registry import build_registry, reset_registry
 from ganzoo.metrics.reference import clear_memory_cache
-from ganzoo.registry import build_registry, reset_registry
 
 MIXER = torch.randn(16, 6, generator=torch.Generator().manual_seed(0))
 
@@ -104,9 +104,9 @@ def test_checkpoint_side_draws_from_the_generator(test_registry, tmp_path, monke
         def forward(self, z):
             return torch.tanh(z @ torch.ones(2, 16)).reshape(-1, 1, 4, 4)
 
-    import ganzoo.build
+    import ganzoo.run.build
 
-    monkeypatch.setattr(ganzoo.build, "load_generator", lambda path, device: (Generator(), None))
+    monkeypatch.setattr(ganzoo.run.build, "load_generator", lambda path, device: (Generator(), None))
     checkpoint = tmp_path / "run.pt"
     checkpoint.write_bytes(b"stand-in")
     result = invoke("tiny_grey", checkpoint, "-n", "40", "--metrics", "fid,is", "--format", "json",
@@ -177,12 +177,12 @@ def test_an_undecodable_image_is_one_line_naming_it(tmp_path):
 def test_eval_of_a_run_checkpoint_reproduces_the_recorded_numbers_and_fingerprint(tmp_path):
     import json
 
-    from ganzoo.grid import Filters
-    from ganzoo.records import DONE
-    from ganzoo.registry import build_registry
-    from ganzoo.suite import load_suite
+    from ganzoo.core.records import DONE
+    from ganzoo.core.registry import build_registry
+    from ganzoo.core.store import Store
+    from ganzoo.run.grid import Filters
+    from ganzoo.run.suite import load_suite
     from ganzoo.sweep import bench
-    from ganzoo.sweep.store import Store
 
     summary = bench(load_suite("default"), tmp_path, registry=build_registry(), progress=False, echo=lambda _: None,
                     executor="inline", seeds=[1], g_steps=40,
@@ -204,9 +204,9 @@ def test_eval_of_a_runs_dataset_and_checkpoint_under_its_protocol_gives_its_fing
     import testzoo
 
     from ganzoo.cli import main
-    from ganzoo.evaluate import EVAL_SEED_OFFSET
+    from ganzoo.run.evaluate import EVAL_SEED_OFFSET
+    from ganzoo.run.train import run
     from ganzoo.testing import plugin_registry
-    from ganzoo.train import run
 
     spec = testzoo.tiny_spec("blobs", seed=3, g_steps=2, eval_every_g_steps=2)
     with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as registry:

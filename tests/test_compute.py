@@ -6,13 +6,13 @@ import pytest
 import testzoo
 import torch
 
-from ganzoo.records import DONE
-from ganzoo.spec import Compute, RunSpec
-from ganzoo.suite import SuiteError, parse_suite
+from ganzoo.core.records import DONE
+from ganzoo.core.spec import Compute, RunSpec
+from ganzoo.core.store import Store
+from ganzoo.run.suite import SuiteError, parse_suite
+from ganzoo.run.train import build_run, run
 from ganzoo.sweep import bench
-from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
-from ganzoo.train import build_run, run
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,9 @@ def test_a_bf16_run_trains_and_ranks_in_a_table_of_its_own_with_its_real_data_ro
 
 
 def test_channels_last_puts_image_data_and_networks_in_nhwc(tmp_path):
-    from ganzoo.grid import Filters, build_grid
-    from ganzoo.registry import build_registry
-    from ganzoo.suite import load_suite
+    from ganzoo.core.registry import build_registry
+    from ganzoo.run.grid import Filters, build_grid
+    from ganzoo.run.suite import load_suite
 
     zoo = build_registry()
     spec = build_grid(load_suite("default"), zoo, Filters(dataset=("digits",), stabilizer=("none",)), seeds=[0],
@@ -84,8 +84,8 @@ def test_channels_last_puts_image_data_and_networks_in_nhwc(tmp_path):
 
 def test_a_compiled_run_keeps_plain_weight_names(registry, tmp_path):
     """nn.Module.compile keeps the weight names, so checkpoints load into uncompiled modules (ganzoo eval)."""
-    from ganzoo import artifacts
-    from ganzoo.build import load_generator
+    from ganzoo.run import artifacts
+    from ganzoo.run.build import load_generator
 
     spec = replace(testzoo.tiny_spec(g_steps=4, eval_every_g_steps=2), compute=Compute(compile=True))
     result = run(spec, tmp_path, "cpu", registry)

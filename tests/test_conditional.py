@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganzoo import DataSpec, EvalProtocol, StepContext
-from ganzoo.artifacts import CHECKPOINT, SAMPLES
-from ganzoo.build import latent_sampler
-from ganzoo.conditional import check_pairing, discriminate
-from ganzoo.evaluate import class_rows
-from ganzoo.grid import build_grid
-from ganzoo.registry import get_registry
-from ganzoo.suite import load_suite, parse_suite
+from ganzoo.api.conditional import check_pairing, discriminate
+from ganzoo.core.registry import get_registry
+from ganzoo.run.artifacts import CHECKPOINT, SAMPLES
+from ganzoo.run.build import latent_sampler
+from ganzoo.run.evaluate import class_rows
+from ganzoo.run.grid import build_grid
+from ganzoo.run.suite import load_suite, parse_suite
 from ganzoo.testing import check_discriminator, check_generator, check_pair, check_stabilizer
 
 REGISTRY = get_registry()
@@ -247,8 +247,8 @@ def test_acgan_adds_the_class_cross_entropy_and_says_what_it_needs():
 @pytest.mark.filterwarnings("ignore:intra_fid")  # 20 samples a class in 64-d features: a tiny protocol
 def test_a_conditional_run_reports_the_conditional_metrics_and_eval_of_its_checkpoint_repeats_them(tmp_path):
     from ganzoo.cli.eval import evaluate_run_checkpoint
-    from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
-    from ganzoo.train import run
+    from ganzoo.core.spec import Budget, ComponentRef, Optim, RunSpec
+    from ganzoo.run.train import run
 
     spec = RunSpec(dataset=ComponentRef("digits", {"resolution": 8, "split": "all"}),
                    generator=ComponentRef("cond_dcgan", {"latent_dim": 16, "ch": 8}),
@@ -267,8 +267,8 @@ def test_a_conditional_run_reports_the_conditional_metrics_and_eval_of_its_check
 
 @pytest.mark.filterwarnings("ignore:intra_fid")
 def test_a_conditional_pair_trains_on_mnist5k(tmp_path):
-    from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
-    from ganzoo.train import run
+    from ganzoo.core.spec import Budget, ComponentRef, Optim, RunSpec
+    from ganzoo.run.train import run
 
     spec = RunSpec(dataset=ComponentRef("mnist5k", {"resolution": 32, "split": "all"}),
                    generator=ComponentRef("cond_dcgan", {"latent_dim": 16, "ch": 4}),

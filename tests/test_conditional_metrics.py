@@ -9,13 +9,13 @@ import scipy.linalg
 import torch
 
 from ganzoo import EvalProtocol, Features
-from ganzoo.conditional import evaluation_labels
-from ganzoo.evaluate import evaluate_samples
-from ganzoo.metrics import Evaluator, compute_metrics
+from ganzoo.api.conditional import evaluation_labels
+from ganzoo.core.registry import get_registry
 from ganzoo.metrics.conditional import cond_accuracy, intra_fid
+from ganzoo.metrics.evaluate import Evaluator, compute_metrics
 from ganzoo.metrics.fid import feature_statistics
 from ganzoo.metrics.reference import ReferenceSet
-from ganzoo.registry import get_registry
+from ganzoo.run.evaluate import evaluate_samples
 
 
 def _reference(features, labels, num_classes, logits=None):
@@ -129,10 +129,10 @@ def test_real_digits_of_their_class_score_the_classifiers_accuracy_on_them(digit
 
 def _real_data_row(conditional_digits_grid_filter, tmp_path):
     """The real-data row ``record_real_data`` stores for conditional-digits' seed-0 grid, filtered; and the grid."""
-    from ganzoo.grid import build_grid
-    from ganzoo.suite import load_suite
+    from ganzoo.core.store import Store
+    from ganzoo.run.grid import build_grid
+    from ganzoo.run.suite import load_suite
     from ganzoo.sweep.real_data import record_real_data
-    from ganzoo.sweep.store import Store
 
     registry = get_registry()
     grid = build_grid(load_suite("conditional-digits"), registry, seeds=[0])

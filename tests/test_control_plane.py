@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from ganzoo.records import DIVERGED, DONE, RunResult
+from ganzoo.core.records import DIVERGED, DONE, RunResult
+from ganzoo.core.store import Store
 from ganzoo.report import stats
 from ganzoo.report.stability import curve
-from ganzoo.sweep.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,9 +151,9 @@ def test_evaluations_sqlite_cannot_read_are_read_whole(store, case):
 
 
 def test_each_run_lists_its_suites_in_order(tmp_path):
-    from ganzoo.grid import Filters, build_grid
-    from ganzoo.registry import get_registry
-    from ganzoo.suite import load_suite
+    from ganzoo.core.registry import get_registry
+    from ganzoo.run.grid import Filters, build_grid
+    from ganzoo.run.suite import load_suite
 
     specs = build_grid(load_suite("default"), get_registry(), Filters(dataset=("ring8",), stabilizer=("none",)),
                        [0]).specs

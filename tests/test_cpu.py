@@ -1,4 +1,4 @@
-"""The CPU kernel pinning behind "the same numbers on any x86-64 CPU with AVX2" (ganzoo/cpu.py)."""
+"""The CPU kernel pinning behind "the same numbers on any x86-64 CPU with AVX2" (ganzoo/system/cpu.py)."""
 
 import os
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ganzoo import cpu
+from ganzoo.system import cpu
 
 PINNABLE = cpu.can_pin()
 

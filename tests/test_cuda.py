@@ -5,10 +5,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ganzoo.grid import Filters, build_grid
-from ganzoo.registry import build_registry
-from ganzoo.suite import load_suite
-from ganzoo.train import run
+from ganzoo.core.registry import build_registry
+from ganzoo.run.grid import Filters, build_grid
+from ganzoo.run.suite import load_suite
+from ganzoo.run.train import run
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -78,7 +78,7 @@ def test_runs_packed_on_one_gpu_train_and_say_so(tmp_path):
 def test_a_vectorised_group_member_equals_its_single_run_on_cuda(case, tmp_path):
     from test_vectorized import base_spec, spec_for
 
-    from ganzoo.registry import get_registry
+    from ganzoo.core.registry import get_registry
     from ganzoo.testing import check_vectorized
 
     spec = spec_for("generator", "cond_dcgan") if case == "digits-conditional" else base_spec(case != "ring8-mlp")

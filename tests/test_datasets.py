@@ -24,7 +24,7 @@ from scipy import stats
 from sklearn.datasets import load_digits
 
 from ganzoo import get_registry
-from ganzoo.download import DownloadError
+from ganzoo.system.download import DownloadError
 from ganzoo_plugins.datasets import digits, downloads, image_folder, mixtures
 
 # -- 2-D mixtures ------------------------------------------------------------------------------------
@@ -348,7 +348,7 @@ def test_every_builtin_dataset_declares_its_modality():
 ])
 def test_spec_is_known_without_the_files(name, hparams, shape):
     import ganzoo
-    from ganzoo.grid import data_spec_of
+    from ganzoo.run.grid import data_spec_of
 
     component = ganzoo.build_registry().get("dataset", name)
     spec = data_spec_of(component, component.hparams(hparams))

@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ganzoo import cpu
-from ganzoo.records import COMPARED_METRICS
-from ganzoo.registry import build_registry
-from ganzoo.sweep.store import Store
+from ganzoo.core.records import COMPARED_METRICS
+from ganzoo.core.registry import build_registry
+from ganzoo.core.store import Store
+from ganzoo.system import cpu
 
 pytestmark = pytest.mark.slow
 # ring8: 4 tested rows x 8 seeds + a 16-seed baseline + 11 rows x 1 seed; digits: 4 x 8 + 16 + 3 x 1

@@ -12,10 +12,10 @@ import testzoo
 from click.testing import CliRunner
 
 from ganzoo.cli import main
-from ganzoo.design import balance, fractional_cells
-from ganzoo.grid import Filters, build_grid
-from ganzoo.registry import build_registry
-from ganzoo.suite import Fraction, SuiteError, load_suite, parse_suite, with_design
+from ganzoo.core.registry import build_registry
+from ganzoo.run.design import balance, fractional_cells
+from ganzoo.run.grid import Filters, build_grid
+from ganzoo.run.suite import Fraction, SuiteError, load_suite, parse_suite, with_design
 from ganzoo.testing import plugin_registry
 
 REGISTRY = build_registry()

@@ -16,10 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 import ganzoo
-from ganzoo import Component, Stabilizer, hookspecs, testing
+from ganzoo import Component, Stabilizer, testing
+from ganzoo.api import hookspecs
+from ganzoo.api.components import Metric
+from ganzoo.api.contracts import MODALITIES
 from ganzoo.cli import main
-from ganzoo.components import Metric
-from ganzoo.contracts import MODALITIES
 from ganzoo.testing import check_loss, check_plugin, check_stabilizer, plugin_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,8 +88,8 @@ def test_the_readme_plugin_example_is_a_working_plugin():
     component = registry.get("loss", "acme_rahinge")
     check_loss(component.build())
     # The loss reaches the default grid beside the built-in losses, as "ganzoo bench --all --dry-run" shows it.
-    from ganzoo.grid import Filters, build_grid
-    from ganzoo.suite import load_suite
+    from ganzoo.run.grid import Filters, build_grid
+    from ganzoo.run.suite import load_suite
 
     with plugin_registry({"acme": example}) as with_plugin:
         grid = build_grid(load_suite("default"), with_plugin, Filters(dataset=("ring8",)), seeds=[0])
@@ -177,7 +178,7 @@ def test_the_hook_examples_are_one_working_plugin_with_a_component_of_every_kind
 def test_the_hook_examples_train_and_evaluate_together(tmp_path):
     """The example G, D, loss and stabilizer train on the example dataset, evaluated with the example extractor
     and metric: each piece does what its section says when the harness calls it."""
-    from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
+    from ganzoo.core.spec import Budget, ComponentRef, Optim, RunSpec
 
     example = _hook_examples()
     dataset = ganzoo.build_registry({"acme": example}).get("dataset", "acme_circle")
@@ -203,7 +204,7 @@ def test_the_hook_examples_train_and_evaluate_together(tmp_path):
 
 STABILIZER_HOOKS = [name for name, _ in inspect.getmembers(Stabilizer, inspect.isfunction) if not name.startswith("_")]
 
-# Called by a vectorised group (ganzoo.vectorized), not by a single run.
+# Called by a vectorised group (ganzoo.run.vectorized), not by a single run.
 GROUP_HOOKS = {"stack_members", "unstack_into"}
 
 
@@ -232,7 +233,7 @@ for _hook in STABILIZER_HOOKS:
 
 
 def test_the_harness_calls_every_stabilizer_hook_point(tmp_path):
-    """Not that some test calls a method of that name: ganzoo.train itself calls each one (resume included)."""
+    """Not that some test calls a method of that name: ganzoo.run.train itself calls each one (resume included)."""
     _Recorder.calls.clear()
     check_stabilizer(_Recorder, {}, "vector", tmp_path)
     single_run = set(STABILIZER_HOOKS) - GROUP_HOOKS
@@ -240,8 +241,8 @@ def test_the_harness_calls_every_stabilizer_hook_point(tmp_path):
 
 
 def test_a_vectorised_group_calls_the_group_hook_points(tmp_path):
-    """ganzoo.vectorized moves a stabilizer's state into the group and back out to each member."""
-    from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
+    """ganzoo.run.vectorized moves a stabilizer's state into the group and back out to each member."""
+    from ganzoo.core.spec import Budget, ComponentRef, Optim, RunSpec
     from ganzoo.testing import check_vectorized
 
     class Plugin:
@@ -317,7 +318,7 @@ class _DefaultLoss:
 @pytest.fixture
 def tags_read(monkeypatch):
     """The (kind, tag) pairs the core asks the registry for while the test runs."""
-    from ganzoo.registry import Registry
+    from ganzoo.core.registry import Registry
 
     asked, tagged = [], Registry.tagged
 
@@ -366,7 +367,7 @@ def test_train_without_loss_takes_the_one_loss_tagged_default(tmp_path, tags_rea
 
 
 def test_every_shipped_suite_is_documented():
-    from ganzoo.suite import available_suites
+    from ganzoo.run.suite import available_suites
 
     benchmarks_readme = (ROOT / "benchmarks" / "README.md").read_text()
     for name in available_suites():

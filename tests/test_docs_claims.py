@@ -310,8 +310,8 @@ def test_the_default_trains_every_built_in_component_but_the_conditional_ones():
     """README: the default trains every built-in G, D, loss and stabilizer at least once except the class-conditional
     ones (tagged `conditional`, or the AC-GAN stabilizer that needs such a D)."""
     import ganzoo
-    from ganzoo.grid import Filters, build_grid
-    from ganzoo.suite import load_suite
+    from ganzoo.run.grid import Filters, build_grid
+    from ganzoo.run.suite import load_suite
 
     registry = ganzoo.build_registry()
     specs = build_grid(load_suite("default"), registry, Filters(), seeds=[0]).specs

@@ -147,11 +147,11 @@ def test_the_ols_rejects_mismatched_shapes_with_what_it_expected():
 def test_a_crossed_suites_reports_write_effects_csv_and_show_effects_and_profiles(tmp_path):
     import testzoo
 
-    from ganzoo.records import DONE, RunResult
+    from ganzoo.core.records import DONE, RunResult
+    from ganzoo.core.spec import ComponentRef
+    from ganzoo.core.store import Store
     from ganzoo.report.html import write_html_report
     from ganzoo.report.markdown import write_report
-    from ganzoo.spec import ComponentRef
-    from ganzoo.sweep.store import Store
 
     rng = np.random.default_rng(6)
     store = Store(tmp_path / "results")

@@ -6,8 +6,8 @@ from pathlib import Path
 import testzoo
 import torch
 
-from ganzoo import artifacts, evaluate, train
 from ganzoo.report.samples import final_samples
+from ganzoo.run import artifacts, evaluate, train
 from ganzoo.testing import plugin_registry
 
 

@@ -7,12 +7,12 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
+from ganzoo.api.judgement import Judgement
 from ganzoo.cli import main
-from ganzoo.grid import build_grid
-from ganzoo.judgement import Judgement
-from ganzoo.registry import get_registry
-from ganzoo.suite import SuiteError, available_suites, load_suite, parse_suite
-from ganzoo.sweep.store import STORE_FILE
+from ganzoo.core.registry import get_registry
+from ganzoo.core.store import STORE_FILE
+from ganzoo.run.grid import build_grid
+from ganzoo.run.suite import SuiteError, available_suites, load_suite, parse_suite
 
 RING8_BASELINE = {"generator": "mlp", "discriminator": "mlp", "loss": "ns", "stack": "none"}
 

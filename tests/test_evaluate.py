@@ -7,12 +7,12 @@ import pytest
 import scipy.linalg
 import torch
 
-from ganzoo import Dataset, DataSpec, EvalProtocol, FeatureExtractor, Features, UnknownComponentError, cpu, hookimpl
-from ganzoo.metrics import Evaluator
-from ganzoo.metrics.evaluate import resolve_extractor_name
+from ganzoo import Dataset, DataSpec, EvalProtocol, FeatureExtractor, Features, UnknownComponentError, hookimpl
+from ganzoo.core.records import FAILED
+from ganzoo.core.registry import build_registry
+from ganzoo.metrics.evaluate import Evaluator, resolve_extractor_name
 from ganzoo.metrics.reference import clear_memory_cache
-from ganzoo.records import FAILED
-from ganzoo.registry import build_registry
+from ganzoo.system import cpu
 
 PROJECTION = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
 CLASSES = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
@@ -176,10 +176,10 @@ def test_blocked_extractors_plugin_is_one_clear_line(monkeypatch, args, missing)
 
 
 def test_blocked_extractors_plugin_fails_a_run_with_the_reason(monkeypatch, tmp_path):
-    from ganzoo.grid import Filters, build_grid
-    from ganzoo.suite import load_suite
+    from ganzoo.run.grid import Filters, build_grid
+    from ganzoo.run.suite import load_suite
+    from ganzoo.run.train import run
     from ganzoo.testing import plugin_registry
-    from ganzoo.train import run
 
     monkeypatch.setenv("GANZOO_BLOCK_PLUGINS", "extractors")
     with plugin_registry() as zoo:
@@ -273,15 +273,15 @@ def test_a_reference_cached_under_other_kernels_is_not_the_one_a_pinned_run_comp
 
     if any(os.environ.get(key) != value for key, value in cpu.PINNED.items()):
         pytest.skip("this process does not run the pinned kernels")
-    evaluate_digits = ("import sys, torch; from ganzoo import EvalProtocol; from ganzoo.metrics import Evaluator; "
-                       "from ganzoo.registry import get_registry; torch.set_num_threads(1); "
+    evaluate_digits = ("import sys, torch; from ganzoo import EvalProtocol; from ganzoo.metrics.evaluate import Evaluator; "
+                       "from ganzoo.core.registry import get_registry; torch.set_num_threads(1); "
                        "d = get_registry().get('dataset', 'digits').build(); "
                        "p = EvalProtocol(n_fake=100, n_real=1797, metrics=('fid',)); "
                        "Evaluator(d, p, 'cpu', cache_dir=sys.argv[1])")
     free = {k: v for k, v in os.environ.items() if k not in cpu.PINNED} | {"GANZOO_CPU_PINNING": "0"}
     subprocess.run([sys.executable, "-c", evaluate_digits, str(tmp_path / "shared")], env=free, check=True)
 
-    from ganzoo.registry import get_registry
+    from ganzoo.core.registry import get_registry
 
     digits = get_registry().get("dataset", "digits").build()
     digits_protocol = EvalProtocol(n_fake=100, n_real=1797, metrics=("fid",))

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from sklearn.datasets import load_digits
 
 from ganzoo import get_registry
-from ganzoo.download import DownloadError, sha256_of
+from ganzoo.system.download import DownloadError, sha256_of
 from ganzoo_plugins.extractors import digits as ext
 from ganzoo_plugins.extractors.identity import Identity
 

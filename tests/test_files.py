@@ -5,8 +5,9 @@ import hashlib
 
 import pytest
 
-from ganzoo import download, files, records
+from ganzoo.core import records
 from ganzoo.sweep import ray
+from ganzoo.system import download, files
 
 
 def test_every_writer_uses_the_one_atomic_write():

@@ -76,9 +76,9 @@ def default_boards():
     suite on seeds shifted by 1000), beside the leaderboard.csv each folder committed."""
     import pandas as pd
 
-    from ganzoo.registry import get_registry
+    from ganzoo.core.registry import get_registry
     from ganzoo.report.leaderboard import leaderboard
-    from ganzoo.suite import load_suite
+    from ganzoo.run.suite import load_suite
     from ganzoo.sweep.driver import suite_record
 
     record = suite_record(load_suite("default"), get_registry())

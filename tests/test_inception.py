@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from ganzoo.download import DownloadError, sha256_of
 from ganzoo.metrics import frechet_distance, inception_score, kernel_inception_distance
 from ganzoo.metrics.fid import feature_statistics
+from ganzoo.system.download import DownloadError, sha256_of
 from ganzoo_plugins.extractors import inception
 from ganzoo_plugins.extractors.inception import InceptionV3TF, resize_bilinear_tf1, resize_clean
 

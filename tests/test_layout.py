@@ -27,17 +27,17 @@ ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 # Lowest first: a module may import its own layer and the layers below it. Each entry is a top-level module
 # (``ganzoo/NAME.py``) or package (``ganzoo/NAME/``) of ganzoo; every one of them is in exactly one layer.
 LAYERS = {
-    "base": ("cpu", "device", "files", "download", "checks", "judgement"),
-    "api": ("hookspecs", "contracts", "components", "plugins", "conditional"),
-    "core": ("records", "spec", "metrics", "registry"),
-    "run": ("suite", "design", "grid", "coverage", "build", "artifacts", "pictures", "train", "evaluate", "vectorized"),
+    "base": ("system",),
+    "api": ("api",),
+    "core": ("core", "metrics"),
+    "run": ("run",),
     "sweep": ("sweep",),
     "report": ("report",),
     "top": ("cli", "testing", "__init__", "__main__"),
 }
 RANK = {"base": 0, "api": 1, "core": 2, "run": 3, "sweep": 4, "report": 4, "top": 5}
-# Sweep and report sit side by side: the reporter reads the store, and the driver writes the report at the end.
-ALLOWED_SIDEWAYS = {("report", "ganzoo.sweep.store"), ("sweep", "ganzoo.report")}
+# Sweep and report sit side by side: the driver writes the report at the end (both read the store, in core).
+ALLOWED_SIDEWAYS = {("sweep", "ganzoo.report")}
 
 
 def layer_of(module: str) -> str:
@@ -78,7 +78,7 @@ def imports_of(source: str, module: str, is_package: bool, modules: Collection[s
             if target.split(".")[0] != "ganzoo":
                 continue
             # ``from ganzoo.report import stats`` imports the module ganzoo.report.stats; ``from .spec import
-            # RunSpec`` the module ganzoo.spec. A name that is no module is taken from ``target`` itself.
+            # RunSpec`` the module ganzoo.core.spec. A name that is no module is taken from ``target`` itself.
             submodules = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in modules]
             others = [a.name for a in node.names if f"{target}.{a.name}" not in modules]
             found += submodules
@@ -193,21 +193,21 @@ def test_no_prefixed_module_families():
 
 def test_the_check_catches_an_upward_import():
     """The check itself can fail: a lazy import of the training loop inside the plugin API is caught."""
-    source = (PACKAGE / "contracts.py").read_text() + "\n\ndef _late():\n    from .train import run\n"
-    assert upward_imports(source, "ganzoo.contracts") == ["ganzoo.train (run)"]
+    source = (PACKAGE / "api" / "contracts.py").read_text() + "\n\ndef _late():\n    from ..run.train import run\n"
+    assert upward_imports(source, "ganzoo.api.contracts") == ["ganzoo.run.train (run)"]
     assert upward_imports("from ..report import leaderboard\n", "ganzoo.sweep.driver") == []
     assert upward_imports("from ..report import leaderboard\n", "ganzoo.metrics.fid") == [
         "ganzoo.report.leaderboard (report)"]
-    assert upward_imports("import ganzoo.sweep.store\n", "ganzoo.train") == ["ganzoo.sweep.store (sweep)"]
+    assert upward_imports("import ganzoo.sweep.driver\n", "ganzoo.run.train") == ["ganzoo.sweep.driver (sweep)"]
 
 
 def test_the_check_catches_a_planted_cycle():
     """A lazy import that closes a circle is caught, with every module on it; the real graph plus that
     import has exactly that one cycle."""
     planted = dict(SOURCES)
-    code, is_package = planted["ganzoo.checks"]
-    planted["ganzoo.checks"] = (code + "\n\ndef _late():\n    from .spec import Budget\n", is_package)
-    assert cycles(import_graph(planted)) == [["ganzoo.checks", "ganzoo.spec"]]
+    code, is_package = planted["ganzoo.system.checks"]
+    planted["ganzoo.system.checks"] = (code + "\n\ndef _late():\n    from ..core.spec import Budget\n", is_package)
+    assert cycles(import_graph(planted)) == [["ganzoo.core.spec", "ganzoo.system.checks"]]
     chain = {"ganzoo.a": ("from . import b\n", False), "ganzoo.b": ("import ganzoo.c\n", False),
              "ganzoo.c": ("def f():\n    from .a import x\n", False), "ganzoo.d": ("from . import a\n", False)}
     assert cycles(import_graph(chain)) == [["ganzoo.a", "ganzoo.b", "ganzoo.c"]]
@@ -215,10 +215,10 @@ def test_the_check_catches_a_planted_cycle():
 
 def test_the_check_catches_an_import_by_string():
     source = ("import importlib\nfrom importlib import import_module\n"
-              "m = importlib.import_module('ganzoo.metrics.builtin')\nn = __import__('ganzoo.train')\n"
+              "m = importlib.import_module('ganzoo.metrics.builtin')\nn = __import__('ganzoo.run.train')\n"
               "o = import_module('.report', 'ganzoo')\np = importlib.import_module('numpy')\n")
     assert imports_by_string(source) == ["import_module('ganzoo.metrics.builtin') at line 3",
-                                         "__import__('ganzoo.train') at line 4", "import_module('.report') at line 5"]
+                                         "__import__('ganzoo.run.train') at line 4", "import_module('.report') at line 5"]
 
 
 def documented_layers(text: str) -> dict[str, tuple[str, ...]]:

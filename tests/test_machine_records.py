@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ganzoo import cpu
+from ganzoo.system import cpu
 
 ROOT = Path(__file__).parents[1]
 RECORDED = sorted(path.parent for path in (ROOT / "results").glob(f"*/{cpu.MACHINE_FILE}"))

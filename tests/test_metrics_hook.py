@@ -9,13 +9,13 @@ import torch
 from click.testing import CliRunner
 
 import ganzoo
+from ganzoo.api.components import Metric
 from ganzoo.cli import main
-from ganzoo.components import Metric
-from ganzoo.grid import build_grid
+from ganzoo.core.spec import EvalProtocol
 from ganzoo.metrics.evaluate import Evaluator
 from ganzoo.report.leaderboard import metric_directions
-from ganzoo.spec import EvalProtocol
-from ganzoo.suite import parse_suite
+from ganzoo.run.grid import build_grid
+from ganzoo.run.suite import parse_suite
 from ganzoo.sweep import bench
 from ganzoo.testing import plugin_registry
 

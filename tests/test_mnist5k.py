@@ -18,10 +18,10 @@ import torch
 from safetensors.torch import load_file
 
 from ganzoo import get_registry
-from ganzoo.download import DownloadError, sha256_of
-from ganzoo.grid import build_grid, data_spec_of
-from ganzoo.suite import load_suite, parse_suite
-from ganzoo.train import run
+from ganzoo.run.grid import build_grid, data_spec_of
+from ganzoo.run.suite import load_suite, parse_suite
+from ganzoo.run.train import run
+from ganzoo.system.download import DownloadError, sha256_of
 from ganzoo_plugins.datasets import mnist5k as data
 from ganzoo_plugins.extractors import mnist5k as ext
 

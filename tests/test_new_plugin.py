@@ -212,8 +212,8 @@ def test_the_example_registers_every_kind_and_passes_its_tests(tmp_path, monkeyp
 
 
 def test_the_examples_components_enter_the_default_grid(tmp_path, monkeypatch):
-    from ganzoo.grid import Filters, build_grid
-    from ganzoo.suite import load_suite
+    from ganzoo.run.grid import Filters, build_grid
+    from ganzoo.run.suite import load_suite
 
     names = plugin_names(EXAMPLE_NAME)
     prefix = names["prefix"]

@@ -31,6 +31,6 @@ def test_installed_entry_points_match_pyproject():
 
 
 def test_default_suite_ships_with_the_package():
-    from ganzoo.suite import available_suites
+    from ganzoo.run.suite import available_suites
 
     assert "default" in available_suites()

@@ -6,12 +6,12 @@ import numpy as np
 import testzoo
 from click.testing import CliRunner
 
+from ganzoo.api.judgement import Judgement
 from ganzoo.cli import main
-from ganzoo.judgement import Judgement
-from ganzoo.records import DONE, RunResult
+from ganzoo.core.records import DONE, RunResult
+from ganzoo.core.spec import ComponentRef
+from ganzoo.core.store import Store
 from ganzoo.report import stats
-from ganzoo.spec import ComponentRef
-from ganzoo.sweep.store import Store
 
 BASE = [30.0, 34.0, 29.0, 33.0]
 ROWS = {"none": BASE, "a": [20.0, 23.0, 19.0, 22.0], "b": [31.0, 35.0, 30.0, 32.0]}

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 import testzoo
 
-from ganzoo import artifacts
-from ganzoo.records import DONE, FAILED
+from ganzoo.core.records import DONE, FAILED
+from ganzoo.core.spec import ComponentRef
+from ganzoo.core.store import Store
 from ganzoo.report import load_runs
-from ganzoo.spec import ComponentRef
-from ganzoo.suite import parse_suite
+from ganzoo.run import artifacts
+from ganzoo.run.suite import parse_suite
+from ganzoo.run.train import run
 from ganzoo.sweep import bench
-from ganzoo.sweep.store import Store
-from ganzoo.train import run
 
 ray = pytest.importorskip("ray")
 
@@ -55,7 +55,7 @@ def suite(**components):
 
 
 def quiet(**kwargs):
-    from ganzoo.registry import build_registry
+    from ganzoo.core.registry import build_registry
 
     return {"registry": build_registry(), "progress": False, "echo": lambda line: None, **kwargs}
 
@@ -106,7 +106,7 @@ def _execute(executor, specs, tmp_path):
 
 
 def test_a_task_whose_worker_died_is_retried_and_resumes_to_the_same_numbers(ray_instance, tmp_path):
-    from ganzoo.registry import build_registry
+    from ganzoo.core.registry import build_registry
     from ganzoo.sweep.ray import RayExecutor
 
     marker = tmp_path / "killed-once"

@@ -11,10 +11,9 @@ import pytest
 import testzoo
 import torch
 
-from ganzoo import artifacts, get_registry, records
-from ganzoo.grid import build_grid
-from ganzoo.metrics.evaluate import Evaluator, fingerprint_of
-from ganzoo.records import (
+from ganzoo import get_registry
+from ganzoo.core import records
+from ganzoo.core.records import (
     COMPARED_METRICS,
     Evaluation,
     ProtocolRecord,
@@ -24,14 +23,17 @@ from ganzoo.records import (
     atomic_write,
     short_hash,
 )
-from ganzoo.registry import build_registry
+from ganzoo.core.registry import build_registry
+from ganzoo.core.spec import RunSpec
+from ganzoo.core.store import Store
+from ganzoo.metrics.evaluate import Evaluator, fingerprint_of
 from ganzoo.report.leaderboard import metric_directions
-from ganzoo.spec import RunSpec
-from ganzoo.suite import load_suite
+from ganzoo.run import artifacts
+from ganzoo.run.grid import build_grid
+from ganzoo.run.suite import load_suite
+from ganzoo.run.train import train
 from ganzoo.sweep.driver import suite_record
-from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
-from ganzoo.train import train
 
 COMMITTED = Path(__file__).parents[1] / "results" / "default" / "runs.csv"
 # A finished checkpoint's result as ganzoo wrote it before the schema existed (dataclasses.asdict of RunResult).

@@ -9,8 +9,8 @@ import torch
 
 import ganzoo
 from ganzoo import hookimpl
-from ganzoo.components import kind_from_user
-from ganzoo.registry import UnknownComponentError, build_registry
+from ganzoo.api.components import kind_from_user
+from ganzoo.core.registry import UnknownComponentError, build_registry
 from ganzoo.testing import fake_distribution
 
 

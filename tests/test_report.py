@@ -303,7 +303,7 @@ def test_equivalent_needs_the_90_interval_inside_the_margin_and_undecided_says_t
 
 
 def test_the_built_in_datasets_declare_their_margins_before_any_run():
-    from ganzoo.registry import get_registry
+    from ganzoo.core.registry import get_registry
 
     for name in ("digits", "ring8", "grid25", "mnist5k"):
         judgement = get_registry().get("dataset", name).judgement

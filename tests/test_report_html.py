@@ -11,14 +11,14 @@ import testzoo
 from click.testing import CliRunner
 
 from ganzoo.cli import main
-from ganzoo.grid import Filters
-from ganzoo.records import DONE, FINISHED
+from ganzoo.core.records import DONE, FINISHED
+from ganzoo.core.store import Store
 from ganzoo.report import load_runs
 from ganzoo.report.html import write_html_report
 from ganzoo.report.samples import final_samples
-from ganzoo.suite import parse_suite
+from ganzoo.run.grid import Filters
+from ganzoo.run.suite import parse_suite
 from ganzoo.sweep import bench
-from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -76,8 +76,8 @@ def test_every_row_has_its_curves_seed_plot_and_each_seeds_samples(swept, zoo, t
 
 def test_redrawn_samples_are_the_ones_the_final_metrics_were_measured_on(tmp_path):
     """The ring's modes and high-quality share recomputed from the checkpoint equal the recorded final values."""
-    from ganzoo.registry import build_registry
-    from ganzoo.suite import load_suite
+    from ganzoo.core.registry import build_registry
+    from ganzoo.run.suite import load_suite
 
     registry = build_registry()  # the installed zoo (this module's fixture holds the test zoo as the global one)
     summary = bench(load_suite("default"), tmp_path, registry=registry, progress=False, echo=lambda _: None,

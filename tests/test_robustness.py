@@ -11,10 +11,10 @@ import testzoo
 from click.testing import CliRunner
 
 from ganzoo.cli import main
-from ganzoo.records import DONE
-from ganzoo.suite import parse_suite
+from ganzoo.core.records import DONE
+from ganzoo.core.store import STORE_FILE, Store, StoreError
+from ganzoo.run.suite import parse_suite
 from ganzoo.sweep import bench
-from ganzoo.sweep.store import STORE_FILE, Store, StoreError
 from ganzoo.testing import plugin_registry
 
 
@@ -134,8 +134,8 @@ def installed_testzoo(tmp_path, monkeypatch):
 
 
 def test_a_killed_worker_costs_its_own_run_only_and_the_sweep_completes(installed_testzoo, tmp_path):
-    from ganzoo.records import FAILED
-    from ganzoo.registry import build_registry
+    from ganzoo.core.records import FAILED
+    from ganzoo.core.registry import build_registry
 
     suite = parse_suite(testzoo.suite_dict(seeds=2, components={
         "loss": ["logistic"], "generator": ["lin"], "discriminator": ["small"], "stack": ["none", "kill_worker"]}))
@@ -188,7 +188,7 @@ def two_runs():
 def test_a_full_disk_while_recording_stops_the_sweep_keeps_the_store_and_loses_no_training(tmp_path, monkeypatch):
     import sqlite3 as sqlite
 
-    import ganzoo.train
+    import ganzoo.run.train
     from ganzoo.sweep.driver import DiskFull
 
     real_record, calls = Store.record, []
@@ -208,8 +208,8 @@ def test_a_full_disk_while_recording_stops_the_sweep_keeps_the_store_and_loses_n
         rows = {r["run_id"]: r["status"] for r in Store(tmp_path, readonly=True).runs("tiny")}
         assert rows == {calls[0]: DONE, calls[1]: "running"}
         steps = []
-        real_d_step = ganzoo.train.d_step
-        monkeypatch.setattr(ganzoo.train, "d_step", lambda *a: steps.append(1) or real_d_step(*a))
+        real_d_step = ganzoo.run.train.d_step
+        monkeypatch.setattr(ganzoo.run.train, "d_step", lambda *a: steps.append(1) or real_d_step(*a))
         again = bench(two_runs(), tmp_path, registry=zoo, progress=False, echo=lambda _: None, executor="inline")
     assert again.results == {calls[1]: DONE} and steps == []  # recovered from its final checkpoint, not retrained
 
@@ -253,7 +253,7 @@ def test_finished_runs_trained_with_other_versions_are_reused_and_said_so(tmp_pa
 def test_a_claim_belongs_to_the_process_that_made_it_not_to_whoever_has_its_pid_now():
     import socket
 
-    from ganzoo.sweep.store import claim_alive, process_start
+    from ganzoo.core.store import claim_alive, process_start
 
     me = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
     assert claim_alive(me)
@@ -275,7 +275,7 @@ def subprocess_pid_that_exited() -> int:
 def test_a_stale_claim_is_taken_over_and_the_run_trained(tmp_path):
     import socket
 
-    from ganzoo.grid import build_grid
+    from ganzoo.run.grid import build_grid
 
     with plugin_registry({"testzoo": testzoo}, load_entry_points=False) as zoo:
         suite = two_runs()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ganzoo import Judgement
-from ganzoo.judgement import holds, parse_criterion
+from ganzoo.api.judgement import holds, parse_criterion
 from ganzoo.report.stability import dropped, is_degraded, oscillation, run_stability
 from ganzoo_plugins.datasets.mixtures import mixture_judgement, mode_metrics, ring_means
 

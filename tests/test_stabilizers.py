@@ -13,7 +13,7 @@ import ganzoo
 import ganzoo_plugins.losses as losses_plugin
 import ganzoo_plugins.stabilizers as stabilizers_plugin
 from ganzoo import StepContext
-from ganzoo.spec import ComponentRef
+from ganzoo.core.spec import ComponentRef
 from ganzoo.testing import check_stabilizer, plugin_registry
 from ganzoo_plugins.stabilizers.diffaugment import brightness, contrast, cutout, saturation, translate
 from ganzoo_plugins.stabilizers.penalties import gradient_penalty, squared_gradient_penalty
@@ -373,7 +373,7 @@ def zoo():
 
 @pytest.mark.parametrize("modality", ["image", "vector"])
 def test_every_stabilizer_trains_and_resumes_exactly_in_the_harness(registry, modality, tmp_path):
-    """Each stabilizer in ganzoo.train: every hook point it has, its state through a real checkpoint, exact resume."""
+    """Each stabilizer in ganzoo.run.train: every hook point it has, its state through a real checkpoint, exact resume."""
     trained = []
     for component in registry.list("stabilizer"):
         if modality not in component.modalities:
@@ -411,7 +411,7 @@ def test_pac_feeds_d_the_concatenation_of_m_consecutive_samples(registry, shape)
 def test_pac_in_training_gives_one_logit_per_pack(zoo):
     spec = testzoo.tiny_spec("blobs", stack=(ComponentRef("pac", {"m": 2}),), loss="ns", g_steps=1,
                              eval_every_g_steps=1)
-    models = ganzoo.build.build_models(spec, zoo, torch.device("cpu"))
+    models = ganzoo.run.build.build_models(spec, zoo, torch.device("cpu"))
     batch = spec.budget.batch_size
     assert models.discriminator(models.dataset.sample(batch, torch.Generator().manual_seed(0))).numel() == batch // 2
 
@@ -441,7 +441,7 @@ class ClipToZero(ganzoo.Stabilizer):
 
 @pytest.mark.parametrize("target", ["discriminator", "generator"])
 def test_before_step_hooks_see_the_gradients_and_act_before_the_optimiser(zoo, target):
-    from ganzoo.train import OneRun, build_run, d_step, g_step
+    from ganzoo.run.train import OneRun, build_run, d_step, g_step
 
     spec = testzoo.tiny_spec("blobs", loss="ns", g_steps=3, eval_every_g_steps=3)
     r = build_run(spec, Path("unused"), torch.device("cpu"), zoo)

@@ -3,10 +3,10 @@
 import pytest
 import testzoo
 
-from ganzoo.grid import Filters, build_grid
-from ganzoo.suite import SuiteError, parse_suite
+from ganzoo.core.store import Store
+from ganzoo.run.grid import Filters, build_grid
+from ganzoo.run.suite import SuiteError, parse_suite
 from ganzoo.sweep import bench
-from ganzoo.sweep.store import Store
 from ganzoo.testing import plugin_registry
 
 
@@ -74,7 +74,7 @@ def test_rows_a_suite_tests_get_their_own_seeds_and_the_rest_one_each(zoo):
 
 
 def test_a_seed_offset_replicates_the_suite_on_disjoint_seeds(zoo):
-    from ganzoo.suite import with_seed_offset
+    from ganzoo.run.suite import with_seed_offset
 
     rows = [{"stack": "explode", "seeds": 3}]
     original = build_grid(suite(seeds=[0, 1], baseline_seeds=4, row_seeds=rows), zoo)
@@ -172,7 +172,7 @@ def test_pac_is_kept_away_from_per_sample_gradient_penalties_and_the_plan_says_w
 
 
 def test_a_folder_named_like_a_suite_does_not_hide_the_shipped_suite(tmp_path, monkeypatch):
-    from ganzoo.suite import available_suites, find_suite
+    from ganzoo.run.suite import available_suites, find_suite
 
     (tmp_path / "mixtures-short").mkdir()  # e.g. the results folder of that suite
     monkeypatch.chdir(tmp_path)

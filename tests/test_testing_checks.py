@@ -17,7 +17,7 @@ from torch import nn
 
 import ganzoo
 from ganzoo import Dataset, DataSpec, FeatureExtractor, Features, Loss, Metric
-from ganzoo.registry import get_registry
+from ganzoo.core.registry import get_registry
 from ganzoo.testing import check_dataset, check_feature_extractor, check_loss, check_metric, plugin_registry
 from ganzoo_plugins.datasets import downloads
 from ganzoo_plugins.extractors.inception import InceptionV3TF

@@ -1,4 +1,4 @@
-"""The training loop itself (ganzoo.train): stabilizer hook points, budget units and the checkpoint round trip."""
+"""The training loop itself (ganzoo.run.train): stabilizer hook points, budget units and the checkpoint round trip."""
 
 import pytest
 import testzoo
@@ -6,12 +6,13 @@ import torch
 
 import ganzoo
 import ganzoo_plugins.stabilizers as stabilizers_plugin
-from ganzoo import artifacts, hookimpl
-from ganzoo.build import resolve_d_loss_kwargs
-from ganzoo.records import DONE, FAILED
-from ganzoo.spec import Budget, ComponentRef, RunSpec
+from ganzoo import hookimpl
+from ganzoo.core.records import DONE, FAILED
+from ganzoo.core.spec import Budget, ComponentRef, RunSpec
+from ganzoo.run import artifacts
+from ganzoo.run.build import resolve_d_loss_kwargs
+from ganzoo.run.train import run
 from ganzoo.testing import plugin_registry
-from ganzoo.train import run
 
 
 class PullToZero(ganzoo.Stabilizer):
@@ -138,8 +139,8 @@ def test_budget_units_are_validated_and_old_run_ids_keep_their_canonical_form():
 
 
 def test_kimg_override_refuses_a_g_step_budget(registry):
-    from ganzoo.grid import build_grid
-    from ganzoo.suite import SuiteError, parse_suite
+    from ganzoo.run.grid import build_grid
+    from ganzoo.run.suite import SuiteError, parse_suite
 
     raw = testzoo.suite_dict(budget={"unit": "g_steps", "g_steps": 20, "eval_every_g_steps": 10, "batch_size": 8})
     suite = parse_suite(raw, source="test")
@@ -240,8 +241,8 @@ def test_a_failed_checkpoint_write_leaves_no_partial_file(tmp_path, monkeypatch)
 
 
 def test_a_finished_run_keeps_what_reporting_needs_and_drops_the_training_state(registry, tmp_path):
-    from ganzoo.build import load_generator
-    from ganzoo.train import RunOptions
+    from ganzoo.run.build import load_generator
+    from ganzoo.run.train import RunOptions
 
     spec = testzoo.tiny_spec(g_steps=4, eval_every_g_steps=2)
     lean = run(spec, tmp_path / "lean", "cpu", registry)
@@ -263,7 +264,7 @@ def test_a_finished_run_keeps_what_reporting_needs_and_drops_the_training_state(
 
 def test_a_finished_run_whose_record_was_lost_is_recovered_not_trained_again(registry, tmp_path, monkeypatch):
     """A driver killed between a run's end and recording it: the rerun reads the result from the checkpoint."""
-    import ganzoo.train
+    import ganzoo.run.train
 
     spec = testzoo.tiny_spec(g_steps=4, eval_every_g_steps=2)
     first = run(spec, tmp_path, "cpu", registry)
@@ -271,7 +272,7 @@ def test_a_finished_run_whose_record_was_lost_is_recovered_not_trained_again(reg
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(ganzoo.train, "build_run", no_training)
+    monkeypatch.setattr(ganzoo.run.train, "build_run", no_training)
     again = run(spec, tmp_path, "cpu", registry)
     assert again.status == DONE, again.error
     assert again == first
@@ -280,9 +281,9 @@ def test_a_finished_run_whose_record_was_lost_is_recovered_not_trained_again(reg
 def test_one_device_description_for_the_run_record_and_the_reference_cache(monkeypatch):
     """A GPU: its name and both TF32 switches in both places, the runs packed on it in the run record only (packing
     changes no feature). A CPU: exactly ``describe_cpu``'s string in both, so committed cache keys still match."""
-    from ganzoo.cpu import describe_cpu
-    from ganzoo.device import describe_device
     from ganzoo.metrics.reference import computed_on
+    from ganzoo.system.cpu import describe_cpu
+    from ganzoo.system.device import describe_device
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
     switches = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ganzoo.cli import main
-from ganzoo.spec import Budget, ComponentRef, EvalProtocol, Optim, RunSpec
-from ganzoo.suite import SuiteError, parse_suite
+from ganzoo.core.spec import Budget, ComponentRef, EvalProtocol, Optim, RunSpec
+from ganzoo.run.suite import SuiteError, parse_suite
 
 
 def suite_with(**changes):
@@ -52,7 +52,7 @@ def test_each_bad_suite_value_is_one_error_naming_the_field(changes, message):
 
 def test_a_misspelt_metric_is_refused_when_the_grid_meets_the_registry():
     """Metric names are checked against the registry (plugins add metrics), before any run is planned."""
-    from ganzoo.grid import build_grid
+    from ganzoo.run.grid import build_grid
     from ganzoo.testing import plugin_registry
 
     suite = parse_suite(suite_with(**{"eval.metrics": ["fld"]}))  # the form is fine; the name is not known yet

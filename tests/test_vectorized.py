@@ -1,4 +1,4 @@
-"""Seeds as a batch dimension (ganzoo.vectorized): a group member is its single run.
+"""Seeds as a batch dimension (ganzoo.run.vectorized): a group member is its single run.
 
 Every component registered with ``vectorized=True`` is checked, timm-style, by ``ganzoo.testing.check_vectorized``:
 after one and after ten G steps, member k of a group equals the single run of seed k within ``VECTORIZED_RTOL``
@@ -13,14 +13,14 @@ import pytest
 import torch
 
 import ganzoo
-from ganzoo import artifacts
-from ganzoo.records import DIVERGED, DONE, FAILED
-from ganzoo.registry import get_registry
-from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
+from ganzoo.core.records import DIVERGED, DONE, FAILED
+from ganzoo.core.registry import get_registry
+from ganzoo.core.spec import Budget, ComponentRef, Optim, RunSpec
+from ganzoo.run import artifacts
+from ganzoo.run.train import RunOptions, train
+from ganzoo.run.vectorized.group import train_group
+from ganzoo.run.vectorized.plan import plan_units, why_not_vectorized
 from ganzoo.testing import VECTORIZED_RTOL, _relative_difference, check_vectorized
-from ganzoo.train import RunOptions, train
-from ganzoo.vectorized.group import train_group
-from ganzoo.vectorized.plan import plan_units, why_not_vectorized
 
 SMALL = {"mlp": {"width": 16, "depth": 2}, "dcgan": {"ch": 8}, "resnet_sngan": {"ch": 8},
          "biggan_lite": {"ch": 8}}
@@ -224,9 +224,9 @@ def test_runs_that_cannot_be_grouped_train_alone_and_say_why():
 
 
 def test_bench_with_the_vectorized_executor_records_every_seed(tmp_path):
-    from ganzoo.suite import parse_suite
+    from ganzoo.core.store import Store
+    from ganzoo.run.suite import parse_suite
     from ganzoo.sweep import bench
-    from ganzoo.sweep.store import Store
 
     suite = parse_suite({
         "name": "vec", "design": "one-factor", "seeds": 3,

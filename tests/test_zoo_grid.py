@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganzoo.build import build_models, eval_generator
-from ganzoo.evaluate import evaluation_samples
-from ganzoo.grid import build_grid
-from ganzoo.metrics import Evaluator
-from ganzoo.registry import build_registry
+from ganzoo.core.registry import build_registry
+from ganzoo.core.spec import Budget
+from ganzoo.metrics.evaluate import Evaluator
 from ganzoo.report.samples import final_samples
-from ganzoo.spec import Budget
-from ganzoo.suite import available_suites, load_suite
-from ganzoo.train import run
+from ganzoo.run.build import build_models, eval_generator
+from ganzoo.run.evaluate import evaluation_samples
+from ganzoo.run.grid import build_grid
+from ganzoo.run.suite import available_suites, load_suite
+from ganzoo.run.train import run
 
 REGISTRY = build_registry()
 DEFAULT_GRID = build_grid(load_suite("default"), REGISTRY, seeds=[0])

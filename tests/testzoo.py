@@ -214,7 +214,7 @@ def suite_dict(**overrides):
 
 def tiny_spec(dataset="blobs", stack=(), loss="logistic", seed=0, **budget):
     """A hand-made RunSpec on the test zoo: ``stack`` is a tuple of ComponentRefs, ``budget`` Budget fields."""
-    from ganzoo.spec import Budget, ComponentRef, Optim, RunSpec
+    from ganzoo.core.spec import Budget, ComponentRef, Optim, RunSpec
 
     image = dataset == "pixels"
     return RunSpec(

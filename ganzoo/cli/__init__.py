@@ -6,10 +6,10 @@ import json
 
 import click
 
-from ..components import KINDS, Component, Metric, kind_from_user
-from ..records import FAILED
-from ..registry import get_registry
-from ..sweep.store import STORE_FILE
+from ..api.components import KINDS, Component, Metric, kind_from_user
+from ..core.records import FAILED
+from ..core.registry import get_registry
+from ..core.store import STORE_FILE
 from .common import results_dir_option, table, user_errors, warn_errors
 
 FORMATS = click.Choice(["table", "json"])

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 
-from ..components import PLURALS
-from ..records import DIVERGED, DONE, FAILED
-from ..registry import get_registry
-from ..sweep.store import STORE_FILE
+from ..api.components import PLURALS
+from ..core.records import DIVERGED, DONE, FAILED
+from ..core.registry import get_registry
+from ..core.store import STORE_FILE
 from .common import FINITE_POSITIVE, check_device, results_dir_option, table, user_errors, warn_errors
 
 
@@ -104,8 +104,8 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
                   address, runs_per_gpu, ray_storage, precision, channels_last, compile_, keep_checkpoints, dry_run,
                   no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
-    from ..grid import Filters
-    from ..suite import load_suite, with_seed_offset
+    from ..run.grid import Filters
+    from ..run.suite import load_suite, with_seed_offset
 
     filters = Filters(generator_patterns, discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns)
     if not all_ and filters == Filters():
@@ -143,7 +143,7 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
 
 def _with_design(the_suite, design, cells, fraction, seed):
     """The suite under ``--design``; ``--cells``, ``--fraction`` and ``--design-seed`` replace its fraction's."""
-    from ..suite import Fraction, with_design
+    from ..run.suite import Fraction, with_design
 
     if cells is None and fraction is None and seed is None:
         return with_design(the_suite, design)
@@ -162,7 +162,7 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
     if overrides:  # applied to every run; the suite's own [compute] settings the rest
         the_suite = replace(the_suite, datasets=[replace(plan, compute=replace(plan.compute, **overrides))
                                                  for plan in the_suite.datasets])
-    from ..grid import build_grid
+    from ..run.grid import build_grid
     from ..sweep import bench, estimate
 
     if dry_run:
@@ -170,8 +170,8 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
 
         grid = build_grid(the_suite, registry, filters, seed_list, budget["kimg"], budget["g_steps"])
         if not grid.specs:
-            from ..grid import explain_empty
-            from ..suite import SuiteError
+            from ..run.grid import explain_empty
+            from ..run.suite import SuiteError
 
             raise SuiteError(explain_empty(the_suite, registry, filters, seeds=seed_list, kimg=budget["kimg"],
                                            g_steps=budget["g_steps"]))
@@ -203,7 +203,7 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
 
 def _print_vectorized_plan(grid, registry, max_group, finished: set[str]) -> None:
     """Which runs would train in vectorised groups, and why each combination left out of them trains one by one."""
-    from ..vectorized.plan import DEFAULT_MAX_GROUP, describe_plan, plan_units
+    from ..run.vectorized.plan import DEFAULT_MAX_GROUP, describe_plan, plan_units
 
     todo = [spec for spec in grid.specs if spec.run_id not in finished]
     max_group = max_group or DEFAULT_MAX_GROUP
@@ -227,8 +227,8 @@ def _print_vectorized_plan(grid, registry, max_group, finished: set[str]) -> Non
 
 def _finished_runs(results_dir: Path, suite: str) -> set[str]:
     """Run ids of ``suite`` that the store holds as finished (none when there is no store yet)."""
-    from ..records import FINISHED
-    from ..sweep.store import Store
+    from ..core.records import FINISHED
+    from ..core.store import Store
 
     if not (results_dir / STORE_FILE).is_file():
         return set()

@@ -24,9 +24,9 @@ results_dir_option = click.option(
 @contextlib.contextmanager
 def user_errors():
     """Show a bad suite, name, hyperparameter or missing download as one clear message, not a traceback."""
-    from ..download import DownloadError
-    from ..registry import UnknownComponentError
-    from ..sweep.store import StoreError
+    from ..core.registry import UnknownComponentError
+    from ..core.store import StoreError
+    from ..system.download import DownloadError
 
     try:
         yield
@@ -57,7 +57,7 @@ FINITE_POSITIVE = FinitePositive()
 
 def check_device(ctx, param, value: str) -> str:
     """Refuse a device string torch cannot use here, before anything is built or written."""
-    from ..build import resolve_device
+    from ..run.build import resolve_device
 
     try:
         resolve_device(value)

@@ -24,9 +24,9 @@ def compare_command(a, b, results_dir, suite, dataset, resamples, fmt):
     A and B: a combination G/D/loss/stack (dcgan/dcgan/ns/r1), one axis changed from the suite's
     baseline (stack=r1, loss=hinge), or an experiment key from runs.csv.
     """
+    from ..core.store import STORE_FILE, Store
     from ..report import judgements_of, load_runs
     from ..report.compare import compare_sides, describe, resolve, side
-    from ..sweep.store import STORE_FILE, Store
 
     if not (results_dir / STORE_FILE).exists():
         raise click.UsageError(f"No ganzoo store in {results_dir}. Run `ganzoo bench --all` first or pass "

@@ -10,12 +10,12 @@ from typing import Any
 import click
 import torch
 
-from ..contracts import Dataset
+from ..api.contracts import Dataset
+from ..core.records import Evaluation, ProtocolRecord
+from ..core.registry import get_registry
+from ..core.spec import DEFAULT_METRICS, EvalProtocol
 from ..metrics.evaluate import Evaluator, RealSamples, default_extractor, resolve_extractor_name
 from ..metrics.images import iter_image_batches, list_images
-from ..records import Evaluation, ProtocolRecord
-from ..registry import get_registry
-from ..spec import DEFAULT_METRICS, EvalProtocol
 from .common import check_device, user_errors
 
 CHECKPOINT_SAMPLES = 10_000  # generated samples drawn from a checkpoint unless -n says otherwise
@@ -34,7 +34,7 @@ class Side:
 
 def _checkpoint_side(label: str, path: Path, n: int | None, device: torch.device, seed: int) -> Side:
     """The checkpoint's evaluated generator (the EMA copy when there is one), sampled as training evaluates it."""
-    from ..build import latent_sampler, load_generator
+    from ..run.build import latent_sampler, load_generator
 
     try:
         generator, _ = load_generator(path, device)
@@ -109,11 +109,11 @@ def evaluate_run_checkpoint(path: Path, device: torch.device
 
     Returns the metrics, the protocol record and the run's last recorded evaluation (``None``: it recorded none).
     """
-    from ..artifacts import load_checkpoint, recorded_evals
-    from ..build import load_generator
-    from ..evaluate import evaluate_generator
-    from ..metrics import Evaluator
-    from ..train import protocol_of
+    from ..metrics.evaluate import Evaluator
+    from ..run.artifacts import load_checkpoint, recorded_evals
+    from ..run.build import load_generator
+    from ..run.evaluate import evaluate_generator
+    from ..run.train import protocol_of
 
     registry = get_registry()
     state = load_checkpoint(path, device)
@@ -127,7 +127,7 @@ def evaluate_run_checkpoint(path: Path, device: torch.device
 
 def _run_checkpoint(text: str) -> Path | None:
     """``text`` as a run checkpoint: the file itself or a run folder holding one."""
-    from ..artifacts import CHECKPOINT
+    from ..run.artifacts import CHECKPOINT
 
     path = Path(text)
     if path.is_dir() and (path / CHECKPOINT).is_file():

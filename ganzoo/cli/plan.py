@@ -23,9 +23,9 @@ def plan_command(suite, results_dir, power, alpha, seeds):
     """For each table of SUITE: the rows' and the baseline's sd, the minimum detectable difference at its seed
     count, and for each comparison with the baseline the observed effect and the seeds per group that would detect
     it (Welch's two-sided test, the one the tables run, Holm across the table)."""
+    from ..core.store import Store
     from ..report import judgements_of, leaderboard, read_runs
     from ..report.power import power_plan
-    from ..sweep.store import Store
 
     with user_errors():
         store = Store(results_dir, readonly=True)

@@ -23,8 +23,8 @@ def report_command(results_dir, suite, fmt, out):
 
     With --format html, also a static report per suite that opens in any browser, offline.
     """
+    from ..core.store import Store
     from ..report import write_report
-    from ..sweep.store import Store
 
     out = out or results_dir
     with user_errors():

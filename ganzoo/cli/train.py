@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from ..components import kind_from_user
-from ..records import FAILED
+from ..api.components import kind_from_user
+from ..core.records import FAILED
 from .common import FINITE_POSITIVE, check_device, results_dir_option, user_errors
 
 
@@ -55,8 +55,8 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
 def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, g_steps, seed,
                   results_dir, device):
     """Train one combination and print its evaluations."""
-    from ..registry import get_registry
-    from ..suite import load_suite
+    from ..core.registry import get_registry
+    from ..run.suite import load_suite
 
     with user_errors():
         registry = get_registry()
@@ -84,7 +84,7 @@ def _plan_of(suite, dataset: str) -> dict:
 
 def _shipped_plan(dataset: str):
     """(suite, its plan for ``dataset``) of the shipped suite that trains it, short (CPU) suites first; or None."""
-    from ..suite import available_suites, load_suite
+    from ..run.suite import available_suites, load_suite
 
     names = sorted(available_suites(), key=lambda name: (not name.endswith("-short"), name))
     for name in names:
@@ -144,8 +144,8 @@ def _component_hparams(planned: dict, names: dict, overrides: dict, stabilizers:
 
 def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hparams, budget, seed, results_dir,
            device):
-    from ..grid import Filters
-    from ..suite import parse_suite
+    from ..run.grid import Filters
+    from ..run.suite import parse_suite
     from ..sweep.driver import bench
 
     stack_name = "+".join(stabilizers) or "none"
@@ -177,7 +177,7 @@ def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hpa
     the_suite = parse_suite(raw, source="ganzoo train")
     summary = bench(the_suite, results_dir, filters=Filters(), kimg=budget[0], g_steps=budget[1], device=device,
                     executor="inline", echo=click.echo)
-    from ..sweep.store import Store
+    from ..core.store import Store
 
     store = Store(results_dir)
     try:

@@ -1,10 +1,9 @@
 """Metrics between real and generated samples: FID, IS, KID, precision/recall, density/coverage.
 
 The functions take features (torch tensors or, for FID statistics, numpy arrays) and compute in float64
-where it matters; :class:`Evaluator` ties them to a dataset, a feature extractor and an ``EvalProtocol``.
+where it matters; ``evaluate.Evaluator`` ties them to a dataset, a feature extractor and an ``EvalProtocol``.
 """
 
-from .evaluate import Evaluator, build_extractor, compute_metrics, fingerprint_of
 from .features import extract_features, quantize_uint8
 from .fid import feature_statistics, fid_from_features, frechet_distance
 from .images import iter_image_batches, read_images
@@ -14,15 +13,11 @@ from .prdc import density_coverage, precision_recall
 from .reference import ReferenceSet, load_or_compute
 
 __all__ = [
-    "Evaluator",
     "ReferenceSet",
-    "build_extractor",
-    "compute_metrics",
     "density_coverage",
     "extract_features",
     "feature_statistics",
     "fid_from_features",
-    "fingerprint_of",
     "frechet_distance",
     "inception_score",
     "iter_image_batches",

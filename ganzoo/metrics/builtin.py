@@ -1,15 +1,15 @@
 """The built-in metrics, registered through ``register_metrics`` like a plugin's.
 
-The core registers this module in every plugin manager (``ganzoo.registry.core_plugins``): the metrics are the
+The core registers this module in every plugin manager (``ganzoo.core.registry.core_plugins``): the metrics are the
 evaluator's, so no plugin switch can leave a run without them, and a plugin's metric takes part in
 evaluations, leaderboards and ``ganzoo list`` exactly as these do.
 """
 
 from __future__ import annotations
 
-from ..contracts import Features
-from ..hookspecs import hookimpl
-from ..spec import EvalProtocol
+from ..api.contracts import Features
+from ..api.hookspecs import hookimpl
+from ..core.spec import EvalProtocol
 from . import conditional
 from .fid import feature_statistics, frechet_distance
 from .inception_score import DEFAULT_SEED, inception_score

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import warnings
 
-from ..contracts import Features
-from ..spec import EvalProtocol
+from ..api.contracts import Features
+from ..core.spec import EvalProtocol
 from .fid import feature_statistics, frechet_distance
 from .reference import ReferenceSet
 

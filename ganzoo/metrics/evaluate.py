@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
-from ..components import Metric
-from ..contracts import Dataset, FeatureExtractor, Features
-from ..plugins import BLOCK_ENV, BUILTIN_DISTRIBUTION
-from ..records import ProtocolRecord, short_hash
-from ..registry import Registry, get_registry
-from ..spec import EvalProtocol
+from ..api.components import Metric
+from ..api.contracts import Dataset, FeatureExtractor, Features
+from ..api.plugins import BLOCK_ENV, BUILTIN_DISTRIBUTION
+from ..core.records import ProtocolRecord, short_hash
+from ..core.registry import Registry, get_registry
+from ..core.spec import EvalProtocol
 from .builtin import DC_K, IS_SPLITS, PR_K, is_splits  # noqa: F401 (IS_SPLITS: re-exported, as before)
 from .features import Source, extract_features, iter_batches
 from .fid import feature_statistics
@@ -176,7 +176,7 @@ def reference_set(real: Dataset | RealSamples, extractor: FeatureExtractor, n_re
         n_real: samples of a dataset's reference (``None``: all); ignored for ``RealSamples`` (their ``n``).
         batch_size: samples per forward pass.
         device: where the features live.
-        cache_dir: folder of the reference cache (default: ``ganzoo.download.cache_dir("refstats")``).
+        cache_dir: folder of the reference cache (default: ``ganzoo.system.download.cache_dir("refstats")``).
     """
     if isinstance(real, RealSamples):
         digest = hashlib.sha256()
@@ -203,7 +203,7 @@ class Evaluator:
             (a folder, a checkpoint's samples) need an extractor named in ``protocol.extractor``.
         protocol: extractor (``"auto"``: the dataset's), sample counts, metrics and KID settings.
         device: where extraction and the nearest-neighbour metrics run.
-        cache_dir: folder of the reference cache (default: ``ganzoo.download.cache_dir("refstats")``).
+        cache_dir: folder of the reference cache (default: ``ganzoo.system.download.cache_dir("refstats")``).
         registry: where the extractor is looked up (default: the process registry).
     """
 

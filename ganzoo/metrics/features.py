@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from ..contracts import FeatureExtractor, Features
+from ..api.contracts import FeatureExtractor, Features
 
 Source = torch.Tensor | Callable[[int], torch.Tensor] | Iterable[torch.Tensor]
 

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..contracts import FeatureExtractor, Features
-from ..device import describe_device
-from ..download import cache_dir as default_cache_dir
-from ..records import atomic_write, short_hash
+from ..api.contracts import FeatureExtractor, Features
+from ..core.records import atomic_write, short_hash
+from ..system.device import describe_device
+from ..system.download import cache_dir as default_cache_dir
 from .features import extract_features, extractor_device
 from .fid import feature_statistics
 
@@ -73,7 +73,7 @@ def reference_key(data: torch.Tensor, extractor: FeatureExtractor, dataset: str,
 
 
 def computed_on(device: torch.device) -> str:
-    """What features computed on ``device`` depend on besides the protocol (``ganzoo.device.describe_device``), e.g.
+    """What features computed on ``device`` depend on besides the protocol (``ganzoo.system.device.describe_device``), e.g.
     "cpu (1 thread; AMD EPYC, avx512; MKL_CBWR=AVX2,STRICT, ...)" or "cuda (NVIDIA H100 80GB HBM3; tf32 matmul
     False, cudnn True)". Never the runs packed on a GPU: they change no feature."""
     return describe_device(device)
@@ -108,7 +108,7 @@ def load_or_compute(extractor: FeatureExtractor, data: torch.Tensor, key: dict[s
         extractor: on its device, in eval mode.
         data: the real samples, (N, *shape) in [-1, 1].
         key: from :func:`reference_key`.
-        cache_dir: folder of cache files (default: ``ganzoo.download.cache_dir("refstats")``).
+        cache_dir: folder of cache files (default: ``ganzoo.system.download.cache_dir("refstats")``).
         batch_size: samples per forward pass when extracting.
         use_disk: read and write the disk cache (memory caching always applies).
         device: where extraction runs and the features are returned (default: the extractor's device, else

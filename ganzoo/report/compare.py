@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..judgement import Judgement
-from ..records import DONE
+from ..api.judgement import Judgement
+from ..core.records import DONE
 from . import stats
 from .leaderboard import AXES, headline_values
 

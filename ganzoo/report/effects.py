@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import DONE, SuiteRecord
+from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
+from ..core.records import DONE, SuiteRecord
 from . import stats
 from .leaderboard import ALPHA, AXES, EQUIVALENCE_CONFIDENCE, POWER, TABLE_KEYS, UNDECIDED, headline_values, verdict
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from ..judgement import DEFAULT_JUDGEMENT, Judgement
+from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
 from .leaderboard import (
     ALPHA,
     EQUIVALENCE_CONFIDENCE,

@@ -18,10 +18,10 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__
-from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import FINISHED, ReferenceRow, SuiteRecord
-from ..suite import CROSSED_DESIGNS
-from ..sweep.store import Store
+from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
+from ..core.records import FINISHED, ReferenceRow, SuiteRecord
+from ..core.store import Store
+from ..run.suite import CROSSED_DESIGNS
 from .effects import effects
 from .findings import effects_power_line, of_table, power_line, table_findings
 from .leaderboard import AXES, leaderboard, metric_directions, row_label
@@ -239,7 +239,7 @@ def _components(rows, registry) -> list[dict[str, Any]]:
     out = []
     for kind, name in named:
         try:
-            from ..registry import get_registry
+            from ..core.registry import get_registry
 
             component = (registry or get_registry()).get(kind, name)
             out.append({"kind": kind, "name": name, "description": component.description,

@@ -2,7 +2,7 @@
 
 A row is an *experiment*: runs whose resolved specs differ only by seed (hyperparameters, budget and
 protocol included). Rows are ranked only within one (dataset, protocol fingerprint) table, by the centre of
-the dataset's headline metric in its direction (``ganzoo.judgement``): the mean with Student's t interval, or
+the dataset's headline metric in its direction (``ganzoo.api.judgement``): the mean with Student's t interval, or
 on the log scale (``Judgement.scale``) the geometric mean with exp of the t interval of the logs. In a
 one-factor suite each row is compared with the baseline row over seeds on that scale: Welch's interval of the
 difference (or of the ratio of geometric means), Welch's test, Holm's correction across the table, and the
@@ -22,17 +22,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import DIVERGED, DONE, FAILED, SuiteRecord
-from ..registry import Registry, get_registry
-from ..suite import AXES as SUITE_AXES
+from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
+from ..core.records import DIVERGED, DONE, FAILED, SuiteRecord
+from ..core.registry import Registry, get_registry
+from ..run.suite import AXES as SUITE_AXES
 from . import stats
 
 TABLE_KEYS = ["dataset", "fingerprint"]
 ROW_KEYS = ["dataset", "fingerprint", "experiment"]
-AXES = list(SUITE_AXES)  # one definition of the axes (ganzoo.suite); a list, as pandas indexes with it
+AXES = list(SUITE_AXES)  # one definition of the axes (ganzoo.run.suite); a list, as pandas indexes with it
 # What datasets compute themselves (Dataset.extra_metrics) and whether lower is better; the registered
-# metrics' columns (ganzoo.components.Metric) come before them.
+# metrics' columns (ganzoo.api.components.Metric) come before them.
 DATASET_METRICS = {"modes": False, "high_quality": False, "mode_kl": True, "classes": False, "class_kl": True}
 ALPHA = 0.05
 POWER = 0.8  # the power a table's minimum detectable difference is quoted at

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import ReferenceRow, SuiteRecord
-from ..suite import CROSSED_DESIGNS
-from ..sweep.store import Store
+from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
+from ..core.records import ReferenceRow, SuiteRecord
+from ..core.store import Store
+from ..run.suite import CROSSED_DESIGNS
 from .effects import effects
 from .findings import HEADING, effects_power_line, of_table, power_line, table_findings
 from .leaderboard import AXES, leaderboard, row_label

@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # before pyplot: render to files on machines without a di
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..pictures import DPI, save_figure, scatter_2d  # noqa: E402,F401  (scatter_2d: the run's pictures, drawn here too)
+from ..run.pictures import DPI, save_figure, scatter_2d  # noqa: E402,F401  (scatter_2d: the run's pictures, drawn here too)
 
 SEED_COLOURS = plt.get_cmap("tab10").colors
 

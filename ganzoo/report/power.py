@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..judgement import DEFAULT_JUDGEMENT, Judgement
+from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
 from . import stats
 from .leaderboard import TABLE_KEYS, row_label
 from .tables import metric_label

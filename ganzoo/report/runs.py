@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..judgement import DEFAULT_JUDGEMENT, Judgement
-from ..records import DIVERGED, FINISHED, ProtocolRecord, SuiteRecord
-from ..spec import SEED_FIELDS, RunSpec, experiment_key_of
-from ..sweep.store import Store
+from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
+from ..core.records import DIVERGED, FINISHED, ProtocolRecord, SuiteRecord
+from ..core.spec import SEED_FIELDS, RunSpec, experiment_key_of
+from ..core.store import Store
 from .leaderboard import AXES
 from .stability import RunStability, run_stability
 
@@ -39,7 +39,7 @@ def judgements_of(store: Store, suite: str | None, datasets) -> dict[str, Judgem
             out[name] = recorded.judgement(name)
             continue
         try:
-            from ..registry import get_registry
+            from ..core.registry import get_registry
 
             out[name] = get_registry().get("dataset", name).judgement or DEFAULT_JUDGEMENT
         except Exception:  # plugin not installed here: the report still renders, ranked by FID

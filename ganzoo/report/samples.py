@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import artifacts
-from ..records import DONE
+from ..core.records import DONE
+from ..run import artifacts
 
 
 @dataclass
@@ -72,13 +72,13 @@ class SamplePictures:
 
     def _registry(self):
         if self.registry is None:
-            from ..registry import get_registry
+            from ..core.registry import get_registry
 
             self.registry = get_registry()
         return self.registry
 
     def _is_conditional(self, row: dict[str, Any]) -> bool:
-        """Whether the run's G is class-conditional: its saved grid then has one row per class (ganzoo.evaluate)."""
+        """Whether the run's G is class-conditional: its saved grid then has one row per class (ganzoo.run.evaluate)."""
         try:
             return "conditional" in self._registry().get("generator", row["spec"]["generator"]["name"]).tags
         except Exception:  # plugin not installed here: the note stays the plain one
@@ -114,8 +114,8 @@ def final_samples(checkpoint: Path, registry=None):
     is written right after each evaluation, so these are the final metrics' samples (on the device the
     run trained on, up to floating-point differences between devices).
     """
-    from ..build import load_generator
-    from ..evaluate import evaluation_samples
+    from ..run.build import load_generator
+    from ..run.evaluate import evaluation_samples
 
     generator, spec = load_generator(checkpoint, "cpu", registry)
     return evaluation_samples(generator, spec, "cpu"), spec

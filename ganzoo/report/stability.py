@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..judgement import Judgement, holds
-from ..records import DIVERGED, Evaluation
+from ..api.judgement import Judgement, holds
+from ..core.records import DIVERGED, Evaluation
 
 MIN_OSCILLATION_POINTS = 3
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..judgement import Judgement
-from ..records import DIVERGED, ReferenceRow
-from ..registry import get_registry
+from ..api.judgement import Judgement
+from ..core.records import DIVERGED, ReferenceRow
+from ..core.registry import get_registry
 from .leaderboard import metric_directions
 
 KID_SCALE = 1000.0  # KID is printed x 10^3, as in the StyleGAN2-ADA and StudioGAN tables

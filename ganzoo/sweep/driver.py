@@ -13,17 +13,17 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..build import resolve_device
-from ..grid import Filters, Grid, build_grid, explain_empty
-from ..judgement import DEFAULT_JUDGEMENT
-from ..records import FAILED, FINISHED, RUNNING, DatasetRecord, SuiteRecord
-from ..registry import Registry, get_registry
-from ..spec import RunSpec
-from ..suite import Suite, SuiteError
-from ..train import RunOptions
+from ..api.judgement import DEFAULT_JUDGEMENT
+from ..core.records import FAILED, FINISHED, RUNNING, DatasetRecord, SuiteRecord
+from ..core.registry import Registry, get_registry
+from ..core.spec import RunSpec
+from ..core.store import Store, StoreError, held_elsewhere
+from ..run.build import resolve_device
+from ..run.grid import Filters, Grid, build_grid, explain_empty
+from ..run.suite import Suite, SuiteError
+from ..run.train import RunOptions
 from .factory import make_executor
 from .real_data import record_real_data
-from .store import Store, StoreError, held_elsewhere
 from .versions import say_reused_versions, versions
 
 

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from ..grid import Grid
-from ..records import FAILED
-from ..registry import Registry, get_registry
-from ..spec import RunSpec
-from ..train import run
+from ..core.records import FAILED
+from ..core.registry import Registry, get_registry
+from ..core.spec import RunSpec
+from ..run.grid import Grid
+from ..run.train import run
 
 PROBE_BATCHES = 6  # training steps timed per combination by --dry-run's estimate
 # An evaluation is timed at its own sizes up to this many samples (generated or real); a larger protocol is

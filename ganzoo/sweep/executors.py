@@ -32,11 +32,11 @@ from pathlib import Path
 
 import torch
 
-from ..build import resolve_device
-from ..records import FAILED, RunResult
-from ..registry import Registry
-from ..spec import RunSpec
-from ..train import RunOptions, run
+from ..core.records import FAILED, RunResult
+from ..core.registry import Registry
+from ..core.spec import RunSpec
+from ..run.build import resolve_device
+from ..run.train import RunOptions, run
 
 
 class InlineExecutor:

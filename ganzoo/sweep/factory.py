@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..registry import Registry
-from ..train import RunOptions
-from ..vectorized.plan import DEFAULT_MAX_GROUP
+from ..core.registry import Registry
+from ..run.train import RunOptions
+from ..run.vectorized.plan import DEFAULT_MAX_GROUP
 from .executors import InlineExecutor, ProcessExecutor, default_jobs
 from .ray import RayExecutor
 from .vectorized import InlineGroupExecutor, VectorizedExecutor

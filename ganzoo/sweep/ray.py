@@ -31,10 +31,10 @@ from pathlib import Path
 
 import torch
 
-from ..plugins import ALLOW_ENV, BLOCK_ENV
-from ..records import FAILED, RunResult, atomic_write
-from ..spec import RunSpec
-from ..train import RunOptions, run
+from ..api.plugins import ALLOW_ENV, BLOCK_ENV
+from ..core.records import FAILED, RunResult, atomic_write
+from ..core.spec import RunSpec
+from ..run.train import RunOptions, run
 
 STORAGES = ("shared", "ship")
 

@@ -11,15 +11,15 @@ from collections.abc import Callable
 
 import torch
 
-from ..build import resolve_device
-from ..conditional import CONDITIONAL_TAG, evaluation_labels
-from ..evaluate import evaluate_samples
-from ..grid import Grid
-from ..records import ReferenceRow
-from ..registry import Registry
-from ..spec import RunSpec
-from ..train import protocol_of
-from .store import Store
+from ..api.conditional import CONDITIONAL_TAG, evaluation_labels
+from ..core.records import ReferenceRow
+from ..core.registry import Registry
+from ..core.spec import RunSpec
+from ..core.store import Store
+from ..run.build import resolve_device
+from ..run.evaluate import evaluate_samples
+from ..run.grid import Grid
+from ..run.train import protocol_of
 
 REAL_DATA_SEED = 2_000_003  # the real-data row draws its samples from its own stream
 
@@ -64,7 +64,7 @@ def real_data_metrics(spec: RunSpec, registry: Registry, device: torch.device,
     ``labelled``: add the conditional metrics (``cond_accuracy``, ``intra_fid``) of real samples drawn for
     their labels, when the dataset has labels.
     """
-    from ..metrics import Evaluator
+    from ..metrics.evaluate import Evaluator
 
     dataset = registry.get("dataset", spec.dataset.name).build(**spec.dataset.hparams).to(device)
     evaluator = Evaluator(dataset, spec.protocol, device, registry=registry)

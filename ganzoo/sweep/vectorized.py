@@ -1,6 +1,6 @@
 """The vectorised executor: the seeds of each experiment train as one stacked computation per worker.
 
-``VectorizedExecutor`` is ``ProcessExecutor`` whose unit of work is a group (``ganzoo.vectorized.plan``):
+``VectorizedExecutor`` is ``ProcessExecutor`` whose unit of work is a group (``ganzoo.run.vectorized.plan``):
 each worker process trains one group at a time, every member still its own run with its own result. Runs
 that cannot be grouped (a component not declared ``vectorized``, a single seed) train as single runs in
 the same workers. ``InlineGroupExecutor`` trains the same units in this process, group after group (one
@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
-from ..build import resolve_device
-from ..records import FAILED, RunResult
-from ..registry import Registry, get_registry
-from ..spec import RunSpec
-from ..train import RunOptions, run
-from ..vectorized.plan import DEFAULT_MAX_GROUP, Unit, describe_plan, plan_units
+from ..core.records import FAILED, RunResult
+from ..core.registry import Registry, get_registry
+from ..core.spec import RunSpec
+from ..run.build import resolve_device
+from ..run.train import RunOptions, run
+from ..run.vectorized.plan import DEFAULT_MAX_GROUP, Unit, describe_plan, plan_units
 from .executors import ProcessExecutor
 
 
@@ -88,7 +88,7 @@ def train_unit(specs: list[RunSpec], run_dirs: list[Path], device: str, registry
     (each resumes from its last checkpoint when the sweep is run again)."""
     if len(specs) == 1:
         return [run(specs[0], Path(run_dirs[0]), device, registry, options)]
-    from ..vectorized.group import train_group
+    from ..run.vectorized.group import train_group
 
     try:
         return train_group(specs, [Path(d) for d in run_dirs], resolve_device(device), registry or get_registry(),

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 
 from .. import __version__
-from ..grid import Grid
-from ..registry import Registry
-from ..spec import RunSpec
+from ..core.registry import Registry
+from ..core.spec import RunSpec
+from ..run.grid import Grid
 
 
 def versions(spec: RunSpec, registry: Registry) -> dict[str, str]:

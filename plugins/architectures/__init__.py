@@ -30,7 +30,7 @@ PROJECTION = "Miyato & Koyama 2018, cGANs with Projection Discriminator, ICLR, a
 ACGAN = "Odena, Olah & Shlens 2017, Conditional Image Synthesis with Auxiliary Classifier GANs, ICML, arXiv:1610.09585"
 CBN = "de Vries et al. 2017, Modulating early visual processing by language (conditional BatchNorm), arXiv:1707.00683"
 
-# Class-conditional components (ganzoo.conditional): tagged "conditional", so they run on labelled data only,
+# Class-conditional components (ganzoo.api.conditional): tagged "conditional", so they run on labelled data only,
 # and each requires the partner that gives its labels meaning. A conditional G needs a D that judges its
 # labels (projection, tagged "conditional", or AC-GAN's classifier head, tagged "conditional" too); a
 # projection D needs a conditional G; AC-GAN's D needs a conditional G and the acgan stabilizer that trains

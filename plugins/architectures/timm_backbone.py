@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ganzoo import DataSpec
-from ganzoo.download import local_file
+from ganzoo.system.download import local_file
 
 from .layers import check_norm, norm2d
 

@@ -2,7 +2,7 @@
 
 Where the files come from, in order: the ``root`` hyperparameter (a folder holding the original
 archive files), the folder in ``$GANZOO_<NAME>_ROOT`` (e.g. ``GANZOO_MNIST_ROOT``), the ganzoo cache, and
-only then a download through ``ganzoo.download.fetch`` (refused when ``GANZOO_OFFLINE=1``). Every file is
+only then a download through ``ganzoo.system.download.fetch`` (refused when ``GANZOO_OFFLINE=1``). Every file is
 checked against the full SHA-256 in ``ARCHIVES`` (one table, so that a mirror or a test can replace it).
 
 The archives are read in place: idx files through gzip, CIFAR-10's pickled batches straight out of the
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo import Dataset, DataSpec
-from ganzoo.download import DownloadError, fetch
+from ganzoo.system.download import DownloadError, fetch
 
 
 @dataclass(frozen=True)

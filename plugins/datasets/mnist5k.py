@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo import Dataset, DataSpec, Judgement
-from ganzoo.download import DownloadError, sha256_of
+from ganzoo.system.download import DownloadError, sha256_of
 
 from .classified import class_metrics, triple_metrics
 

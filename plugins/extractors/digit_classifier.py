@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ganzoo import FeatureExtractor, Features
-from ganzoo.download import local_file, sha256_of
+from ganzoo.system.download import local_file, sha256_of
 
 
 def load_checked(net: nn.Module, path: str | Path, sha256: str, what: str, script: str, constant: str,

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from ganzoo.contracts import FeatureExtractor, Features
-from ganzoo.download import fetch, local_file, verify
+from ganzoo.api.contracts import FeatureExtractor, Features
 from ganzoo.metrics.features import quantize_uint8
+from ganzoo.system.download import fetch, local_file, verify
 
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"

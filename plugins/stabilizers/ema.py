@@ -98,7 +98,7 @@ class EMA(Stabilizer):
     # A vectorised group averages the stacked G (a StackedModule) in one go: the decay depends on the step alone,
     # the same for every member, so each member's slice of the stacked average is exactly its own average.
     def stack_members(self, members: list[EMA], generator: nn.Module, discriminator: nn.Module) -> None:
-        from ganzoo.vectorized import StackedModule
+        from ganzoo.run.vectorized import StackedModule
 
         self.shadow = StackedModule([member.shadow for member in members]).requires_grad_(False)
         self.num_updates = members[0].num_updates

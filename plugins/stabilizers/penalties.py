@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ganzoo import Stabilizer, StepContext
-from ganzoo.conditional import discriminate
+from ganzoo.api.conditional import discriminate
 
 from .diffaugment import random_translation
 

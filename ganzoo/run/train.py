@@ -6,7 +6,7 @@ steps; under a g_steps budget it makes as many G steps and sees five times the d
 records images, G steps and D steps, whichever the unit.
 
 The loop and the D and G steps are written once. They train a ``Training``: one run (``OneRun``), or the seeds
-of one experiment stacked into one computation (``ganzoo.vectorized.group.Group``), which says only how a batch
+of one experiment stacked into one computation (``ganzoo.run.vectorized.group.Group``), which says only how a batch
 is drawn (each member's own stream, in a single run's order), how D's logits are shaped and how the loss is
 called (vmapped: one loss per member), and how a member's slice reaches its own run before it is evaluated.
 """
@@ -25,17 +25,17 @@ from typing import Any
 
 import torch
 
+from ..api.conditional import discriminate, draw_labels, generate, is_conditional, num_classes_of
+from ..api.contracts import Loss, Stabilizer, StepContext
+from ..core.records import DIVERGED, DONE, FAILED, Evaluation, ProtocolRecord, RunResult
+from ..core.registry import Registry, get_registry
+from ..core.spec import Compute, Optim, RunSpec
+from ..system.device import describe_device
 from . import artifacts
 from .build import Models, build_models, eval_generator, resolve_device
-from .conditional import discriminate, draw_labels, generate, is_conditional, num_classes_of
-from .contracts import Loss, Stabilizer, StepContext
-from .device import describe_device
 from .evaluate import Diverged, evaluate_generator, save_run_samples
-from .records import DIVERGED, DONE, FAILED, Evaluation, ProtocolRecord, RunResult
-from .registry import Registry, get_registry
-from .spec import Compute, Optim, RunSpec
 
-# RunResult lives in ganzoo.records; kept importable from here.
+# RunResult lives in ganzoo.core.records; kept importable from here.
 __all__ = ["OneRun", "RunOptions", "RunResult", "RunState", "Training", "build_run", "checkpoint_of", "d_step",
            "draw_batch", "finish_run", "g_step", "protocol_of", "record_evaluation", "restore", "run", "train",
            "train_loop"]
@@ -66,12 +66,12 @@ class RunState:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     data_rng: torch.Generator  # one stream for real batches, training latents and G's labels
-    evaluator: Any  # ganzoo.metrics.Evaluator
+    evaluator: Any  # ganzoo.metrics.evaluate.Evaluator
     result: RunResult  # g_steps, d_steps, evals and eval_seconds so far
     options: RunOptions
     images: int = 0  # real images shown to D
     started: float = 0.0  # perf_counter at the start, less the seconds of earlier sessions of a resumed run
-    global_rng: torch.Tensor | None = None  # a vectorised group member's global random stream (ganzoo.vectorized)
+    global_rng: torch.Tensor | None = None  # a vectorised group member's global random stream (ganzoo.run.vectorized)
 
 
 def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None,
@@ -355,7 +355,7 @@ def build_run(spec: RunSpec, run_dir: Path, device: torch.device, registry: Regi
               options: RunOptions = RunOptions(), evaluator=None) -> RunState:
     """A run's live state. ``evaluator``: one already built for the same dataset and protocol, shared (the seeds of
     a vectorised group share one: one extractor in memory, the real side measured once)."""
-    from .metrics import Evaluator  # heavy import, only for runs
+    from ..metrics.evaluate import Evaluator  # heavy import, only for runs
 
     models = build_models(spec, registry, device)
     _apply_compute(models, spec.compute)

@@ -17,14 +17,14 @@ from typing import Any
 
 import torch
 
-from .records import atomic_write
+from ..core.records import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
 SAMPLES = "samples.png"
 # The checkpoint's version. 1: checkpoints written before it was recorded (the same entries, no "schema"); they
 # load as version 1, so a sweep interrupted under an older ganzoo resumes.
 CHECKPOINT_SCHEMA = 2
-# The checkpoint entries read outside training (ganzoo eval, ganzoo.build.load_generator): the resolved spec and
+# The checkpoint entries read outside training (ganzoo eval, ganzoo.run.build.load_generator): the resolved spec and
 # the evaluated G's weights. A finished run's checkpoint also holds its result (its evaluations among them): a
 # driver killed before recording it recovers it from there.
 SPEC_KEY, EVAL_GENERATOR_KEY, RESULT_KEY = "spec", "generator_eval", "result"
@@ -34,7 +34,7 @@ SPEC_KEY, EVAL_GENERATOR_KEY, RESULT_KEY = "spec", "generator_eval", "result"
 class Checkpoint:
     """What a run's ``checkpoint.pt`` holds; written by ``to_dict`` and read by ``from_dict`` only.
 
-    While the run trains, everything that decides its next step (``ganzoo.train`` fills and reads it) and its
+    While the run trains, everything that decides its next step (``ganzoo.run.train`` fills and reads it) and its
     record so far. Once it has finished, ``result`` (``RunResult.to_dict()``) is added and, unless the sweep keeps
     them, the training state's entries are dropped (``finished``). On disk it is a dict of tensors and plain data,
     so it loads with ``torch.load(..., weights_only=True)``.
@@ -105,7 +105,7 @@ def recorded_evals(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def save_checkpoint(checkpoint: Checkpoint, run_dir: Path) -> Path:
-    """Write through ``ganzoo.records.atomic_write``: a kill during the write never leaves a broken checkpoint."""
+    """Write through ``ganzoo.core.records.atomic_write``: a kill during the write never leaves a broken checkpoint."""
     run_dir.mkdir(parents=True, exist_ok=True)
     return atomic_write(run_dir / CHECKPOINT, lambda tmp: torch.save(checkpoint.to_dict(), tmp))
 

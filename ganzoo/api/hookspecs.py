@@ -48,6 +48,6 @@ def register_metrics(register):
     """Register metrics evaluations can compute: ``register(name, compute, *, lower_is_better, description, ...)``.
 
     compute(real, fake, protocol) -> float | dict[str, float], with ``real`` the protocol's
-    ``ganzoo.metrics.ReferenceSet``, ``fake`` the generated ``ganzoo.Features``; see ``ganzoo.components.Metric``.
+    ``ganzoo.metrics.ReferenceSet``, ``fake`` the generated ``ganzoo.Features``; see ``ganzoo.api.components.Metric``.
     The built-in FID, IS, KID, precision/recall and density/coverage register through this hook too.
     """

@@ -1,7 +1,7 @@
 """Pictures of samples: what a run leaves in its folder to look at, and what the HTML report shows of it.
 
 2-D samples are drawn as a scatter over the real data (and each mode's high-quality disc when the dataset
-knows its modes); images as a grid (``ganzoo.artifacts.save_samples``). Drawn with matplotlib's Agg
+knows its modes); images as a grid (``ganzoo.run.artifacts.save_samples``). Drawn with matplotlib's Agg
 backend, so no display is needed.
 """
 

@@ -15,12 +15,12 @@ import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .components import PLURALS, Component
-from .contracts import DataSpec
+from ..api.components import PLURALS, Component
+from ..api.contracts import DataSpec
+from ..core.registry import Registry
+from ..core.spec import Budget, ComponentRef, RunSpec
 from .coverage import FILTERED, INCOMPATIBLE, KIND_OF_AXIS, TRAINS, UNSAMPLED, Coverage, asked_for, untrained
 from .design import balance, fractional_cells, pairs_covered, pairwise_size
-from .registry import Registry
-from .spec import Budget, ComponentRef, RunSpec
 from .suite import AXES, CROSSED_DESIGNS, DatasetPlan, Fraction, Suite, SuiteError
 
 

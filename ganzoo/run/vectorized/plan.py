@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..registry import Registry
-from ..spec import RunSpec
+from ...core.registry import Registry
+from ...core.spec import RunSpec
 
 ONE_SEED = "one seed to train: nothing to stack it with"
 DEFAULT_MAX_GROUP = 32  # seeds per group; past this, a CPU gains little (the prototype: 3.6x at 8, 2.2x at 32)

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .conditional import check_pairing, evaluation_labels, is_conditional, num_classes_of
-from .contracts import Dataset, Loss, Stabilizer
-from .registry import Registry
-from .spec import Optim, RunSpec
+from ..api.conditional import check_pairing, evaluation_labels, is_conditional, num_classes_of
+from ..api.contracts import Dataset, Loss, Stabilizer
+from ..core.registry import Registry
+from ..core.spec import Optim, RunSpec
 
 
 @dataclass
@@ -100,7 +100,7 @@ def build_models(spec: RunSpec, registry: Registry, device: torch.device) -> Mod
     discriminator = registry.get("discriminator", spec.discriminator.name).build(d_spec, **spec.discriminator.hparams)
     if not isinstance(getattr(generator, "latent_dim", None), int):
         raise TypeError(f'Generator "{spec.generator.name}" must set an int attribute latent_dim '
-                        "(see ganzoo.contracts)")
+                        "(see ganzoo.api.contracts)")
     check_pairing(generator, discriminator, dataset.spec.num_classes,
                   (f"generator {spec.generator.name}", f"discriminator {spec.discriminator.name}"))
     loss = registry.get("loss", spec.loss.name).build(**spec.loss.hparams)
@@ -133,7 +133,7 @@ def latent_sampler(generator: nn.Module, seed: int, device: torch.device | str) 
 
     Without gradients, and never touching the global RNG or a training stream, so drawing samples never
     perturbs a run. Training's evaluations and ``ganzoo eval`` on a checkpoint both sample through it.
-    A class-conditional G gets the labels ``ganzoo.conditional.evaluation_labels`` gives the stream's
+    A class-conditional G gets the labels ``ganzoo.api.conditional.evaluation_labels`` gives the stream's
     positions (sample ``i`` of the stream: class ``i mod K``); they take nothing from the latents' stream.
     """
     rng = torch.Generator(device=device).manual_seed(seed)
@@ -172,9 +172,9 @@ def load_generator(path, device: str | torch.device = "cpu", registry: Registry 
     norm on G) are applied so that the saved weights fit. Loading is ``weights_only``. ``state``: the
     checkpoint at ``path`` already loaded (by a caller that also reads its other entries).
     """
+    from ..core.registry import get_registry
     from .artifacts import EVAL_GENERATOR_KEY, SPEC_KEY, load_checkpoint
     from .grid import data_spec_of
-    from .registry import get_registry
 
     registry = registry or get_registry()
     device = resolve_device(device)

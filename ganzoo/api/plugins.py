@@ -8,7 +8,7 @@ Environment switches (comma-separated entry-point or distribution names):
 - ``GANZOO_PLUGINS``: load only these (tests set it to ``ganzoo`` so a developer's plugins cannot leak in);
 - ``GANZOO_BLOCK_PLUGINS``: load everything but these.
 
-The core's own hook implementations (the built-in metrics, handed over by ``ganzoo.registry.core_plugins``)
+The core's own hook implementations (the built-in metrics, handed over by ``ganzoo.core.registry.core_plugins``)
 are registered in every plugin manager, whatever the switches say and with or without the entry points:
 every run evaluates through them.
 """

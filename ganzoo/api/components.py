@@ -50,7 +50,7 @@ class Component:
     Args:
         kind: one of ``KINDS``.
         name: lowercase identifier, unique within its kind (``family_variant`` like timm).
-        factory: builds the component; see ``ganzoo.hookspecs`` for each kind's signature.
+        factory: builds the component; see ``ganzoo.api.hookspecs`` for each kind's signature.
         description: one line, shown by ``ganzoo list``.
         reference: the paper or project the component follows (author, year, title or arXiv id).
         tags: free-form labels; other components can require them (see ``requires``). ``"conditional"`` marks a
@@ -70,7 +70,7 @@ class Component:
         excludes: ``{kind: tag}``: no component chosen for that kind in the same run may carry the tag
             (PacGAN packing excludes stabilizers tagged ``"per_sample_gradient"``).
         judgement: datasets only: the headline metric, its direction, and what counts as collapsed,
-            degraded and successful (``ganzoo.judgement``); ``None`` ranks by FID.
+            degraded and successful (``ganzoo.api.judgement``); ``None`` ranks by FID.
         aliases: former names that still find it (``registry.get``), never listed or put in a grid twice.
         vectorized: generators, discriminators, losses and stabilizers only: it trains correctly with the seeds
             of an experiment stacked into one vectorised computation (``ganzoo bench --executor vectorized``;
@@ -166,7 +166,7 @@ class Component:
         """Why this component cannot run on data of ``spec``, or ``None`` when it can."""
         if spec.modality not in self.modalities:
             return f"{self.kind} {self.name} supports {'/'.join(self.modalities)} data, not {spec.modality}"
-        if "conditional" in self.tags and spec.num_classes is None:  # ganzoo.conditional.CONDITIONAL_TAG
+        if "conditional" in self.tags and spec.num_classes is None:  # ganzoo.api.conditional.CONDITIONAL_TAG
             return f"{self.kind} {self.name} is class-conditional: it needs a labelled dataset (DataSpec.num_classes)"
         if spec.modality == "image":
             if self.resolutions is not None and spec.resolution not in self.resolutions:

@@ -4,14 +4,14 @@
   versioned (``RESULT_SCHEMA``), so a renamed field still loads from an old checkpoint.
 - ``Evaluation``: one evaluation of a run, whole (``metrics`` nested) or as a report's curve point (flat).
 - ``SuiteRecord``: what the reporter needs from a suite (design, baselines, judgements), in the store.
-- ``ProtocolRecord``: everything an evaluation's numbers depend on, made by ``ganzoo.metrics.Evaluator.record``;
+- ``ProtocolRecord``: everything an evaluation's numbers depend on, made by ``ganzoo.metrics.evaluate.Evaluator.record``;
   its ``fingerprint`` names the (dataset, protocol) table a run ranks in.
 - ``ReferenceRow``: real data through one (dataset, protocol): the leaderboard's real-data row, in the store.
 
 ``COMPARED_METRICS`` are the final metrics a reproduction of committed results compares bit for bit.
 
 Statuses are named here and nowhere else, so the store, the driver, the CLI and the reporter agree on them.
-``atomic_write`` (at home in ``ganzoo.files``) and ``short_hash`` are the one way files are replaced and ids are hashed.
+``atomic_write`` (at home in ``ganzoo.system.files``) and ``short_hash`` are the one way files are replaced and ids are hashed.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .files import atomic_write  # noqa: F401 (its home is the API layer, for ganzoo.download)
-from .judgement import Judgement
+from ..api.judgement import Judgement
+from ..system.files import atomic_write  # noqa: F401 (its home is the API layer, for ganzoo.system.download)
 
 PENDING = "pending"  # asked for by a suite, not started
 RUNNING = "running"  # dispatched to an executor (or left so by a sweep that was killed)
@@ -152,7 +152,7 @@ class RunResult:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"This run result (schema {version}) has fields {unknown} that RunResult does not know; "
-                             "a renamed field needs its entry in ganzoo.records.RESULT_RENAMES")
+                             "a renamed field needs its entry in ganzoo.core.records.RESULT_RENAMES")
         return cls(**data)
 
 
@@ -263,7 +263,7 @@ _PROTOCOL_OPTIONAL = ("metric_versions", "training_compute")
 class ProtocolRecord:
     """Everything an evaluation's numbers depend on; runs with equal records are ranked in one table.
 
-    Made by ``ganzoo.metrics.Evaluator.record`` (with ``training_compute`` added by ``ganzoo.train.protocol_of``
+    Made by ``ganzoo.metrics.evaluate.Evaluator.record`` (with ``training_compute`` added by ``ganzoo.run.train.protocol_of``
     for runs not trained in fp32), stored as ``to_dict()`` in a run's result and the store, read back by
     ``from_dict``. On disk it is one flat dict: the extractor's own protocol entries (``weights_hash``,
     ``resize`` ...) sit beside the record's keys, as they always have, so that fingerprints never change.
@@ -285,7 +285,7 @@ class ProtocolRecord:
         dc_k: the k of density and coverage.
         seed: the seed of the metrics' own randomness (IS's and KID's subsets).
         metric_versions: a plugin metric's distribution and version, by metric; empty for the built-in ones.
-        training_compute: how a run was trained when not in plain fp32 (``ganzoo.spec.Compute`` as a dict).
+        training_compute: how a run was trained when not in plain fp32 (``ganzoo.core.spec.Compute`` as a dict).
     """
 
     extractor: str
@@ -358,7 +358,7 @@ class ProtocolRecord:
         missing = [key for key in _PROTOCOL_KEYS if key not in data]
         if missing:
             raise ValueError(f"This protocol record (schema {version}) lacks {missing}: it was not written by "
-                             "ProtocolRecord.to_dict (see ganzoo.metrics.Evaluator.record)")
+                             "ProtocolRecord.to_dict (see ganzoo.metrics.evaluate.Evaluator.record)")
         own = {key: data.pop(key) for key in (*_PROTOCOL_KEYS, *_PROTOCOL_OPTIONAL) if key in data}
         own["metrics"] = tuple(own["metrics"])
         return cls(**own, extractor_protocol=data)  # what is left is the extractor's own protocol

@@ -1,8 +1,8 @@
 """Training the seeds of one experiment as one vectorised computation, each seed still its own run.
 
 A *group* is K run specs that differ only by seed. Each member is built exactly as a single run builds it
-(``ganzoo.train.build_run``: its seed fixes its initial weights and its data stream), then the members' G and D
-are stacked (``StackedModule``) and trained by the single run's own loop and steps (``ganzoo.train.train_loop``,
+(``ganzoo.run.train.build_run``: its seed fixes its initial weights and its data stream), then the members' G and D
+are stacked (``StackedModule``) and trained by the single run's own loop and steps (``ganzoo.run.train.train_loop``,
 ``d_step``, ``g_step``); ``Group`` says only how a batch is drawn and how the networks and the loss are called:
 
 1. every step, each member draws its real batch and latents from its own stream, in a single run's order;
@@ -14,7 +14,7 @@ are stacked (``StackedModule``) and trained by the single run's own loop and ste
    latents, its own checkpoint, in the single-run format.
 
 So a member's checkpoint resumes as a group member or as a single run alike, and a member whose loss turns
-non-finite ends diverged (``ganzoo.train.Training.end_diverged``) while the others go on.
+non-finite ends diverged (``ganzoo.run.train.Training.end_diverged``) while the others go on.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any
 import torch
 from torch.func import vmap
 
+from ...api.contracts import StepContext
+from ...core.records import RunResult
+from ...core.registry import Registry
+from ...core.spec import RunSpec
 from .. import artifacts
-from ..contracts import StepContext
-from ..records import RunResult
-from ..registry import Registry
-from ..spec import RunSpec
 from ..train import RunOptions, RunState, Training, build_run, draw_batch, restore, train_loop
 from .stacked import StackedModule
 
@@ -155,7 +155,7 @@ class Group(Training):
 
     # ---- how a group draws and calls ----------------------------------------------------------------------
     def draw(self, batch: int, real: bool):
-        """Each member's batch from its own stream in a single run's order (``ganzoo.train.draw_batch``), stacked
+        """Each member's batch from its own stream in a single run's order (``ganzoo.run.train.draw_batch``), stacked
         along a new first dimension. Every member draws, those that have ended too: the stacks still hold them."""
         drawn = [draw_batch(r, batch, real) for r in self.members]
         return tuple(None if parts[0] is None else torch.stack(parts) for parts in zip(*drawn, strict=True))

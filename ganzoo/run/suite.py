@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .judgement import EVAL_SIZES, Judgement, parse_criterion
-from .spec import Budget, ComponentRef, Compute, EvalProtocol, Optim
+from ..api.judgement import EVAL_SIZES, Judgement, parse_criterion
+from ..core.spec import Budget, ComponentRef, Compute, EvalProtocol, Optim
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import checks
+from ..system import checks
 from .records import short_hash
 
 

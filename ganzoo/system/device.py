@@ -11,7 +11,7 @@ def describe_device(device: torch.device, runs_per_device: int = 1) -> str:
     """Where numbers are computed, as far as it changes them or how they read: the one description a run's record
     and the reference features' cache key both use.
 
-    A CPU: threads (reduction order), the CPU and the kernels' settings (``ganzoo.cpu.describe_cpu``), e.g.
+    A CPU: threads (reduction order), the CPU and the kernels' settings (``ganzoo.system.cpu.describe_cpu``), e.g.
     "cpu (1 thread; AMD EPYC, avx512; MKL_CBWR=AVX2,STRICT, ...)"; each CPU worker has its own cores, so packing
     is not named. A GPU: its name and TF32 switches (TF32 rounds float32 products), and the runs packed on it
     when more than one (their speed and peak memory are read with it), e.g. "cuda (NVIDIA H100 80GB HBM3; tf32

@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .components import Component
-from .contracts import DataSpec
-from .registry import Registry
-from .spec import RunSpec
+from ..api.components import Component
+from ..api.contracts import DataSpec
+from ..core.registry import Registry
+from ..core.spec import RunSpec
 from .suite import AXES
 
 KIND_OF_AXIS = {"generator": "generator", "discriminator": "discriminator", "loss": "loss", "stack": "stabilizer"}

@@ -19,8 +19,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from ..records import FINISHED, PENDING, RUNNING, Evaluation, ReferenceRow, RunResult, SuiteRecord
-from ..spec import RunSpec
+from .records import FINISHED, PENDING, RUNNING, Evaluation, ReferenceRow, RunResult, SuiteRecord
+from .spec import RunSpec
 
 SCHEMA_VERSION = 1
 STORE_FILE = "ganzoo.sqlite"

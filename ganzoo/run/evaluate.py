@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
+from ..api.conditional import evaluation_labels, is_conditional, num_classes_of
+from ..core.spec import RunSpec
 from . import artifacts
 from .build import sampling
-from .conditional import evaluation_labels, is_conditional, num_classes_of
-from .spec import RunSpec
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation latents come from their own stream, fixed across evaluations
 CLASS_ROW_SAMPLES = 8  # samples per class in a conditional run's grid
@@ -33,7 +33,7 @@ def evaluate_generator(generator, evaluator, dataset, spec: RunSpec, device) -> 
     The one evaluation path: training's evaluations and ``ganzoo eval`` of a run checkpoint both call it, so
     a checkpoint re-evaluated on the device it trained on gives the numbers its run recorded. The latents
     come from their own stream (``evaluation_sampling``), the same at every evaluation. A class-conditional
-    G's samples carry the labels of their positions (``ganzoo.conditional.evaluation_labels``), so the
+    G's samples carry the labels of their positions (``ganzoo.api.conditional.evaluation_labels``), so the
     conditional metrics (``cond_accuracy``, ``intra_fid``) are computed too.
 
     Raises:
@@ -59,7 +59,7 @@ def evaluate_samples(sample: Callable[[int], torch.Tensor], evaluator, dataset,
 
     Args:
         sample: draws ``n`` samples (called in the evaluator's batches until it has ``protocol.n_fake``).
-        evaluator: a ``ganzoo.metrics.Evaluator``.
+        evaluator: a ``ganzoo.metrics.evaluate.Evaluator``.
         dataset: the real data, whose ``extra_metrics`` are added.
         labels: the class each of the ``protocol.n_fake`` samples was drawn for (a conditional G), else ``None``.
     """
@@ -76,7 +76,7 @@ def evaluate_samples(sample: Callable[[int], torch.Tensor], evaluator, dataset,
 
 @contextlib.contextmanager
 def evaluation_sampling(generator, spec: RunSpec, device) -> Iterator[Callable[[int], torch.Tensor]]:
-    """``sample(n)`` on the evaluation latents of ``spec``'s run: ``ganzoo.build.sampling`` seeded with
+    """``sample(n)`` on the evaluation latents of ``spec``'s run: ``ganzoo.run.build.sampling`` seeded with
     ``spec.seed + EVAL_SEED_OFFSET``, a stream of their own, so every evaluation of a run sees the same latents."""
     with sampling(generator, spec.seed + EVAL_SEED_OFFSET, device) as generate:
         yield generate
@@ -89,7 +89,7 @@ def evaluation_samples(generator, spec: RunSpec, device, n: int | None = None) -
     not the first 64 of a batch of 500), so they are the very samples the evaluation saw: the run's saved
     samples and the report's pictures are drawn here.
     """
-    from .metrics.features import iter_batches
+    from ..metrics.features import iter_batches
 
     n_fake, batch_size = spec.protocol.n_fake, spec.protocol.batch_size
     n = n_fake if n is None else n

@@ -1,8 +1,8 @@
 """Replacing a file whole: the one way ganzoo writes a file that another process may read (checkpoints, the
 store's exports, downloads, run folders shipped back by Ray).
 
-It sits in the lowest layer (tests/test_layout.py), so that ``ganzoo.download``, which may not import the run
-layer, uses it too; ``ganzoo.records`` re-exports it.
+It sits in the lowest layer (tests/test_layout.py), so that ``ganzoo.system.download``, which may not import the run
+layer, uses it too; ``ganzoo.core.records`` re-exports it.
 """
 
 from __future__ import annotations

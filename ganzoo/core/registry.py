@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 
 import pluggy
 
-from .components import KINDS, PLURALS, Component, Metric
-from .plugins import BUILTIN_DISTRIBUTION, LoadError, PluginInfo, create_plugin_manager, selection_from_env
+from ..api.components import KINDS, PLURALS, Component, Metric
+from ..api.plugins import BUILTIN_DISTRIBUTION, LoadError, PluginInfo, create_plugin_manager, selection_from_env
 
 
 class UnknownComponentError(KeyError):
@@ -208,7 +208,7 @@ def core_plugins() -> dict[str, object]:
     Imported when a registry is built, not with this module: importing ``ganzoo.metrics`` runs its
     ``__init__``, which imports the ``Evaluator``, which imports this module.
     """
-    from .metrics import builtin
+    from ..metrics import builtin
 
     return {"ganzoo.metrics": builtin}
 

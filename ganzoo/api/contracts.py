@@ -61,7 +61,7 @@ class Generator(Protocol):
 
     A class-conditional generator also sets ``conditional = True`` and ``num_classes`` (the dataset's
     ``DataSpec.num_classes``) and is called ``G(z, y)`` with labels ``y`` int64 of shape ``(B,)`` in
-    ``[0, num_classes)``; the harness draws them too (``ganzoo.conditional``). Others never see a label.
+    ``[0, num_classes)``; the harness draws them too (``ganzoo.api.conditional``). Others never see a label.
 
     ``isinstance(module, Generator)`` checks that ``latent_dim`` and ``__call__`` exist;
     ``ganzoo.testing.check_generator`` checks the rest.
@@ -146,7 +146,7 @@ class StepContext:
             like ``real``, the G step keeps the last D step's.
         fake_labels: the labels G was given for ``fake`` when G is class-conditional, else ``None``.
             Whoever calls D again (penalties, consistency) passes the labels of what it feeds D through
-            ``ganzoo.conditional.discriminate``, which drops them for an unconditional D.
+            ``ganzoo.api.conditional.discriminate``, which drops them for an unconditional D.
     """
 
     generator: nn.Module

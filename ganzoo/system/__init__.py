@@ -1,0 +1,3 @@
+"""The base layer: CPU kernels and the device description, files and downloads, checks of user-given numbers. Imports
+no other part of ganzoo.
+"""
