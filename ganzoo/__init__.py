@@ -2,7 +2,8 @@
 
 __version__ = "0.1.0"  # first: modules read it (``from .. import __version__``) without needing the rest of this file
 
-# First, before torch computes anything: the CPU kernels every x86-64 machine with AVX2 shares (see ganzoo/system/cpu.py).
+# First, before torch computes anything: the CPU kernels every x86-64 machine with AVX2 shares
+# (see ganzoo/system/cpu.py).
 from .system import cpu as _cpu
 
 _cpu.pin_kernels()

@@ -273,7 +273,8 @@ def test_a_reference_cached_under_other_kernels_is_not_the_one_a_pinned_run_comp
 
     if any(os.environ.get(key) != value for key, value in cpu.PINNED.items()):
         pytest.skip("this process does not run the pinned kernels")
-    evaluate_digits = ("import sys, torch; from ganzoo import EvalProtocol; from ganzoo.metrics.evaluate import Evaluator; "
+    evaluate_digits = ("import sys, torch; from ganzoo import EvalProtocol; "
+                       "from ganzoo.metrics.evaluate import Evaluator; "
                        "from ganzoo.core.registry import get_registry; torch.set_num_threads(1); "
                        "d = get_registry().get('dataset', 'digits').build(); "
                        "p = EvalProtocol(n_fake=100, n_real=1797, metrics=('fid',)); "

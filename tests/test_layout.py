@@ -218,7 +218,8 @@ def test_the_check_catches_an_import_by_string():
               "m = importlib.import_module('ganzoo.metrics.builtin')\nn = __import__('ganzoo.run.train')\n"
               "o = import_module('.report', 'ganzoo')\np = importlib.import_module('numpy')\n")
     assert imports_by_string(source) == ["import_module('ganzoo.metrics.builtin') at line 3",
-                                         "__import__('ganzoo.run.train') at line 4", "import_module('.report') at line 5"]
+                                         "__import__('ganzoo.run.train') at line 4",
+                                         "import_module('.report') at line 5"]
 
 
 def documented_layers(text: str) -> dict[str, tuple[str, ...]]:

@@ -373,7 +373,8 @@ def zoo():
 
 @pytest.mark.parametrize("modality", ["image", "vector"])
 def test_every_stabilizer_trains_and_resumes_exactly_in_the_harness(registry, modality, tmp_path):
-    """Each stabilizer in ganzoo.run.train: every hook point it has, its state through a real checkpoint, exact resume."""
+    """Each stabilizer in ganzoo.run.train: every hook point it has, its state through a real checkpoint, exact
+    resume."""
     trained = []
     for component in registry.list("stabilizer"):
         if modality not in component.modalities:

@@ -4,14 +4,15 @@
   versioned (``RESULT_SCHEMA``), so a renamed field still loads from an old checkpoint.
 - ``Evaluation``: one evaluation of a run, whole (``metrics`` nested) or as a report's curve point (flat).
 - ``SuiteRecord``: what the reporter needs from a suite (design, baselines, judgements), in the store.
-- ``ProtocolRecord``: everything an evaluation's numbers depend on, made by ``ganzoo.metrics.evaluate.Evaluator.record``;
-  its ``fingerprint`` names the (dataset, protocol) table a run ranks in.
+- ``ProtocolRecord``: everything an evaluation's numbers depend on, made by
+  ``ganzoo.metrics.evaluate.Evaluator.record``; its ``fingerprint`` names the (dataset, protocol) table a run ranks in.
 - ``ReferenceRow``: real data through one (dataset, protocol): the leaderboard's real-data row, in the store.
 
 ``COMPARED_METRICS`` are the final metrics a reproduction of committed results compares bit for bit.
 
 Statuses are named here and nowhere else, so the store, the driver, the CLI and the reporter agree on them.
-``atomic_write`` (at home in ``ganzoo.system.files``) and ``short_hash`` are the one way files are replaced and ids are hashed.
+``atomic_write`` (at home in ``ganzoo.system.files``) and ``short_hash`` are the one way files are replaced and ids
+are hashed.
 """
 
 from __future__ import annotations
@@ -263,10 +264,10 @@ _PROTOCOL_OPTIONAL = ("metric_versions", "training_compute")
 class ProtocolRecord:
     """Everything an evaluation's numbers depend on; runs with equal records are ranked in one table.
 
-    Made by ``ganzoo.metrics.evaluate.Evaluator.record`` (with ``training_compute`` added by ``ganzoo.run.train.protocol_of``
-    for runs not trained in fp32), stored as ``to_dict()`` in a run's result and the store, read back by
-    ``from_dict``. On disk it is one flat dict: the extractor's own protocol entries (``weights_hash``,
-    ``resize`` ...) sit beside the record's keys, as they always have, so that fingerprints never change.
+    Made by ``ganzoo.metrics.evaluate.Evaluator.record`` (with ``training_compute`` added by
+    ``ganzoo.run.train.protocol_of`` for runs not trained in fp32), stored as ``to_dict()`` in a run's result and
+    the store, read back by ``from_dict``. On disk it is one flat dict: the extractor's own protocol entries
+    (``weights_hash``, ``resize`` ...) sit beside the record's keys, as they always have, so that fingerprints never change.
 
     Args:
         extractor: the registered feature extractor's name.

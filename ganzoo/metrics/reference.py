@@ -73,7 +73,8 @@ def reference_key(data: torch.Tensor, extractor: FeatureExtractor, dataset: str,
 
 
 def computed_on(device: torch.device) -> str:
-    """What features computed on ``device`` depend on besides the protocol (``ganzoo.system.device.describe_device``), e.g.
+    """What features computed on ``device`` depend on besides the protocol
+    (``ganzoo.system.device.describe_device``), e.g.
     "cpu (1 thread; AMD EPYC, avx512; MKL_CBWR=AVX2,STRICT, ...)" or "cuda (NVIDIA H100 80GB HBM3; tf32 matmul
     False, cudnn True)". Never the runs packed on a GPU: they change no feature."""
     return describe_device(device)

@@ -1,7 +1,7 @@
 """The sweep: a suite's grid trained run by run and recorded, resumably.
 
-``driver`` (``bench``: grid -> store -> executor -> store -> report), ``store`` (the SQLite store, written by
-the driver only), ``executors`` (inline and worker processes), ``ray`` (Ray tasks), ``estimate``
+``driver`` (``bench``: grid -> store -> executor -> store -> report; the SQLite store is ``ganzoo.core.store``,
+written by the driver only), ``executors`` (inline and worker processes), ``ray`` (Ray tasks), ``estimate``
 (``--dry-run``'s timed probes), ``versions`` (which versions trained what).
 """
 
