@@ -267,7 +267,8 @@ class ProtocolRecord:
     Made by ``ganzoo.metrics.evaluate.Evaluator.record`` (with ``training_compute`` added by
     ``ganzoo.run.train.protocol_of`` for runs not trained in fp32), stored as ``to_dict()`` in a run's result and
     the store, read back by ``from_dict``. On disk it is one flat dict: the extractor's own protocol entries
-    (``weights_hash``, ``resize`` ...) sit beside the record's keys, as they always have, so that fingerprints never change.
+    (``weights_hash``, ``resize`` ...) sit beside the record's keys, as they always have, so that fingerprints
+    never change.
 
     Args:
         extractor: the registered feature extractor's name.
