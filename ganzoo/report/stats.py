@@ -408,9 +408,14 @@ def seeds_needed(diff: float, sd: float, alpha: float = 0.05, m: int = 1, power:
         df = 2 * n - 2
         return _power(abs(diff) / (sd * math.sqrt(2 / n)), df, _critical(alpha, m, df)) >= power
 
+    return _smallest_n(reached, max_n)
+
+
+def _smallest_n(reached, max_n: int) -> float:
+    """The smallest n in [2, max_n] with ``reached(n)`` (power grows with n, so bisect), else infinity."""
     if not reached(max_n):
         return math.inf
-    low, high = 1, max_n  # power grows with n: reached(high) holds, reached(low) is not asked
+    low, high = 1, max_n  # reached(high) holds; reached(low) is never asked
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if reached(middle) else (middle, high)
@@ -712,13 +717,7 @@ def welch_seeds_needed(diff: float, sd_a: float, sd_b: float, alpha: float = 0.0
     def reached(n: int) -> bool:
         return welch_power(diff, sd_a, n, sd_b, n, alpha, m) >= power
 
-    if not reached(max_n):
-        return math.inf
-    low, high = 1, max_n  # power grows with n: reached(high) holds, reached(low) is not asked
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if reached(middle) else (middle, high)
-    return high
+    return _smallest_n(reached, max_n)
 
 
 def runs_factor_to_decide(effect: float, se: float, df: float, margin: float | None, alpha: float = 0.05,
