@@ -239,7 +239,7 @@ def test_the_replicate_decides_the_same_digits_comparisons():
 def test_the_wall_times_quoted_are_the_provenance_ones():
     provenance = _text("results/default/PROVENANCE.md")
     assert "13 min 12 s" in provenance and "15 min 14 s" in provenance
-    assert "takes 13 to 15 minutes on 2 CPU cores" in _text("README.md")
+    assert "took 13 to 15 minutes on the 2-core AVX-512 AMD EPYC" in _text("README.md")
     conditional = _runs("conditional-digits")
     assert len(conditional) == 16 and "2 min 33 s" in _text("results/conditional-digits/PROVENANCE.md")
     assert "16 runs, 2 min 33 s on 2 cores" in _text("docs/conditional.md")
