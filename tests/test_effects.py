@@ -172,7 +172,7 @@ def test_a_crossed_suites_reports_write_effects_csv_and_show_effects_and_profile
         page = write_html_report(store, tmp_path / "html", "crossed")
     finally:
         store.close()
-    assert [p.name for p in paths] == ["leaderboard.md", "leaderboard.csv", "runs.csv", "effects.csv"]
+    assert [p.name for p in paths] == ["leaderboard.md", "leaderboard.csv", "runs.csv", "evals.csv", "effects.csv"]
     written = pd.read_csv(paths[-1])
     assert {"dataset", "axis", "component", "reference", "effect", "low", "high", "p_holm", "verdict"} \
         <= set(written.columns)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -75,6 +75,12 @@ class Judgement:
             defaults (2,000 generated, every real sample). A dataset with many real points declares
             ``n_real``: precision/recall and density/coverage compare every pair of reference points, so
             their cost grows with its square (100,000 points: minutes per evaluation).
+        window: how many of a run's last evaluations make its headline value: their mean on the judgement's
+            scale (the geometric mean on the log scale), 1 for the final evaluation alone. A headline that
+            swings between evaluations as much as between seeds (FID on digits) is measured where the run got
+            to over its last evaluations, not at one point of its oscillation; never its best. The run's state
+            (collapsed, degraded, success) is still judged at its final evaluation, so a late collapse is
+            flagged whatever the window.
     """
 
     headline: str = "fid"
@@ -92,8 +98,12 @@ class Judgement:
     margin_reason: str = ""
     n_fake: int | None = None
     n_real: int | None = None
+    window: int = 1
 
     def __post_init__(self):
+        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
+            raise ValueError(f"Judgement.window must be a whole number of evaluations >= 1 (1: the final evaluation), "
+                             f"got {self.window!r}")
         for name in ("n_fake", "n_real"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
@@ -142,6 +152,30 @@ class Judgement:
             return None
         half = self.margin * abs(reference)
         return -half, half
+
+    def run_headline(self, values: Sequence[float]) -> float:
+        """One run's headline value from its curve of the headline metric (evaluations in training order).
+
+        The mean of the last ``window`` measured values on the judgement's scale (on the log scale their
+        geometric mean, or their plain mean if one is <= 0); NaN when the final evaluation has no finite value
+        (the run diverged, or never measured it). A run with fewer evaluations than the window uses those it has.
+        """
+        values = [float(v) for v in values]
+        if not values or not math.isfinite(values[-1]):
+            return math.nan
+        if self.window == 1:
+            return values[-1]
+        tail = [v for v in values[-self.window:] if math.isfinite(v)]
+        if self.scale == "log" and all(v > 0 for v in tail):
+            return math.exp(math.fsum(math.log(v) for v in tail) / len(tail))
+        return math.fsum(tail) / len(tail)
+
+    def window_text(self) -> str:
+        """How a run's headline value is read, as a table header says it."""
+        if self.window == 1:
+            return "final evaluation"
+        mean = "geometric mean" if self.scale == "log" else "mean"
+        return f"{mean} of the last {self.window} evaluations"
 
     def margin_text(self) -> str:
         """The margin as a reader checks it: "x0.8-1.25" or "+-10% of the baseline's value"."""

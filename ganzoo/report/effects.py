@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
-from ..core.records import DONE, SuiteRecord
+from ..core.records import CROSSED_DESIGNS, DONE, SuiteRecord
 from . import stats
 from .leaderboard import ALPHA, AXES, EQUIVALENCE_CONFIDENCE, POWER, TABLE_KEYS, UNDECIDED, headline_values, verdict
 
@@ -123,6 +123,8 @@ def effects(runs: pd.DataFrame, suite_record: SuiteRecord | Mapping | None = Non
     runs = runs.copy()
     runs["fingerprint"] = runs["fingerprint"].fillna("")
     for (dataset, fingerprint), table in runs.groupby(TABLE_KEYS, sort=True):
+        if suite_record is not None and record.design_of(dataset) not in CROSSED_DESIGNS:
+            continue  # a one-factor table is tested row against baseline (ganzoo.report.leaderboard)
         judgement = (judgements or {}).get(dataset, DEFAULT_JUDGEMENT)
         recorded = record.datasets.get(dataset)
         baseline = dict(recorded.baseline) if recorded and recorded.baseline else {}

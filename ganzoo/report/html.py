@@ -21,7 +21,6 @@ from .. import __version__
 from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
 from ..core.records import FINISHED, ReferenceRow, SuiteRecord
 from ..core.store import Store
-from ..run.suite import CROSSED_DESIGNS
 from .effects import effects
 from .findings import effects_power_line, of_table, power_line, table_findings
 from .leaderboard import AXES, leaderboard, metric_directions, row_label
@@ -51,7 +50,7 @@ def write_html_report(store: Store, out_dir: Path, suite: str, registry=None) ->
     record = store.read_suite_record(suite)
     judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
     board = leaderboard(runs, record, judgements)
-    analysis = effects(runs, record, judgements) if record.design in CROSSED_DESIGNS and not board.empty else None
+    analysis = effects(runs, record, judgements) if record.crossed(runs["dataset"]) and not board.empty else None
     references = store.references(suite)
     pictures = SamplePictures(out_dir, store.run_dir, registry)
 
@@ -103,8 +102,9 @@ def _profiles(runs: pd.DataFrame, table_effects: pd.DataFrame, judgement: Judgem
     for axis in dict.fromkeys(table_effects["axis"]):
         levels = [table_effects.loc[table_effects["axis"] == axis, "reference"].iloc[0],
                   *table_effects.loc[table_effects["axis"] == axis, "component"]]
-        panels.append((axis, {level: finished.loc[finished[axis].astype(str) == level, judgement.headline].astype(float)
-                              .tolist() for level in levels}))
+        value = _value_column(finished, judgement)
+        panels.append((axis, {level: finished.loc[finished[axis].astype(str) == level, value].astype(float).tolist()
+                              for level in levels}))
     return draw(panels, metric_label(judgement.headline), judgement.lower_is_better,
                 table_effects["scale"].iloc[0] == "log", path)
 
@@ -188,12 +188,13 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
     seed_rows = []
     # Plain dicts of the columns read below, not iterrows: a Series of every column per seed cost more than the
     # rest of the section in a large sweep. A column that is absent reads as None either way.
-    read = [c for c in ("run_id", "seed", "status", judgement.headline, "collapsed", "degraded", "success")
+    value = _value_column(seeds, judgement)
+    read = [c for c in dict.fromkeys(("run_id", "seed", "status", value, "collapsed", "degraded", "success"))
             if c in seeds]
     for run in seeds.sort_values("seed")[read].to_dict("records"):
         stored = rows[run["run_id"]]
         picture = pictures.picture(stored)
-        headline = run.get(judgement.headline)
+        headline = run.get(value)
         seed_rows.append({
             "seed": int(run["seed"]), "run_id": run["run_id"], "status": run["status"],
             "headline": None if headline is None or pd.isna(headline) else headline,
@@ -211,10 +212,18 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
 
 
 def _finals(seeds: pd.DataFrame, judgement: Judgement) -> list[float]:
+    """The finished seeds' headline values, as the table ranks them."""
     finished = seeds[seeds["status"].isin(FINISHED)]
-    if judgement.headline not in finished:
+    value = _value_column(finished, judgement)
+    if value not in finished:
         return []
-    return [float(v) for v in finished[judgement.headline] if not pd.isna(v)]
+    return [float(v) for v in finished[value] if not pd.isna(v)]
+
+
+def _value_column(runs: pd.DataFrame, judgement: Judgement) -> str:
+    """Where a run's headline value is: ``headline`` (``Judgement.run_headline``), which ``load_runs`` writes, else
+    the headline metric's final value."""
+    return "headline" if "headline" in runs and runs["headline"].notna().any() else judgement.headline
 
 
 def _unfinished(rows: dict[str, dict]) -> list[dict[str, Any]]:

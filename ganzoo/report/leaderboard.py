@@ -129,9 +129,15 @@ def _cores() -> int:
 
 
 def headline_values(runs: pd.DataFrame, judgement: Judgement) -> np.ndarray:
-    """The headline metric of the runs that finished (diverged and failed seeds have none)."""
+    """The headline values of the runs that finished (diverged and failed seeds have none): the ``headline``
+    column ``load_runs`` writes (``Judgement.run_headline`` of each run's curve), else, for runs read without
+    their evaluations, the headline metric's final value."""
     done = runs[runs["status"] == DONE]
-    return done[judgement.headline].astype(float).to_numpy() if judgement.headline in done else np.array([])
+    final = done[judgement.headline].astype(float) if judgement.headline in done else None
+    if "headline" not in done:
+        return final.to_numpy() if final is not None else np.array([])
+    values = done["headline"].astype(float)
+    return (values if final is None else values.fillna(final)).to_numpy()
 
 
 def _row(key: tuple, group: pd.DataFrame, summary: dict[str, float], judgement: Judgement,
@@ -154,6 +160,7 @@ def _row(key: tuple, group: pd.DataFrame, summary: dict[str, float], judgement: 
     successes = group.get("success", pd.Series(dtype=object)).dropna()
     row["success"] = float(successes.astype(bool).sum()) / n if len(successes) else math.nan
     row["headline"] = judgement.headline
+    row["headline_summary"] = judgement.window_text()
     finals = done[judgement.headline].astype(float) if judgement.headline in done else pd.Series(dtype=float)
     row["n_at_ceiling"] = (int(np.isclose(finals, judgement.ceiling, rtol=0, atol=1e-9).sum())
                            if judgement.ceiling is not None else 0)

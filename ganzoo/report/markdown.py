@@ -12,9 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
-from ..core.records import ReferenceRow, SuiteRecord
+from ..core.records import Evaluation, ReferenceRow, SuiteRecord
 from ..core.store import Store
-from ..run.suite import CROSSED_DESIGNS
 from .effects import effects
 from .findings import HEADING, effects_power_line, of_table, power_line, table_findings
 from .leaderboard import AXES, leaderboard, row_label
@@ -40,7 +39,8 @@ LEGEND = (
     "is listed unranked (–), since its order would be noise. *Power* under each table: the minimum detectable "
     "difference for Welch's test, with the rows' and the baseline's own spreads (80% power, Holm across the "
     "table) at its seed count. *Findings* close "
-    "each table: its statistics in words. Every value is the final checkpoint's, never the best one. KID is "
+    "each table: its statistics in words. A run's headline is the mean of its last evaluations (the window its "
+    "table's header names), every other value its final evaluation's; never the best one. KID is "
     "printed ×10³ where it is below 1 (Inception-sized, as papers print it) and raw otherwise, as its column "
     "says. Definitions: docs/reading-results.md in the ganzoo repository, \"Reading a leaderboard\" and "
     "\"Statistics\".\n"
@@ -93,7 +93,8 @@ def _header(dataset: str, fingerprint: str, group: pd.DataFrame, judgement: Judg
     first = group.iloc[0]
     direction = "lower is better" if judgement.lower_is_better else "higher is better"
     lines = [f"## {dataset} · protocol `{fingerprint}`\n",
-             f"Ranked by **{metric_label(judgement.headline)}** ({direction}): {judgement.note or judgement.headline}."
+             f"Ranked by **{metric_label(judgement.headline)}** ({direction}; each run's value: its "
+             f"{judgement.window_text()}): {judgement.note or judgement.headline}."
              + (f" Ties: {judgement.tiebreak}." if judgement.tiebreak else ""),
              f"Protocol: extractor {first.get('extractor')} (weights {first.get('weights_hash')}), "
              f"{first.get('n_fake')} generated vs {first.get('n_real') or 'all'} real samples. "
@@ -126,16 +127,17 @@ def design_sentence(group: pd.DataFrame) -> str:
 
 
 def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[Path]:
-    """Write ``leaderboard.md``, ``leaderboard.csv``, ``runs.csv`` (and ``effects.csv`` for crossed designs)."""
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``runs.csv``, ``evals.csv`` (and ``effects.csv`` for crossed
+    designs)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with collector_paused():  # the runs read stay alive through the statistics: see collector_paused
         runs = read_runs(store, suite)[0]
         record = store.read_suite_record(suite) if suite else SuiteRecord()
         judgements = judgements_of(store, suite, set(runs["dataset"])) if not runs.empty else {}
         board = leaderboard(runs, record, judgements)
-        paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "runs.csv"]
+        paths = [out_dir / "leaderboard.md", out_dir / "leaderboard.csv", out_dir / "runs.csv", out_dir / "evals.csv"]
         references = store.references(suite) if suite else {}
-        analysis = effects(runs, record, judgements) if record.design in CROSSED_DESIGNS and not board.empty else None
+        analysis = effects(runs, record, judgements) if record.crossed(runs["dataset"]) and not board.empty else None
         markdown = to_markdown(board, f"ganzoo leaderboard: {suite or 'all suites'}", record, judgements, references,
                                analysis)
         if analysis is not None:
@@ -144,5 +146,25 @@ def write_report(store: Store, out_dir: Path, suite: str | None = None) -> list[
         paths[0].write_text(markdown)
         board.to_csv(paths[1], index=False)
         runs.drop(columns=["error"], errors="ignore").to_csv(paths[2], index=False)
+        evaluations_frame(store, runs).to_csv(paths[3], index=False)
     return paths
+
+
+EVAL_COLUMNS = ("run_id", "index", "g_steps", "kimg", "d_steps", "seconds", "d_loss", "g_loss")
+
+
+def evaluations_frame(store: Store, runs: pd.DataFrame) -> pd.DataFrame:
+    """Every evaluation of ``runs``, one row each in training order (``index`` 0 first): where it was taken, the
+    losses then, and every metric it measured. With ``runs.csv`` it is what anyone needs to recompute a run's
+    headline value (``headline`` in ``runs.csv``) or try another summary of the curves."""
+    run_ids = runs["run_id"].tolist() if "run_id" in runs else []
+    records = []
+    for run_id, evals in store.evals_by_run(run_ids).items():
+        for index, payload in enumerate(evals):
+            evaluation = Evaluation.from_dict(payload)
+            records.append({"run_id": run_id, "index": index, "g_steps": evaluation.g_steps, "kimg": evaluation.kimg,
+                            "d_steps": evaluation.d_steps, "seconds": evaluation.seconds, "d_loss": evaluation.d_loss,
+                            "g_loss": evaluation.g_loss, **evaluation.metrics})
+    frame = pd.DataFrame.from_records(records, columns=None if records else list(EVAL_COLUMNS))
+    return frame.sort_values(["run_id", "index"], kind="stable").reset_index(drop=True) if records else frame
 

@@ -108,7 +108,6 @@ def _record(row: dict[str, Any], evals: list[dict[str, Any]], judgement: Judgeme
     record.update(dict(row["metrics"] or {}))
     if row["status"] in FINISHED and (evals or row["status"] == DIVERGED):
         record.update(_stability_columns(run_stability(row["status"], evals, judgement)))
-        record.pop("headline", None)
     return record
 
 

@@ -5,8 +5,10 @@ evaluations (docs/reading-results.md, "Reading a leaderboard"):
 
 - *diverged*: the run stopped on a non-finite loss or sample (status ``diverged``);
 - *collapsed*: a collapse criterion of the dataset holds at the final evaluation (e.g. ``modes <= 2``);
+- *headline*: the run's headline value, the mean of its last ``Judgement.window`` evaluations on the
+  judgement's scale (the final evaluation when the window is 1): what its table ranks and tests;
 - *degraded*: the final headline is worse than the run's own best by more than ``degrade_tolerance``
-  of the best. The best is only used to judge the run: the reported result is always the final value;
+  of the best. The best is only used to judge the run, never reported as its result;
 - *oscillation*: mean absolute change of the headline between consecutive evaluations in the last
   half of training, divided by the mean absolute headline there (0 for a flat curve; needs 3 points);
 - *dropped*: the most modes/classes the run covered at any evaluation minus those at the end;
@@ -30,7 +32,7 @@ MIN_OSCILLATION_POINTS = 3
 
 @dataclass(frozen=True)
 class RunStability:
-    headline: float  # final value (NaN when the run diverged)
+    headline: float  # the run's headline value: Judgement.run_headline of its curve (NaN when it diverged)
     best: float  # best value over the curve, for "degraded" only
     diverged: bool
     collapsed: bool
@@ -100,7 +102,6 @@ def run_stability(status: str, evals: Sequence[Mapping[str, Any]], judgement: Ju
     diverged = status == DIVERGED
     values = curve(evals, judgement.headline)
     final_metrics = dict(Evaluation.metrics_of(evals[-1])) if evals and not diverged else {}
-    final = values[-1] if values and not diverged else math.nan
     collapsed = any(holds(c, final_metrics) for c in judgement.collapse) if final_metrics else False
     if judgement.success and not diverged:
         verdicts = [holds(c, final_metrics) for c in judgement.success]
@@ -109,7 +110,7 @@ def run_stability(status: str, evals: Sequence[Mapping[str, Any]], judgement: Ju
         success = False if (diverged and judgement.success) else None
     coverage = curve(evals, judgement.coverage) if judgement.coverage else []
     return RunStability(
-        headline=final,
+        headline=math.nan if diverged else judgement.run_headline(values),
         best=best_value(values, judgement),
         diverged=diverged,
         collapsed=bool(collapsed),

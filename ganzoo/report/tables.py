@@ -50,7 +50,8 @@ def _combination(group: pd.DataFrame) -> pd.DataFrame:
 def headline_column(group: pd.DataFrame, judgement: Judgement) -> str:
     """The ranking table's headline column: the mean, or on the log scale the geometric mean, with its 95% CI."""
     centre = "geo. mean" if _scale_of(group) == "log" else "mean"
-    return f"{metric_label(judgement.headline)} {centre} [95% CI]"
+    window = f" (last {judgement.window} evals)" if judgement.window > 1 else ""
+    return f"{metric_label(judgement.headline)}{window} {centre} [95% CI]"
 
 
 def effect_column(group: pd.DataFrame) -> str:
