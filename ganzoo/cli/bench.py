@@ -321,7 +321,9 @@ def describe_designs(grid, suite=None) -> list[str]:
     """Per dataset: the design, its levels and cells and, for a fractional design, how balanced it is."""
     lines = []
     if suite is not None:
-        lines.append(f"suite {suite.name}: {suite.design} design")
+        own = sorted({plan.design for plan in suite.datasets if plan.design and plan.design != suite.design})
+        lines.append(f"suite {suite.name}: {suite.design} design"
+                     + (f" (some datasets: {', '.join(own)}; each dataset's line below)" if own else ""))
     for design in grid.designs:
         levels = " x ".join(f"{axis} ({len(names)})" for axis, names in design.levels.items())
         if design.design == "one-factor":

@@ -163,9 +163,12 @@ class DatasetRecord:
 
     baseline: Mapping[str, str] | None = None
     judgement: Judgement | None = None
+    design: str | None = None  # the dataset's own design where it is not the suite's
 
 
 SUITE_SCHEMA = 1
+DESIGNS = ("one-factor", "full", "fractional")
+CROSSED_DESIGNS = ("full", "fractional")  # analysed as effects across cells, not rows against a baseline
 
 
 @dataclass(frozen=True)
@@ -181,10 +184,19 @@ class SuiteRecord:
     source: str = ""
     datasets: Mapping[str, DatasetRecord] = field(default_factory=dict)
 
+    def design_of(self, dataset: str) -> str:
+        """The design ``dataset`` trained under: its own, else the suite's."""
+        record = self.datasets.get(dataset)
+        return (record.design if record is not None and record.design else None) or self.design
+
+    def crossed(self, datasets) -> bool:
+        """Whether any of ``datasets`` trained under a crossed design (its table gets an effects analysis)."""
+        return any(self.design_of(str(name)) in CROSSED_DESIGNS for name in set(datasets))
+
     def baseline(self, dataset: str) -> dict[str, str] | None:
         """The row every other row of ``dataset`` is tested against: one-factor designs only."""
         record = self.datasets.get(dataset)
-        if self.design != "one-factor" or record is None or not record.baseline:
+        if self.design_of(dataset) != "one-factor" or record is None or not record.baseline:
             return None
         return dict(record.baseline)
 
@@ -196,7 +208,8 @@ class SuiteRecord:
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SUITE_SCHEMA, "design": self.design, "description": self.description, "source": self.source,
                 "datasets": {name: {"baseline": None if d.baseline is None else dict(d.baseline),
-                                    "judgement": None if d.judgement is None else d.judgement.as_dict()}
+                                    "judgement": None if d.judgement is None else d.judgement.as_dict(),
+                                    **({"design": d.design} if d.design else {})}
                              for name, d in self.datasets.items()}}
 
     @classmethod
@@ -206,7 +219,8 @@ class SuiteRecord:
             return data
         data = data or {}
         datasets = {name: DatasetRecord(baseline=d.get("baseline"),
-                                        judgement=Judgement.from_dict(d["judgement"]) if d.get("judgement") else None)
+                                        judgement=Judgement.from_dict(d["judgement"]) if d.get("judgement") else None,
+                                        design=d.get("design"))
                     for name, d in (data.get("datasets") or {}).items()}
         return cls(design=data.get("design", "one-factor"), description=data.get("description") or "",
                    source=data.get("source") or "", datasets=datasets)

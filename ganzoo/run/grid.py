@@ -140,7 +140,8 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     dataset_hparams = dataset_component.hparams(plan.dataset.hparams)
     spec = data_spec_of(dataset_component, dataset_hparams)
     dataset_ref = ComponentRef(dataset_component.name, dataset_hparams)
-    patterns = _axis_patterns(plan, suite.design, filters)
+    design = suite.design_of(plan)
+    patterns = _axis_patterns(plan, design, filters)
     candidates = _candidates(patterns, registry, stacks, spec, dataset_ref.name, grid)
     budget = plan.budget if kimg is None else _with_kimg(plan.budget, kimg, dataset_ref.name)
     budget = budget if g_steps is None else _with_g_steps(budget, g_steps, dataset_ref.name)
@@ -149,11 +150,11 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     extra_allowed = _extra_allowed(registry, stacks, spec) if plan.extra else {}
     protocol = plan.protocol_for(dataset_component.judgement)  # the dataset's evaluation sizes where unset
     seeds_of = _seeds_of_rows(plan, suite, seeds)
-    combos = list(_design(suite.design, plan, candidates, dataset_ref.name, extra_allowed))
+    combos = list(_design(design, plan, candidates, dataset_ref.name, extra_allowed))
     _check_row_seeds(plan, combos, dataset_ref.name)
-    coverage = Coverage(dataset_ref.name, spec, suite.design, candidates, patterns,
+    coverage = Coverage(dataset_ref.name, spec, design, candidates, patterns,
                         {name: [ref.name for ref in refs] for name, refs in stacks.items()},
-                        baseline=_label(plan.baseline) if suite.design == "one-factor" else "")
+                        baseline=_label(plan.baseline) if design == "one-factor" else "")
     compatible = []
     for combo_names in combos:
         combo = _resolve(combo_names, plan, registry, stacks)
@@ -163,9 +164,9 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
             grid.left_out.append((f"{dataset_ref.name}: {_label(combo_names)}", reason))
         else:
             compatible.append((combo_names, combo))
-    summary = _summary(plan, suite, candidates, combos, compatible)
-    if suite.design == "fractional":
-        compatible = _fraction(compatible, candidates, suite.fraction, summary, coverage)
+    summary = _summary(plan, design, candidates, combos, compatible)
+    if design == "fractional":
+        compatible = _fraction(compatible, candidates, suite.fraction_of(plan), summary, coverage)
     for combo_names, combo in compatible:
         failing = filters.failing(combo, combo_names["stack"], dataset_ref.name)
         if failing:
@@ -193,10 +194,10 @@ def _plan_grid(plan: DatasetPlan, suite: Suite, registry: Registry, stacks: dict
     return coverage
 
 
-def _summary(plan: DatasetPlan, suite: Suite, candidates: dict[str, list[str]], combos: list[dict[str, str]],
+def _summary(plan: DatasetPlan, design: str, candidates: dict[str, list[str]], combos: list[dict[str, str]],
              compatible: list) -> DesignSummary:
-    summary = DesignSummary(plan.dataset.name, suite.design, candidates, len(combos), len(compatible), [])
-    if suite.design == "one-factor":
+    summary = DesignSummary(plan.dataset.name, design, candidates, len(combos), len(compatible), [])
+    if design == "one-factor":
         summary.baseline = _label(plan.baseline)
     return summary
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api.judgement import EVAL_SIZES, Judgement, parse_criterion
+from ..core.records import CROSSED_DESIGNS, DESIGNS
 from ..core.spec import Budget, ComponentRef, Compute, EvalProtocol, Optim
 
 if sys.version_info >= (3, 11):
@@ -23,13 +24,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_SUITE = "default"
-DESIGNS = ("one-factor", "full", "fractional")
-CROSSED_DESIGNS = ("full", "fractional")  # analysed as effects across cells, not rows against a baseline
 AXES = ("generator", "discriminator", "loss", "stack")
 TOP_LEVEL_KEYS = {"name", "description", "design", "seeds", "budget", "optim", "eval", "stacks", "auto_stacks",
                   "datasets", "components", "hparams", "compute"}
 DATASET_KEYS = {"name", "hparams", "baseline", "budget", "optim", "eval", "components", "component_hparams",
-                "success", "extra", "seeds", "baseline_seeds", "row_seeds", "judgement", "compute"}
+                "success", "extra", "seeds", "baseline_seeds", "row_seeds", "judgement", "compute", "design"}
 
 
 class SuiteError(ValueError):
@@ -60,6 +59,10 @@ class DatasetPlan:
     extra: list[dict[str, str]] = field(default_factory=list)  # combinations beyond the design (axes -> names)
     compute: Compute = Compute()  # fp32, no channels_last, no compile: the leaderboards' default
     eval_keys: tuple[str, ...] = ()  # the [eval] keys the suite sets; the dataset's declared sizes fill the others
+    # This dataset's own design, where it differs from the suite's (None: the suite's). A suite may test one
+    # dataset's rows against a baseline and cross another's components: each is analysed by its own design.
+    design: str | None = None
+    fraction: Fraction | None = None  # its fractional design's size and seed (None: the suite's)
 
     def protocol_for(self, judgement: Judgement | None) -> EvalProtocol:
         """The suite's protocol, with the evaluation sizes it leaves out taken from the dataset's judgement.
@@ -108,6 +111,13 @@ class Suite:
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     fraction: Fraction = Fraction()  # the fractional design's size and seed (fractional designs only)
+
+    def design_of(self, plan: DatasetPlan) -> str:
+        """The design ``plan``'s dataset trains under: its own, else the suite's."""
+        return plan.design or self.design
+
+    def fraction_of(self, plan: DatasetPlan) -> Fraction:
+        return plan.fraction or self.fraction
 
 
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -189,18 +199,21 @@ def with_design(suite: Suite, design: str | None, fraction: Fraction | None = No
     if fraction is not None and design != "fractional":
         raise SuiteError(f"--cells, --fraction and --design-seed size a fractional design; suite {suite.name} "
                          f'has design "{design}": add --design fractional')
-    if design == suite.design and fraction is None:
+    if design == suite.design and fraction is None and not any(plan.design for plan in suite.datasets):
         return suite
-    datasets = suite.datasets
+    own = [suite.design_of(plan) for plan in suite.datasets]
+    # --design decides every dataset's design, whatever the suite gave each.
+    datasets = [dataclasses.replace(plan, design=None, fraction=None) for plan in suite.datasets]
     if design == "one-factor":
         for plan in datasets:
             missing = [axis for axis in AXES if axis not in plan.baseline]
             if missing:
                 raise SuiteError(f"--design one-factor needs a baseline for every axis; suite {suite.name}, dataset "
                                  f"{plan.dataset.name} has none for {missing}: add baseline = {{ ... }} there")
-    elif suite.design == "one-factor":
-        datasets = [dataclasses.replace(plan, baseline_seeds=None, row_seeds=[]) for plan in datasets]
-    name = suite.name if design == suite.design else f"{suite.name}-{design}"
+    else:
+        datasets = [dataclasses.replace(plan, baseline_seeds=None, row_seeds=[]) if was == "one-factor" else plan
+                    for plan, was in zip(datasets, own, strict=True)]
+    name = suite.name if all(was == design for was in own) else f"{suite.name}-{design}"
     return dataclasses.replace(suite, name=name, design=design, datasets=datasets, fraction=fraction or suite.fraction)
 
 
@@ -269,11 +282,16 @@ def _check_judgement(overrides: Any, where: str) -> None:
 
 
 def _seeds(value: Any, where: str) -> list[int]:
-    """A count (``5`` -> seeds 0..4) or an explicit list of integers."""
+    """A count (``5`` -> seeds 0..4), a count from a first seed (``{ first = 100, count = 5 }`` -> 100..104: seeds
+    disjoint from a pilot's), or an explicit list of integers."""
+    if isinstance(value, dict) and set(value) == {"first", "count"} and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value.values()) and value["count"] > 0:
+        return list(range(value["first"], value["first"] + value["count"]))
     seeds = list(range(value)) if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool)
                                                             for s in seeds):
-        raise SuiteError(f"{where}: seeds must be a positive count or a non-empty list of integers, got {value!r}")
+        raise SuiteError(f"{where}: seeds must be a positive count, {{ first = N, count = K }} or a non-empty list "
+                         f"of integers, got {value!r}")
     return seeds
 
 
@@ -325,9 +343,10 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         raise SuiteError(f"{where}: {exc}") from exc
     baseline = dict(entry.get("baseline", {}))
     missing = [axis for axis in AXES if axis not in baseline]
-    design = _design(raw.get("design", "one-factor"), where)[0]
+    own_design, own_fraction = _design(entry["design"], where) if "design" in entry else (None, None)
+    design = own_design or _design(raw.get("design", "one-factor"), where)[0]
     if missing and design == "one-factor":
-        raise SuiteError(f"{where}: a one-factor suite needs a baseline for every axis; missing {missing}")
+        raise SuiteError(f"{where}: a one-factor design needs a baseline for every axis; missing {missing}")
     if design in CROSSED_DESIGNS and ("baseline_seeds" in entry or "row_seeds" in entry):
         raise SuiteError(f"{where}: baseline_seeds and row_seeds weigh the rows of a one-factor design; in a "
                          f"{design} design every cell trains the same seeds (seeds = N)")
@@ -376,4 +395,6 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
         extra=[{k: str(v) for k, v in e.items()} for e in extra],
         compute=compute,
         eval_keys=tuple(sorted(eval_table)),
+        design=own_design,
+        fraction=own_fraction if own_design == "fractional" else None,
     )

@@ -42,7 +42,8 @@ def suite_record(suite: Suite, registry: Registry) -> SuiteRecord:
     for plan in suite.datasets:
         component = registry.get("dataset", plan.dataset.name)
         judgement = (component.judgement or DEFAULT_JUDGEMENT).with_overrides(plan.judgement).with_success(plan.success)
-        datasets[plan.dataset.name] = DatasetRecord(baseline=dict(plan.baseline), judgement=judgement)
+        datasets[plan.dataset.name] = DatasetRecord(baseline=dict(plan.baseline), judgement=judgement,
+                                                    design=plan.design if plan.design != suite.design else None)
     return SuiteRecord(design=suite.design, description=suite.description, source=suite.source, datasets=datasets)
 
 
