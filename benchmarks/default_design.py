@@ -1,18 +1,23 @@
 """How many seeds the default needs: expected verdicts and wall time of candidate designs, from pilot runs.
 
-Reads the runs of pilot sweeps (``runs.csv`` as ``ganzoo report`` writes it), takes each row's headline on the
-analysis scale (log for FID and mode_kl), and simulates the leaderboard's test for candidate designs: every
-row gets ``rows`` seeds, the baseline ``baseline`` seeds; values are drawn normal with the pilot's row means
-and a spread halfway (in variance) between the row's own and the table's pooled one (a 3-seed sd is itself
-noisy); each row is compared with the baseline by Welch's test, Holm-corrected across the table, as the
-leaderboard does. Printed per design: the expected number of decided rows (and of *better* ones), the chance
-that the two tables together decide at least 3, and the wall time on 2 single-thread workers from the pilot
-runs' own seconds. ``--shrink 0.75`` shrinks every pilot effect towards the baseline by a quarter: the rows
-that looked best in a few seeds look better than they are (the winner's curse), so a design should still
-decide with shrunk effects.
+Reads a pilot sweep as ``ganzoo report`` writes it (``runs.csv``, and ``evals.csv`` for a headline over the last
+evaluations), takes each run's headline on the analysis scale (log, for FID and mode_kl: the mean of the logs of
+its last ``--window`` evaluations, as ``Judgement.run_headline`` reads it), and simulates the leaderboard's test
+for candidate designs. A design names, per dataset, the baseline's seeds and the tested rows with theirs
+(``ROW@SEEDS``); every other row trains one seed, shown but never tested (not in Holm's family). Values are drawn
+normal with the pilot's row means, shrunk towards the baseline (``--shrink`` for rows the pilot ran on several
+seeds, ``--shrink-single`` for one-seed rows, whose difference is mostly that seed's luck: the winner's curse),
+and a spread halfway (in variance) between the row's own and the table's pooled one (the pooled one for a
+one-seed row). Each tested row is compared with the baseline by Welch's test, Holm-corrected across its table,
+as the leaderboard does. Printed per design: each table's expected decided rows, the chance of at least
+``--want`` decided in all and of at least 2 per table, and the wall time on ``--workers`` single-thread workers
+from the pilot runs' own seconds, with the seeds of a tested row trained as one vectorised group where
+``--vectorized DATASET=FACTOR`` says how much faster a member of a group trains than a single run.
 
-    python benchmarks/default_design.py --pilot ring8=results/default/runs.csv:mode_kl \\
-        --pilot digits=results/default/runs.csv:fid --design ring8:5:15,digits:5:12 --shrink 0.75
+    python benchmarks/default_design.py --runs benchmarks/pilots/default-8x16-runs.csv \\
+        --evals benchmarks/pilots/default-8x16-evals.csv --window ring8=2 --window digits=4 \\
+        --headline ring8=mode_kl --headline digits=fid \\
+        --design "ring8:12:mlp/mlp/ns/ema@6;mlp/mlp/ns/ttur@6,digits:6:dcgan/resnet_sngan/ns/none@3"
 """
 
 from __future__ import annotations
@@ -27,80 +32,119 @@ from ganzoo.report import stats
 AXES = ["generator", "discriminator", "loss", "stack"]
 
 
-def pilot_rows(path: str, dataset: str, headline: str, baseline: str | None) -> tuple[pd.DataFrame, str]:
-    """Per row: mean and sd of log(headline), seeds, seconds per run; and the baseline row's key."""
-    runs = pd.read_csv(path)
+def run_headlines(runs: pd.DataFrame, evals: pd.DataFrame | None, headline: str, window: int) -> pd.Series:
+    """Each finished run's headline on the log scale: the mean log of its last ``window`` evaluations (the
+    final value in runs.csv when there are no evaluations or the window is 1)."""
+    if evals is None or window == 1:
+        return np.log(runs.set_index("run_id")[headline].astype(float))
+    tail = evals[evals["run_id"].isin(runs["run_id"])].sort_values(["run_id", "index"]).groupby("run_id").tail(window)
+    return np.log(tail[headline].astype(float)).groupby(tail["run_id"]).mean()
+
+
+def pilot_rows(runs: pd.DataFrame, evals: pd.DataFrame | None, dataset: str, headline: str, window: int,
+               baseline: str | None) -> tuple[pd.DataFrame, str]:
+    """Per row: mean and sd of the log headline, seeds, seconds per run; and the baseline row's key."""
     runs = runs[(runs["dataset"] == dataset) & (runs["status"] == "done")].copy()
     runs["row"] = runs[AXES].astype(str).agg("/".join, axis=1)
-    runs["value"] = np.log(runs[headline].astype(float).clip(lower=1e-12))
+    runs["value"] = runs["run_id"].map(run_headlines(runs, evals, headline, window))
     rows = runs.groupby("row").agg(mean=("value", "mean"), sd=("value", "std"), n=("value", "size"),
                                    seconds=("seconds", "mean"))
     if baseline is None:  # the row with the default's baseline stack and loss: the most common axes
         baseline = "/".join(runs[a].mode().iloc[0] for a in AXES)
     if baseline not in rows.index:
-        raise SystemExit(f"{path}: no baseline row {baseline!r} among {sorted(rows.index)}")
+        raise SystemExit(f"{dataset}: no baseline row {baseline!r} among {sorted(rows.index)}")
     return rows, baseline
 
 
-def simulate(rows: pd.DataFrame, baseline: str, n_row: int, n_base: int, shrink: float, trials: int,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Decided and better counts of ``trials`` simulated tables."""
+def simulate(rows: pd.DataFrame, baseline: str, seeds: dict[str, int], n_base: int, shrink: float,
+             shrink_single: float, trials: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Decided and better counts of ``trials`` simulated tables; ``seeds``: tested row -> its seeds."""
     pooled = float(np.sqrt(np.nanmean(rows["sd"] ** 2)))
     sd = np.sqrt((rows["sd"].fillna(pooled) ** 2 + pooled**2) / 2)
     base_mean = rows.loc[baseline, "mean"]
-    means = base_mean + shrink * (rows["mean"] - base_mean)
-    others = [r for r in rows.index if r != baseline]
+    factor = np.where(rows["n"] > 1, shrink, shrink_single)
+    means = base_mean + factor * (rows["mean"] - base_mean)
     decided, better = np.zeros(trials, int), np.zeros(trials, int)
     for t in range(trials):
         base = rng.normal(base_mean, sd[baseline], n_base)
-        draws = {r: rng.normal(means[r], sd[r], n_row) for r in others}
-        p = [stats.welch_p(base, draws[r]) for r in others]
+        draws = {r: rng.normal(means[r], sd[r], n) for r, n in seeds.items()}
+        p = [stats.welch_p(base, draws[r]) for r in seeds]
         significant = stats.holm(p) < 0.05
-        lower = np.array([draws[r].mean() < base.mean() for r in others])
+        lower = np.array([draws[r].mean() < base.mean() for r in seeds])
         decided[t], better[t] = significant.sum(), (significant & lower).sum()  # lower is better for both headlines
     return decided, better
 
 
+def parse_design(text: str) -> dict[str, tuple[int, dict[str, int]]]:
+    """``ring8:12:ROW@6;ROW@6,digits:6:ROW@3`` -> {dataset: (baseline seeds, {row: seeds})}."""
+    out = {}
+    for part in text.split(","):
+        dataset, n_base, tested = part.split(":", 2)
+        rows = dict(item.rsplit("@", 1) for item in tested.split(";") if item)
+        out[dataset] = (int(n_base), {row: int(n) for row, n in rows.items()})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pilot", action="append", required=True,
-                        help="DATASET=RUNS_CSV:HEADLINE[:BASELINE G/D/loss/stack] (lower is better, log scale)")
+    parser.add_argument("--runs", required=True, help="the pilot's runs.csv")
+    parser.add_argument("--evals", help="the pilot's evals.csv (needed for --window above 1)")
+    parser.add_argument("--window", action="append", default=[],
+                        help="DATASET=K: the evaluations averaged into a run's headline on DATASET (default 1)")
+    parser.add_argument("--headline", action="append", required=True,
+                        help="DATASET=METRIC[:BASELINE G/D/loss/stack] (lower is better, log scale)")
     parser.add_argument("--design", action="append", required=True,
-                        help="DATASET:ROW_SEEDS:BASELINE_SEEDS[,DATASET:...] (repeatable: one design each)")
-    parser.add_argument("--test", action="append", default=[],
-                        help="DATASET=ROW;ROW;...: only these rows (G/D/loss/stack) get ROW_SEEDS and a test; the "
-                        "others train one seed each (a smoke run, shown but not tested, so not in Holm's family)")
-    parser.add_argument("--shrink", type=float, default=1.0)
+                        help="DATASET:BASELINE_SEEDS:ROW@SEEDS;ROW@SEEDS[,DATASET:...] (repeatable: one design each)")
+    parser.add_argument("--vectorized", action="append", default=[],
+                        help="DATASET=FACTOR: a tested row's seeds train as one group, each member FACTOR times as "
+                        "fast as a single run (benchmarks/vectorized_groups.py measures it)")
+    parser.add_argument("--shrink", type=float, default=0.75)
+    parser.add_argument("--shrink-single", type=float, default=0.5)
+    parser.add_argument("--want", type=int, default=10)
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    runs = pd.read_csv(args.runs)
+    evals = pd.read_csv(args.evals) if args.evals else None
+    windows = {item.split("=")[0]: int(item.split("=")[1]) for item in args.window}
+    if any(k > 1 for k in windows.values()) and evals is None:
+        parser.error("--window above 1 needs --evals")
+    speedup = {item.split("=")[0]: float(item.split("=")[1]) for item in args.vectorized}
     pilots = {}
-    for item in args.pilot:
+    for item in args.headline:
         dataset, rest = item.split("=", 1)
-        path, headline, *baseline = rest.split(":")
-        pilots[dataset] = pilot_rows(path, dataset, headline, baseline[0] if baseline else None)
-    tested = {item.split("=", 1)[0]: item.split("=", 1)[1].split(";") for item in args.test}
+        headline, *baseline = rest.split(":")
+        pilots[dataset] = pilot_rows(runs, evals, dataset, headline, windows.get(dataset, 1),
+                                     baseline[0] if baseline else None)
     for dataset, (rows, baseline) in pilots.items():
-        print(f"{dataset}: baseline {baseline}, log sd pooled {np.sqrt(np.nanmean(rows['sd'] ** 2)):.3f}")
-        print(rows.assign(effect=rows["mean"] - rows.loc[baseline, "mean"])
-               .sort_values("effect").round(3).to_string())
-    print(f"\neffects x{args.shrink:g}, {args.trials} simulated tables per design")
-    print("design | per table: decided (better) | P(>= 3 decided) | wall minutes")
-    for design in args.design:
+        print(f"{dataset}: baseline {baseline}, window {windows.get(dataset, 1)}, log sd pooled "
+              f"{np.sqrt(np.nanmean(rows['sd'] ** 2)):.3f}")
+        print(rows.assign(effect=rows["mean"] - rows.loc[baseline, "mean"]).sort_values("effect").round(3).to_string())
+    print(f"\neffects x{args.shrink:g} (one-seed rows x{args.shrink_single:g}), {args.trials} simulated tables per "
+          "design")
+    print(f"design | per table: decided (better) | P(>= {args.want} decided) | P(>= 2 in every table) | wall minutes")
+    for text in args.design:
+        design = parse_design(text)
         rng = np.random.default_rng(0)
-        total = np.zeros(args.trials, int)
+        total, every_two = np.zeros(args.trials, int), np.ones(args.trials, bool)
         seconds, cells = 0.0, []
-        for part in design.split(","):
-            dataset, n_row, n_base = part.split(":")
+        for dataset, (n_base, seeds) in design.items():
             rows, baseline = pilots[dataset]
-            keep = [baseline, *tested[dataset]] if dataset in tested else list(rows.index)
-            decided, better = simulate(rows.loc[keep], baseline, int(n_row), int(n_base), args.shrink, args.trials, rng)
+            unknown = sorted(set(seeds) - set(rows.index))
+            if unknown:
+                raise SystemExit(f"{dataset}: no pilot row {unknown}; rows: {sorted(rows.index)}")
+            decided, better = simulate(rows, baseline, seeds, n_base, args.shrink, args.shrink_single, args.trials,
+                                       rng)
             total += decided
-            smoke = rows["seconds"].drop(keep).sum()  # one seed each
-            seconds += (rows["seconds"].loc[keep].drop(baseline).sum() * int(n_row) + smoke
-                        + rows.loc[baseline, "seconds"] * int(n_base))
+            every_two &= decided >= 2
+            group = speedup.get(dataset, 1.0)
+            tested = [baseline, *seeds]
+            seconds += rows["seconds"].drop(tested).sum()  # one seed each, trained alone
+            seconds += sum(rows.loc[row, "seconds"] * n / (group if n > 1 else 1.0)
+                           for row, n in [(baseline, n_base), *seeds.items()])
             cells.append(f"{dataset} {decided.mean():.1f} ({better.mean():.1f})")
-        print(f"{design} | {', '.join(cells)} | {np.mean(total >= 3):.2f} | {seconds / args.workers / 60:.1f}")
+        print(f"{text} | {', '.join(cells)} | {np.mean(total >= args.want):.2f} | {np.mean(every_two):.2f} | "
+              f"{seconds / args.workers / 60:.1f}")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ version; an Intel Xeon and an AMD EPYC differ in every run even with the kernels
 says so first, and ``--verdicts`` is the comparison that holds.
 
 ``--verdicts`` retrains the runs of the rows the committed leaderboard decides (better or worse) and of their
-baselines, all their seeds (``--sample N``: N decided rows, taken in turn over the datasets), recomputes the
-leaderboard with those rows' runs replaced by the retrained ones (the other rows stay, so each table's Holm
-family is the committed one), and checks each verdict: *held* (decided the same again), *undecided* (not
+baselines, all their seeds (``--sample N``: N decided rows, taken in turn over the datasets), and every run of a
+crossed table whose ``effects.csv`` decides a component (its effects are estimated from all its runs together);
+recomputes the leaderboard and the effects with those runs replaced by the retrained ones (the other rows stay,
+so each table's Holm family is the committed one), each run's headline from its retrained curve
+(``Judgement.window``), and checks each verdict: *held* (decided the same again), *undecided* (not
 decided, the difference still of the same sign) or *REVERSED* (decided the other way, or the difference changed
 sign). The last line is ``verdicts held=K/N reversed=R``; the exit status is 1 when one reversed.
 
@@ -42,21 +44,26 @@ from ganzoo.core.records import COMPARED_METRICS
 
 KEYS = ["dataset", "generator", "discriminator", "loss", "stack"]
 DECIDED = ("better", "worse")
+CURVES = "_curves"  # a retrained run's evaluations, beside its final metrics
 
 
 def _train(spec_data: dict) -> dict:
     import torch
 
+    from ganzoo.core.records import Evaluation
     from ganzoo.core.spec import RunSpec
     from ganzoo.run.train import run
 
     torch.set_num_threads(1)  # as ganzoo bench trains on a CPU: one thread a run
     with tempfile.TemporaryDirectory() as run_dir:
         result = run(RunSpec.from_dict(spec_data), Path(run_dir), "cpu")
-    return {"status": result.status, "error": result.error or "", **result.final}
+    # The curves too: a table's headline may be the mean of a run's last evaluations (Judgement.window).
+    curves = [dict(Evaluation.metrics_of(e)) for e in result.evals]
+    return {"status": result.status, "error": result.error or "", **result.final, CURVES: curves}
 
 
 def _differences(fresh: dict, committed: pd.Series) -> list[str]:
+    fresh = {k: v for k, v in fresh.items() if k != CURVES}
     out = []
     for metric in COMPARED_METRICS:
         if metric not in committed or pd.isna(committed[metric]):
@@ -106,49 +113,78 @@ def _decided_rows(board: pd.DataFrame, n: int | None) -> pd.DataFrame:
     return decided.loc[picked]
 
 
-def _verdict_of(row: pd.Series, fresh: pd.Series) -> str:
-    """held, undecided or REVERSED: the retrained verdict of a row the committed leaderboard decided."""
-    if fresh["verdict"] in DECIDED and fresh["verdict"] != row["verdict"] or (
-            float(fresh["diff"]) > 0) != (float(row["diff"]) > 0):
+def _verdict_of(committed: str, fresh: str, same_direction: bool) -> str:
+    """held, undecided or REVERSED: the retrained verdict of what the committed tables decided."""
+    if fresh in DECIDED and fresh != committed or not same_direction:
         return "REVERSED"
-    return "held" if fresh["verdict"] == row["verdict"] else "undecided"
+    return "held" if fresh == committed else "undecided"
+
+
+def _upward(effect: float, scale: str) -> bool:
+    """Whether an effect raises the headline: a ratio above 1 on the log scale, a difference above 0 on the linear."""
+    return float(effect) > (1.0 if scale == "log" else 0.0)
 
 
 def _check_verdicts(args, committed: pd.DataFrame, suite, specs: dict, pool) -> int:
     from ganzoo.core.registry import build_registry
+    from ganzoo.report.effects import effects
     from ganzoo.report.leaderboard import leaderboard
     from ganzoo.sweep.driver import suite_record
 
+    record = suite_record(suite, build_registry())
+    judgements = {name: record.judgement(name) for name in record.datasets}
     board = pd.read_csv(args.results / "leaderboard.csv", keep_default_na=False)
     rows = _decided_rows(board, args.sample)
     baselines = board[board["is_baseline"].astype(str) == "True"]
     wanted = {tuple(r[KEYS]) for _, r in rows.iterrows()} | {
         tuple(b[KEYS]) for _, b in baselines.iterrows() if b["dataset"] in set(rows["dataset"])}
     chosen = committed[[tuple(r) in wanted for r in committed[KEYS].itertuples(index=False)]]
+    # A crossed table's effects are estimated from every run of the table together: it is retrained whole.
+    effects_csv = args.results / "effects.csv"
+    components = pd.read_csv(effects_csv, keep_default_na=False) if effects_csv.exists() else pd.DataFrame()
+    components = components[components["verdict"].isin(DECIDED)] if len(components) else components
+    crossed = set(components["dataset"]) if len(components) else set()
+    chosen = committed[committed.index.isin(chosen.index) | committed["dataset"].isin(crossed)]
     missing = [run_id for run_id in chosen.index if run_id not in specs]
     if missing:
         print(f"{len(missing)} runs are not in today's grid of {suite.name} (retrain the folder), e.g. {missing[:3]}")
         return 1
-    print(f"{args.results}: retraining {len(chosen)} runs of {len(rows)} decided rows and their baselines "
-          f"({args.jobs} single-thread workers)", flush=True)
+    print(f"{args.results}: retraining {len(chosen)} runs: {len(rows)} decided rows and their baselines, and "
+          f"every run of the crossed tables {sorted(crossed) or '(none)'} ({args.jobs} single-thread workers)",
+          flush=True)
     runs = committed.copy()
     for run_id, fresh in zip(chosen.index, pool.map(_train, [specs[i].canonical() for i in chosen.index]),
                              strict=True):
         runs.loc[run_id, "status"] = fresh["status"]
         for metric, value in fresh.items():
-            if metric in runs.columns and metric not in ("status", "error"):
+            if metric in runs.columns and metric not in ("status", "error", CURVES):
                 runs.loc[run_id, metric] = value
-    record = suite_record(suite, build_registry())
-    judgements = {name: record.judgement(name) for name in record.datasets}
+        judgement = judgements[runs.loc[run_id, "dataset"]]
+        if "headline" in runs.columns:  # the table's headline, from the retrained curve as load_runs reads it
+            runs.loc[run_id, "headline"] = judgement.run_headline([c.get(judgement.headline, math.nan)
+                                                                   for c in fresh[CURVES]])
     again = leaderboard(runs.reset_index(), record.to_dict(), judgements).set_index(KEYS)
     outcomes = []
     for _, row in rows.iterrows():
         fresh = again.loc[tuple(row[KEYS])]
-        outcomes.append(_verdict_of(row, fresh))
+        outcomes.append(_verdict_of(row["verdict"], fresh["verdict"],
+                                    (float(fresh["diff"]) > 0) == (float(row["diff"]) > 0)))
         label = f"{row['dataset']} {'/'.join(str(row[a]) for a in KEYS[1:])}"
         print(f"{label}: committed {row['verdict']} (diff {float(row['diff']):+.3g}, Holm p {row['p_holm']}), "
               f"retrained {fresh['verdict']} (diff {float(fresh['diff']):+.3g}, Holm p {fresh['p_holm']:.3g}): "
               f"{outcomes[-1]}", flush=True)
+    if len(components):
+        effects_again = effects(runs.reset_index(), record.to_dict(), judgements)[0].set_index(
+            ["dataset", "axis", "component"])
+        for _, row in components.iterrows():
+            fresh = effects_again.loc[(row["dataset"], row["axis"], row["component"])]
+            outcomes.append(_verdict_of(row["verdict"], fresh["verdict"],
+                                        _upward(fresh["effect"], fresh["scale"]) == _upward(row["effect"],
+                                                                                             row["scale"])))
+            print(f"{row['dataset']} {row['axis']} {row['component']} (against {row['reference']}): committed "
+                  f"{row['verdict']} (effect {float(row['effect']):.3g}, Holm p {row['p_holm']}), retrained "
+                  f"{fresh['verdict']} (effect {float(fresh['effect']):.3g}, Holm p {float(fresh['p_holm']):.3g}): "
+                  f"{outcomes[-1]}", flush=True)
     print(f"verdicts held={outcomes.count('held')}/{len(outcomes)} reversed={outcomes.count('REVERSED')}")
     return 1 if "REVERSED" in outcomes else 0
 

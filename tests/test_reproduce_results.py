@@ -25,7 +25,14 @@ def row(verdict, diff):
     (row("worse", 1.2), row("better", -0.3), "REVERSED"),
 ])
 def test_a_retrained_verdict_is_held_undecided_or_reversed(committed, retrained, outcome):
-    assert reproduce._verdict_of(committed, retrained) == outcome
+    same_direction = (retrained["diff"] > 0) == (committed["diff"] > 0)
+    assert reproduce._verdict_of(committed["verdict"], retrained["verdict"], same_direction) == outcome
+
+
+@pytest.mark.parametrize(("effect", "scale", "upward"), [(1.3, "log", True), (0.7, "log", False),
+                                                         (0.2, "linear", True), (-0.1, "linear", False)])
+def test_a_crossed_effect_points_up_above_1_as_a_ratio_and_above_0_as_a_difference(effect, scale, upward):
+    assert reproduce._upward(effect, scale) is upward
 
 
 def test_a_sample_of_decided_rows_takes_the_datasets_in_turn():
