@@ -22,8 +22,9 @@ from ganzoo.core.store import Store
 from ganzoo.system import cpu
 
 pytestmark = pytest.mark.slow
-# ring8: 4 tested rows x 8 seeds + a 16-seed baseline + 11 rows x 1 seed; digits: 4 x 8 + 16 + 3 x 1
-N_RUNS = 110  # (ganzoo bench --all --dry-run)
+# ring8: a 16-seed baseline + ema 8 + ttur 12 + r1 12 + 12 rows x 1 seed; digits: a 12-seed baseline + ResNet D 5
+# + DiffAugment 5 + ResNet G 10 + consistency 10 + 3 rows x 1 seed
+N_RUNS = 105  # (ganzoo bench --all --dry-run)
 RESULTS = Path(__file__).parents[1] / "results" / "default"
 COMMITTED = RESULTS / "runs.csv"
 COMMAND = [sys.executable, "-m", "ganzoo", "bench", "--all", "--no-progress"]
