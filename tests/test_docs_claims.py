@@ -188,28 +188,32 @@ def _seeds_per_row(runs: pd.DataFrame, dataset: str) -> pd.Series:
 
 def test_the_default_run_counts_quoted_are_the_committed_ones():
     runs = _runs("default")
-    assert len(runs) == 110 and "110 runs" in _text("README.md") and "110 runs" in _text("docs/reading-results.md")
-    assert (runs["status"] == "done").all()
-    per_dataset = runs.groupby("dataset").size().to_dict()
+    assert len(runs) == 105 and "105 runs" in _text("README.md") and "105 runs" in _text("docs/reading-results.md")
+    assert runs["status"].isin(["done", "diverged"]).all()
+    assert runs.groupby("dataset").size().to_dict() == {"ring8": 60, "digits": 45}
+    # scaling.md's vectorised timings are of the previous default, kept as the pilot of this one
+    pilot = pd.read_csv(ROOT / "benchmarks" / "pilots" / "default-8x16-runs.csv")
     scaling = _text("docs/scaling.md")
-    assert per_dataset == {"ring8": 59, "digits": 51}
-    assert "the default's 59 ring8 runs" in scaling and "The default's 51 digits runs" in scaling
-    assert (_seeds_per_row(runs, "ring8") == 1).sum() == 11 and "the default's 11 one-seed ring8 rows" in scaling
+    assert pilot.groupby("dataset").size().to_dict() == {"ring8": 59, "digits": 51}
+    assert "the previous default's 59 ring8 runs" in scaling and "The previous default's 51 digits runs" in scaling
+    assert (_seeds_per_row(pilot, "ring8") == 1).sum() == 11
+    assert "the previous default's 11 one-seed ring8 rows" in scaling
 
 
 @pytest.mark.parametrize("folder", ["default", "default-replicate"])
 def test_the_default_design_quoted_is_the_committed_one(folder):
-    """Per dataset: one 16-seed baseline, 4 rows at 8 seeds, every other row one seed; ring8 2,000 and digits
-    1,000 G steps."""
+    """ring8: a 16-seed baseline, rows at 8, 12 and 12 seeds; digits: a 12-seed baseline, rows at 5, 5, 10 and 10;
+    every other row one seed; ring8 2,000 and digits 1,000 G steps."""
     runs = _runs(folder)
-    for dataset in ("ring8", "digits"):
-        seeds = _seeds_per_row(runs, dataset).value_counts().to_dict()
-        assert seeds[16] == 1 and seeds[8] == 4 and set(seeds) == {1, 8, 16}, (dataset, seeds)
+    expected = {"ring8": {16: 1, 12: 2, 8: 1, 1: 12}, "digits": {12: 1, 10: 2, 5: 2, 1: 3}}
+    for dataset, counts in expected.items():
+        assert _seeds_per_row(runs, dataset).value_counts().to_dict() == counts, dataset
     assert runs.groupby("dataset")["g_steps"].max().to_dict() == {"ring8": 2000, "digits": 1000}
     summary = _text("docs/reading-results.md")
     assert "digits 1,000 G steps, ring8 2,000 G steps" in summary
-    assert "each dataset tests 4 rows (8 seeds each) against a 16-seed baseline" in summary
-    assert "is the baseline at 16 seeds, 4 rows that change one component are tested at 8 seeds each" in \
+    assert "ring8 tests 3 rows (8, 12 and 12 seeds) against a 16-seed baseline" in summary
+    assert "digits 4 rows (5, 5, 10 and 10 seeds) against a 12-seed one" in summary
+    assert "is the baseline at 12 seeds, 4 rows that change one component are tested at 5 to 10 seeds each" in \
         _text("README.md")
 
 
@@ -238,8 +242,9 @@ def test_the_replicate_decides_the_same_digits_comparisons():
 
 def test_the_wall_times_quoted_are_the_provenance_ones():
     provenance = _text("results/default/PROVENANCE.md")
-    assert "13 min 12 s" in provenance and "15 min 14 s" in provenance
-    assert "took 13 to 15 minutes on the 2-core AVX-512 AMD EPYC" in _text("README.md")
+    assert "31 min 21 s" in provenance and "34 min 19 s" in provenance
+    assert "took 31 min 21 s on the 2-core AMD EPYC exposing AVX2 only" in _text("README.md")
+    assert "this one took 31 min 21 s on the AVX2 EPYC" in _text("benchmarks/README.md")
     conditional = _runs("conditional-digits")
     assert len(conditional) == 16 and "2 min 33 s" in _text("results/conditional-digits/PROVENANCE.md")
     assert "16 runs, 2 min 33 s on 2 cores" in _text("docs/conditional.md")
@@ -292,10 +297,11 @@ def test_each_judgement_row_is_the_registered_judgement(names, headline, collaps
 
 
 def test_the_vectorised_agreement_tables_single_runs_are_the_committed_baselines():
-    """docs/scaling.md's 'single runs (mean)' column: the default's 16-seed baselines as results/default holds them."""
+    """docs/scaling.md's 'single runs (mean)' column: the previous default's 16-seed baselines, kept as a pilot (its
+    ring8 runs came out bit for bit as committed then, its digits FIDs within 1e-13: the table prints 3 digits)."""
     import numpy as np
 
-    runs = _runs("default")
+    runs = pd.read_csv(ROOT / "benchmarks" / "pilots" / "default-8x16-runs.csv")
     table = {(m[0], m[1]): m[2:] for m in re.findall(r"^\| (ring8|digits) \| (\w+) \(.*?\) \| (\d+) \| ([0-9.]+) \|",
                                                     (ROOT / "docs" / "scaling.md").read_text(), re.M)}
     assert set(table) == {("ring8", "mode_kl"), ("ring8", "modes"), ("digits", "fid"), ("digits", "classes")}
