@@ -3,7 +3,6 @@ keeps and why, stabilizers with labels, and a conditional run evaluated again fr
 
 import copy
 import csv
-
 from pathlib import Path
 
 import pytest

@@ -83,7 +83,8 @@ def test_the_default_design_still_plans_the_committed_runs_and_names_what_the_fi
     committed = set(pd.read_csv(ROOT / "results" / "default" / "runs.csv")["run_id"])
     assert {spec.run_id for spec in build_grid(load_suite("default"), REGISTRY).specs} == committed
     output = dry_run(*CROSSED, results_dir=tmp_path)
-    assert sum(planned_cells(output, "digits").values()) == 32  # the one-factor rows the filters keep, as before
+    # the one-factor rows the filters keep: the baseline (12 seeds), ResNet G (10) and ResNet D (5), as before
+    assert sum(planned_cells(output, "digits").values()) == 27
     assert ('loss hinge: digits: not in the one-factor design: the suite\'s digits components select '
             'loss = ["ns"]; --design full crosses the components the filters name') in output
     assert "stabilizer spectral_norm: digits: not in the one-factor design" in output

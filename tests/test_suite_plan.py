@@ -41,8 +41,20 @@ def test_an_extra_row_naming_an_unknown_component_is_a_clear_error(zoo):
 def test_per_dataset_seeds_override_the_suites(zoo):
     grid = build_grid(suite(seeds=[3, 4, 5]), zoo)
     assert {s.seed for s in grid.specs} == {3, 4, 5}
-    with pytest.raises(SuiteError, match="seeds must be a positive count or a non-empty list of integers"):
+    with pytest.raises(SuiteError, match=r"seeds must be a positive count, \{ first = N, count = K \} or a "
+                                         r"non-empty list of integers"):
         suite(seeds="10")
+
+
+def test_seeds_may_count_from_a_first_seed_disjoint_from_a_pilots(zoo):
+    grid = build_grid(suite(seeds={"first": 100, "count": 3}, baseline_seeds={"first": 100, "count": 5}), zoo)
+    by_row = {}
+    for spec in grid.specs:
+        by_row.setdefault(spec.combination, set()).add(spec.seed)
+    assert set(map(frozenset, by_row.values())) == {frozenset({100, 101, 102}), frozenset(range(100, 105))}
+    for bad in ({"first": 100}, {"first": 100, "count": 0}, {"first": 1.5, "count": 2}, {"start": 0, "count": 2}):
+        with pytest.raises(SuiteError, match=r"seeds must be a positive count, \{ first = N, count = K \}"):
+            suite(seeds=bad)
 
 
 def test_the_baseline_may_have_more_seeds_than_the_rows_it_is_compared_with(zoo):

@@ -31,7 +31,8 @@ def suite_with(**changes):
     ({"budget.kimg": math.inf}, r"budget.kimg must be finite"),
     ({"budget.kimg": "10"}, r"budget.kimg must be a number, got '10' \(str\)"),
     ({"budget.batch_size": 2.5}, r"budget.batch_size must be a whole number, got 2.5"),
-    ({"seeds": "10"}, r"seeds must be a positive count or a non-empty list of integers, got '10'"),
+    ({"seeds": "10"}, r"seeds must be a positive count, \{ first = N, count = K \} or a non-empty list of "
+                      r"integers, got '10'"),
     ({"seeds": 2.5}, r"seeds must be a positive count"),
     ({"seeds": 0}, r"seeds must be a positive count"),
     ({"name": 5}, r"name must be letters, digits, '_', '.' or '-' .it names the results folder., got 5"),
