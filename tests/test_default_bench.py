@@ -1,4 +1,5 @@
-"""The README's quickstart for real: the whole embedded default suite, then the same command again (slow, ~15 min).
+"""The README's quickstart for real: the whole embedded default suite, then the same command again (slow:
+31 min on a 2-core AVX2 EPYC).
 
 It also checks the protocol the suite promises: each dataset's baseline meets its success criterion
 (benchmarks/README.md, "How the default budgets were chosen") on most seeds at the end of its budget; and what
@@ -36,8 +37,8 @@ KEYS = ["dataset", "generator", "discriminator", "loss", "stack"]
 def trained(tmp_path_factory):
     """The README's quickstart into an empty folder, once for the tests below."""
     folder = tmp_path_factory.mktemp("default-bench")
-    # 14 min on the AVX-512 EPYC that trained results/default; each run took 1.7-2.4x as long on an AVX2-only
-    # EPYC (a digits baseline 25 s against 15 s, the same with the code before this test's last change).
+    # 31 min 21 s on the AVX2-only EPYC that trained results/default; the previous default, of about the same
+    # CPU time, took 14 min on an AVX-512 EPYC and 34 min on the AVX2 one.
     first = subprocess.run([*COMMAND, "--results-dir", str(folder)], env=ENV, capture_output=True, text=True,
                            timeout=3600)
     assert first.returncode == 0, first.stderr[-3000:]
