@@ -77,7 +77,7 @@ class Judgement:
             their cost grows with its square (100,000 points: minutes per evaluation).
         window: how many of a run's last evaluations make its headline value: their mean on the judgement's
             scale (the geometric mean on the log scale), 1 for the final evaluation alone. A headline that
-            swings between evaluations as much as between seeds (FID on digits) is measured where the run got
+            swings between evaluations almost as much as between seeds (FID on digits) is measured where the run got
             to over its last evaluations, not at one point of its oscillation; never its best. The run's state
             (collapsed, degraded, success) is still judged at its final evaluation, so a late collapse is
             flagged whatever the window.

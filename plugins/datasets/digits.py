@@ -124,8 +124,8 @@ class StackedDigits(Dataset):
 # Equivalence: declared before any run, the widest margin ganzoo allows on a log headline.
 FID_MARGIN_REASON = ("a FID ratio within x0.8-1.25 is smaller than the spread of one configuration's final FID "
                      "between seeds, so no user would pick a component for it")
-# A run's headline is the geometric mean of its last 4 evaluations: FID swings between evaluations as much as
-# between seeds, and over 110 runs of the default (8 evaluations each, 125 G steps apart) the mean of the last
+# A run's headline is the geometric mean of its last 4 evaluations: FID swings between evaluations almost as
+# much as between seeds, and over 110 runs of the default (8 evaluations each, 125 G steps apart) the mean of the last
 # 4, the last half of training, gave the most power of any window: pooled sd of log FID 0.24 against 0.55 for
 # the final value (benchmarks/README.md, "Which headline").
 DIGITS_JUDGEMENT = Judgement(headline="fid", lower_is_better=True, scale="log", collapse=("classes <= 5",),
