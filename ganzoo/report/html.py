@@ -23,7 +23,7 @@ from ..core.records import FINISHED, ReferenceRow, SuiteRecord
 from ..core.store import Store
 from .effects import effects
 from .findings import effects_power_line, of_table, power_line, table_findings
-from .leaderboard import AXES, leaderboard, metric_directions, row_label
+from .leaderboard import AXES, leaderboard, metric_directions, row_label, run_values
 from .markdown import design_sentence
 from .runs import judgements_of, read_runs
 from .samples import SamplePictures
@@ -102,9 +102,8 @@ def _profiles(runs: pd.DataFrame, table_effects: pd.DataFrame, judgement: Judgem
     for axis in dict.fromkeys(table_effects["axis"]):
         levels = [table_effects.loc[table_effects["axis"] == axis, "reference"].iloc[0],
                   *table_effects.loc[table_effects["axis"] == axis, "component"]]
-        value = _value_column(finished, judgement)
-        panels.append((axis, {level: finished.loc[finished[axis].astype(str) == level, value].astype(float).tolist()
-                              for level in levels}))
+        values = run_values(finished, judgement)
+        panels.append((axis, {level: values[finished[axis].astype(str) == level].tolist() for level in levels}))
     return draw(panels, metric_label(judgement.headline), judgement.lower_is_better,
                 table_effects["scale"].iloc[0] == "log", path)
 
@@ -188,13 +187,12 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
     seed_rows = []
     # Plain dicts of the columns read below, not iterrows: a Series of every column per seed cost more than the
     # rest of the section in a large sweep. A column that is absent reads as None either way.
-    value = _value_column(seeds, judgement)
-    read = [c for c in dict.fromkeys(("run_id", "seed", "status", value, "collapsed", "degraded", "success"))
-            if c in seeds]
-    for run in seeds.sort_values("seed")[read].to_dict("records"):
+    read = [c for c in ("run_id", "seed", "status", "collapsed", "degraded", "success") if c in seeds]
+    seeds = seeds.assign(_value=run_values(seeds, judgement))
+    for run in seeds.sort_values("seed")[[*read, "_value"]].to_dict("records"):
         stored = rows[run["run_id"]]
         picture = pictures.picture(stored)
-        headline = run.get(value)
+        headline = run["_value"]
         seed_rows.append({
             "seed": int(run["seed"]), "run_id": run["run_id"], "status": run["status"],
             "headline": None if headline is None or pd.isna(headline) else headline,
@@ -213,17 +211,7 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
 
 def _finals(seeds: pd.DataFrame, judgement: Judgement) -> list[float]:
     """The finished seeds' headline values, as the table ranks them."""
-    finished = seeds[seeds["status"].isin(FINISHED)]
-    value = _value_column(finished, judgement)
-    if value not in finished:
-        return []
-    return [float(v) for v in finished[value] if not pd.isna(v)]
-
-
-def _value_column(runs: pd.DataFrame, judgement: Judgement) -> str:
-    """Where a run's headline value is: ``headline`` (``Judgement.run_headline``), which ``load_runs`` writes, else
-    the headline metric's final value."""
-    return "headline" if "headline" in runs and runs["headline"].notna().any() else judgement.headline
+    return [float(v) for v in run_values(seeds[seeds["status"].isin(FINISHED)], judgement) if not pd.isna(v)]
 
 
 def _unfinished(rows: dict[str, dict]) -> list[dict[str, Any]]:

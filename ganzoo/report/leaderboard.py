@@ -128,16 +128,23 @@ def _cores() -> int:
     return max(1, min(8, cores or 1))
 
 
+def run_values(runs: pd.DataFrame, judgement: Judgement) -> pd.Series:
+    """Each run's headline value, aligned with ``runs``: the ``headline`` column ``load_runs`` writes
+    (``Judgement.run_headline`` of the run's curve), else, for a run read without its evaluations, the headline
+    metric's final value; NaN where neither is there."""
+    final = runs[judgement.headline].astype(float) if judgement.headline in runs else None
+    if "headline" not in runs:
+        return final if final is not None else pd.Series(np.nan, index=runs.index)
+    values = runs["headline"].astype(float)
+    return values if final is None else values.fillna(final)
+
+
 def headline_values(runs: pd.DataFrame, judgement: Judgement) -> np.ndarray:
-    """The headline values of the runs that finished (diverged and failed seeds have none): the ``headline``
-    column ``load_runs`` writes (``Judgement.run_headline`` of each run's curve), else, for runs read without
-    their evaluations, the headline metric's final value."""
+    """The headline values (``run_values``) of the runs that finished (diverged and failed seeds have none)."""
     done = runs[runs["status"] == DONE]
-    final = done[judgement.headline].astype(float) if judgement.headline in done else None
-    if "headline" not in done:
-        return final.to_numpy() if final is not None else np.array([])
-    values = done["headline"].astype(float)
-    return (values if final is None else values.fillna(final)).to_numpy()
+    if "headline" not in done and judgement.headline not in done:
+        return np.array([])
+    return run_values(done, judgement).to_numpy()
 
 
 def _row(key: tuple, group: pd.DataFrame, summary: dict[str, float], judgement: Judgement,

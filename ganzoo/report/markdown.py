@@ -165,6 +165,6 @@ def evaluations_frame(store: Store, runs: pd.DataFrame) -> pd.DataFrame:
             records.append({"run_id": run_id, "index": index, "g_steps": evaluation.g_steps, "kimg": evaluation.kimg,
                             "d_steps": evaluation.d_steps, "seconds": evaluation.seconds, "d_loss": evaluation.d_loss,
                             "g_loss": evaluation.g_loss, **evaluation.metrics})
-    frame = pd.DataFrame.from_records(records, columns=None if records else list(EVAL_COLUMNS))
-    return frame.sort_values(["run_id", "index"], kind="stable").reset_index(drop=True) if records else frame
+    # evals_by_run reads them ordered by run and index already
+    return pd.DataFrame.from_records(records, columns=None if records else list(EVAL_COLUMNS))
 
