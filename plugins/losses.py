@@ -121,6 +121,38 @@ class RelativisticAverageLoss(Loss):
         return self._relativistic(fake_logits, real_logits)
 
 
+class RelativisticPairingLoss(Loss):
+    """RpGAN: each real sample is paired with one fake, and D judges which of the two is the more real.
+
+    With C the logits and (x_i, G(z_i)) the i-th pair, D minimises E[softplus(-(C(x_i) - C(G(z_i))))] and G the
+    mirror, E[softplus(-(C(G(z_i)) - C(x_i)))]. Unlike ``rasgan``, which compares each sample with the *mean*
+    logit of the other batch, every comparison here is one real against one fake, so the real and the fake
+    batch must be the same size: the i-th real is paired with the i-th fake, in batch order. This is the loss
+    R3GAN pairs with R1 and R2.
+    """
+
+    uses_real_logits_in_g = True
+
+    @staticmethod
+    def _paired(more_real: torch.Tensor, less_real: torch.Tensor) -> torch.Tensor:
+        more_real, less_real = _flat(more_real), _flat(less_real)
+        if more_real.shape != less_real.shape:
+            raise ValueError(
+                f"The rpgan loss pairs each real sample with one fake, so the batches must be the same size; got "
+                f"{more_real.shape[0]} and {less_real.shape[0]} logits. Use equal real and fake batch sizes."
+            )
+        return F.softplus(-(more_real - less_real)).mean()
+
+    def d_loss(self, real_logits, fake_logits, real_target: float = 1.0):
+        _no_target("rpgan", real_target)
+        return self._paired(real_logits, fake_logits)
+
+    def g_loss(self, fake_logits, real_logits=None):
+        if real_logits is None:
+            raise ValueError("The rpgan loss needs the real logits in the G step (uses_real_logits_in_g is True)")
+        return self._paired(fake_logits, real_logits)
+
+
 @hookimpl
 def register_losses(register):
     register("ns", NonSaturatingLoss, description="Non-saturating cross-entropy loss (G maximises log D(G(z)))",
@@ -140,4 +172,10 @@ def register_losses(register):
     register("rasgan", RelativisticAverageLoss, aliases=("rals",),
              description="Relativistic average standard GAN loss (RaSGAN); G also sees real logits",
              reference="Jolicoeur-Martineau 2019, The relativistic discriminator, ICLR, arXiv:1807.00734",
+             vectorized=True)
+    register("rpgan", RelativisticPairingLoss,
+             description="Relativistic pairing loss (RpGAN): the i-th real against the i-th fake; G sees real logits",
+             reference="Jolicoeur-Martineau 2019, The relativistic discriminator, ICLR, arXiv:1807.00734; as used in "
+                       "Huang et al. 2024, The GAN is dead; long live the GAN! A Modern GAN Baseline (R3GAN), "
+                       "NeurIPS, arXiv:2501.05441",
              vectorized=True)

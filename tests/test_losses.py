@@ -36,6 +36,9 @@ CLOSED_FORMS = {
               lambda f, r: 0.5 * np.mean((f - 1) ** 2)),
     "rasgan": (lambda r, f: np.mean(-np.log(sigmoid(r - f.mean()))) + np.mean(-np.log(1 - sigmoid(f - r.mean()))),
              lambda f, r: np.mean(-np.log(sigmoid(f - r.mean()))) + np.mean(-np.log(1 - sigmoid(r - f.mean())))),
+    # Pairs (r_i, f_i): D wants each real above its own fake, G the reverse.
+    "rpgan": (lambda r, f: np.mean(-np.log(sigmoid(r - f))),
+              lambda f, r: np.mean(-np.log(sigmoid(f - r)))),
 }
 
 
@@ -128,9 +131,9 @@ def test_bad_real_target_is_rejected(registry):
         registry.get("loss", "ns").build().d_loss(t(REAL), t(FAKE), real_target=1.5)
 
 
-def test_only_rasgan_needs_real_logits_in_g(registry):
+def test_only_the_relativistic_losses_need_real_logits_in_g(registry):
     needs = {c.name for c in registry.list("loss") if c.build().uses_real_logits_in_g}
-    assert needs == {"rasgan"}
+    assert needs == {"rasgan", "rpgan"}
     assert registry.get("loss", "rals") is registry.get("loss", "rasgan")  # the former name still resolves
     with pytest.raises(ValueError, match="real logits"):
         registry.get("loss", "rals").build().g_loss(t(FAKE), None)
@@ -153,3 +156,29 @@ def test_metadata_names_the_paper_and_lists_every_hparam(registry):
         assert "arXiv:" in component.reference and any(str(y) in component.reference for y in range(2014, 2020))
         params = [p for p in inspect.signature(component.factory).parameters.values() if p.name != "self"]
         assert {p.name for p in params} == set(component.defaults)
+
+
+def test_rpgan_at_hand_computed_values(registry):
+    # Two pairs, worked by hand: D(x) - D(G(z)) = (2 - 0, 0 - 1) = (2, -1), so
+    # D loss = (log(1 + e^-2) + log(1 + e^1)) / 2 and G loss = (log(1 + e^2) + log(1 + e^-1)) / 2.
+    loss = registry.get("loss", "rpgan").build()
+    real, fake = t([2.0, 0.0]), t([0.0, 1.0])
+    d_expected = (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(1.0))) / 2  # 0.72968...
+    g_expected = (np.log1p(np.exp(2.0)) + np.log1p(np.exp(-1.0))) / 2  # 1.22968...
+    assert loss.d_loss(real, fake).item() == pytest.approx(d_expected, rel=1e-12)
+    assert loss.g_loss(fake, real).item() == pytest.approx(g_expected, rel=1e-12)
+    # Swapping the roles of the two batches swaps the two losses: G's game is D's mirror.
+    assert loss.g_loss(real, fake).item() == pytest.approx(d_expected, rel=1e-12)
+
+
+def test_rpgan_pairs_samples_where_rasgan_compares_with_the_batch_mean(registry):
+    rpgan, rasgan = (registry.get("loss", n).build() for n in ("rpgan", "rasgan"))
+    assert rpgan.d_loss(t(REAL), t(FAKE)).item() != pytest.approx(rasgan.d_loss(t(REAL), t(FAKE)).item(), rel=1e-3)
+    # Reordering the fakes changes which real each is paired with: rpgan moves, rasgan (means only) does not.
+    shuffled = t(FAKE[::-1].copy())
+    assert rpgan.d_loss(t(REAL), shuffled).item() != pytest.approx(rpgan.d_loss(t(REAL), t(FAKE)).item(), rel=1e-3)
+    assert rasgan.d_loss(t(REAL), shuffled).item() == pytest.approx(rasgan.d_loss(t(REAL), t(FAKE)).item(), rel=1e-12)
+    # Pairing needs one fake per real; comparing with a mean does not.
+    with pytest.raises(ValueError, match="same size"):
+        rpgan.d_loss(t(REAL), t(FAKE[:3]))
+    rasgan.d_loss(t(REAL), t(FAKE[:3]))
