@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from test_cli import write_suite
 from test_cli_eval import TinyGrey, _Plugin, numpy_fid, write_images
 
+from ganzoo.api.judgement import Judgement
 from ganzoo.cli import main
 from ganzoo.core.registry import build_registry, reset_registry
 from ganzoo.core.spec import EvalProtocol
@@ -152,7 +153,10 @@ def test_a_suites_eval_reference_is_what_runs_evaluate_against(registry, tmp_pat
     (tmp_path / "suite" / "ref.npz").write_bytes(path.read_bytes())
     suite = load_suite(write_suite(tmp_path / "suite" / "tiny.toml",
                                    eval={"n_fake": 256, "metrics": ["fid"], "reference": "ref.npz"}))
-    assert suite.datasets[0].protocol.reference == str((tmp_path / "suite" / "ref.npz").resolve())
+    plan = suite.datasets[0]
+    assert plan.protocol.reference == str((tmp_path / "suite" / "ref.npz").resolve())
+    # A dataset's declared n_real would contradict the file's own count: the file decides it.
+    assert plan.protocol_for(Judgement(n_fake=100, n_real=500)).n_real is None
     with pytest.raises(SuiteError, match="ganzoo stats REAL --out missing.npz"):
         load_suite(write_suite(tmp_path / "suite" / "bad.toml", eval={"n_fake": 256, "reference": "missing.npz"}))
 
