@@ -300,6 +300,8 @@ class Metric:
         needs_labels: a metric of class-conditional generators (``cond_accuracy``, ``intra_fid``): computed for every
             conditional G whether ``eval.metrics`` names it or not, never for an unconditional one; ``fake.labels``
             holds the class each sample was generated for, ``real.labels`` the reference's labels.
+        needs_real_features: it reads ``real.features`` (or ``real.logits``), not only ``real.mu`` and ``real.sigma``:
+            it cannot be computed against a statistics file (``ganzoo stats``), whose reference holds no features.
         reference: the paper or project the metric follows.
         plugin, distribution, version: who registered it, filled in by the registry.
     """
@@ -312,6 +314,7 @@ class Metric:
     labels: Mapping[str, str] = field(default_factory=dict)
     needs_logits: bool = False
     needs_labels: bool = False
+    needs_real_features: bool = True
     reference: str = ""
     plugin: str = ""
     distribution: str = ""
@@ -349,6 +352,7 @@ class Metric:
         """JSON-ready metadata (no function)."""
         return {"kind": "metric", "name": self.name, "description": self.description, "reference": self.reference,
                 "lower_is_better": self.lower_is_better, "columns": list(self.columns), "labels": dict(self.labels),
-                "needs_logits": self.needs_logits, "needs_labels": self.needs_labels, "plugin": self.plugin,
+                "needs_logits": self.needs_logits, "needs_labels": self.needs_labels,
+                "needs_real_features": self.needs_real_features, "plugin": self.plugin,
                 "distribution": self.distribution,
                 "version": self.version}

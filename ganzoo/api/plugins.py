@@ -93,10 +93,13 @@ def _unique_entry_points() -> list[importlib.metadata.EntryPoint]:
 
 
 def create_plugin_manager(
-    load_entry_points: bool = True, core_plugins: Mapping[str, object] | None = None,
+    load_entry_points: bool = True, core_plugins: Mapping[str, object] | None = None, builtin_zoo: bool = True,
 ) -> tuple[pluggy.PluginManager, dict[str, PluginInfo], list[LoadError]]:
     """A plugin manager with the ganzoo hookspecs, ``core_plugins`` (name -> module) and every selected entry
     point loaded.
+
+    ``builtin_zoo=False`` leaves out the built-in distribution's entry points (the zoo's networks, losses,
+    datasets and extractors), for readers of results that need only what the core and other plugins register.
 
     Returns:
         The manager, information about each loaded plugin by name, and the load errors.
@@ -110,7 +113,7 @@ def create_plugin_manager(
     for ep in _unique_entry_points():
         dist_name = _dist_name(ep)
         version = ep.dist.version if ep.dist is not None else ""
-        if not _selected(ep, dist_name):
+        if not _selected(ep, dist_name) or (not builtin_zoo and dist_name == BUILTIN_DISTRIBUTION):
             continue
         where = f"{dist_name} {version}".strip()
         # A plugin is its distribution and entry point: another package's entry point named like a built-in

@@ -1,4 +1,5 @@
-"""The ``ganzoo`` command line: list, plugins, runs here; bench, report, train, eval, compare in their modules."""
+"""The ``ganzoo`` command line: list, plugins, runs here; bench, report, train, eval, stats, compare in their
+modules."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def runs_command(results_dir, suite, statuses, fmt):
 def _attach_subcommands() -> None:
     from .bench import bench_command
     from .compare import compare_command
-    from .eval import eval_command
+    from .eval import eval_command, stats_command
     from .new_plugin import new_plugin_command
     from .plan import plan_command
     from .report import report_command
@@ -113,6 +114,7 @@ def _attach_subcommands() -> None:
     main.add_command(report_command, name="report")
     main.add_command(train_command, name="train")
     main.add_command(eval_command, name="eval")
+    main.add_command(stats_command, name="stats")
     main.add_command(compare_command, name="compare")
     main.add_command(plan_command, name="plan")
     main.add_command(new_plugin_command, name="new-plugin")

@@ -215,6 +215,7 @@ def core_plugins() -> dict[str, object]:
 
 _lock = threading.Lock()
 _registry: Registry | None = None
+_metric_registry: Registry | None = None  # metric_registry()'s, while no full registry is built
 
 
 def get_registry() -> Registry:
@@ -227,11 +228,28 @@ def get_registry() -> Registry:
         return _registry
 
 
+def metric_registry() -> Registry:
+    """A registry to read the metrics from: the process registry when it is built, else one without the zoo.
+
+    The built-in zoo registers no metric (the core does, ``core_plugins``), so leaving its entry points out
+    loses none, and a report or ``ganzoo compare`` never imports the zoo's networks. Other distributions'
+    plugins load as usual: any of them may register a metric.
+    """
+    global _metric_registry
+    with _lock:
+        if _registry is not None:
+            return _registry
+        if _metric_registry is None:
+            pm, infos, errors = create_plugin_manager(core_plugins=core_plugins(), builtin_zoo=False)
+            _metric_registry = Registry(pm, infos, errors)
+        return _metric_registry
+
+
 def reset_registry(registry: Registry | None = None) -> None:
     """Forget the cached registry (or install ``registry``); tests use it after changing plugins."""
-    global _registry
+    global _registry, _metric_registry
     with _lock:
-        _registry = registry
+        _registry, _metric_registry = registry, None
 
 
 def build_registry(extra_plugins: dict[str, object] | None = None, load_entry_points: bool = True) -> Registry:

@@ -41,6 +41,8 @@ class EvalProtocol:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     batch_size: int = 500
+    # A statistics file (``ganzoo stats``) to evaluate against instead of the dataset's reference samples.
+    reference: str | None = None
 
     def __post_init__(self):
         if isinstance(self.metrics, str) or not self.metrics or not all(isinstance(m, str) for m in self.metrics):
@@ -52,6 +54,9 @@ class EvalProtocol:
         checks.whole(self.kid_subsets, "eval.kid_subsets")
         checks.whole(self.kid_subset_size, "eval.kid_subset_size", minimum=2)
         checks.whole(self.batch_size, "eval.batch_size")
+        if self.reference is not None and (not isinstance(self.reference, str) or not self.reference.endswith(".npz")):
+            raise ValueError(f'eval.reference must be the path of a statistics file written by ganzoo stats, such as '
+                             f'"cifar10-train.npz", got {self.reference!r}')
         if not isinstance(self.extractor, str) or not self.extractor:
             raise ValueError(f'eval.extractor must be a registered extractor\'s name or "auto", got {self.extractor!r}')
 
@@ -206,6 +211,8 @@ class RunSpec:
             del data["compute"]
         data["budget"] = self.budget.canonical()
         data["protocol"]["metrics"] = list(data["protocol"]["metrics"])
+        if data["protocol"]["reference"] is None:  # added after run ids existed: left out at its default
+            del data["protocol"]["reference"]
         return json.loads(json.dumps(data, sort_keys=True, default=_jsonable))
 
     @functools.cached_property

@@ -54,11 +54,13 @@ def dc(real: ReferenceSet, fake: Features, protocol: EvalProtocol) -> dict[str, 
 @hookimpl
 def register_metrics(register):
     # Registration order is the leaderboards' column order.
-    register("fid", fid, lower_is_better=True, labels={"fid": "FID"},
+    # FID reads the reference's mean and covariance, IS the generated logits: both work against a statistics file.
+    register("fid", fid, lower_is_better=True, labels={"fid": "FID"}, needs_real_features=False,
              description="Fréchet distance between Gaussians fitted to real and generated features",
              reference="Heusel et al. 2017, GANs Trained by a Two Time-Scale Update Rule, arXiv:1706.08500")
     register("is", inception, lower_is_better=False, columns=("is_mean",), labels={"is_mean": "IS"},
-             needs_logits=True, description="Inception Score of the generated logits (mean and std over 10 splits)",
+             needs_logits=True, needs_real_features=False,
+             description="Inception Score of the generated logits (mean and std over 10 splits)",
              reference="Salimans et al. 2016, Improved Techniques for Training GANs, arXiv:1606.03498")
     register("kid", kid, lower_is_better=True, columns=("kid_mean",), labels={"kid_mean": "KID"},
              description="Kernel Inception Distance: unbiased cubic-kernel MMD² over random subsets",

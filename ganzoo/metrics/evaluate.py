@@ -22,6 +22,7 @@ from .features import Source, extract_features, iter_batches
 from .fid import feature_statistics
 from .inception_score import DEFAULT_SEED
 from .reference import ReferenceSet, load_or_compute, reference_key
+from .stats_file import ReferenceStats, StatsFileError, read_stats
 
 _EXTRACTORS: dict[tuple, FeatureExtractor] = {}
 
@@ -166,18 +167,22 @@ def _with_labels(real: ReferenceSet, dataset: Dataset | RealSamples, n_real: int
     return replace(real, labels=labels.to(device), num_classes=int(num_classes))
 
 
-def reference_set(real: Dataset | RealSamples, extractor: FeatureExtractor, n_real: int | None, batch_size: int,
-                  device: torch.device, cache_dir=None) -> ReferenceSet:
-    """The real side of every evaluation: a dataset's first ``n_real`` samples (cached), or ``RealSamples``.
+def reference_set(real: Dataset | RealSamples | ReferenceStats, extractor: FeatureExtractor, n_real: int | None,
+                  batch_size: int, device: torch.device, cache_dir=None) -> ReferenceSet:
+    """The real side of every evaluation: a dataset's first ``n_real`` samples (cached), ``RealSamples``, or a
+    statistics file's mean and covariance (no features: ``features`` is ``None``).
 
     Args:
-        real: a dataset (``dataset.reference(n_real)`` is its fixed real set) or samples from elsewhere.
+        real: a dataset (``dataset.reference(n_real)`` is its fixed real set), samples from elsewhere, or
+            statistics read by ``ganzoo.metrics.stats_file.read_stats``.
         extractor: the protocol's extractor, on ``device``.
         n_real: samples of a dataset's reference (``None``: all); ignored for ``RealSamples`` (their ``n``).
         batch_size: samples per forward pass.
         device: where the features live.
         cache_dir: folder of the reference cache (default: ``ganzoo.system.download.cache_dir("refstats")``).
     """
+    if isinstance(real, ReferenceStats):
+        return ReferenceSet(None, None, real.mu, real.sigma, key={**real.reference_key(), **extractor.protocol()})
     if isinstance(real, RealSamples):
         digest = hashlib.sha256()
         feats = extract_features(extractor, _hashed(iter_batches(real.source, real.n, batch_size), digest),
@@ -191,6 +196,12 @@ def reference_set(real: Dataset | RealSamples, extractor: FeatureExtractor, n_re
     return load_or_compute(extractor, data, key, cache_dir=cache_dir, batch_size=batch_size, device=device)
 
 
+def _without_path(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """An extractor's hyperparameters as records keep them: a weight file's path differs between machines; its
+    hash (in the extractor's protocol) is what matters."""
+    return {k: v for k, v in hparams.items() if k != "weights"}
+
+
 class Evaluator:
     """Evaluates generated samples against a reference set under one ``EvalProtocol``.
 
@@ -200,7 +211,10 @@ class Evaluator:
 
     Args:
         dataset: the real data; ``dataset.reference(protocol.n_real)`` is the fixed real set. ``RealSamples``
-            (a folder, a checkpoint's samples) need an extractor named in ``protocol.extractor``.
+            (a folder, a checkpoint's samples) need an extractor named in ``protocol.extractor``. A statistics
+            file (``ReferenceStats``, or ``protocol.reference`` naming one) replaces the real set by its mean and
+            covariance: only metrics that need no real features (FID, IS) can be computed against it, and its
+            protocol must be the evaluation's (``ReferenceStats.check_protocol``).
         protocol: extractor (``"auto"``: the dataset's), sample counts, metrics and KID settings.
         device: where extraction and the nearest-neighbour metrics run.
         cache_dir: folder of the reference cache (default: ``ganzoo.system.download.cache_dir("refstats")``).
@@ -213,16 +227,40 @@ class Evaluator:
         self.metrics = self.registry.check_metrics(protocol.metrics)
         if protocol.n_fake < 2:
             raise ValueError(f"EvalProtocol.n_fake must be at least 2, got {protocol.n_fake}")
-        if isinstance(dataset, RealSamples) and protocol.extractor == "auto":
-            raise ValueError(f'The real samples "{dataset.name}" are not a registered dataset, so the extractor '
-                             '"auto" stands for nothing: name one (e.g. the one tagged default:image)')
+        stats = dataset if isinstance(dataset, ReferenceStats) else None
+        if stats is None and protocol.reference is not None:
+            stats = read_stats(protocol.reference)
+        if stats is not None:
+            self._check_statistics_metrics(stats)
+        if isinstance(dataset, RealSamples | ReferenceStats) and protocol.extractor == "auto":
+            what = f'The real samples "{dataset.name}" are' if isinstance(dataset, RealSamples) else \
+                f"The statistics file {dataset.path} is"
+            raise ValueError(f'{what} not a registered dataset, so the extractor "auto" stands for nothing: '
+                             "name one (e.g. the one tagged default:image)")
         self.protocol, self.device = protocol, torch.device(device)
         self.extractor_name = resolve_extractor_name(protocol.extractor, dataset, self.registry)
         self.extractor, self.hparams = build_extractor(self.extractor_name, protocol.extractor_hparams, self.device,
                                                        self.registry)
+        if stats is not None:
+            stats.check_protocol(self.extractor_name, _without_path(self.hparams),
+                                 {k: v for k, v in self.extractor.protocol().items() if k != "extractor"},
+                                 getattr(self.extractor, "feature_dim", None), protocol.n_real)
+            self.real = reference_set(stats, self.extractor, None, protocol.batch_size, self.device)
+            return  # no labels: the conditional metrics compare per-class features, which a file does not hold
         self.real = reference_set(dataset, self.extractor, protocol.n_real, protocol.batch_size, self.device,
                                   cache_dir)
         self.real = _with_labels(self.real, dataset, protocol.n_real, self.device)
+
+    def _check_statistics_metrics(self, stats: ReferenceStats) -> None:
+        """Refuse metrics that compare the real features themselves: a statistics file holds a mean and a
+        covariance only."""
+        needing = [m.name for m in self.registry.metrics() if m.name in self.metrics and m.needs_real_features]
+        if needing:
+            possible = [m.name for m in self.registry.metrics() if not m.needs_real_features and not m.needs_labels]
+            raise StatsFileError(f"{stats.path} holds the real features' mean and covariance only, but "
+                                 f"{', '.join(needing)} need the real features themselves. Compute "
+                                 f"{', '.join(possible)} against it (--metrics, eval.metrics), or give the real "
+                                 "images or dataset instead of the file")
 
     def __call__(self, fake: Source, labels: torch.Tensor | None = None) -> dict[str, float]:
         """The metrics of ``protocol.n_fake`` generated samples against the reference set.
@@ -242,6 +280,8 @@ class Evaluator:
         if features.features.shape[0] != self.protocol.n_fake:
             raise ValueError(f"The generated side gave {features.features.shape[0]} samples, but the protocol "
                              f"evaluates n_fake = {self.protocol.n_fake}: give more samples or lower n_fake")
+        if labels is not None and self.real.features is None:
+            labels = None  # a statistics file: the conditional metrics need per-class real features
         if labels is not None:
             if tuple(labels.shape) != (self.protocol.n_fake,):
                 raise ValueError(f"labels must hold one class per generated sample, shape ({self.protocol.n_fake},); "
@@ -255,14 +295,13 @@ class Evaluator:
     def record(self) -> ProtocolRecord:
         """Everything that changes the numbers: extractor and weights, resize, sample counts, metric settings."""
         extractor = {k: v for k, v in self.extractor.protocol().items() if k != "extractor"}
-        # A weight file's path differs between machines; its hash (in the extractor protocol) is what matters.
-        hparams = {k: v for k, v in self.hparams.items() if k != "weights"}
+        hparams = _without_path(self.hparams)
         return ProtocolRecord(
             extractor=self.extractor_name,
             extractor_hparams=hparams,
             extractor_protocol=extractor,
             reference={k: self.real.key[k] for k in ("dataset", "split", "n", "content")},
-            n_real=int(self.real.features.shape[0]),
+            n_real=int(self.real.key["n"] if self.real.features is None else self.real.features.shape[0]),
             n_fake=int(self.protocol.n_fake),
             metrics=tuple(sorted(self.metrics)),
             kid_subsets=int(self.protocol.kid_subsets),

@@ -39,7 +39,7 @@ class ReferenceSet:
     evaluator adds them to the cached features; the conditional metrics read them), else ``None``.
     """
 
-    features: torch.Tensor
+    features: torch.Tensor | None  # None: statistics read from a file (ganzoo.metrics.stats_file)
     logits: torch.Tensor | None
     mu: np.ndarray
     sigma: np.ndarray
@@ -50,7 +50,8 @@ class ReferenceSet:
     def to(self, device: torch.device | str) -> ReferenceSet:
         logits = None if self.logits is None else self.logits.to(device)
         labels = None if self.labels is None else self.labels.to(device)
-        return ReferenceSet(self.features.to(device), logits, self.mu, self.sigma, self.key, labels, self.num_classes)
+        features = None if self.features is None else self.features.to(device)
+        return ReferenceSet(features, logits, self.mu, self.sigma, self.key, labels, self.num_classes)
 
 
 _MEMORY: dict[str, ReferenceSet] = {}

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..api.judgement import DEFAULT_JUDGEMENT, Judgement
 from ..core.records import DIVERGED, DONE, FAILED, SuiteRecord
-from ..core.registry import Registry, get_registry
+from ..core.registry import Registry, metric_registry
 from ..run.suite import AXES as SUITE_AXES
 from . import stats
 
@@ -43,8 +43,9 @@ def metric_directions(registry: Registry | None = None) -> dict[str, bool]:
     """The metrics shown beside the headline, in display order, each with whether lower is better.
 
     The registered metrics' columns (built-in first, then the plugins', as registered), then the datasets' own.
+    Without ``registry``: ``metric_registry()``, which reads them without importing the zoo's networks.
     """
-    registry = registry or get_registry()
+    registry = registry or metric_registry()
     registered = {column: m.lower_is_better for m in registry.metrics() for column in m.columns}
     return registered | {k: v for k, v in DATASET_METRICS.items() if k not in registered}
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..api.judgement import Judgement
 from ..core.records import DIVERGED, ReferenceRow
-from ..core.registry import get_registry
+from ..core.registry import metric_registry
 from .leaderboard import metric_directions
 
 KID_SCALE = 1000.0  # KID is printed x 10^3, as in the StyleGAN2-ADA and StudioGAN tables
@@ -32,7 +32,7 @@ def budget_text(group: pd.DataFrame) -> str:
 
 def metric_label(metric: str) -> str:
     """A column's header: the label its registered metric gives it (``fid`` -> FID), else its own name."""
-    for registered in get_registry().metrics():
+    for registered in metric_registry().metrics():
         if metric in registered.columns:
             return registered.label(metric)
     return metric

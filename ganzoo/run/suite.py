@@ -71,6 +71,8 @@ class DatasetPlan:
         judgement declares the 2,500 of VEEGAN and PacGAN. What the suite sets always wins.
         """
         declared = {k: v for k, v in (judgement.eval_sizes() if judgement else {}).items() if k not in self.eval_keys}
+        if self.protocol.reference is not None:  # a statistics file measured its own samples: it decides n_real
+            declared.pop("n_real", None)
         return dataclasses.replace(self.protocol, **declared) if declared else self.protocol
 
 
@@ -165,7 +167,10 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", default_name: str 
         stacks[stack_name] = [_stack_entry(e, f"{where}, stack {stack_name}") for e in entries]
     if not raw.get("datasets"):
         raise SuiteError(f'{where}: needs at least one [[datasets]] table with a "name"')
-    plans = [_dataset_plan(entry, raw, f"{where}, dataset #{i + 1}") for i, entry in enumerate(raw["datasets"])]
+    # A relative eval.reference is read from the suite's folder, wherever the sweep is started.
+    folder = Path(source).parent if Path(source).is_file() else Path.cwd()
+    plans = [_dataset_plan(entry, raw, f"{where}, dataset #{i + 1}", folder)
+             for i, entry in enumerate(raw["datasets"])]
     name, description = raw.get("name", default_name), raw.get("description", "")
     if not isinstance(name, str) or not SUITE_NAME.match(name):
         raise SuiteError(f"{where}: name must be letters, digits, '_', '.' or '-' (it names the results folder), "
@@ -311,7 +316,19 @@ def _stack_entry(entry: str | dict[str, Any], where: str) -> ComponentRef:
                      f"got {entry!r}")
 
 
-def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> DatasetPlan:
+def _reference_file(value: Any, folder: Path, where: str) -> str:
+    """``eval.reference``: a statistics file (``ganzoo stats``), as an absolute path; it must exist."""
+    if not isinstance(value, str) or not value.endswith(".npz"):
+        raise SuiteError(f'{where}: eval.reference must be the path of a statistics file written by ganzoo stats, '
+                         f'such as "cifar10-train.npz", got {value!r}')
+    path = (folder / Path(value).expanduser()).resolve()
+    if not path.is_file():
+        raise SuiteError(f"{where}: eval.reference {value} is not a file (looked for {path}); write it with: "
+                         f"ganzoo stats REAL --out {value}")
+    return str(path)
+
+
+def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str, folder: Path) -> DatasetPlan:
     if "name" not in entry:
         raise SuiteError(f'{where}: missing "name"')
     _no_unknown(entry, DATASET_KEYS, where)
@@ -327,6 +344,8 @@ def _dataset_plan(entry: dict[str, Any], raw: dict[str, Any], where: str) -> Dat
     optim_table = {**raw.get("optim", {}), **entry.get("optim", {})}
     eval_table = {**raw.get("eval", {}), **entry.get("eval", {})}
     compute_table = {**raw.get("compute", {}), **entry.get("compute", {})}
+    if "reference" in eval_table:
+        eval_table["reference"] = _reference_file(eval_table["reference"], folder, where)
     try:
         compute = Compute(**compute_table)
         budget = Budget(**budget_table)

@@ -21,7 +21,6 @@ from ..core.records import FAILED
 from ..core.registry import Registry, get_registry
 from ..core.spec import RunSpec
 from ..run.grid import Grid
-from ..run.train import run
 
 PROBE_BATCHES = 6  # training steps timed per combination by --dry-run's estimate
 # An evaluation is timed at its own sizes up to this many samples (generated or real); a larger protocol is
@@ -71,6 +70,8 @@ def estimate(grid: Grid, *, registry: Registry | None = None, device: str = "aut
 
 
 def _estimate(grid: Grid, registry: Registry, device: str, on_probe, skip: set[str]) -> Estimates:
+    from ..run.train import run  # here, not at the top: importing ganzoo.sweep must not load the training loop
+
     train_cost: dict[tuple, tuple[float, float] | str] = {}
     eval_cost: dict[tuple, float] = {}
     out = Estimates({})
@@ -117,6 +118,7 @@ def _probe_training(spec: RunSpec, run_dir: Path, registry: Registry, device: st
     The fixed part is wall time (building models and data, the evaluator, writing the checkpoint and
     samples), measured around the short run, minus its training and evaluation.
     """
+    from ..run.train import run
     started = time.perf_counter()
     short = run(_tiny(spec, 2, 16), run_dir / "short", device, registry)
     short_wall = time.perf_counter() - started
@@ -170,6 +172,7 @@ def _time_evaluation(spec: RunSpec, n_fake: int, n_real: int | None, run_dir: Pa
                      device: str) -> float:
     """Seconds of one evaluation of ``n_fake`` generated against ``n_real`` real samples (the reference's
     features are computed, and cached, by a first run: a sweep computes them once, so they are not counted)."""
+    from ..run.train import run
     probe = replace(_tiny(spec, 1, n_fake), protocol=replace(spec.protocol, n_fake=n_fake, n_real=n_real))
     with warnings.catch_warnings():  # a scaled-down KID warns that its subsets are smaller: expected here
         warnings.simplefilter("ignore")
