@@ -96,7 +96,8 @@ def test_a_group_member_equals_its_single_run(kind, name, tmp_path):
 
 # The stabilizers that call D again (with the labels of what it judges), normalise or average its weights, or
 # change its inputs: with a conditional pair, labels ride along with the stacked batches.
-LABEL_TOUCHING = ["gradient_penalty", "r1", "r2", "consistency", "spectral_norm", "ema", "diffaugment", "lecam"]
+LABEL_TOUCHING = ["gradient_penalty", "r1", "r2", "consistency", "spectral_norm", "ema", "diffaugment", "lecam",
+                  "ada"]
 
 
 @pytest.mark.filterwarnings("ignore:intra_fid")  # 6 samples a class in 64-d features: a tiny protocol

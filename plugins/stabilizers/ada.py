@@ -1,9 +1,10 @@
 """Adaptive discriminator augmentation (ADA): augment everything D sees, as often as D overfits.
 
 Karras et al. 2020 apply a pipeline of transforms to every image D sees, real and generated alike, in D's steps
-and G's (differentiably, so G learns through them). Each transform is applied to each sample with probability p;
-because every transform is invertible in distribution at p < 1 (it is sometimes skipped), G cannot learn to
-produce augmented images: the augmentations do not "leak". p is tuned during training by an overfitting
+and G's (differentiably, so G learns through them). Each transform is applied to each sample with probability p.
+Because each is skipped with probability 1 - p, the augmented distribution still determines the clean one, so G
+has no reason to produce augmented images: the augmentations do not "leak" (the paper finds this holds for p up to
+about 0.8). p is tuned during training by an overfitting
 heuristic: r_t = E[sign(D(x_real))], the share of real images D calls real minus the share it calls fake, over
 the last ``interval`` D steps. Every ``interval`` D steps p moves by ``sign(r_t - target)`` times the images those
 steps showed over ``speed_kimg`` thousand, so p can go from 0 to 1 in ``speed_kimg`` kimg; it stays in [0, 1].
@@ -132,9 +133,11 @@ def grey_axis(channels: int, dtype: torch.dtype, device: torch.device) -> torch.
 
 def hue_rotation(angle: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
     """``(B, 3, 3)`` rotations by ``angle`` about the unit 3-vector ``axis`` (Rodrigues' formula)."""
-    ux, uy, uz = axis.tolist()
-    cross = torch.tensor([[0.0, -uz, uy], [uz, 0.0, -ux], [-uy, ux, 0.0]], dtype=angle.dtype, device=angle.device)
-    outer = torch.outer(axis, axis).to(angle.dtype)
+    axis = axis.to(angle.dtype)
+    zero = torch.zeros((), dtype=angle.dtype, device=angle.device)
+    ux, uy, uz = axis.unbind()  # tensors, not floats: no read-back from a GPU
+    cross = torch.stack([torch.stack([zero, -uz, uy]), torch.stack([uz, zero, -ux]), torch.stack([-uy, ux, zero])])
+    outer = torch.outer(axis, axis)
     eye = torch.eye(3, dtype=angle.dtype, device=angle.device)
     cos, sin = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
     return cos * eye + sin * cross + (1 - cos) * outer
