@@ -380,7 +380,8 @@ def _interrupt_after_first_checkpoint() -> Iterator[None]:
 
 
 def _trajectory(result) -> list[tuple]:
-    return [(e["g_steps"], e["d_steps"], e["d_loss"], e["g_loss"], e["metrics"]) for e in result.evals]
+    return [(e["g_steps"], e["d_steps"], e["d_loss"], e["g_loss"], e["metrics"], e.get("stabilizers"))
+            for e in result.evals]
 
 
 def check_resume(spec, registry: Registry, workdir: Path | str | None = None, device: str = "cpu"):
@@ -463,8 +464,9 @@ def check_vectorized(spec, registry: Registry | None = None, seeds: tuple[int, .
 
     For each budget of ``steps`` G steps (one evaluation at the end), member k of the group must match the single
     run of seed k within ``rtol``, relative: its D, its training G and its evaluated G (weights and buffers, over
-    each network), its mean D and G losses and every metric. This is the probe behind ``vectorized=True``: run it
-    on a combination using your component before registering it so (docs/scaling.md, "Vectorised seeds").
+    each network), its mean D and G losses, every metric and every value its stabilizers report. This is the probe
+    behind ``vectorized=True``: run it on a combination using your component before registering it so
+    (docs/scaling.md, "Vectorised seeds").
 
     Args:
         spec: a ``ganzoo.core.spec.RunSpec`` on your component, with a small protocol (it is evaluated once per budget).
@@ -507,6 +509,8 @@ def check_vectorized(spec, registry: Registry | None = None, seeds: tuple[int, .
                 a, b = alone.evals[-1], member.evals[-1]
                 values = {"d_loss": (a["d_loss"], b["d_loss"]), "g_loss": (a["g_loss"], b["g_loss"])}
                 values.update({k: (v, b["metrics"].get(k)) for k, v in a["metrics"].items()})
+                values.update({k: (v, (b.get("stabilizers") or {}).get(k))
+                               for k, v in (a.get("stabilizers") or {}).items()})
                 for name, (x, y) in values.items():
                     assert y is not None, f"{where}: the group member did not record {name}"
                     if x != x and y != y:  # both NaN (a metric undefined for these samples)

@@ -189,3 +189,20 @@ def test_the_benchmark_plans_builds_and_reports_a_small_store(tmp_path):
     markdown = paths[0].read_text()
     assert "p (Holm)" in markdown and "baseline" in markdown and "*real data*" in markdown
     assert gc.isenabled()  # the reporter pauses the collector while it reads, and only then
+
+
+def test_values_stabilizers_report_reach_the_curves_evals_csv_and_the_html_panels(store):
+    """Stabilizer.report()'s values (ADA's p) ride with each evaluation: picked out by SQLite with the curves,
+    written to evals.csv, one HTML panel each; runs whose stabilizers report nothing get neither key nor panel."""
+    from ganzoo.report.html import _stabilizer_panels
+    from ganzoo.report.markdown import evaluations_frame
+
+    reported = [{**evaluation(s, fid=1.0), "stabilizers": {"ada.p": p}} for s, p in ((4, 0.0), (8, 0.25), (12, 0.5))]
+    store.record(RunResult("ada", DONE, evals=reported))
+    lean = store.evals_by_run(metrics=["fid"])
+    assert [e["stabilizers"] for e in lean["ada"]] == [{"ada.p": 0.0}, {"ada.p": 0.25}, {"ada.p": 0.5}]
+    assert all("stabilizers" not in e for e in lean["a"])
+    seeds = pd.DataFrame({"run_id": ["ada", "a"], "seed": [7, 8]})
+    assert _stabilizer_panels(seeds, lean, "g_steps") == [("ada.p", {7: ([4, 8, 12], [0.0, 0.25, 0.5])})]
+    frame = evaluations_frame(store, pd.DataFrame({"run_id": ["ada", "a"]})).set_index("run_id")
+    assert frame.loc["ada", "ada.p"].tolist() == [0.0, 0.25, 0.5] and frame.loc["a", "ada.p"].isna().all()

@@ -1,6 +1,7 @@
 """Built-in stabilizers against closed forms, torch.linalg, numpy and a minimal run of the harness's step."""
 
 import inspect
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,13 @@ import ganzoo_plugins.losses as losses_plugin
 import ganzoo_plugins.stabilizers as stabilizers_plugin
 from ganzoo import StepContext
 from ganzoo.core.spec import ComponentRef
+from ganzoo.run import artifacts
 from ganzoo.testing import check_stabilizer, plugin_registry
+from ganzoo_plugins.stabilizers.ada import ADA, hue_rotation, rotation, sample_grid, translate_reflect, translation
 from ganzoo_plugins.stabilizers.diffaugment import brightness, contrast, cutout, saturation, translate
 from ganzoo_plugins.stabilizers.penalties import gradient_penalty, squared_gradient_penalty
 
-IMAGE_ONLY = {"diffaugment", "consistency"}
+IMAGE_ONLY = {"diffaugment", "consistency", "ada"}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,7 @@ def ctx_for(discriminator, real=None, fake=None, **kwargs):
 
 def test_metadata_names_the_paper_modalities_and_every_hparam(registry):
     components = registry.list("stabilizer")
-    assert len(components) == 14
+    assert len(components) == 15
     for component in components:
         assert "arXiv:" in component.reference and any(str(y) in component.reference for y in range(2016, 2022))
         params = inspect.signature(component.factory).parameters
@@ -295,6 +298,121 @@ def test_diffaugment_rejects_bad_policy_and_vectors(registry):
         build(registry, "diffaugment").augment(torch.zeros(4, 2), None)
 
 
+# -- ADA -------------------------------------------------------------------------------------------
+
+
+def test_ada_blitting_and_resampling_match_numpy_and_each_other():
+    x = torch.arange(2 * 1 * 5 * 6, dtype=torch.float64).view(2, 1, 5, 6)
+    arr = x.numpy()
+    moved = translate_reflect(x, torch.tensor([1, -2]), torch.tensor([-3, 0])).numpy()
+    padded = np.pad(arr, ((0, 0), (0, 0), (3, 3), (3, 3)), mode="reflect")
+    np.testing.assert_array_equal(moved[0], padded[0, :, 2:7, 6:12])  # down 1, left 3
+    np.testing.assert_array_equal(moved[1], padded[1, :, 5:10, 3:9])  # up 2
+    # Resampling: a quarter turn and a one-pixel shift land pixel centres on pixel centres.
+    square = torch.rand(3, 2, 6, 6, dtype=torch.float64)
+    every = torch.ones(3, dtype=torch.bool)
+    quarter = sample_grid(square, rotation(torch.full((3,), -math.pi / 2, dtype=torch.float64)), every)
+    np.testing.assert_allclose(quarter.numpy(), np.rot90(square.numpy(), -1, axes=(2, 3)), atol=1e-6)
+    right = sample_grid(square, translation(torch.full((3,), -2 / 6, dtype=torch.float64), torch.zeros(3)), every)
+    np.testing.assert_allclose(right[..., 1:].numpy(), square[..., :-1].numpy(), atol=1e-6)  # the border reflects
+    assert torch.equal(sample_grid(square, rotation(torch.ones(3)), torch.zeros(3, dtype=torch.bool)), square)
+
+
+def test_ada_colour_transforms_are_the_hand_computed_ones():
+    x = torch.rand(4, 3, 5, 5) * 2 - 1
+    grey = x.mean(1, keepdim=True)
+    for policy, expected in [("lumaflip", x - 2 * grey), ("saturation", None)]:
+        torch.manual_seed(0)
+        out = ADA(policy, p=1.0).augment(x, None)
+        if expected is not None:  # half the samples flip: each is itself or mirrored about grey
+            flipped = torch.isclose(out, expected, atol=1e-6).flatten(1).all(1)
+            assert (flipped | (out == x).flatten(1).all(1)).all() and 0 < flipped.sum() < 4
+        else:  # the grey part stays, the rest is scaled by one factor per sample
+            assert torch.allclose(out.mean(1, keepdim=True), grey, atol=1e-6)
+            factor = (out - grey).flatten(1).norm(dim=1) / (x - grey).flatten(1).norm(dim=1)
+            assert torch.allclose(out - grey, (x - grey) * factor.view(-1, 1, 1, 1), atol=1e-5)
+    third_turn = hue_rotation(torch.tensor([2 * math.pi / 3]), torch.full((3,), 3 ** -0.5))[0]
+    assert torch.allclose(third_turn, torch.tensor([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]]), atol=1e-6)  # R->G->B->R
+    torch.manual_seed(0)
+    brighter = ADA("brightness", p=1.0).augment(x, None) - x
+    assert torch.allclose(brighter, brighter[:, :1, :1, :1].expand_as(x), atol=1e-6)
+    assert 0.1 < brighter[:, 0, 0, 0].abs().mean() < 0.4  # N(0, 0.2): mean |b| = 0.16
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ada_at_p_0_is_the_identity_and_at_p_1_xflip_is_torch_flip(channels):
+    x = torch.rand(16, channels, 8, 8) * 2 - 1
+    assert torch.equal(ADA(p=0.0).augment(x, None), x)
+    torch.manual_seed(0)
+    out = ADA("xflip", p=1.0).augment(x, None)
+    flipped = (out == torch.flip(x, dims=[3])).flatten(1).all(1)
+    assert (flipped | (out == x).flatten(1).all(1)).all() and 4 <= flipped.sum() <= 12  # flips half of the time
+    torch.manual_seed(0)
+    changed = (ADA(p=1.0).augment(x, None) != x).flatten(1).any(1)
+    assert changed.all()
+
+
+def test_ada_is_differentiable_all_the_way_to_g():
+    generator = nn.Sequential(nn.Linear(4, 3 * 8 * 8), nn.Tanh(), nn.Unflatten(1, (3, 8, 8)))
+    fake = generator(torch.randn(6, 4))
+    fake.retain_grad()
+    ADA(p=1.0).augment(fake, None).square().sum().backward()
+    assert (fake.grad.flatten(1).abs().sum(1) > 0).all()  # every sample's gradient reaches G's output
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in generator.parameters())
+
+
+def test_ada_adjusts_p_by_the_sign_of_real_logits_as_the_paper_says(tmp_path):
+    ada = ADA(target=0.6, speed_kimg=0.1, interval=2, p=0.5)  # each adjustment moves p by 2 * 4 / 100 = 0.08
+    # Mean logit is positive in every step, but mostly negative signs: r_t uses signs, not values.
+    steps = [[100.0, -1, -1, -1], [100.0, -1, -1, -1],  # r_t = -0.5 < 0.6: p 0.5 -> 0.42
+             [1.0, 1, 1, 1], [1.0, 1, 1, -1],  # r_t = (4 + 2) / 8 = 0.75 > 0.6: p -> 0.50
+             [1.0, 1, 1, 1], [1.0, 1, -1, -1],  # r_t = (4 + 0) / 8 = 0.5: p -> 0.42
+             [1.0, 1, 1, 1]]  # half an interval: not yet
+    expected = [0.5, 0.42, 0.42, 0.5, 0.5, 0.42, 0.42]
+    for logits, p in zip(steps, expected, strict=True):
+        ada.after_d_step(ctx_for(None, real_logits=torch.tensor(logits)))
+        assert float(ada.p) == pytest.approx(p, abs=1e-12)
+    assert ada.report() == {"p": pytest.approx(0.42)}
+    torch.save(ada.state_dict(), tmp_path / "ada.pt")  # mid-interval: the sign sum travels too
+    restored = ADA(target=0.6, speed_kimg=0.1, interval=2)
+    restored.load_state_dict(torch.load(tmp_path / "ada.pt", weights_only=True))
+    for a in (ada, restored):
+        a.after_d_step(ctx_for(None, real_logits=torch.tensor([1.0, 1, 1, 1])))
+    assert float(ada.p) == float(restored.p) == pytest.approx(0.5)  # r_t = 1 > 0.6
+    x = torch.rand(8, 3, 8, 8)
+    torch.manual_seed(3)
+    first = ada.augment(x, None)
+    torch.manual_seed(3)
+    assert torch.equal(restored.augment(x, None), first)
+    low = ADA(speed_kimg=0.1, interval=1)  # clamped at 0 and at 1
+    low.after_d_step(ctx_for(None, real_logits=-torch.ones(4)))
+    high = ADA(speed_kimg=0.001, interval=1, p=0.9)
+    high.after_d_step(ctx_for(None, real_logits=torch.ones(4)))
+    assert float(low.p) == 0.0 and float(high.p) == 1.0
+
+
+def test_ada_p_is_in_every_evaluation_of_a_trained_run_and_its_checkpoint(tmp_path):
+    # 0.08 kimg: each adjustment (2 D steps of 8 images) moves p by 0.2.
+    result = check_stabilizer(ADA, {"speed_kimg": 0.08, "interval": 2}, "image", tmp_path)
+    values = [e["stabilizers"]["under_test.p"] for e in result.evals]
+    assert len(values) == 2 and all(0.0 <= v <= 1.0 and round(v / 0.2, 9).is_integer() for v in values)
+    final = artifacts.load_checkpoint(tmp_path / "straight" / artifacts.CHECKPOINT)
+    assert final["result"]["evals"][-1]["stabilizers"] == {"under_test.p": values[-1]}
+
+
+def test_ada_rejects_bad_settings_and_non_images():
+    for bad, match in [({"policy": "blur"}, "unknown policy"), ({"target": 2.0}, "target"),
+                       ({"speed_kimg": 0.0}, "speed_kimg"), ({"interval": 0}, "interval"), ({"p": 1.5}, "probability")]:
+        with pytest.raises(ValueError, match=match):
+            ADA(**bad)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        ADA().augment(torch.zeros(4, 2), None)
+    with pytest.raises(ValueError, match="square"):
+        ADA("rotate90").augment(torch.zeros(2, 3, 4, 6), None)
+    with pytest.raises(ValueError, match="RGB"):
+        ADA("hue").augment(torch.zeros(2, 2, 4, 4), None)
+
+
 # -- LeCam, consistency, noise, label smoothing ---------------------------------------------------
 
 
@@ -385,7 +503,7 @@ def test_every_stabilizer_trains_and_resumes_exactly_in_the_harness(registry, mo
                                   conditional=needs_labels)
         assert result.g_steps == 4 and len(result.evals) == 2, component.name
         trained.append(component.name)
-    assert len(trained) == (14 if modality == "image" else 12)
+    assert len(trained) == (15 if modality == "image" else 12)
 
 
 # -- PacGAN packing ---------------------------------------------------------------------------------

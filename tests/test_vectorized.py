@@ -26,8 +26,9 @@ SMALL = {"mlp": {"width": 16, "depth": 2}, "dcgan": {"ch": 8}, "resnet_sngan": {
          "biggan_lite": {"ch": 8}}
 # A conditional component trains with its conditional partner (labels need both sides), on digits' 10 classes.
 CONDITIONAL_PAIRS = {"cond_dcgan": "projection_dcgan", "cond_resnet_sngan": "projection_resnet_sngan"}
+# ada: p moves by 0.1 every 2 D steps (of 8 images), so that it changes within the 10 G steps compared.
 IMAGE_ONLY = {"diffaugment": {"policy": "color,translation,cutout", "cutout_ratio": 0.25},
-              "consistency": {"flip": False}}
+              "consistency": {"flip": False}, "ada": {"speed_kimg": 0.16, "interval": 2, "p": 0.5}}
 
 
 def base_spec(image: bool, **changes) -> RunSpec:
@@ -95,7 +96,8 @@ def test_a_group_member_equals_its_single_run(kind, name, tmp_path):
 
 # The stabilizers that call D again (with the labels of what it judges), normalise or average its weights, or
 # change its inputs: with a conditional pair, labels ride along with the stacked batches.
-LABEL_TOUCHING = ["gradient_penalty", "r1", "r2", "consistency", "spectral_norm", "ema", "diffaugment", "lecam"]
+LABEL_TOUCHING = ["gradient_penalty", "r1", "r2", "consistency", "spectral_norm", "ema", "diffaugment", "lecam",
+                  "ada"]
 
 
 @pytest.mark.filterwarnings("ignore:intra_fid")  # 6 samples a class in 64-d features: a tiny protocol

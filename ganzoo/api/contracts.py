@@ -182,7 +182,8 @@ class Stabilizer:
     2. every D step: ``augment`` on real and fake, ``d_penalty``, backward, ``before_d_step`` (gradients
        are there, weights not yet changed: clip or rescale them here), the optimiser step, ``after_d_step``;
     3. every G step: ``augment`` on fake, ``g_penalty``, backward, ``before_g_step``, the step, ``after_g_step``;
-    4. evaluation: ``eval_generator`` picks the module that is evaluated (e.g. the EMA copy).
+    4. evaluation: ``eval_generator`` picks the module that is evaluated (e.g. the EMA copy), and ``report`` gives
+       values of the stabilizer's own to record with the evaluation (ADA's augmentation probability).
 
     ``state_dict``/``load_state_dict`` carry any state (EMA weights, running means) through checkpoints.
     """
@@ -237,6 +238,12 @@ class Stabilizer:
     def eval_generator(self, generator: nn.Module) -> nn.Module | None:
         """Return the module to evaluate instead of ``generator``, or ``None`` to leave the choice to others."""
         return None
+
+    def report(self) -> dict[str, float]:
+        """Values to record with each evaluation, ``{name: float}`` (e.g. ADA's ``{"p": 0.3}``); the run's record
+        keeps them as ``"<stabilizer>.<name>"`` under the evaluation's ``stabilizers``, and the HTML report draws
+        each over training. Called on a single run's stabilizer (a group member's, after ``unstack_into``)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -183,7 +183,7 @@ def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hpa
     try:
         for run_id in summary.results or summary.skipped:
             for evaluation in store.evaluations(run_id):
-                metrics = ", ".join(f"{k}={v:.4g}" for k, v in evaluation.metrics.items())
+                metrics = ", ".join(f"{k}={v:.4g}" for k, v in {**evaluation.metrics, **evaluation.stabilizers}.items())
                 click.echo(f"kimg {evaluation.kimg:.3g}  d_loss {evaluation.d_loss:.4g}  "
                            f"g_loss {evaluation.g_loss:.4g}  {metrics}")
             row = next(r for r in store.runs("train") if r["run_id"] == run_id)

@@ -75,15 +75,20 @@ class Evaluation:
     d_loss: float = float("nan")
     g_loss: float = float("nan")
     metrics: dict[str, float] = field(default_factory=dict)
+    stabilizers: dict[str, float] = field(default_factory=dict)  # "<stabilizer>.<name>": Stabilizer.report()'s values
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kimg": self.kimg, "g_steps": self.g_steps, "d_steps": self.d_steps, "seconds": self.seconds,
-                "d_loss": self.d_loss, "g_loss": self.g_loss, "metrics": dict(self.metrics)}
+        out = {"kimg": self.kimg, "g_steps": self.g_steps, "d_steps": self.d_steps, "seconds": self.seconds,
+               "d_loss": self.d_loss, "g_loss": self.g_loss, "metrics": dict(self.metrics)}
+        if self.stabilizers:  # only where a stabilizer reports: other records stay as they were
+            out["stabilizers"] = dict(self.stabilizers)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Evaluation:
         fields = {f: data[f] for f in ("kimg", "g_steps", "d_steps", "seconds", "d_loss", "g_loss") if f in data}
-        return cls(**{"kimg": float("nan"), "g_steps": 0, **fields}, metrics=dict(cls.metrics_of(data)))
+        return cls(**{"kimg": float("nan"), "g_steps": 0, **fields}, metrics=dict(cls.metrics_of(data)),
+                   stabilizers=dict(data.get("stabilizers") or {}))
 
     @staticmethod
     def metrics_of(data: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -310,10 +310,11 @@ class Store:
                      metrics: Collection[str] | None = None) -> dict[str, list[dict[str, Any]]]:
         """Every run's evaluations in training order, in one query (the reporter reads them all).
 
-        ``metrics``: every evaluation but a run's last, which stays whole, is reduced to ``g_steps`` and these
-        metrics, side by side in one flat dict (``ganzoo.report.stability.curve`` reads either form): the curves a
-        report draws and judges runs by. Decoding every whole evaluation of 10,000 runs in Python takes seconds;
-        SQLite picks the few numbers out in a fraction of that. Where it cannot (no JSON functions, NaN in a
+        ``metrics``: every evaluation but a run's last, which stays whole, is reduced to ``g_steps``, the values its
+        stabilizers reported (``stabilizers``, where any did) and these metrics, side by side in one flat dict
+        (``ganzoo.report.stability.curve`` reads either form): the curves a report draws and judges runs by.
+        Decoding every whole evaluation of 10,000 runs in Python takes seconds; SQLite picks the few numbers out
+        in a fraction of that. Where it cannot (no JSON functions, NaN in a
         payload, no metric or one that is not a plain identifier), every evaluation is read whole.
         """
         wanted = None if run_ids is None else set(run_ids)
@@ -332,9 +333,10 @@ class Store:
         SQLite returns the numbers as their JSON text, so Python parses each exactly as it parses the whole
         payload; a metric an evaluation lacks is None, as ``.get`` on the whole one gives.
         """
-        if not metrics or not all(METRIC_NAME.match(m) and m not in ("g_steps", "metrics") for m in metrics):
+        if not metrics or not all(METRIC_NAME.match(m) and m not in ("g_steps", "metrics", "stabilizers")
+                                  for m in metrics):
             return None  # (with one path, json_extract returns the value, not an array)
-        paths = ["$.g_steps", *(f'$.metrics."{m}"' for m in metrics)]
+        paths = ["$.g_steps", "$.stabilizers", *(f'$.metrics."{m}"' for m in metrics)]
         cursor = self.db.cursor()
         cursor.row_factory = None  # tuples: a Row per evaluation costs more than SQLite's work here
         try:
@@ -351,10 +353,13 @@ class Store:
             return None
         # One decode of all the small arrays: 200,000 calls of json.loads cost more than their parsing.
         values = json.loads("[" + ",".join(row[2] for row in rows) + "]")
-        keys = ["g_steps", *metrics]
+        keys = ["g_steps", "stabilizers", *metrics]
         out: dict[str, list[dict[str, Any]]] = {}
         for (run_id, _, _), numbers in zip(rows, values, strict=True):
-            out.setdefault(run_id, []).append(dict(zip(keys, numbers, strict=True)))
+            point = dict(zip(keys, numbers, strict=True))
+            if point["stabilizers"] is None:  # no stabilizer reported: the key is absent, as in the whole evaluation
+                del point["stabilizers"]
+            out.setdefault(run_id, []).append(point)
         for run_id, payload in last:
             if run_id in out:
                 out[run_id][-1] = json.loads(payload)

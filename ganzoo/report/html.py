@@ -1,9 +1,10 @@
 """The HTML report: one static folder per suite (``index.html``, PNG plots, sample pictures, CSVs).
 
 It shows what the Markdown leaderboard shows (same rows, same statistics: ``ganzoo.report.leaderboard``) and
-what a table cannot: each experiment's headline over training, one line per seed; the spread of its
-seeds; each seed's samples. Plots come from ``ganzoo.report.plots``; the page is a Jinja2
-template with autoescaping, so plugin-provided text (names, descriptions) can never inject markup.
+what a table cannot: each experiment's headline over training, one line per seed (and each value its
+stabilizers report, such as ADA's augmentation probability); the spread of its seeds; each seed's samples.
+Plots come from ``ganzoo.report.plots``; the page is a Jinja2 template with autoescaping, so plugin-provided
+text (names, descriptions) can never inject markup.
 It needs no server and no network, and renders from a sweep that is still running (unfinished runs are
 listed as such) and from a store whose run folders are gone (each missing picture says so).
 """
@@ -182,6 +183,7 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
                 by_seed[int(seed)] = ([p[0] for p in points], [p[1] for p in points])
         if by_seed:
             panels.append((metric_label(metric), by_seed))
+    panels += _stabilizer_panels(seeds, evals, unit)
     curves_png = (learning_curves(panels, "G steps", out_dir / "plots" / f"{anchor}-curves.png").relative_to(out_dir)
                   if panels else None)
     seed_rows = []
@@ -207,6 +209,18 @@ def _experiment(row, seeds: pd.DataFrame, rows: dict, evals: dict, judgement: Ju
             "samples_note": shared_note,
             "variant": row.get("variant") or "", "headline": metric_label(judgement.headline),
             "curves_png": curves_png.as_posix() if curves_png else None, "seeds": seed_rows}
+
+
+def _stabilizer_panels(seeds: pd.DataFrame, evals: dict, unit: str) -> list[tuple[str, dict]]:
+    """One panel per value the runs' stabilizers reported with their evaluations (``ada.p``), one line per seed."""
+    reported: dict[str, dict[int, tuple[list, list]]] = {}
+    for run_id, seed in zip(seeds["run_id"], seeds["seed"], strict=True):
+        for e in evals.get(run_id, []):
+            for name, value in (e.get("stabilizers") or {}).items():
+                x, y = reported.setdefault(name, {}).setdefault(int(seed), ([], []))
+                x.append(e.get(unit))
+                y.append(value)
+    return [(name, reported[name]) for name in sorted(reported)]
 
 
 def _finals(seeds: pd.DataFrame, judgement: Judgement) -> list[float]:

@@ -155,8 +155,9 @@ EVAL_COLUMNS = ("run_id", "index", "g_steps", "kimg", "d_steps", "seconds", "d_l
 
 def evaluations_frame(store: Store, runs: pd.DataFrame) -> pd.DataFrame:
     """Every evaluation of ``runs``, one row each in training order (``index`` 0 first): where it was taken, the
-    losses then, and every metric it measured. With ``runs.csv`` it is what anyone needs to recompute a run's
-    headline value (``headline`` in ``runs.csv``) or try another summary of the curves."""
+    losses then, every metric it measured and the values its stabilizers reported (``ada.p``). With ``runs.csv``
+    it is what anyone needs to recompute a run's headline value (``headline`` in ``runs.csv``) or try another
+    summary of the curves."""
     run_ids = runs["run_id"].tolist() if "run_id" in runs else []
     records = []
     for run_id, evals in store.evals_by_run(run_ids).items():
@@ -164,7 +165,7 @@ def evaluations_frame(store: Store, runs: pd.DataFrame) -> pd.DataFrame:
             evaluation = Evaluation.from_dict(payload)
             records.append({"run_id": run_id, "index": index, "g_steps": evaluation.g_steps, "kimg": evaluation.kimg,
                             "d_steps": evaluation.d_steps, "seconds": evaluation.seconds, "d_loss": evaluation.d_loss,
-                            "g_loss": evaluation.g_loss, **evaluation.metrics})
+                            "g_loss": evaluation.g_loss, **evaluation.metrics, **evaluation.stabilizers})
     # evals_by_run reads them ordered by run and index already
     return pd.DataFrame.from_records(records, columns=None if records else list(EVAL_COLUMNS))
 

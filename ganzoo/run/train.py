@@ -418,9 +418,16 @@ def record_evaluation(r: RunState, d_loss: float, g_loss: float) -> str | None:
     result.eval_seconds += time.perf_counter() - eval_started
     result.evals.append(Evaluation(kimg=r.images / 1000, g_steps=result.g_steps, d_steps=result.d_steps,
                                    seconds=time.perf_counter() - r.started, d_loss=d_loss, g_loss=g_loss,
-                                   metrics=metrics).to_dict())
+                                   metrics=metrics, stabilizers=stabilizer_reports(r)).to_dict())
     artifacts.save_checkpoint(checkpoint_of(r), r.run_dir)
     return None
+
+
+def stabilizer_reports(r: RunState) -> dict[str, float]:
+    """Every stabilizer's ``report()``, each value named ``"<stabilizer>.<name>"`` (``"ada.p"``)."""
+    pairs = zip(r.spec.stack, r.models.stabilizers, strict=True)
+    return {f"{ref.name}.{key}": float(value) for ref, stabilizer in pairs
+            for key, value in stabilizer.report().items()}
 
 
 def checkpoint_of(r: RunState) -> artifacts.Checkpoint:

@@ -7,6 +7,7 @@ Each is registered with its paper's default hyperparameters; a suite composes th
 from ganzoo import hookimpl
 
 from .acgan import ACGAN
+from .ada import ADA
 from .diffaugment import DiffAugment
 from .ema import EMA
 from .packing import Pac
@@ -48,6 +49,12 @@ def register_stabilizers(register):
              reference="Zhao et al. 2020, Differentiable Augmentation for Data-Efficient GAN Training, NeurIPS, "
                        "arXiv:2006.10738",
              defaults={"policy": "color,translation,cutout", "translation_ratio": 0.125, "cutout_ratio": 0.5})
+    register("ada", ADA, vectorized=True, modalities=IMAGE,
+             description="Adaptive discriminator augmentation: real and fake augmented with a probability p tuned "
+                         "by D's overfitting",
+             reference="Karras et al. 2020, Training Generative Adversarial Networks with Limited Data, NeurIPS, "
+                       "arXiv:2006.06676",
+             defaults={"policy": "blit,geom,color", "target": 0.6, "speed_kimg": 500.0, "interval": 4, "p": 0.0})
     register("ema", EMA, vectorized=True, modalities=ANY,
              description="Exponential moving average of G's weights, used for evaluation",
              reference="Yazici et al. 2019, The Unusual Effectiveness of Averaging in GAN Training, ICLR, "
