@@ -289,7 +289,8 @@ def test_new_plugin_kind_is_as_documented():
 TAG_TABLE = section(PLUGINS, "Tags the core reads")
 
 
-@pytest.mark.parametrize("tag", [f"default:{m}" for m in MODALITIES] + ["default", "targets", "per_sample_gradient"])
+@pytest.mark.parametrize("tag", [f"default:{m}" for m in MODALITIES] + ["default", "targets", "per_sample_gradient",
+                                                                                  "weight_normalisation"])
 def test_every_tag_the_core_reads_is_documented(tag):
     assert f"| `{tag}`" in TAG_TABLE or f", `{tag}`" in TAG_TABLE, f"tag {tag} is not in 'Tags the core reads'"
 

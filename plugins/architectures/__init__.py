@@ -1,4 +1,4 @@
-"""Built-in generators and discriminators: MLP, DCGAN, SNGAN's ResNet, BigGAN-lite and any timm backbone.
+"""Built-in generators and discriminators: MLP, DCGAN, SNGAN's ResNet, BigGAN-lite, R3GAN-lite and any timm backbone.
 
 Every factory takes the dataset's ``DataSpec`` and the hyperparameters listed in its ``defaults``;
 image models build as many 2x resampling stages as the side needs, starting from 4x4, and accept any
@@ -12,7 +12,7 @@ import inspect
 
 from ganzoo import hookimpl
 
-from . import biggan_lite, conditional, dcgan, mlp, resnet, timm_backbone
+from . import biggan_lite, conditional, dcgan, mlp, r3gan, resnet, timm_backbone
 
 VECTOR = {"modalities": ("vector",), "resolutions": None, "channels": None}
 
@@ -25,6 +25,8 @@ PACGAN = "Lin et al. 2018, PacGAN, arXiv:1712.04086 (2-D mixture setting)"
 DCGAN = "Radford et al. 2015, DCGAN, arXiv:1511.06434"
 SNGAN = "Miyato et al. 2018, Spectral Normalization for GANs, arXiv:1802.05957 (CIFAR ResNet)"
 BIGGAN = "Brock et al. 2018, Large Scale GAN Training (BigGAN), arXiv:1809.11096"
+R3GAN = ("Huang, Gokaslan, Kuleshov & Tompkin 2024, The GAN is dead; long live the GAN! A Modern GAN Baseline, "
+         "NeurIPS, arXiv:2501.05441")
 TIMM = "Wightman 2019, PyTorch Image Models (timm), doi:10.5281/zenodo.4414861"
 PROJECTION = "Miyato & Koyama 2018, cGANs with Projection Discriminator, ICLR, arXiv:1802.05637"
 ACGAN = "Odena, Olah & Shlens 2017, Conditional Image Synthesis with Auxiliary Classifier GANs, ICML, arXiv:1610.09585"
@@ -73,7 +75,13 @@ GENERATORS = {
                     ("Unconditional BigGAN, small: residual up-blocks, hierarchical z in BatchNorm, self-attention, "
                      "orthogonal init (no classes, no truncation)"),
                     BIGGAN, _image(biggan_lite.RESOLUTIONS)),
+    "r3gan": (r3gan.r3gan_generator,
+              "R3GAN-lite: norm-free ResNet of grouped inverted bottlenecks, Fixup-style init, bilinear upsampling",
+              R3GAN, _image(r3gan.RESOLUTIONS)),
 }
+
+# R3GAN's zero-initialised convs have no spectral norm (0 / 0): its D refuses weight-normalising stabilizers.
+R3GAN_D = {**_image(r3gan.RESOLUTIONS), "excludes": {"stabilizer": "weight_normalisation"}}
 
 DISCRIMINATORS = {
     "mlp": (mlp.mlp_discriminator, "PacGAN's maxout MLP discriminator for vectors (pieces=1: LeakyReLU MLP)",
@@ -87,6 +95,9 @@ DISCRIMINATORS = {
                     ("Unconditional BigGAN D, small: widening residual down-blocks, optional self-attention, "
                      "orthogonal init (no projection)"),
                     BIGGAN, _image(biggan_lite.RESOLUTIONS)),
+    "r3gan": (r3gan.r3gan_discriminator,
+              "R3GAN-lite D: G's stages reversed, bilinear low-pass downsampling, depthwise 4x4 basis, linear logit",
+              R3GAN, R3GAN_D),
     "timm": (timm_backbone.timm_discriminator,
              "Any timm backbone with a one-logit head (model_name); random init, local pretrained weights only",
              TIMM, _image(None)),
@@ -102,7 +113,7 @@ def signature_defaults(factory) -> dict:
 # Checked stacked under vmap, member by member against single runs (tests/test_vectorized.py). A timm backbone is
 # any of hundreds of models, not all of whose layers vmap supports: its runs train one by one. AC-GAN's D is
 # left out: the acgan stabilizer calls its classify head, which a stacked D does not batch.
-VECTORIZED = {"mlp", "dcgan", "resnet_sngan", "biggan_lite",
+VECTORIZED = {"mlp", "dcgan", "resnet_sngan", "biggan_lite", "r3gan",
               "cond_dcgan", "cond_resnet_sngan", "projection_dcgan", "projection_resnet_sngan"}
 
 

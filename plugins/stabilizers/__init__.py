@@ -19,6 +19,8 @@ IMAGE = ("image",)
 ANY = ("image", "vector")
 # Penalties on the gradient of D at single samples; undefined when D sees packs of samples (PacGAN).
 PER_SAMPLE_GRADIENT = ("per_sample_gradient",)
+# Reparametrises every weight as W / sigma(W); an architecture with zero-initialised weights can exclude it.
+WEIGHT_NORMALISATION = ("weight_normalisation",)
 
 
 # vectorized=True: checked in a vectorised group against single runs (tests/test_vectorized.py). Random draws
@@ -26,7 +28,7 @@ PER_SAMPLE_GRADIENT = ("per_sample_gradient",)
 # unstack_into, penalties return one value per member.
 @hookimpl
 def register_stabilizers(register):
-    register("spectral_norm", SpectralNorm, vectorized=True, modalities=ANY,
+    register("spectral_norm", SpectralNorm, vectorized=True, modalities=ANY, tags=WEIGHT_NORMALISATION,
              description="Spectral normalisation of every linear/conv/embedding weight of D (optionally G)",
              reference="Miyato et al. 2018, Spectral Normalization for GANs, ICLR, arXiv:1802.05957",
              defaults={"apply_to_generator": False, "n_power_iterations": 1})
