@@ -90,7 +90,7 @@ def test_equalised_layers_store_unit_normal_weights_and_scale_them_by_hes_consta
 def test_the_mapping_normalises_z_and_uses_lr_multiplier_001_by_default():
     g = build("generator")
     assert all(layer.lr_mul == 0.01 for layer in g.mapping_network.layers)
-    assert len(g.mapping_network.layers) == 4
+    assert len(g.mapping_network.layers) == 2
     z = torch.randn(2, g.latent_dim)
     torch.testing.assert_close(g.mapping(z), g.mapping(5.0 * z))  # z's scale is normalised away
     assert g.mapping(z).shape == (2, g.num_ws, g.w_dim)

@@ -13,8 +13,9 @@ What is kept from StyleGAN2 (config F):
 - equalised learning rate everywhere: weights stored N(0, 1) and scaled at run time by He's constant.
 
 What is simplified: resampling is bilinear (G) and 2x2 average pooling (D) instead of the FIR filters and
-their custom CUDA kernels; widths are small (``ch`` at the image side, doubling at each halving up to
-``max_ch``) so that a 2-core CPU trains 8x8 digits; images end in ``tanh``, which the zoo's contract asks of
+their custom CUDA kernels; widths are small (``ch`` = 16 at the image side, doubling at each halving up to
+``max_ch`` = 64; z and w of 64, 2 mapping layers as in StyleGAN2-ADA's CIFAR setting) so that a 2-core CPU
+trains 8x8 digits; images end in ``tanh``, which the zoo's contract asks of
 every image generator (StyleGAN2's output is linear). Style mixing is off by default (``mixing_prob`` 0; the
 paper trains with 0.9). The minibatch standard deviation layer is off by default too (``mbstd_group`` 0; the
 paper uses groups of 4): it makes each logit depend on the other samples of its group, which the
@@ -288,8 +289,8 @@ def _check_widths(component: str, **values: int) -> None:
         raise ValueError(f"{component}: {', '.join(values)} must be integers >= 1; got {bad}")
 
 
-def stylegan2_generator(spec: DataSpec, latent_dim: int = 128, w_dim: int = 128, mapping_layers: int = 4,
-                        mapping_lr_mul: float = 0.01, ch: int = 32, max_ch: int = 128,
+def stylegan2_generator(spec: DataSpec, latent_dim: int = 64, w_dim: int = 64, mapping_layers: int = 2,
+                        mapping_lr_mul: float = 0.01, ch: int = 16, max_ch: int = 64,
                         mixing_prob: float = 0.0) -> StyleGAN2Generator:
     """Build a StyleGAN2-lite generator for images of ``spec``.
 
@@ -313,7 +314,7 @@ def stylegan2_generator(spec: DataSpec, latent_dim: int = 128, w_dim: int = 128,
                               mapping_lr_mul, mixing_prob)
 
 
-def stylegan2_discriminator(spec: DataSpec, ch: int = 32, max_ch: int = 128,
+def stylegan2_discriminator(spec: DataSpec, ch: int = 16, max_ch: int = 64,
                             mbstd_group: int = 0) -> StyleGAN2Discriminator:
     """Build a StyleGAN2-lite residual discriminator for images of ``spec``.
 
