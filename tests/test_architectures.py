@@ -67,10 +67,10 @@ def _conv_and_linear(module: nn.Module) -> list[nn.Module]:
 
 def test_registry_lists_the_expected_components():
     assert {c.name for c in REGISTRY.list("generator")} == {"mlp", "dcgan", "resnet_sngan", "biggan_lite", "r3gan",
-                                                            "cond_dcgan", "cond_resnet_sngan"}
+                                                            "stylegan2", "cond_dcgan", "cond_resnet_sngan"}
     assert {c.name for c in REGISTRY.list("discriminator")} == {"mlp", "dcgan", "resnet_sngan", "biggan_lite", "r3gan",
-                                                                "timm", "projection_dcgan", "projection_resnet_sngan",
-                                                                "acgan_dcgan"}
+                                                                "stylegan2", "timm", "projection_dcgan",
+                                                                "projection_resnet_sngan", "acgan_dcgan"}
     assert not REGISTRY.errors
 
 
@@ -90,8 +90,8 @@ def test_metadata_is_complete(component):
     assert component.modalities in (("vector",), ("image",))
     if component.modalities == ("vector",):
         assert component.resolutions is None
-    elif component.resolutions is not None:  # powers of two from 8, as the image factories assume
-        assert all(r >= 8 and r & (r - 1) == 0 for r in component.resolutions)
+    elif component.resolutions is not None:  # powers of two from 8 (from 4x4), or 28 (StyleGAN2-lite, from 7x7)
+        assert all(r >= 8 and (r & (r - 1) == 0 or r == 28) for r in component.resolutions)
 
 
 @pytest.mark.parametrize("component,spec", _cases("generator"))

@@ -23,7 +23,7 @@ from ganzoo.run.vectorized.plan import plan_units, why_not_vectorized
 from ganzoo.testing import VECTORIZED_RTOL, _relative_difference, check_vectorized
 
 SMALL = {"mlp": {"width": 16, "depth": 2}, "dcgan": {"ch": 8}, "resnet_sngan": {"ch": 8},
-         "biggan_lite": {"ch": 8}, "r3gan": {"ch": 8, "blocks": 1}}
+         "biggan_lite": {"ch": 8}, "r3gan": {"ch": 8, "blocks": 1}, "stylegan2": {"ch": 8, "max_ch": 16}}
 # A conditional component trains with its conditional partner (labels need both sides), on digits' 10 classes.
 CONDITIONAL_PAIRS = {"cond_dcgan": "projection_dcgan", "cond_resnet_sngan": "projection_resnet_sngan"}
 # ada: p moves by 0.1 every 2 D steps (of 8 images), so that it changes within the 10 G steps compared.

@@ -1,9 +1,10 @@
-"""Built-in generators and discriminators: MLP, DCGAN, SNGAN's ResNet, BigGAN-lite, R3GAN-lite and any timm backbone.
+"""Built-in generators and discriminators: MLP, DCGAN, SNGAN's ResNet, BigGAN-lite, R3GAN-lite, StyleGAN2-lite
+and any timm backbone.
 
 Every factory takes the dataset's ``DataSpec`` and the hyperparameters listed in its ``defaults``;
-image models build as many 2x resampling stages as the side needs, starting from 4x4, and accept any
-channel count. Discriminators contain no spectral norm and no BatchNorm by default: both are choices
-made elsewhere (the ``spectral_norm`` stabilizer, the ``norm`` hyperparameter).
+image models build as many 2x resampling stages as the side needs, starting from 4x4 (StyleGAN2-lite also from
+7x7, for 28x28), and accept any channel count. Discriminators contain no spectral norm and no BatchNorm by
+default: both are choices made elsewhere (the ``spectral_norm`` stabilizer, the ``norm`` hyperparameter).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import inspect
 
 from ganzoo import hookimpl
 
-from . import biggan_lite, conditional, dcgan, mlp, r3gan, resnet, timm_backbone
+from . import biggan_lite, conditional, dcgan, mlp, r3gan, resnet, stylegan2, timm_backbone
 
 VECTOR = {"modalities": ("vector",), "resolutions": None, "channels": None}
 
@@ -27,6 +28,8 @@ SNGAN = "Miyato et al. 2018, Spectral Normalization for GANs, arXiv:1802.05957 (
 BIGGAN = "Brock et al. 2018, Large Scale GAN Training (BigGAN), arXiv:1809.11096"
 R3GAN = ("Huang, Gokaslan, Kuleshov & Tompkin 2024, The GAN is dead; long live the GAN! A Modern GAN Baseline, "
          "NeurIPS, arXiv:2501.05441")
+STYLEGAN2 = ("Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN (StyleGAN2), CVPR, "
+             "arXiv:1912.04958")
 TIMM = "Wightman 2019, PyTorch Image Models (timm), doi:10.5281/zenodo.4414861"
 PROJECTION = "Miyato & Koyama 2018, cGANs with Projection Discriminator, ICLR, arXiv:1802.05637"
 ACGAN = "Odena, Olah & Shlens 2017, Conditional Image Synthesis with Auxiliary Classifier GANs, ICML, arXiv:1610.09585"
@@ -78,6 +81,10 @@ GENERATORS = {
     "r3gan": (r3gan.r3gan_generator,
               "R3GAN-lite: norm-free ResNet of grouped inverted bottlenecks, Fixup-style init, bilinear upsampling",
               R3GAN, _image(r3gan.RESOLUTIONS)),
+    "stylegan2": (stylegan2.stylegan2_generator,
+                  ("StyleGAN2, small: mapping network to w, modulated/demodulated convs from a learned constant, "
+                   "noise inputs, skip toRGB outputs"),
+                  STYLEGAN2, _image(stylegan2.RESOLUTIONS)),
 }
 
 # R3GAN's zero-initialised convs have no spectral norm (0 / 0): its D refuses weight-normalising stabilizers.
@@ -98,6 +105,10 @@ DISCRIMINATORS = {
     "r3gan": (r3gan.r3gan_discriminator,
               "R3GAN-lite D: G's stages reversed, bilinear low-pass downsampling, depthwise 4x4 basis, linear logit",
               R3GAN, R3GAN_D),
+    "stylegan2": (stylegan2.stylegan2_discriminator,
+                  ("StyleGAN2's residual D, small: equalised learning rate, optional minibatch stddev (mbstd_group, "
+                   "off by default)"),
+                  STYLEGAN2, _image(stylegan2.RESOLUTIONS)),
     "timm": (timm_backbone.timm_discriminator,
              "Any timm backbone with a one-logit head (model_name); random init, local pretrained weights only",
              TIMM, _image(None)),
@@ -112,32 +123,39 @@ def signature_defaults(factory) -> dict:
 
 # Checked stacked under vmap, member by member against single runs (tests/test_vectorized.py). A timm backbone is
 # any of hundreds of models, not all of whose layers vmap supports: its runs train one by one. AC-GAN's D is
-# left out: the acgan stabilizer calls its classify head, which a stacked D does not batch.
-VECTORIZED = {"mlp", "dcgan", "resnet_sngan", "biggan_lite", "r3gan",
-              "cond_dcgan", "cond_resnet_sngan", "projection_dcgan", "projection_resnet_sngan"}
+# left out: the acgan stabilizer calls its classify head, which a stacked D does not batch. StyleGAN2's G is left
+# out (its D is in): its noise inputs draw random numbers inside forward, which vmap refuses (randomness="error").
+VECTORIZED = {
+    "generator": {"mlp", "dcgan", "resnet_sngan", "biggan_lite", "r3gan", "cond_dcgan", "cond_resnet_sngan"},
+    "discriminator": {"mlp", "dcgan", "resnet_sngan", "biggan_lite", "r3gan", "stylegan2", "projection_dcgan",
+                      "projection_resnet_sngan"},
+}
+
+# Generators with mapping(z) -> ws and synthesis(ws), which the pl_reg stabilizer requires by this tag.
+TAGS = {"stylegan2": ("style_based",)}
 
 
-def _register_all(register, table: dict) -> None:
+def _register_all(register, kind: str, table: dict) -> None:
     for name, (factory, description, reference, compat) in table.items():
-        register(name, factory, description=description, reference=reference,
-                 defaults=signature_defaults(factory), vectorized=name in VECTORIZED, **compat)
+        register(name, factory, description=description, reference=reference, tags=TAGS.get(name, ()),
+                 defaults=signature_defaults(factory), vectorized=name in VECTORIZED[kind], **compat)
 
 
-def _register_conditional(register, table: dict) -> None:
+def _register_conditional(register, kind: str, table: dict) -> None:
     for name, (factory, description, reference, compat, tags, pairing) in table.items():
         register(name, factory, description=description, reference=reference, tags=tags,
-                 defaults=signature_defaults(factory), vectorized=name in VECTORIZED, **compat, **pairing)
+                 defaults=signature_defaults(factory), vectorized=name in VECTORIZED[kind], **compat, **pairing)
 
 
 @hookimpl
 def register_generators(register):
     """Register the built-in generators."""
-    _register_all(register, GENERATORS)
-    _register_conditional(register, COND_GENERATORS)
+    _register_all(register, "generator", GENERATORS)
+    _register_conditional(register, "generator", COND_GENERATORS)
 
 
 @hookimpl
 def register_discriminators(register):
     """Register the built-in discriminators."""
-    _register_all(register, DISCRIMINATORS)
-    _register_conditional(register, COND_DISCRIMINATORS)
+    _register_all(register, "discriminator", DISCRIMINATORS)
+    _register_conditional(register, "discriminator", COND_DISCRIMINATORS)

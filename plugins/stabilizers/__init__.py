@@ -11,7 +11,8 @@ from .ada import ADA
 from .diffaugment import DiffAugment
 from .ema import EMA
 from .packing import Pac
-from .penalties import BalancedConsistency, GradientPenalty, LeCam, r1, r2
+from .path_length import PathLengthRegularizer
+from .penalties import BalancedConsistency, GradientPenalty, LazyR1, LeCam, r1, r2
 from .schedules import TTUR, DSteps, InstanceNoise, LabelSmoothing
 from .spectral_norm import SpectralNorm
 
@@ -41,6 +42,17 @@ def register_stabilizers(register):
              reference="Mescheder, Geiger & Nowozin 2018, Which Training Methods for GANs do actually Converge?, "
                        "ICML, arXiv:1801.04406",
              defaults={"gamma": 10.0})
+    register("r1_lazy", LazyR1, vectorized=True, modalities=ANY, tags=PER_SAMPLE_GRADIENT,
+             description="Lazy R1 (StyleGAN2): R1 with gamma * every on every every-th D step, nothing in between",
+             reference="Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN, CVPR, "
+                       "arXiv:1912.04958 (R1: Mescheder et al. 2018, arXiv:1801.04406)",
+             defaults={"gamma": 10.0, "every": 16})
+    # Not vectorized: it calls G's mapping and synthesis, which a stacked G does not batch.
+    register("pl_reg", PathLengthRegularizer, modalities=IMAGE, requires={"generator": "style_based"},
+             description="StyleGAN2's lazy path-length penalty (|J_w^T y| - a)^2 on G; needs a style-based G",
+             reference="Karras et al. 2020, Analyzing and Improving the Image Quality of StyleGAN, CVPR, "
+                       "arXiv:1912.04958",
+             defaults={"weight": 2.0, "decay": 0.01, "every": 4, "batch_shrink": 2})
     register("r2", r2, vectorized=True, modalities=ANY, tags=PER_SAMPLE_GRADIENT,
              description="R2: zero-centred gradient penalty gamma/2 ||grad D(G(z))||^2 on generated data",
              reference="Mescheder, Geiger & Nowozin 2018, Which Training Methods for GANs do actually Converge?, "

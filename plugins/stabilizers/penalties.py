@@ -119,6 +119,47 @@ def r2(gamma: float = 10.0) -> R1Penalty:
     return R1Penalty(gamma, on="fake")
 
 
+class LazyR1(Stabilizer):
+    """R1 every ``every`` D steps with ``gamma * every`` (StyleGAN2's lazy regularisation), nothing in between.
+
+    Scaling gamma by the interval keeps the penalty's average weight per step that of plain R1 at ``gamma``, for a
+    ``1 / every`` share of R1's double-backward cost. It runs on the first D step and every ``every``-th after it;
+    the count of D steps is in the checkpoint.
+
+    Args:
+        gamma: R1's weight before the scaling (StyleGAN2: 10 at 1024px, 0.01 at CIFAR size in StyleGAN2-ADA).
+        every: the interval in D steps (StyleGAN2: 16).
+    """
+
+    def __init__(self, gamma: float = 10.0, every: int = 16):
+        if gamma < 0 or not isinstance(every, int) or every < 1:
+            raise ValueError(f"r1_lazy: need gamma >= 0 and an integer every >= 1; got gamma={gamma}, every={every!r}")
+        self.gamma, self.every = float(gamma), every
+        self.d_steps = 0  # D steps taken, whether penalised or not
+
+    def d_penalty(self, ctx: StepContext) -> torch.Tensor | None:
+        due = self.d_steps % self.every == 0
+        self.d_steps += 1
+        if not due:
+            return None
+        _require(ctx, "real")
+        return squared_gradient_penalty(ctx.discriminator, ctx.real, self.gamma * self.every, ctx.real_labels,
+                                        ctx.batch_dims)
+
+    def state_dict(self) -> dict:
+        return {"d_steps": self.d_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.d_steps = int(state.get("d_steps", 0))
+
+    # The members of a vectorised group step in lockstep: one count serves them all.
+    def stack_members(self, members: list[LazyR1], generator: nn.Module, discriminator: nn.Module) -> None:
+        self.d_steps = members[0].d_steps
+
+    def unstack_into(self, k: int, member: LazyR1) -> None:
+        member.d_steps = self.d_steps
+
+
 def lecam_penalty(real_logits: torch.Tensor, fake_logits: torch.Tensor, anchor_real: float,
                   anchor_fake: float, batch_dims: int = 1) -> torch.Tensor:
     """``E[(D(x) - anchor_fake)^2] + E[(D(G(z)) - anchor_real)^2]`` (Tseng et al. 2021, Eq. 3, without the weight).
