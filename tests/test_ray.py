@@ -166,8 +166,9 @@ def test_the_cli_runs_a_sweep_on_ray_and_refuses_ray_settings_without_it(ray_ins
                                            str(tmp_path / "r"), "--executor", "ray", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "Trained 2 runs: 2 done" in result.output
-    refused = CliRunner().invoke(main, ["bench", "--all", "--suite", str(path), "--runs-per-gpu", "4"])
-    assert refused.exit_code == 2 and "--runs-per-gpu only apply to --executor ray" in refused.output
+    refused = CliRunner().invoke(main, ["bench", "--all", "--suite", str(path), "--runs-per-gpu", "4",
+                                        "--ray-max-retries", "0"])
+    assert refused.exit_code == 2 and "--runs-per-gpu, --ray-max-retries only apply to --executor ray" in refused.output
 
 
 def test_without_ray_the_message_says_how_to_install_it(monkeypatch):
