@@ -8,6 +8,7 @@ its attempt log names). Every sweep's numbers are compared with the same specs t
 Skips when Ray is not installed (``pip install 'ganzoo[ray]'``).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,6 +34,33 @@ PATIENCE_S = 600  # how long a test waits for a sweep to reach the point it acts
 # 90 s to start a Ray worker)
 
 
+class _SlowClock:
+    """The ``time`` module with ``monotonic`` running ``factor`` times slower (see ``patient_node_starts``)."""
+
+    def __init__(self, factor: float):
+        self.factor = factor
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    def monotonic(self) -> float:
+        return time.monotonic() / self.factor
+
+
+@contextlib.contextmanager
+def patient_node_starts(factor: float = 10):
+    """Ray waits a fixed 30 s for a new node to register with the cluster (``ray._private.node``), and on a busy
+    2-core machine starting one took longer: inside this, that wait runs on a clock ``factor`` times slower."""
+    import ray._private.node
+
+    real = ray._private.node.time
+    ray._private.node.time = _SlowClock(factor)
+    try:
+        yield
+    finally:
+        ray._private.node.time = real
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Head (no CPUs: it trains nothing) and two 1-CPU worker nodes whose workers load testzoo's entry point."""
@@ -47,10 +75,12 @@ def cluster(tmp_path_factory):
     os.environ["PYTHONPATH"] = os.pathsep.join([str(root), str(Path(testzoo.__file__).parent),
                                                 *filter(None, [saved["PYTHONPATH"]])])
     with fake_distribution(root, "testzoo-plugin", "from testzoo import *\n", {"testzoo": "testzoo_plugin"}):
-        nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+        with patient_node_starts():
+            nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
         try:
-            for _ in range(WORKER_NODES):
-                nodes.add_node(num_cpus=1)
+            with patient_node_starts():
+                for _ in range(WORKER_NODES):
+                    nodes.add_node(num_cpus=1)
             nodes.wait_for_nodes()
             ray.init(address=nodes.address, include_dashboard=False, configure_logging=False)
             yield nodes
@@ -68,8 +98,9 @@ def cluster(tmp_path_factory):
 def workers(cluster, gate):
     """Two live worker nodes (a node the last test killed is replaced) and a closed gate."""
     gate.unlink(missing_ok=True)
-    for _ in range(WORKER_NODES - len(cluster.worker_nodes)):
-        cluster.add_node(num_cpus=1)
+    with patient_node_starts():
+        for _ in range(WORKER_NODES - len(cluster.worker_nodes)):
+            cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     _wait_for(lambda: ray.cluster_resources().get("CPU", 0) == WORKER_NODES, "the replacement node to join")
     return cluster
