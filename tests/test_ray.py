@@ -17,6 +17,7 @@ from ganzoo.core.spec import ComponentRef
 from ganzoo.core.store import Store
 from ganzoo.report import load_runs
 from ganzoo.run import artifacts
+from ganzoo.run.attempts import ATTEMPTS, read_attempts
 from ganzoo.run.suite import parse_suite
 from ganzoo.run.train import run
 from ganzoo.sweep import bench
@@ -95,7 +96,9 @@ def test_shipped_run_folders_arrive_whole_at_the_driver(ray_instance, tmp_path):
     assert list(summary.results.values()) == [DONE, DONE]
     for row in Store(tmp_path).runs("tiny"):
         folder = tmp_path / "runs" / row["run_id"]
-        assert {p.name for p in folder.iterdir()} == {artifacts.CHECKPOINT, artifacts.SAMPLES}
+        # The attempt log was written by the driver's keeper actor, the rest shipped back.
+        assert {p.name for p in folder.iterdir()} == {artifacts.CHECKPOINT, artifacts.SAMPLES, ATTEMPTS}
+        assert row["attempts"] == 1 and row["resumed_from"] == 0
         assert row["artifacts"]["checkpoint"] == str(folder / artifacts.CHECKPOINT)
         state = artifacts.load_checkpoint(folder / artifacts.CHECKPOINT)
         assert state[artifacts.RESULT_KEY]["evals"] == Store(tmp_path).evals(row["run_id"])
@@ -119,6 +122,8 @@ def test_a_task_whose_worker_died_is_retried_and_resumes_to_the_same_numbers(ray
     straight = run(spec, tmp_path / "straight", "cpu", build_registry())
     assert [e["metrics"] for e in result.evals] == [e["metrics"] for e in straight.evals]
     assert [e["g_steps"] for e in result.evals] == [2, 4, 6]
+    assert (result.attempts, result.resumed_from) == (2, 2)
+    assert [entry["resumed_from"] for entry in read_attempts(tmp_path / spec.run_id)] == [0, 2]
 
 
 def test_a_task_that_dies_on_every_try_fails_alone(ray_instance, tmp_path):
@@ -129,8 +134,10 @@ def test_a_task_that_dies_on_every_try_fails_alone(ray_instance, tmp_path):
     results = _execute(RayExecutor("cpu", max_retries=1), [dies, lives], tmp_path)
     assert results[lives.run_id].status == DONE
     assert results[dies.run_id].status == FAILED
-    assert "the Ray task training this run failed after 1 retries" in results[dies.run_id].error
-    assert "the sweep went on" in results[dies.run_id].error
+    error = results[dies.run_id].error
+    assert "the worker or node training this run was lost 2 times, more than --ray-max-retries 1 allows" in error
+    assert "the sweep went on. Rerun the same command" in error and "resumes from its last checkpoint" in error
+    assert results[dies.run_id].attempts == 2 and results[lives.run_id].attempts == 1
 
 
 def test_ray_asks_for_the_resources_of_packed_runs(ray_instance):
@@ -159,8 +166,9 @@ def test_the_cli_runs_a_sweep_on_ray_and_refuses_ray_settings_without_it(ray_ins
                                            str(tmp_path / "r"), "--executor", "ray", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "Trained 2 runs: 2 done" in result.output
-    refused = CliRunner().invoke(main, ["bench", "--all", "--suite", str(path), "--runs-per-gpu", "4"])
-    assert refused.exit_code == 2 and "--runs-per-gpu only apply to --executor ray" in refused.output
+    refused = CliRunner().invoke(main, ["bench", "--all", "--suite", str(path), "--runs-per-gpu", "4",
+                                        "--ray-max-retries", "0"])
+    assert refused.exit_code == 2 and "--runs-per-gpu, --ray-max-retries only apply to --executor ray" in refused.output
 
 
 def test_without_ray_the_message_says_how_to_install_it(monkeypatch):

@@ -167,6 +167,22 @@ def register_generators(register):
              modalities=("image",))
 
 
+class Gate(ganzoo.Stabilizer):
+    """Holds its run after G step ``step`` until the file ``path`` exists, so a test can kill the run's worker, node
+    or sweep while it waits (its checkpoint of the step before written). It draws no random numbers and changes no
+    tensor: a run's numbers are the same whether it waited or not."""
+
+    def __init__(self, step=3, path=""):
+        self.step, self.path = step, path
+
+    def after_g_step(self, ctx):
+        import time
+        from pathlib import Path
+
+        while ctx.step + 1 == self.step and not Path(self.path).exists():
+            time.sleep(0.05)
+
+
 @hookimpl
 def register_discriminators(register):
     register("small", SmallD, description="Small MLP D", reference="test", defaults={"width": 16},
@@ -190,6 +206,8 @@ def register_stabilizers(register):
     register("kill_worker", KillWorker, description="Kills its worker process", reference="test")
     register("kill_worker_at", KillWorkerAt, description="Kills its worker after a G step", reference="test",
              defaults={"step": 3, "marker": "", "driver_pid": 0})
+    register("gate", Gate, description="Waits for a file after a G step", reference="test",
+             defaults={"step": 3, "path": ""})
     register("needs_hinge", ImageOnly, description="Requires a hinge loss", reference="test",
              requires={"loss": "hinge-like"})
 

@@ -33,6 +33,12 @@ def _check_patterns(registry, filters) -> None:
                 raise click.BadParameter(str(exc), param_hint=f"--{kind}") from exc
 
 
+# The Ray settings' options and the values that mean "not given" (a given one is refused without --executor ray).
+RAY_OPTIONS = {"address": "--address", "runs_per_gpu": "--runs-per-gpu", "storage": "--ray-storage",
+               "max_retries": "--ray-max-retries"}
+RAY_DEFAULTS = {"address": None, "runs_per_gpu": 1, "storage": "shared", "max_retries": None}
+
+
 def _filter_options(func):
     for kind in ("dataset", "stabilizer", "loss", "discriminator", "generator"):
         func = click.option(f"--{kind}", f"{kind}_patterns", multiple=True, metavar="GLOB",
@@ -85,6 +91,9 @@ def _filter_options(func):
 @click.option("--ray-storage", type=click.Choice(["shared", "ship"]), default="shared", show_default=True,
               help="With --executor ray: shared: every node writes run folders in --results-dir (same path on "
               "every node); ship: runs train in a temporary folder and their files are sent back to the driver.")
+@click.option("--ray-max-retries", type=click.IntRange(min=0), default=None,
+              help="With --executor ray: how many times a run whose worker or node died is started again before "
+              "it is recorded failed (default 2). A retried run resumes from its last checkpoint (shared storage).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
               help="Train in bf16 autocast instead of the suite's precision (fp32 by default). Part of each run's spec "
               "and protocol: such runs rank in tables of their own.")
@@ -101,7 +110,8 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
                   discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns, design, cells,
                   fraction, design_seed, device, executor,
                   max_group, jobs,
-                  address, runs_per_gpu, ray_storage, precision, channels_last, compile_, keep_checkpoints, dry_run,
+                  address, runs_per_gpu, ray_storage, ray_max_retries, precision, channels_last, compile_,
+                  keep_checkpoints, dry_run,
                   no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
     from ..run.grid import Filters
@@ -111,7 +121,8 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
     if not all_ and filters == Filters():
         raise click.UsageError("Say --all to train every combination, "
                                "or narrow it with --generator/--loss/... filters.")
-    ray_settings = {"address": address, "runs_per_gpu": runs_per_gpu, "storage": ray_storage}
+    ray_settings = {"address": address, "runs_per_gpu": runs_per_gpu, "storage": ray_storage,
+                    "max_retries": ray_max_retries}
     if executor == "ray":  # the device is the cluster's, checked when the executor has joined it
         from ..sweep.ray import import_ray
 
@@ -121,9 +132,11 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
             raise click.ClickException(str(exc)) from exc
     else:
         check_device(None, None, device)
-        given = [f"--{k.replace('_', '-')}" for k, v in ray_settings.items() if v not in (None, 1, "shared")]
+        given = [RAY_OPTIONS[k] for k, v in ray_settings.items() if v != RAY_DEFAULTS[k]]
         if given:
             raise click.UsageError(f"{', '.join(given)} only apply to --executor ray.")
+    if ray_max_retries is None:
+        del ray_settings["max_retries"]  # the executor's default
     if max_group is not None and executor != "vectorized":
         raise click.UsageError("--max-group applies to --executor vectorized only.")
     registry = get_registry()

@@ -127,6 +127,11 @@ class RunResult:
     protocol: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
     artifacts: dict[str, str] = field(default_factory=dict)
+    # How many times the run started training, this time included (its folder's attempt log, ganzoo.run.attempts);
+    # 0 where nothing counted them. More than 1: a retried Ray task, a sweep run again after a kill.
+    attempts: int = 0
+    # The G step of the checkpoint its last start resumed from: 0 from scratch, None where not recorded.
+    resumed_from: int | None = None
 
     @property
     def protocol_record(self) -> ProtocolRecord | None:

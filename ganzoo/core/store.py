@@ -99,7 +99,7 @@ CREATE TABLE IF NOT EXISTS runs (
     loss TEXT, stack TEXT, seed INTEGER, status TEXT NOT NULL, attempts INTEGER DEFAULT 0,
     started REAL, finished REAL, error TEXT, kimg REAL, g_steps INTEGER, d_steps INTEGER, seconds REAL,
     imgs_per_s REAL, device TEXT, peak_mem_mb REAL, capped INTEGER, protocol TEXT, fingerprint TEXT,
-    metrics TEXT, artifacts TEXT, versions TEXT, host TEXT, pid INTEGER, pid_start TEXT
+    metrics TEXT, artifacts TEXT, versions TEXT, host TEXT, pid INTEGER, pid_start TEXT, resumed_from INTEGER
 );
 CREATE TABLE IF NOT EXISTS evals (
     run_id TEXT NOT NULL, idx INTEGER NOT NULL, kimg REAL, payload TEXT NOT NULL, PRIMARY KEY (run_id, idx)
@@ -159,6 +159,8 @@ class Store:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
         if "pid_start" not in columns:  # stores written before claims recorded the process start time
             self.db.execute("ALTER TABLE runs ADD COLUMN pid_start TEXT")
+        if "resumed_from" not in columns:  # stores written before runs logged their starts
+            self.db.execute("ALTER TABLE runs ADD COLUMN resumed_from INTEGER")
         with self.db:
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
@@ -225,14 +227,20 @@ class Store:
             (RUNNING, time.time(), json.dumps(versions), *claimant(), run_id))
 
     def record(self, result: RunResult) -> None:
-        """Store a finished run and all its evaluations in one transaction."""
+        """Store a finished run and all its evaluations in one transaction.
+
+        ``attempts`` becomes the starts the run counted itself (``RunResult.attempts``: a Ray task retried on
+        another node started twice under one claim); a result that counted none keeps the count of claims.
+        """
         with self.db:
             self.db.execute(
                 "UPDATE runs SET status=?, finished=?, error=?, kimg=?, g_steps=?, d_steps=?, seconds=?, imgs_per_s=?,"
-                " device=?, peak_mem_mb=?, capped=?, protocol=?, fingerprint=?, metrics=?, artifacts=? WHERE run_id=?",
+                " device=?, peak_mem_mb=?, capped=?, protocol=?, fingerprint=?, metrics=?, artifacts=?,"
+                " attempts=CASE WHEN ? > 0 THEN ? ELSE attempts END, resumed_from=? WHERE run_id=?",
                 (result.status, time.time(), result.error, result.kimg, result.g_steps, result.d_steps, result.seconds,
                  result.imgs_per_s, result.device, result.peak_mem_mb, int(result.capped), json.dumps(result.protocol),
-                 result.fingerprint, json.dumps(result.final), json.dumps(result.artifacts), result.run_id),
+                 result.fingerprint, json.dumps(result.final), json.dumps(result.artifacts), result.attempts,
+                 result.attempts, result.resumed_from, result.run_id),
             )
             self.db.execute("DELETE FROM evals WHERE run_id=?", (result.run_id,))
             self.db.executemany(

@@ -25,7 +25,7 @@ from .leaderboard import AXES
 from .stability import RunStability, run_stability
 
 RUN_COLUMNS = ("run_id", "dataset", "generator", "discriminator", "loss", "stack", "seed", "status", "attempts",
-               "kimg", "g_steps", "d_steps", "seconds", "imgs_per_s", "device", "peak_mem_mb", "capped",
+               "resumed_from", "kimg", "g_steps", "d_steps", "seconds", "imgs_per_s", "device", "peak_mem_mb", "capped",
                "fingerprint", "error")
 STABILITY_FIELDS = tuple(f.name for f in dataclasses.fields(RunStability))
 
@@ -97,7 +97,7 @@ def curve_metrics(judgements) -> list[str]:
 def _record(row: dict[str, Any], evals: list[dict[str, Any]], judgement: Judgement) -> dict[str, Any]:
     protocol = ProtocolRecord.from_dict(row["protocol"]) if row["protocol"] else None  # None: failed before it
     spec = RunSpec.from_dict(row["spec"])
-    record = {k: row[k] for k in RUN_COLUMNS}
+    record = {k: row.get(k) for k in RUN_COLUMNS}  # (resumed_from: absent from a read-only store of before it)
     record.update(started=_time(row["started"]), finished=_time(row["finished"]), suites=",".join(row["suites"]),
                   # spec.experiment_key from the stored canonical form: computing that form again costs ten times more
                   experiment=experiment_key_of(row["spec"]), batch_size=spec.budget.batch_size,

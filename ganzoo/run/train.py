@@ -31,7 +31,8 @@ from ..core.records import DIVERGED, DONE, FAILED, Evaluation, ProtocolRecord, R
 from ..core.registry import Registry, get_registry
 from ..core.spec import Compute, Optim, RunSpec
 from ..system.device import describe_device
-from . import artifacts
+from . import artifacts, attempts
+from .attempts import AttemptLog
 from .build import Models, build_models, eval_generator, resolve_device
 from .evaluate import Diverged, evaluate_generator, save_run_samples
 
@@ -75,26 +76,35 @@ class RunState:
 
 
 def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None,
-        options: RunOptions = RunOptions()) -> RunResult:
-    """Train ``spec`` and never raise for a bad run: failures come back as ``FAILED`` with the traceback."""
+        options: RunOptions = RunOptions(), attempt_log: AttemptLog | None = None) -> RunResult:
+    """Train ``spec`` and never raise for a bad run: failures come back as ``FAILED`` with the traceback.
+
+    ``attempt_log``: where the run's starts are logged (``ganzoo.run.attempts``); by default its own folder.
+    """
     device = resolve_device(device)
     try:
-        return train(spec, Path(run_dir), device, registry or get_registry(), options)
+        return train(spec, Path(run_dir), device, registry or get_registry(), options, attempt_log)
     except KeyboardInterrupt:
         raise
     except Exception as exc:
+        started = attempts.read_attempts(Path(run_dir))  # a start that failed counts as one
         return RunResult(spec.run_id, FAILED, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}",
-                         device=str(device))
+                         device=str(device), attempts=len(started),
+                         resumed_from=started[-1].get("resumed_from") if started else None)
 
 
 def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry,
-          options: RunOptions = RunOptions()) -> RunResult:
+          options: RunOptions = RunOptions(), attempt_log: AttemptLog | None = None) -> RunResult:
     """Train ``spec`` in ``run_dir`` on ``device``, resuming from the folder's checkpoint when there is one."""
     checkpoint = artifacts.load_run_checkpoint(run_dir, device)  # None: nothing (readable) to resume from
     if checkpoint is not None and checkpoint.is_finished:
         return RunResult.from_dict(checkpoint.result)  # finished before, its record lost (a killed driver)
+    # Counted before anything can fail or be killed: the record says how often the run started, and from where.
+    resumed_from = checkpoint.g_steps if checkpoint is not None else 0
+    attempt = attempts.record_start(run_dir, resumed_from, attempt_log)
     # Build G, D, loss, stack, optimisers and evaluator; the seed fixes the initial weights and the data order.
     r = build_run(spec, run_dir, device, registry, options)
+    r.result.attempts, r.result.resumed_from = attempt, resumed_from
     # Resume: the last checkpoint holds everything that decides the next step, so the run continues exactly.
     r.started = time.perf_counter()
     if checkpoint is not None:

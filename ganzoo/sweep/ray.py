@@ -13,7 +13,11 @@ back as values and only the driver writes the store), and adds what a cluster ne
   back to the driver, which writes them (small, since a finished run keeps only its evaluated G); a
   retried task starts its run again from zero.
 - **Dying workers.** A task whose worker died (killed, out of memory, node lost) is retried by Ray up to
-  ``max_retries`` times; after that its run is recorded failed and the sweep goes on.
+  ``max_retries`` times (``--ray-max-retries``); after that its run is recorded failed, saying so, and the sweep
+  goes on. A run can therefore start more than once: each start is logged before it trains
+  (``ganzoo.run.attempts``, with the node's id), so its record says how many times it started (``attempts``) and
+  from which checkpoint its last start resumed (``resumed_from``). With ``ship`` storage a small actor on the
+  driver's node keeps that log in the driver's run folder, where it survives the loss of any other node.
 - **The same plugins everywhere.** Tasks build their registry from the entry points, like worker processes,
   with the driver's plugin selection (``GANZOO_PLUGINS``, ``GANZOO_BLOCK_PLUGINS``) passed along. Every
   node needs ganzoo and the plugins installed.
@@ -34,6 +38,7 @@ import torch
 from ..api.plugins import ALLOW_ENV, BLOCK_ENV
 from ..core.records import FAILED, RunResult, atomic_write
 from ..core.spec import RunSpec
+from ..run.attempts import append_attempt, read_attempts
 from ..run.train import RunOptions, run
 
 STORAGES = ("shared", "ship")
@@ -73,6 +78,7 @@ class RayExecutor:
         resources = ray.cluster_resources()
         gpu = _wants_gpu(self.device, resources, self.address)
         options = RunOptions(self.options.keep_checkpoints, self.runs_per_gpu if gpu else 1)
+        keeper = _attempt_keeper(ray) if self.storage == "ship" else None
         task = ray.remote(_train_task).options(
             num_cpus=self.cpus_per_run, num_gpus=1 / self.runs_per_gpu if gpu else 0,
             max_retries=self.max_retries, retry_exceptions=False, runtime_env=_plugin_selection())
@@ -84,7 +90,7 @@ class RayExecutor:
                     spec, run_dir = pending.pop(0)
                     if on_start(spec):
                         ref = task.remote(spec.canonical(), str(run_dir), "cuda" if gpu else "cpu",
-                                          self.cpus_per_run, options, self.storage == "ship")
+                                          self.cpus_per_run, options, keeper)
                         running[ref] = (spec, run_dir)
                 if not running:
                     continue
@@ -106,27 +112,77 @@ class RayExecutor:
         try:
             result, files = ray.get(ref)
         except ray.exceptions.RayError as exc:  # the worker died on every try, the node was lost, a cancel
-            first_line = (str(exc).strip().splitlines() or [""])[0]
-            return RunResult(spec.run_id, FAILED, error=(
-                f"the Ray task training this run failed after {self.max_retries} retries ({type(exc).__name__}: "
-                f"{first_line}); the sweep went on. Rerun the same command to retry it."))
+            return self._lost(ray, exc, spec, run_dir)
         if files:
             _write_run_folder(run_dir, files)
         return result
 
+    def _lost(self, ray, exc: Exception, spec: RunSpec, run_dir: Path) -> RunResult:
+        """The failed record of a run whose task died on every try Ray gave it."""
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        tries = self.max_retries + 1
+        what = "node" if isinstance(exc, ray.exceptions.NodeDiedError) else "worker or node"
+        again = ("it resumes from its last checkpoint" if self.storage == "shared" else
+                 "it starts again from zero: with --ray-storage ship an unfinished run keeps no checkpoint")
+        started = read_attempts(run_dir)  # the driver sees the log: shared storage, or the keeper wrote it here
+        return RunResult(spec.run_id, FAILED, attempts=len(started),
+                         resumed_from=started[-1].get("resumed_from") if started else None, error=(
+            f"the {what} training this run was lost {tries} time{'s' if tries > 1 else ''}, more than "
+            f"--ray-max-retries {self.max_retries} allows (last: {type(exc).__name__}: {first_line}); the sweep went "
+            f"on. Rerun the same command to train it again ({again})."))
+
 
 def _train_task(spec_data: dict, run_dir: str, device: str, threads: int, options: RunOptions,
-                ship: bool) -> tuple[RunResult, dict[str, bytes]]:
-    """Runs on a Ray worker: train one run, in its folder (shared storage) or in a temporary one (shipped back)."""
+                keeper=None) -> tuple[RunResult, dict[str, bytes]]:
+    """Runs on a Ray worker: train one run, in its folder (shared storage) or in a temporary one shipped back to
+    the driver (``keeper``: the driver's ``AttemptKeeper``, which logs the run's starts in its real folder)."""
     torch.set_num_threads(threads)
     spec = RunSpec.from_dict(spec_data)
-    if not ship:
-        return run(spec, Path(run_dir), device, options=options), {}
+    log = NodeAttemptLog(import_ray().get_runtime_context().get_node_id(), keeper, run_dir)
+    if keeper is None:
+        return run(spec, Path(run_dir), device, options=options, attempt_log=log), {}
     with tempfile.TemporaryDirectory(prefix="ganzoo-ray-") as tmp:
-        result = run(spec, Path(tmp), device, options=options)
+        result = run(spec, Path(tmp), device, options=options, attempt_log=log)
         files = {path.name: path.read_bytes() for path in Path(tmp).iterdir() if path.is_file()}
     result.artifacts = {key: str(Path(run_dir) / Path(path).name) for key, path in result.artifacts.items()}
     return result, files
+
+
+class NodeAttemptLog:
+    """Logs a start of a run with the id of the Ray node it runs on: in the run's folder (shared storage), or
+    through the driver's ``AttemptKeeper`` into the run's folder on the driver's node (shipped runs train in a
+    temporary folder that a lost node takes with it)."""
+
+    def __init__(self, node: str, keeper=None, run_dir: str = ""):
+        self.node, self.keeper, self.run_dir = node, keeper, run_dir
+
+    def __call__(self, run_dir: Path, entry) -> int:
+        entry = {**entry, "node": self.node}
+        if self.keeper is None:
+            return append_attempt(run_dir, entry)
+        return import_ray().get(self.keeper.append.remote(self.run_dir, entry))
+
+
+class AttemptKeeper:
+    """A Ray actor on the driver's node that appends shipped runs' starts to their logs in the driver's folders.
+
+    ``cwd``: the driver's working directory, which a relative results folder is relative to (not the actor's).
+    """
+
+    def __init__(self, cwd: str):
+        self.cwd = Path(cwd)
+
+    def append(self, run_dir: str, entry: dict) -> int:
+        return append_attempt(self.cwd / run_dir, entry)
+
+
+def _attempt_keeper(ray):
+    """An ``AttemptKeeper`` pinned to the driver's node (it needs no CPU: the head may offer none)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    return ray.remote(AttemptKeeper).options(
+        num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(os.getcwd())
 
 
 def _write_run_folder(run_dir: Path, files: dict[str, bytes]) -> None:

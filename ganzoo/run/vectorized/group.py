@@ -31,7 +31,7 @@ from ...api.contracts import StepContext
 from ...core.records import RunResult
 from ...core.registry import Registry
 from ...core.spec import RunSpec
-from .. import artifacts
+from .. import artifacts, attempts
 from ..train import RunOptions, RunState, Training, build_run, draw_batch, restore, train_loop
 from .stacked import StackedModule
 
@@ -102,7 +102,10 @@ def train_group(specs: Sequence[RunSpec], run_dirs: Sequence[Path], device: torc
         if checkpoint is not None and checkpoint.is_finished:
             results[spec.run_id] = RunResult.from_dict(checkpoint.result)
             continue
+        resumed_from = checkpoint.g_steps if checkpoint is not None else 0
+        attempt = attempts.record_start(Path(run_dir), resumed_from)
         r = build_member(spec, Path(run_dir), device, registry, options, evaluator)
+        r.result.attempts, r.result.resumed_from = attempt, resumed_from
         evaluator = r.evaluator
         if checkpoint is not None:
             restore(r, checkpoint)
