@@ -28,8 +28,9 @@ from ganzoo.run.suite import parse_suite
 from ganzoo.sweep import bench
 
 ray = pytest.importorskip("ray")
-# Slow: starting the three nodes took 47-55 s and one node-loss sweep 59 s on the busy 2-core machine (pytest -m slow).
-pytestmark = pytest.mark.slow
+# Their own marker (pytest -m cluster): starting the three nodes took 47-55 s and one node-loss sweep 59 s on the busy
+# 2-core machine, more than CI's slow run has room for; run them where a cluster's behaviour matters.
+pytestmark = pytest.mark.cluster
 
 WORKER_NODES = 2
 PATIENCE_S = 600  # how long a test waits for a sweep to reach the point it acts at (a busy 2-core machine took
