@@ -15,7 +15,7 @@ import testzoo
 
 from ganzoo.core.records import DONE, FAILED
 from ganzoo.core.spec import ComponentRef
-from ganzoo.report import load_runs
+from ganzoo.core.store import Store
 from ganzoo.run import artifacts
 from ganzoo.run.suite import parse_suite
 from ganzoo.run.train import run
@@ -47,40 +47,58 @@ def job_environment(tmp_path_factory):
                     os.environ[name] = value
 
 
-def quiet(**kwargs):
-    from ganzoo.core.registry import build_registry
-
-    return {"registry": build_registry(), "progress": False, "echo": lambda line: None, **kwargs}
+COMPONENTS = {"loss": ["logistic"], "generator": ["lin"], "discriminator": ["small*"], "stack": ["none"]}
 
 
-def metrics(results_dir):
-    return load_runs(results_dir).set_index("run_id")[["status", "fid", "precision", "kimg"]].sort_index()
+def test_a_sweep_of_slurm_jobs_ends_with_the_numbers_of_inline_training_and_a_rerun_trains_nothing(job_environment,
+                                                                                                     tmp_path):
+    import json
 
-
-def test_a_sweep_of_slurm_jobs_gives_the_numbers_of_inline_training_and_reruns_nothing(job_environment, tmp_path):
     import torch
+    from click.testing import CliRunner
+    from test_cli import write_suite
 
-    suite = parse_suite(testzoo.suite_dict(components={"loss": ["logistic"], "generator": ["lin"],
-                                                       "discriminator": ["small*"], "stack": ["none"]}), source="test")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a job trains with cpus_per_task (1) threads
-    try:
-        inline = bench(suite, tmp_path / "inline", seeds=[0], **quiet(executor="inline"))
-    finally:
-        torch.set_num_threads(threads)
+    from ganzoo.cli import main
+    from ganzoo.core.registry import build_registry
+    from ganzoo.sweep.executors import InlineExecutor
+    from ganzoo.testing import plugin_registry
+
     lines = []
-    jobs = bench(suite, tmp_path / "slurm", seeds=[0], **quiet(executor="slurm", slurm_settings=LOCAL,
-                                                               echo=lines.append))
-    assert jobs.results == inline.results and set(jobs.results.values()) == {DONE}
-    assert metrics(tmp_path / "slurm").equals(metrics(tmp_path / "inline"))
+    suite = parse_suite(testzoo.suite_dict(components=COMPONENTS), source="test")
+    summary = bench(suite, tmp_path, seeds=[0], registry=build_registry(), progress=False, echo=lines.append,
+                    executor="slurm", slurm_settings=LOCAL)
+    assert list(summary.results.values()) == [DONE, DONE]
     assert any("2 jobs on processes of this machine" in line for line in lines), lines
     # The jobs wrote their run folders in the results folder, and submitit its logs beside them.
-    for run_id in jobs.results:
-        assert (tmp_path / "slurm" / "runs" / run_id / artifacts.CHECKPOINT).is_file()
-    assert list((tmp_path / "slurm" / "slurm-logs").glob("*_log.err"))
+    for run_id in summary.results:
+        assert (tmp_path / "runs" / run_id / artifacts.CHECKPOINT).is_file()
+    assert len(list((tmp_path / "slurm-logs").glob("*_log.err"))) == 2
 
-    again = bench(suite, tmp_path / "slurm", seeds=[0], **quiet(executor="slurm", slurm_settings=LOCAL))
-    assert again.results == {} and sorted(again.skipped) == sorted(jobs.results)
+    # The store holds what the inline executor trains from the same specs (a job trains with 1 thread).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        inline = list(InlineExecutor("cpu", build_registry()).execute(
+            [(spec, tmp_path / "inline" / spec.run_id) for spec in summary.grid.specs], lambda spec: True))
+    finally:
+        torch.set_num_threads(threads)
+    store = Store(tmp_path, readonly=True)
+    rows = {row["run_id"]: row for row in store.runs("tiny")}
+    for result in inline:
+        assert rows[result.run_id]["status"] == DONE
+        assert rows[result.run_id]["metrics"] == json.loads(json.dumps(result.final))
+        assert [(e["g_steps"], e["metrics"]) for e in store.evals(result.run_id)] == [
+            (e["g_steps"], e["metrics"]) for e in json.loads(json.dumps(result.evals))]  # not their timings
+    store.close()
+
+    # The same sweep from the command line: every run is finished, so nothing is submitted.
+    path = write_suite(tmp_path / "suite.toml", components=COMPONENTS)
+    with plugin_registry():  # the CLI's registry, rebuilt from the entry points (testzoo's among them)
+        again = CliRunner().invoke(main, ["bench", "--all", "--suite", str(path), "--seeds", "1", "--results-dir",
+                                          str(tmp_path), "--executor", "slurm", "--slurm", "cluster=local",
+                                          "--no-progress"])
+    assert again.exit_code == 0, again.output
+    assert "Trained 0 runs" in again.output and "2 already finished" in again.output
 
 
 def _execute(spec, tmp_path):
@@ -120,7 +138,7 @@ def test_a_preempted_job_is_requeued_a_killed_one_rerun_and_both_resume_from_the
     assert [e["g_steps"] for e in resumed.evals] == [2, 4, 6]
 
 
-def test_slurm_settings_are_checked_before_anything_runs(tmp_path):
+def test_slurm_settings_are_checked_before_anything_runs(tmp_path, monkeypatch):
     from ganzoo.sweep.slurm import SlurmExecutor, parse_settings
 
     assert parse_settings(["partition=gpu", "gpus-per-node=2", "time=1:30:00", "mem_gb=7.5"]) == {
@@ -129,17 +147,20 @@ def test_slurm_settings_are_checked_before_anything_runs(tmp_path):
     for pair, message in (("gpus=1", 'unknown SLURM setting "gpus". Known: cluster, partition'),
                           ("partition", "is not KEY=VALUE"), ("cpus_per_task=two", "expected a whole number"),
                           ("time=1h", r"expected minutes \(90\) or \[D-\]HH:MM:SS"),
-                          ("array_parallelism=4", "--jobs N caps")):
+                          ("array_parallelism=4", "--jobs N caps"), ("cluster=debug", "expected one of slurm, local")):
         with pytest.raises(ValueError, match=message):
             parse_settings([pair])
     for device, gpus, message in (("cuda", 0, "add --slurm gpus_per_node=1"), ("cuda:1", 1, "say --device cuda"),
                                   ("cpu", 1, "drop --slurm gpus_per_node")):
         with pytest.raises(ValueError, match=message):
-            SlurmExecutor(device, log_dir=tmp_path, gpus_per_node=gpus)
-    assert SlurmExecutor("auto", log_dir=tmp_path, gpus_per_node=1).job_device == "cuda"
-    assert SlurmExecutor("auto", log_dir=tmp_path).job_device == "cpu"
+            SlurmExecutor(device, log_dir=tmp_path, gpus_per_node=gpus, **LOCAL)
+    assert SlurmExecutor("auto", log_dir=tmp_path, gpus_per_node=1, **LOCAL).job_device == "cuda"
+    assert SlurmExecutor("auto", log_dir=tmp_path, **LOCAL).job_device == "cpu"
     with pytest.raises(ValueError, match='Unknown submitit cluster "debug"'):
         SlurmExecutor("cpu", log_dir=tmp_path, cluster="debug")
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(ValueError, match="no sbatch on this machine's PATH.*--slurm cluster=local"):
+        SlurmExecutor("cpu", log_dir=tmp_path)
 
 
 def test_the_cli_refuses_bad_slurm_options_and_names_every_setting(tmp_path):

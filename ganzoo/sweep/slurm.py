@@ -80,6 +80,8 @@ def parse_settings(pairs: Iterable[str]) -> dict:
             raise ValueError(f'{key}={value}: expected {"a whole number" if kind is int else "a number"}') from None
     if "time" in settings:
         settings["time"] = time_minutes(settings["time"])
+    if settings.get("cluster", "slurm") not in CLUSTERS:
+        raise ValueError(f'cluster={settings["cluster"]}: expected one of {", ".join(CLUSTERS)}')
     return settings
 
 
@@ -120,6 +122,9 @@ class SlurmExecutor:
         self.account, self.qos, self.constraint = account, qos, constraint
         self.max_requeues, self.array_size = max_requeues, array_size
         self.job_device = _job_device(device, gpus_per_node)
+        if cluster == "slurm" and shutil.which("sbatch") is None:
+            raise ValueError("--executor slurm: there is no sbatch on this machine's PATH. Run the sweep on a SLURM "
+                             "login node, or say --slurm cluster=local to run its jobs on this machine.")
         self.options = RunOptions(options.keep_checkpoints, 1)  # one run per job, alone on its GPU
         # How often the driver looks for finished jobs: a cluster's state comes from sacct, which submitit
         # caches; local jobs are processes of this machine.
@@ -140,9 +145,6 @@ class SlurmExecutor:
         submitit = import_submitit()
         from .slurm_job import TrainRun  # imports submitit: only once it is known to be there
 
-        if self.cluster == "slurm" and shutil.which("sbatch") is None:
-            raise RuntimeError("--executor slurm: there is no sbatch on this machine's PATH. Run the sweep on a "
-                               "SLURM login node, or say --slurm cluster=local to run its jobs on this machine.")
         executor = self._submitit_executor(submitit)
         plugins = {name: os.environ[name] for name in (ALLOW_ENV, BLOCK_ENV) if name in os.environ}
         pending = list(jobs)
