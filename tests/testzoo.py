@@ -148,6 +148,37 @@ class KillWorkerAt(ganzoo.Stabilizer):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class SignalAt(ganzoo.Stabilizer):
+    """Sends signals to the process training it after given G steps, each once (never to ``driver_pid``, the
+    test's own process). ``at``: "3:SIGUSR2 5:SIGKILL"; a signal is sent while ``<marker>.<step>`` does not
+    exist, and creates it.
+
+    Every G step it trains is appended to ``trace`` (one number a line): a run resumed from its checkpoint at
+    G step 2 traces 1 2 3 3 4..., one started again from zero 1 2 3 1 2...
+    """
+
+    def __init__(self, at="3:SIGKILL", marker="", trace="", driver_pid=0):
+        self.at = {int(step): name for step, name in (item.split(":") for item in at.split())}
+        self.marker, self.trace, self.driver_pid = marker, trace, driver_pid
+
+    def after_g_step(self, ctx):
+        import os
+        import signal
+        from pathlib import Path
+
+        step = ctx.step + 1
+        if self.trace:
+            with open(self.trace, "a") as trace:
+                trace.write(f"{step}\n")
+        marker = Path(f"{self.marker}.{step}")
+        if step not in self.at or marker.exists():
+            return
+        if os.getpid() == self.driver_pid:
+            raise RuntimeError("signal_at only signals worker processes")
+        marker.touch()
+        os.kill(os.getpid(), getattr(signal, self.at[step]))
+
+
 @hookimpl
 def register_datasets(register):
     register("blobs", Blobs, description="Two 2-D blobs", defaults={"n": 512, "seed": 0}, modalities=("vector",))
@@ -208,6 +239,8 @@ def register_stabilizers(register):
              defaults={"step": 3, "marker": "", "driver_pid": 0})
     register("gate", Gate, description="Waits for a file after a G step", reference="test",
              defaults={"step": 3, "path": ""})
+    register("signal_at", SignalAt, description="Signals its process after a G step, once", reference="test",
+             defaults={"at": "3:SIGKILL", "marker": "", "trace": "", "driver_pid": 0})
     register("needs_hinge", ImageOnly, description="Requires a hinge loss", reference="test",
              requires={"loss": "hinge-like"})
 

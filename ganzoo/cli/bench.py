@@ -74,15 +74,17 @@ def _filter_options(func):
               "same seed picks the same cells.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu or cuda[:N]. With --executor ray: the cluster's.")
-@click.option("--executor", type=click.Choice(["auto", "inline", "processes", "vectorized", "ray"]), default="auto",
-              show_default=True, help="auto: one single-thread worker process per core on a CPU, inline on a GPU. "
-              "vectorized: the seeds of each experiment train as one stacked computation, each seed still its own "
-              "run (--dry-run lists what cannot and why). ray: one Ray task per run (pip install 'ganzoo[ray]').")
+@click.option("--executor", type=click.Choice(["auto", "inline", "processes", "vectorized", "ray", "slurm"]),
+              default="auto", show_default=True, help="auto: one single-thread worker process per core on a CPU, "
+              "inline on a GPU. vectorized: the seeds of each experiment train as one stacked computation, each seed "
+              "still its own run (--dry-run lists what cannot and why). ray: one Ray task per run (pip install "
+              "'ganzoo[ray]'). slurm: one SLURM job per run, as job arrays (pip install 'ganzoo[slurm]').")
 @click.option("--max-group", type=click.IntRange(min=1), default=None,
               help="With --executor vectorized: the most seeds trained as one group (default 32).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Runs trained side by side: worker processes (with --device cuda they share the GPU), or "
-              "the most Ray tasks in flight (default: what the cluster's resources allow).")
+              help="Runs trained side by side: worker processes (with --device cuda they share the GPU), "
+              "the most Ray tasks in flight (default: what the cluster's resources allow), or the most jobs of a "
+              "SLURM array running at once (default: submitit's 256).")
 @click.option("--address", default=None, metavar="ADDR",
               help="With --executor ray: the cluster to join (auto, or ray://HOST:10001); default: a local Ray "
               "instance started for this sweep.")
@@ -94,6 +96,11 @@ def _filter_options(func):
 @click.option("--ray-max-retries", type=click.IntRange(min=0), default=None,
               help="With --executor ray: how many times a run whose worker or node died is started again before "
               "it is recorded failed (default 2). A retried run resumes from its last checkpoint (shared storage).")
+@click.option("--slurm", "slurm_pairs", multiple=True, metavar="KEY=VALUE",
+              help="With --executor slurm (repeatable): each job's resources and where the jobs run. Keys: cluster "
+              "(slurm, or local: on this machine), partition, time (minutes or [D-]HH:MM:SS; default 60), "
+              "cpus_per_task (default 1), gpus_per_node (default 0), mem_gb, account, qos, constraint, max_requeues "
+              "(on timeout; default 3), array_size (default 1000). docs/scaling.md says more.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
               help="Train in bf16 autocast instead of the suite's precision (fp32 by default). Part of each run's spec "
               "and protocol: such runs rank in tables of their own.")
@@ -110,9 +117,8 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
                   discriminator_patterns, loss_patterns, stabilizer_patterns, dataset_patterns, design, cells,
                   fraction, design_seed, device, executor,
                   max_group, jobs,
-                  address, runs_per_gpu, ray_storage, ray_max_retries, precision, channels_last, compile_,
-                  keep_checkpoints, dry_run,
-                  no_estimate, progress):
+                  address, runs_per_gpu, ray_storage, ray_max_retries, slurm_pairs, precision, channels_last,
+                  compile_, keep_checkpoints, dry_run, no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
     from ..run.grid import Filters
     from ..run.suite import load_suite, with_seed_offset
@@ -137,6 +143,7 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
             raise click.UsageError(f"{', '.join(given)} only apply to --executor ray.")
     if ray_max_retries is None:
         del ray_settings["max_retries"]  # the executor's default
+    slurm_settings = _slurm_settings(executor, slurm_pairs)
     if max_group is not None and executor != "vectorized":
         raise click.UsageError("--max-group applies to --executor vectorized only.")
     registry = get_registry()
@@ -150,8 +157,27 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
         _run_bench(registry, with_seed_offset(the_suite, seed_offset), filters, seed_list,
                    {"kimg": kimg, "g_steps": g_steps}, results_dir, device, executor, jobs, dry_run, no_estimate,
                    progress, keep_checkpoints=keep_checkpoints, ray_settings=ray_settings,
+                   slurm_settings=slurm_settings,
                    compute={"precision": precision, "channels_last": channels_last, "compile": compile_},
                    max_group=max_group)
+
+
+def _slurm_settings(executor: str, pairs: tuple[str, ...]) -> dict | None:
+    """``--slurm KEY=VALUE`` pairs as the SLURM executor's settings, checked before anything is written."""
+    if executor != "slurm":
+        if pairs:
+            raise click.UsageError("--slurm only applies to --executor slurm.")
+        return None
+    from ..sweep.slurm import import_submitit, parse_settings
+
+    try:
+        import_submitit()
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        return parse_settings(pairs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--slurm") from exc
 
 
 def _with_design(the_suite, design, cells, fraction, seed):
@@ -168,7 +194,7 @@ def _with_design(the_suite, design, cells, fraction, seed):
 
 def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, device, executor, jobs, dry_run,
                no_estimate, progress, keep_checkpoints=False, ray_settings=None, compute=None,
-               max_group=None) -> None:
+               max_group=None, slurm_settings=None) -> None:
     from dataclasses import replace
 
     overrides = {k: v for k, v in (compute or {}).items() if v is not None}
@@ -200,6 +226,7 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
     summary = bench(the_suite, results_dir, registry=registry, filters=filters, seeds=seed_list,
                     kimg=budget["kimg"], g_steps=budget["g_steps"], device=device, executor=executor, jobs=jobs,
                     keep_checkpoints=keep_checkpoints, ray_settings=ray_settings if executor == "ray" else None,
+                    slurm_settings=slurm_settings,
                     progress=progress, max_group=max_group, echo=click.echo)
     counts = {s: list(summary.results.values()).count(s) for s in (DONE, DIVERGED, FAILED)}
     click.echo(f"Trained {len(summary.results)} runs: {counts[DONE]} {DONE}, {counts[DIVERGED]} {DIVERGED}, "

@@ -1,8 +1,8 @@
 """The sweep: a suite's grid trained run by run and recorded, resumably.
 
 ``driver`` (``bench``: grid -> store -> executor -> store -> report; the SQLite store is ``ganzoo.core.store``,
-written by the driver only), ``executors`` (inline and worker processes), ``ray`` (Ray tasks), ``estimate``
-(``--dry-run``'s timed probes), ``versions`` (which versions trained what).
+written by the driver only), ``executors`` (inline and worker processes), ``ray`` (Ray tasks), ``slurm`` (SLURM
+job arrays), ``estimate`` (``--dry-run``'s timed probes), ``versions`` (which versions trained what).
 
 ``bench`` and ``BenchSummary`` are imported on first use: importing this package (for ``versions`` or
 ``real_data``, say) must not load the training loop, which a reader of results never runs.

@@ -24,6 +24,7 @@ from ..run.suite import Suite, SuiteError
 from ..run.train import RunOptions
 from .factory import make_executor
 from .real_data import record_real_data
+from .slurm import LOG_FOLDER
 from .versions import say_reused_versions, versions
 
 
@@ -51,18 +52,21 @@ def suite_record(suite: Suite, registry: Registry) -> SuiteRecord:
 def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = None, filters: Filters = Filters(),
           seeds: list[int] | None = None, kimg: float | None = None, g_steps: int | None = None,
           device: str = "auto", executor: str = "auto", jobs: int | None = None, keep_checkpoints: bool = False,
-          ray_settings: dict | None = None, progress: bool = True, max_group: int | None = None,
+          ray_settings: dict | None = None, slurm_settings: dict | None = None, progress: bool = True,
+          max_group: int | None = None,
           echo: Callable[[str], None] = print) -> BenchSummary:
     """Train every run of the suite's grid that is not finished yet, then write the leaderboard.
 
     ``keep_checkpoints``: keep each finished run's training state (D, optimisers), not only its evaluated G.
     ``ray_settings``: with ``executor="ray"``, ``RayExecutor``'s settings (address, runs_per_gpu, storage...).
+    ``slurm_settings``: with ``executor="slurm"``, ``SlurmExecutor``'s (partition, gpus_per_node, cluster...);
+    its logs go to ``<results_dir>/slurm-logs`` unless they name a ``log_dir``.
     ``max_group``: with ``executor="vectorized"``, the most seeds trained as one group.
     """
     from ..report import write_report
 
     registry = registry or get_registry()
-    if executor == "ray":  # the cluster's GPUs are not the driver's: the executor checks the device
+    if executor in ("ray", "slurm"):  # the cluster's GPUs are not the driver's: the executor checks the device
         driver_device = "auto"
     else:
         driver_device = device
@@ -86,11 +90,14 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
             else:
                 todo.append(spec)
         say_reused_versions(grid, rows, summary.skipped, registry, echo)
-        where = "Ray" if executor == "ray" else resolve_device(device)
+        where = {"ray": "Ray", "slurm": "SLURM"}.get(executor) or resolve_device(device)
         echo(f"Suite {suite.name}: {len(grid.specs)} runs ({len(summary.skipped)} already finished, "
              f"{len(summary.busy)} running elsewhere, {len(todo)} to train) on {where}")
+        settings = ray_settings or {}
+        if executor == "slurm":
+            settings = {"log_dir": Path(results_dir) / LOG_FOLDER, **(slurm_settings or {})}
         runner = make_executor(executor, device, registry, jobs, options=RunOptions(keep_checkpoints),
-                               max_group=max_group, **(ray_settings or {}))
+                               max_group=max_group, **settings)
         for line in runner.describe(todo) if todo else []:
             echo(line)
         bar = tqdm(total=len(grid.specs), initial=len(summary.skipped), unit="run", disable=not progress,

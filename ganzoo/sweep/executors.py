@@ -6,6 +6,7 @@
   CPU-only machine N one-thread workers finish a sweep nearly N times sooner than one N-thread process.
   On a GPU, its ``jobs`` runs share the one GPU (a small GAN run leaves most of it idle).
 - ``RayExecutor`` (``ganzoo.sweep.ray``) runs one Ray task per run, on a local instance or a cluster.
+- ``SlurmExecutor`` (``ganzoo.sweep.slurm``) runs one SLURM job per run, as job arrays submitted through submitit.
 - ``VectorizedExecutor`` and ``InlineGroupExecutor`` (``ganzoo.sweep.vectorized``) train the seeds of an
   experiment as one stacked computation, in worker processes or in this one.
 
