@@ -221,3 +221,22 @@ def test_a_tracker_whose_destination_cannot_be_made_is_left_out_of_the_sweep_wit
     assert [s.name for s in settings] == ["acme_jsonl"]
     assert len(said) == 1 and said[0].startswith('warning: tracker "tensorboard" failed while preparing')
     assert "is writable" in said[0]
+
+
+def test_a_bad_or_clashing_tracker_registration_is_that_plugins_error_and_its_other_trackers_stay():
+    class Careless:
+        @ganzoo.hookimpl
+        def register_trackers(self, register):
+            register("tensorboard", Failing, description="Takes the built-in name")
+            register("Bad Name", Failing, description="Not a name --log can take")
+            register("silent", Failing, description="")
+            register("careful", Failing, description="Registers despite its siblings")
+
+    registry = ganzoo.build_registry({"careless": Careless()})
+    errors = sorted(error.error for error in registry.errors if error.plugin == "careless")
+    assert len(errors) == 3
+    assert errors[0].startswith('Invalid tracker name "Bad Name"')
+    assert errors[1] == ('tracker "silent": description must be one non-empty line')
+    assert errors[2].startswith('tracker "tensorboard" is already registered by plugin "trackers" (ganzoo)')
+    assert registry.tracker("tensorboard").factory is not Failing  # the built-in one kept its name
+    assert registry.tracker("careful").factory is Failing
