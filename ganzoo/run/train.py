@@ -98,11 +98,11 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
         return RunResult.from_dict(checkpoint.result)  # finished before, its record lost (a killed driver)
     # Build G, D, loss, stack, optimisers and evaluator; the seed fixes the initial weights and the data order.
     r = build_run(spec, run_dir, device, registry, options)
-    # Resume: the last checkpoint holds everything that decides the next step, so the run continues exactly.
-    r.started = time.perf_counter()
-    if checkpoint is not None:
-        restore(r, checkpoint)
     try:
+        r.started = time.perf_counter()
+        # Resume: the last checkpoint holds everything that decides the next step, so the run continues exactly.
+        if checkpoint is not None:
+            restore(r, checkpoint)
         (result,) = train_loop(OneRun(r))
     finally:
         close_trackers(r)  # a run that raised: its trackers end too (after a normal end, they already have)
