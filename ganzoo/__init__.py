@@ -20,6 +20,7 @@ from .api.contracts import (
 )
 from .api.hookspecs import hookimpl
 from .api.judgement import Judgement
+from .api.trackers import TrackedRun, Tracker
 from .core.registry import UnknownComponentError, build_registry, get_registry, reset_registry
 from .core.spec import EvalProtocol
 
@@ -36,6 +37,8 @@ __all__ = [
     "Metric",
     "Stabilizer",
     "StepContext",
+    "TrackedRun",
+    "Tracker",
     "UnknownComponentError",
     "build_registry",
     "get_registry",

@@ -51,3 +51,12 @@ def register_metrics(register):
     ``ganzoo.metrics.ReferenceSet``, ``fake`` the generated ``ganzoo.Features``; see ``ganzoo.api.components.Metric``.
     The built-in FID, IS, KID, precision/recall and density/coverage register through this hook too.
     """
+
+
+@hookspec
+def register_trackers(register):
+    """Register experiment trackers for ``--log NAME``: ``register(name, factory, *, description, modules=(),
+    install="", prepare=None)``; factory(run, target) -> ganzoo.Tracker, built in the process that trains the run.
+
+    See ``ganzoo.api.trackers``. The built-in TensorBoard and MLflow trackers register through this hook too.
+    """

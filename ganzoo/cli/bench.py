@@ -14,7 +14,7 @@ from ..api.components import PLURALS
 from ..core.records import DIVERGED, DONE, FAILED
 from ..core.registry import get_registry
 from ..core.store import STORE_FILE
-from .common import FINITE_POSITIVE, check_device, results_dir_option, table, user_errors, warn_errors
+from .common import FINITE_POSITIVE, check_device, log_option, results_dir_option, table, user_errors, warn_errors
 
 
 def _check_patterns(registry, filters) -> None:
@@ -110,6 +110,7 @@ def _filter_options(func):
               help="torch.compile G and D (default: the suite's setting). Part of the spec.")
 @click.option("--keep-checkpoints", is_flag=True,
               help="Keep each finished run's training state (D, optimiser states), not only its evaluated G.")
+@log_option
 @click.option("--dry-run", is_flag=True, help="Print the grid, its size and estimated time; train nothing.")
 @click.option("--no-estimate", is_flag=True, help="With --dry-run: skip the timed probe of each combination.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -118,7 +119,7 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
                   fraction, design_seed, device, executor,
                   max_group, jobs,
                   address, runs_per_gpu, ray_storage, ray_max_retries, slurm_pairs, precision, channels_last,
-                  compile_, keep_checkpoints, dry_run, no_estimate, progress):
+                  compile_, keep_checkpoints, trackers, dry_run, no_estimate, progress):
     """Train every combination of a suite under its fixed budget, over seeds, and write the leaderboard."""
     from ..run.grid import Filters
     from ..run.suite import load_suite, with_seed_offset
@@ -159,7 +160,7 @@ def bench_command(all_, suite, results_dir, seeds, seed_offset, kimg, g_steps, g
                    progress, keep_checkpoints=keep_checkpoints, ray_settings=ray_settings,
                    slurm_settings=slurm_settings,
                    compute={"precision": precision, "channels_last": channels_last, "compile": compile_},
-                   max_group=max_group)
+                   max_group=max_group, trackers=trackers)
 
 
 def _slurm_settings(executor: str, pairs: tuple[str, ...]) -> dict | None:
@@ -194,7 +195,7 @@ def _with_design(the_suite, design, cells, fraction, seed):
 
 def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, device, executor, jobs, dry_run,
                no_estimate, progress, keep_checkpoints=False, ray_settings=None, compute=None,
-               max_group=None, slurm_settings=None) -> None:
+               max_group=None, slurm_settings=None, trackers=()) -> None:
     from dataclasses import replace
 
     overrides = {k: v for k, v in (compute or {}).items() if v is not None}
@@ -227,7 +228,7 @@ def _run_bench(registry, the_suite, filters, seed_list, budget, results_dir, dev
                     kimg=budget["kimg"], g_steps=budget["g_steps"], device=device, executor=executor, jobs=jobs,
                     keep_checkpoints=keep_checkpoints, ray_settings=ray_settings if executor == "ray" else None,
                     slurm_settings=slurm_settings,
-                    progress=progress, max_group=max_group, echo=click.echo)
+                    progress=progress, max_group=max_group, trackers=trackers, echo=click.echo)
     counts = {s: list(summary.results.values()).count(s) for s in (DONE, DIVERGED, FAILED)}
     click.echo(f"Trained {len(summary.results)} runs: {counts[DONE]} {DONE}, {counts[DIVERGED]} {DIVERGED}, "
                f"{counts[FAILED]} {FAILED}; {len(summary.skipped)} already finished.")

@@ -21,6 +21,26 @@ results_dir_option = click.option(
     help="The store and run folders (and each suite's leaderboards under SUITE/).")
 
 
+def _check_log(ctx, param, values: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """``--log`` values as (tracker, target) pairs; an unknown tracker or a missing library fails here."""
+    if not values:
+        return []
+    from ..core.registry import UnknownComponentError, get_registry
+    from ..run.tracking import parse_log
+
+    try:
+        return parse_log(values, get_registry())
+    except (UnknownComponentError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+log_option = click.option(
+    "--log", "trackers", multiple=True, metavar="TRACKER[=TARGET]", callback=_check_log,
+    help="Log every run to an experiment tracker as it trains (repeatable): tensorboard (event files in "
+    "RESULTS/tensorboard, or TARGET), mlflow (TARGET, else $MLFLOW_TRACKING_URI, else RESULTS/mlflow.db), or one "
+    "a plugin registers. A tracker that fails is reported and turned off; the run goes on.")
+
+
 @contextlib.contextmanager
 def user_errors():
     """Show a bad suite, name, hyperparameter or missing download as one clear message, not a traceback."""

@@ -13,7 +13,7 @@ import click
 
 from ..api.components import kind_from_user
 from ..core.records import FAILED
-from .common import FINITE_POSITIVE, check_device, results_dir_option, user_errors
+from .common import FINITE_POSITIVE, check_device, log_option, results_dir_option, user_errors
 
 
 def _parse_hparam(text: str) -> tuple[str, str, object]:
@@ -52,8 +52,9 @@ def _parse_hparam(text: str) -> tuple[str, str, object]:
 @results_dir_option
 @click.option("--device", default="auto", show_default=True, callback=check_device,
               help="auto (CUDA when available), cpu or cuda[:N].")
+@log_option
 def train_command(dataset, generator, discriminator, loss, stabilizers, hparams, suite, kimg, g_steps, seed,
-                  results_dir, device):
+                  results_dir, device, trackers):
     """Train one combination and print its evaluations."""
     from ..core.registry import get_registry
     from ..run.suite import load_suite
@@ -75,7 +76,7 @@ def train_command(dataset, generator, discriminator, loss, stabilizers, hparams,
                            ("loss", loss), *(("stabilizer", s) for s in stabilizers)):
             registry.get(kind, name)  # unknown names fail here, with a did-you-mean
         _train(base.raw, plan, dataset, generator, discriminator, loss, stabilizers, hparams, (kimg, g_steps), seed,
-               results_dir, device)
+               results_dir, device, trackers)
 
 
 def _plan_of(suite, dataset: str) -> dict:
@@ -143,7 +144,7 @@ def _component_hparams(planned: dict, names: dict, overrides: dict, stabilizers:
 
 
 def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hparams, budget, seed, results_dir,
-           device):
+           device, trackers=()):
     from ..run.grid import Filters
     from ..run.suite import parse_suite
     from ..sweep.driver import bench
@@ -176,7 +177,7 @@ def _train(base, plan, dataset, generator, discriminator, loss, stabilizers, hpa
     }
     the_suite = parse_suite(raw, source="ganzoo train")
     summary = bench(the_suite, results_dir, filters=Filters(), kimg=budget[0], g_steps=budget[1], device=device,
-                    executor="inline", echo=click.echo)
+                    executor="inline", trackers=trackers, echo=click.echo)
     from ..core.store import Store
 
     store = Store(results_dir)

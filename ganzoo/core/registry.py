@@ -18,6 +18,7 @@ import pluggy
 
 from ..api.components import KINDS, PLURALS, Component, Metric
 from ..api.plugins import BUILTIN_DISTRIBUTION, LoadError, PluginInfo, create_plugin_manager, selection_from_env
+from ..api.trackers import TrackerType
 
 
 class UnknownComponentError(KeyError):
@@ -40,9 +41,11 @@ class Registry:
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
         self._aliases: dict[str, dict[str, str]] = {}  # kind -> former name -> name
         self._metrics: dict[str, Metric] = {}  # in registration order: the built-in ones first
+        self._trackers: dict[str, TrackerType] = {}
         for kind in KINDS:
             self._collect(f"register_{PLURALS[kind]}", functools.partial(self._add, kind))
         self._collect("register_metrics", self._add_metric)
+        self._collect("register_trackers", self._add_tracker)
 
     def _collect(self, hook: str, add: Callable[..., None]) -> None:
         """Call each plugin's ``hook`` with a ``register`` bound to that plugin; ``add`` keeps what it registers."""
@@ -117,6 +120,26 @@ class Registry:
             return
         self._metrics[name] = metric
 
+    def _add_tracker(self, plugin, dist, version, name, factory, meta) -> None:
+        where = f"{dist} {version}".strip()
+        try:
+            tracker = TrackerType(name=name, factory=factory, plugin=plugin, distribution=dist, version=version, **meta)
+        except TypeError as exc:  # a missing description, or an unknown keyword
+            self.errors.append(LoadError(plugin, where, f'tracker "{name}": bad register() call: {exc}. Expected '
+                                         "register(name, factory, *, description, modules=(), install='', "
+                                         "prepare=None)"))
+            return
+        except ValueError as exc:
+            self.errors.append(LoadError(plugin, where, str(exc)))
+            return
+        existing = self._trackers.get(name)
+        if existing is not None:
+            self.errors.append(LoadError(plugin, where, f'tracker "{name}" is already registered by plugin '
+                                         f'"{existing.plugin}" ({existing.distribution}); plugin "{plugin}" must '
+                                         "choose another name (the first registration is kept)."))
+            return
+        self._trackers[name] = tracker
+
     def _builtin(self, plugin: str) -> bool:
         info = self.plugins.get(plugin)
         return info is not None and info.distribution == BUILTIN_DISTRIBUTION
@@ -167,6 +190,20 @@ class Registry:
 
     def metric_names(self) -> tuple[str, ...]:
         return tuple(self._metrics)
+
+    def tracker(self, name: str) -> TrackerType:
+        """The tracker ``name``; raises ``UnknownComponentError`` listing the registered ones."""
+        if name in self._trackers:
+            return self._trackers[name]
+        message = f'Unknown tracker "{name}".'
+        close = difflib.get_close_matches(name, list(self._trackers), n=3, cutoff=0.6)
+        if close:
+            message += " Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
+        raise UnknownComponentError(f"{message} Registered trackers: {', '.join(sorted(self._trackers)) or 'none'}")
+
+    def trackers(self) -> list[TrackerType]:
+        """Every registered tracker, sorted by name."""
+        return [self._trackers[name] for name in sorted(self._trackers)]
 
     def check_metrics(self, names: Iterable[str], where: str = "eval.metrics") -> tuple[str, ...]:
         """``names`` as a tuple when every one is registered; ``where`` is what the user wrote them in.

@@ -35,11 +35,12 @@ from . import artifacts, attempts
 from .attempts import AttemptLog
 from .build import Models, build_models, eval_generator, resolve_device
 from .evaluate import Diverged, evaluate_generator, save_run_samples
+from .tracking import RunTrackers, TrackerSettings
 
 # RunResult lives in ganzoo.core.records; kept importable from here.
-__all__ = ["OneRun", "RunOptions", "RunResult", "RunState", "Training", "build_run", "checkpoint_of", "d_step",
-           "draw_batch", "finish_run", "g_step", "protocol_of", "record_evaluation", "restore", "run", "train",
-           "train_loop"]
+__all__ = ["OneRun", "RunOptions", "RunResult", "RunState", "Training", "build_run", "checkpoint_of",
+           "close_trackers", "d_step", "draw_batch", "finish_run", "g_step", "protocol_of", "record_evaluation",
+           "restore", "run", "train", "train_loop"]
 
 DIVERGENCE_CHECK_EVERY = 25  # G steps between checks for non-finite losses (a check syncs the device)
 
@@ -50,6 +51,7 @@ class RunOptions:
 
     keep_checkpoints: bool = False  # keep D, the training G and the optimiser states once the run has finished
     runs_per_device: int = 1  # runs sharing this device (packed on one GPU); recorded beside the device
+    trackers: tuple[TrackerSettings, ...] = ()  # --log: experiment trackers, built in the process that trains
 
     def __post_init__(self):
         if self.runs_per_device < 1:
@@ -73,6 +75,7 @@ class RunState:
     images: int = 0  # real images shown to D
     started: float = 0.0  # perf_counter at the start, less the seconds of earlier sessions of a resumed run
     global_rng: torch.Tensor | None = None  # a vectorised group member's global random stream (ganzoo.run.vectorized)
+    trackers: RunTrackers | None = None  # --log; None without trackers
 
 
 def run(spec: RunSpec, run_dir: Path, device: str = "auto", registry: Registry | None = None,
@@ -105,11 +108,14 @@ def train(spec: RunSpec, run_dir: Path, device: torch.device, registry: Registry
     # Build G, D, loss, stack, optimisers and evaluator; the seed fixes the initial weights and the data order.
     r = build_run(spec, run_dir, device, registry, options)
     r.result.attempts, r.result.resumed_from = attempt, resumed_from
-    # Resume: the last checkpoint holds everything that decides the next step, so the run continues exactly.
-    r.started = time.perf_counter()
-    if checkpoint is not None:
-        restore(r, checkpoint)
-    (result,) = train_loop(OneRun(r))
+    try:
+        r.started = time.perf_counter()
+        # Resume: the last checkpoint holds everything that decides the next step, so the run continues exactly.
+        if checkpoint is not None:
+            restore(r, checkpoint)
+        (result,) = train_loop(OneRun(r))
+    finally:
+        close_trackers(r)  # a run that raised: its trackers end too (after a normal end, they already have)
     return result
 
 
@@ -332,6 +338,8 @@ class Training:
             r = self.sync(k)
             r.result.artifacts["samples"] = str(save_run_samples(eval_generator(r.models), r.models.dataset, r.spec,
                                                                  r.device, r.run_dir))
+            if r.trackers is not None:
+                r.trackers.log_samples(Path(r.result.artifacts["samples"]), r.result.g_steps)
             self.active.remove(k)
             self.results[k] = finish_run(r)
         return [self.results[k] for k in range(len(self.members))]
@@ -383,8 +391,9 @@ def build_run(spec: RunSpec, run_dir: Path, device: torch.device, registry: Regi
                        protocol=protocol.to_dict(), fingerprint=protocol.fingerprint)
     if torch.cuda.is_available() and device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    trackers = RunTrackers(options.trackers, spec, registry) if options.trackers else None
     return RunState(spec, run_dir, device, models, opt_g, opt_d, torch.Generator(device=device).manual_seed(spec.seed),
-                    evaluator, result, options)
+                    evaluator, result, options, trackers=trackers)
 
 
 def protocol_of(evaluator, spec: RunSpec) -> ProtocolRecord:
@@ -430,6 +439,8 @@ def record_evaluation(r: RunState, d_loss: float, g_loss: float) -> str | None:
                                    seconds=time.perf_counter() - r.started, d_loss=d_loss, g_loss=g_loss,
                                    metrics=metrics, stabilizers=stabilizer_reports(r)).to_dict())
     artifacts.save_checkpoint(checkpoint_of(r), r.run_dir)
+    if r.trackers is not None:  # after the checkpoint: a run resumed from it never logs an evaluation twice
+        r.trackers.log_evaluation(result.evals[-1], result.eval_seconds)
     return None
 
 
@@ -494,4 +505,11 @@ def finish_run(r: RunState) -> RunResult:
     if (r.run_dir / artifacts.CHECKPOINT).exists():
         result.artifacts["checkpoint"] = str(r.run_dir / artifacts.CHECKPOINT)
         artifacts.finish_checkpoint(r.run_dir, result.to_dict(), keep_training_state=r.options.keep_checkpoints)
+    close_trackers(r, result.status)
     return result
+
+
+def close_trackers(r: RunState, status: str | None = None) -> None:
+    """End ``r``'s trackers (``status``: how the run ended; ``None``: it stopped early). Only the first call counts."""
+    if r.trackers is not None:
+        r.trackers.close(status)

@@ -7,7 +7,7 @@ running by a killed sweep resumes from its checkpoint, and a failed run never st
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from ..core.store import Store, StoreError, held_elsewhere
 from ..run.build import resolve_device
 from ..run.grid import Filters, Grid, build_grid, explain_empty
 from ..run.suite import Suite, SuiteError
+from ..run.tracking import prepare_trackers
 from ..run.train import RunOptions
 from .factory import make_executor
 from .real_data import record_real_data
@@ -53,7 +54,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
           seeds: list[int] | None = None, kimg: float | None = None, g_steps: int | None = None,
           device: str = "auto", executor: str = "auto", jobs: int | None = None, keep_checkpoints: bool = False,
           ray_settings: dict | None = None, slurm_settings: dict | None = None, progress: bool = True,
-          max_group: int | None = None,
+          max_group: int | None = None, trackers: Sequence[tuple[str, str | None]] = (),
           echo: Callable[[str], None] = print) -> BenchSummary:
     """Train every run of the suite's grid that is not finished yet, then write the leaderboard.
 
@@ -62,6 +63,7 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
     ``slurm_settings``: with ``executor="slurm"``, ``SlurmExecutor``'s (partition, gpus_per_node, cluster...);
     its logs go to ``<results_dir>/slurm-logs`` unless they name a ``log_dir``.
     ``max_group``: with ``executor="vectorized"``, the most seeds trained as one group.
+    ``trackers``: ``--log`` as ``ganzoo.run.tracking.parse_log`` reads it: (tracker, target) pairs every run logs to.
     """
     from ..report import write_report
 
@@ -96,8 +98,9 @@ def bench(suite: Suite, results_dir: str | Path, *, registry: Registry | None = 
         settings = ray_settings or {}
         if executor == "slurm":
             settings = {"log_dir": Path(results_dir) / LOG_FOLDER, **(slurm_settings or {})}
-        runner = make_executor(executor, device, registry, jobs, options=RunOptions(keep_checkpoints),
-                               max_group=max_group, **settings)
+        tracking = prepare_trackers(trackers, results_dir, suite.name, registry, echo) if todo else ()
+        options = RunOptions(keep_checkpoints, trackers=tracking)
+        runner = make_executor(executor, device, registry, jobs, options=options, max_group=max_group, **settings)
         for line in runner.describe(todo) if todo else []:
             echo(line)
         bar = tqdm(total=len(grid.specs), initial=len(summary.skipped), unit="run", disable=not progress,

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -77,7 +78,7 @@ class ProcessExecutor:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
         self.device, self.jobs, self.threads = device, jobs, threads_per_job
         on_gpu = resolve_device(device).type == "cuda"
-        self.options = RunOptions(options.keep_checkpoints, jobs if on_gpu else 1)  # its jobs share the GPU
+        self.options = replace(options, runs_per_device=jobs if on_gpu else 1)  # its jobs share the GPU
 
     def describe(self, todo: list[RunSpec]) -> list[str]:
         return [f"{self.jobs} {self.unit_name} at a time in worker processes of {self.threads} thread(s) each"]

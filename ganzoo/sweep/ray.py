@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -77,7 +78,7 @@ class RayExecutor:
     def _execute(self, ray, pending: list[tuple[RunSpec, Path]], on_start) -> Iterator[RunResult]:
         resources = ray.cluster_resources()
         gpu = _wants_gpu(self.device, resources, self.address)
-        options = RunOptions(self.options.keep_checkpoints, self.runs_per_gpu if gpu else 1)
+        options = replace(self.options, runs_per_device=self.runs_per_gpu if gpu else 1)
         keeper = _attempt_keeper(ray) if self.storage == "ship" else None
         task = ray.remote(_train_task).options(
             num_cpus=self.cpus_per_run, num_gpus=1 / self.runs_per_gpu if gpu else 0,

@@ -29,6 +29,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ..api.plugins import ALLOW_ENV, BLOCK_ENV
@@ -125,7 +126,7 @@ class SlurmExecutor:
         if cluster == "slurm" and shutil.which("sbatch") is None:
             raise ValueError("--executor slurm: there is no sbatch on this machine's PATH. Run the sweep on a SLURM "
                              "login node, or say --slurm cluster=local to run its jobs on this machine.")
-        self.options = RunOptions(options.keep_checkpoints, 1)  # one run per job, alone on its GPU
+        self.options = replace(options, runs_per_device=1)  # one run per job, alone on its GPU (trackers kept)
         # How often the driver looks for finished jobs: a cluster's state comes from sacct, which submitit
         # caches; local jobs are processes of this machine.
         self.poll_s = 0.2 if cluster == "local" else 10.0

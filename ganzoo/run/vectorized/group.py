@@ -32,7 +32,7 @@ from ...core.records import RunResult
 from ...core.registry import Registry
 from ...core.spec import RunSpec
 from .. import artifacts, attempts
-from ..train import RunOptions, RunState, Training, build_run, draw_batch, restore, train_loop
+from ..train import RunOptions, RunState, Training, build_run, close_trackers, draw_batch, restore, train_loop
 from .stacked import StackedModule
 
 
@@ -114,9 +114,13 @@ def train_group(specs: Sequence[RunSpec], run_dirs: Sequence[Path], device: torc
     by_progress: dict[tuple[int, int], list[RunState]] = {}
     for r in members:
         by_progress.setdefault((r.images, r.result.g_steps), []).append(r)
-    for subgroup in by_progress.values():
-        for r, result in zip(subgroup, train_loop(Group(subgroup, registry)), strict=True):
-            results[r.spec.run_id] = result
+    try:
+        for subgroup in by_progress.values():
+            for r, result in zip(subgroup, train_loop(Group(subgroup, registry)), strict=True):
+                results[r.spec.run_id] = result
+    finally:
+        for r in members:
+            close_trackers(r)  # members whose group raised; the others have closed theirs
     return [results[spec.run_id] for spec in specs]
 
 
