@@ -291,8 +291,8 @@ def test_judgements_and_registration():
 
 # -- every image architecture trains on it, through the harness ------------------------------------------
 
-ARCHITECTURES = {"generator": ["dcgan", "resnet_sngan", "biggan_lite", "r3gan"],
-                 "discriminator": ["dcgan", "resnet_sngan", "biggan_lite", "r3gan", "timm"]}
+ARCHITECTURES = {"generator": ["dcgan", "resnet_sngan", "biggan_lite", "r3gan", "stylegan2"],
+                 "discriminator": ["dcgan", "resnet_sngan", "biggan_lite", "r3gan", "stylegan2", "timm"]}
 
 
 def test_the_architecture_lists_are_every_builtin_image_model():

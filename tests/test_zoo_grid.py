@@ -22,24 +22,28 @@ from ganzoo.run.train import run
 
 REGISTRY = build_registry()
 DEFAULT_GRID = build_grid(load_suite("default"), REGISTRY, seeds=[0])
+MODERN_GRID = build_grid(load_suite("modern-digits"), REGISTRY, seeds=[0])
 
 
 @pytest.mark.parametrize("kind, axis", [("generator", "generator"), ("discriminator", "discriminator"),
                                         ("loss", "loss"), ("stabilizer", "stack")])
-def test_default_suite_trains_every_builtin_component(kind, axis):
+def test_the_default_and_modern_digits_train_every_builtin_component(kind, axis):
     # Class-conditional components train in conditional-digits instead (test_conditional checks that its grid
-    # covers every one): the default excludes them, so that its runs stay the committed ones.
+    # covers every one), the modern zoo in modern-digits: the default excludes both, so that its runs stay the
+    # committed ones and its time does not grow.
     builtin = {c.name for c in REGISTRY.list(kind) if c.distribution == "ganzoo"
                and not {"conditional", "auxiliary_classifier"} & set(c.tags)}
+    specs = DEFAULT_GRID.specs + MODERN_GRID.specs
     if axis == "stack":
-        used = {ref.name for spec in DEFAULT_GRID.specs for ref in spec.stack}
+        used = {ref.name for spec in specs for ref in spec.stack}
     else:
-        used = {getattr(spec, axis).name for spec in DEFAULT_GRID.specs}
-    assert builtin <= used, f"built-in {kind}s missing from the default suite: {sorted(builtin - used)}"
+        used = {getattr(spec, axis).name for spec in specs}
+    assert builtin <= used, f"built-in {kind}s in neither the default nor modern-digits: {sorted(builtin - used)}"
 
 
-@pytest.mark.parametrize("spec", DEFAULT_GRID.specs, ids=lambda s: f"{s.dataset.name}:{s.combination}")
-def test_every_default_combination_trains_and_saves_the_generator_it_evaluated(spec, tmp_path):
+@pytest.mark.parametrize("spec", DEFAULT_GRID.specs + MODERN_GRID.specs,
+                         ids=lambda s: f"{s.dataset.name}:{s.combination}")
+def test_every_default_and_modern_combination_trains_and_saves_the_generator_it_evaluated(spec, tmp_path):
     """Each combination builds, takes G and D steps through its whole stack, moves its evaluated generator, and
     saves the very generator its final evaluation measured: reloaded from the checkpoint and evaluated again,
     it gives the recorded FID (a stack whose wrapper, EMA or packing, saved another module would fail here).
