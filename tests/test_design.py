@@ -134,7 +134,8 @@ def test_fractional_design_from_the_command_line(tmp_path):
     architectures = ["--generator", "biggan_lite", "--generator", "dcgan", "--generator", "resnet_sngan"]
     architectures += ["--discriminator", "biggan_lite", "--discriminator", "dcgan", "--discriminator", "resnet_sngan",
                       "--discriminator", "timm"]
-    losses = [option for loss in ("hinge", "lsgan", "minimax", "ns", "rasgan", "wasserstein") for option in ("--loss", loss)]
+    losses = [option for loss in ("hinge", "lsgan", "minimax", "ns", "rasgan", "wasserstein")
+              for option in ("--loss", loss)]
     axes = [*architectures, "--dataset", "digits", *losses, "--stabilizer", "none", "--stabilizer",
             "spectral_norm", "--stabilizer", "label_smoothing", "--design", "fractional"]
     output = dry_run(*axes, "--cells", "24", "--design-seed", "3", results_dir=tmp_path)
