@@ -143,12 +143,21 @@ def test_the_generator_starts_from_a_learned_constant_and_sums_a_torgb_per_side(
 
 def test_noise_strength_controls_the_per_pixel_noise():
     torch.manual_seed(0)
-    g = build("generator").eval()
+    g = build("generator").train()
     z = torch.randn(2, g.latent_dim)
     torch.testing.assert_close(g(z), g(z))  # strengths start at 0: no noise yet
     with torch.no_grad():
         g.convs[-1].noise_strength.fill_(1.0)
-    assert not torch.allclose(g(z), g(z))
+    assert not torch.allclose(g(z), g(z))  # training: fresh noise every call
+    # Evaluation: the layer's fixed noise map, so G is a function of z (a reloaded checkpoint gives its samples).
+    g.eval()
+    torch.testing.assert_close(g(z), g(z))
+    with torch.no_grad():
+        g.convs[-1].noise_const.zero_()
+        g.convs[-1].noise_strength.fill_(0.0)
+        silent = g(z)
+        g.convs[-1].noise_strength.fill_(1.0)
+    torch.testing.assert_close(g(z), silent)  # eval noise is exactly the stored map (zeroed here)
 
 
 def test_style_mixing_takes_the_last_layers_from_a_second_latent():

@@ -119,9 +119,14 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 
 
 class StyleConv(nn.Module):
-    """Modulated 3x3 convolution (after a 2x bilinear upsampling when ``up``), noise, bias, leaky ReLU."""
+    """Modulated 3x3 convolution (after a 2x bilinear upsampling when ``up``), noise, bias, leaky ReLU.
 
-    def __init__(self, in_ch: int, out_ch: int, w_dim: int, up: bool):
+    The noise is drawn afresh in training; in eval mode it is a fixed map drawn once at construction (StyleGAN2's
+    ``noise_mode="const"``), so that an evaluated G is a function of z alone: a reloaded checkpoint and the run
+    that saved it give the same samples for the same latents.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, w_dim: int, up: bool, side: int):
         super().__init__()
         self.up = up
         self.affine = EqualLinear(w_dim, in_ch, bias_init=1.0)  # styles start at 1: an unmodulated conv
@@ -129,12 +134,16 @@ class StyleConv(nn.Module):
         self.weight_gain = he_gain(in_ch * 9)
         self.noise_strength = nn.Parameter(torch.zeros(1, out_ch, 1, 1))  # the paper's starts at 0 too
         self.bias = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
+        self.register_buffer("noise_const", torch.randn(1, 1, side, side))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if self.up:
             x = upsample(x)
         x = modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w))
-        noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        if self.training:
+            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        else:
+            noise = self.noise_const.to(x.dtype)
         return lrelu(x + self.noise_strength * noise + self.bias)
 
 
@@ -186,10 +195,11 @@ class StyleGAN2Generator(nn.Module):
         self.mapping_network = MappingNetwork(latent_dim, w_dim, mapping_layers, mapping_lr_mul)
         sides = sorted(widths(side, base, ch, max_ch).items())
         self.const = nn.Parameter(torch.randn(1, sides[0][1], base, base))
-        self.convs = nn.ModuleList([StyleConv(sides[0][1], sides[0][1], w_dim, up=False)])
+        self.convs = nn.ModuleList([StyleConv(sides[0][1], sides[0][1], w_dim, up=False, side=sides[0][0])])
         self.to_rgbs = nn.ModuleList([ToRGB(sides[0][1], channels, w_dim)])
-        for (_, in_ch), (_, out_ch) in itertools.pairwise(sides):
-            self.convs.extend([StyleConv(in_ch, out_ch, w_dim, up=True), StyleConv(out_ch, out_ch, w_dim, up=False)])
+        for (_, in_ch), (out_side, out_ch) in itertools.pairwise(sides):
+            self.convs.extend([StyleConv(in_ch, out_ch, w_dim, up=True, side=out_side),
+                               StyleConv(out_ch, out_ch, w_dim, up=False, side=out_side)])
             self.to_rgbs.append(ToRGB(out_ch, channels, w_dim))
         self.num_ws = len(self.convs) + len(self.to_rgbs)  # one w per layer that takes a style
 
