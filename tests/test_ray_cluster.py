@@ -256,7 +256,9 @@ def test_a_run_whose_node_is_lost_beyond_the_retry_budget_fails_alone_and_resume
     again = bench(parse_suite(suite_raw(gate), source="test"), tmp_path, **quiet(executor="ray"))
     assert again.results == {lost: DONE} and len(again.skipped) == 3
     row = next(row for row in Store(tmp_path, readonly=True).runs("tiny") if row["run_id"] == lost)
-    assert (row["attempts"], row["resumed_from"]) == (2, 2)
+    # From a checkpoint, not from zero: at least the one it had at the gate (step 2). Seen here once: step 6, when
+    # the lost node's worker process outlived its raylet long enough to pass the opened gate and checkpoint again.
+    assert row["attempts"] == 2 and row["resumed_from"] >= 2, (row["attempts"], row["resumed_from"])
     assert_same_numbers(tmp_path, reference, reference)
 
 
