@@ -123,25 +123,3 @@ def _attach_subcommands() -> None:
 _attach_subcommands()
 
 __all__ = ["main"]
-
-
-def run() -> None:
-    """The ``ganzoo`` program (console script and ``python -m ganzoo``): ``main`` with click's handling, except that
-    a Ctrl-C leaves at once. By then the sweep has terminated its workers and closed its store; the interpreter's
-    own exit would still join executor threads, and on a busy machine that wait was seen to outlast 20 s."""
-    import os
-    import sys
-
-    try:
-        code = main.main(prog_name="ganzoo", standalone_mode=False)  # a ctx.exit(N) comes back as N
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("Aborted!", err=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)

@@ -134,12 +134,8 @@ class ProcessExecutor:
                                             error=f"worker process failed: {type(exc).__name__}: {exc}")
         finally:
             if running:  # interrupted (Ctrl-C, a full disk, a kill of the driver alone): stop the workers now;
-                # their runs resume from their last checkpoints. The pools are asked again here: a pool may start
-                # its process after the submit that recorded it, and an unterminated worker keeps the driver's exit
-                # waiting for its run to end.
-                for slot, worker in enumerate(workers):
-                    current = list((getattr(worker, "_processes", None) or {}).values())
-                    for process in {id(p): p for p in processes.get(slot, []) + current}.values():
+                for procs in processes.values():  # their runs resume from their last checkpoints
+                    for process in procs:
                         if process.is_alive():
                             process.terminate()
             for worker in workers:
