@@ -197,8 +197,12 @@ def test_sigint_to_the_driver_alone_stops_its_workers_at_once(tmp_path):
                str(tmp_path / "r"), "--no-progress", "--executor", "processes", "--jobs", "2"]
     with fake_distribution(tmp_path / "dist", "testzoo-plugin", "from testzoo import *\n",
                            {"testzoo": "testzoo_plugin"}):
+        # Its own group, so the signal reaches the driver only; SIGINT at its default, since a pytest started in
+        # the background (`pytest &`) ignores it, and a child inherits that (Python then never turns it into
+        # KeyboardInterrupt).
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                   start_new_session=True)  # its own group: the signal reaches the driver only
+                                   start_new_session=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 120
         while time.time() < deadline and not list((tmp_path / "r" / "runs").glob("*/checkpoint.pt")):
             time.sleep(0.1)
