@@ -154,12 +154,8 @@ class Registry:
         alias_of = self._aliases.get(kind, {}).get(name)
         if alias_of is not None:  # a former name: old suites and stored run specs still resolve
             return components[alias_of]
-        message = f'Unknown {kind.replace("_", " ")} "{name}".'
-        close = difflib.get_close_matches(name, list(components), n=3, cutoff=0.6)
-        if close:
-            message += " Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
-        message += f" See: ganzoo list {PLURALS[kind]}"
-        raise UnknownComponentError(message)
+        raise UnknownComponentError(_unknown(kind.replace("_", " "), name, components)
+                                    + f" See: ganzoo list {PLURALS[kind]}")
 
     def list(self, kind: str, include: Iterable[str] | None = None,
              exclude: Iterable[str] | None = None) -> list[Component]:
@@ -178,11 +174,7 @@ class Registry:
         """The metric ``name``; raises ``UnknownComponentError`` with a did-you-mean."""
         if name in self._metrics:
             return self._metrics[name]
-        message = f'Unknown metric "{name}".'
-        close = difflib.get_close_matches(name, list(self._metrics), n=3, cutoff=0.6)
-        if close:
-            message += " Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
-        raise UnknownComponentError(message + " See: ganzoo list metrics")
+        raise UnknownComponentError(_unknown("metric", name, self._metrics) + " See: ganzoo list metrics")
 
     def metrics(self) -> list[Metric]:
         """Every registered metric, in registration order (the built-in ones first)."""
@@ -195,11 +187,8 @@ class Registry:
         """The tracker ``name``; raises ``UnknownComponentError`` listing the registered ones."""
         if name in self._trackers:
             return self._trackers[name]
-        message = f'Unknown tracker "{name}".'
-        close = difflib.get_close_matches(name, list(self._trackers), n=3, cutoff=0.6)
-        if close:
-            message += " Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
-        raise UnknownComponentError(f"{message} Registered trackers: {', '.join(sorted(self._trackers)) or 'none'}")
+        raise UnknownComponentError(_unknown("tracker", name, self._trackers)
+                                    + f" Registered trackers: {', '.join(sorted(self._trackers)) or 'none'}")
 
     def trackers(self) -> list[TrackerType]:
         """Every registered tracker, sorted by name."""
@@ -295,3 +284,12 @@ def build_registry(extra_plugins: dict[str, object] | None = None, load_entry_po
     for name, plugin in (extra_plugins or {}).items():
         pm.register(plugin, name=name)
     return Registry(pm, infos, errors, entry_points=load_entry_points)
+
+
+def _unknown(what: str, name: str, known) -> str:
+    """'Unknown WHAT "NAME".', with a did-you-mean among ``known`` names when one is close."""
+    message = f'Unknown {what} "{name}".'
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    if close:
+        message += " Did you mean " + " or ".join(f'"{c}"' for c in close) + "?"
+    return message
