@@ -28,25 +28,12 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def ray_instance(tmp_path_factory):
     """A local Ray instance of 2 CPUs whose workers load the test zoo through an entry point."""
-    from ganzoo.testing import fake_distribution
-
-    root = tmp_path_factory.mktemp("dist")
-    saved = {name: os.environ.get(name) for name in ("GANZOO_PLUGINS", "PYTHONPATH")}
-    os.environ["GANZOO_PLUGINS"] = "ganzoo,testzoo"
-    # Ray's workers are new interpreters: they find testzoo and its distribution through PYTHONPATH.
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(root), str(Path(testzoo.__file__).parent),
-                                                *filter(None, [saved["PYTHONPATH"]])])
-    with fake_distribution(root, "testzoo-plugin", "from testzoo import *\n", {"testzoo": "testzoo_plugin"}):
+    with testzoo.visible_to_new_interpreters(tmp_path_factory.mktemp("dist")):
         ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
         try:
             yield
         finally:
             ray.shutdown()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 def suite(**components):

@@ -69,15 +69,8 @@ def cluster(tmp_path_factory):
     """Head (no CPUs: it trains nothing) and two 1-CPU worker nodes whose workers load testzoo's entry point."""
     from ray.cluster_utils import Cluster
 
-    from ganzoo.testing import fake_distribution
-
-    root = tmp_path_factory.mktemp("dist")
-    saved = {name: os.environ.get(name) for name in ("GANZOO_PLUGINS", "PYTHONPATH")}
-    os.environ["GANZOO_PLUGINS"] = "ganzoo,testzoo"
     # The nodes' workers (and a driver run as a subprocess) are new interpreters: they find testzoo through PYTHONPATH.
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(root), str(Path(testzoo.__file__).parent),
-                                                *filter(None, [saved["PYTHONPATH"]])])
-    with fake_distribution(root, "testzoo-plugin", "from testzoo import *\n", {"testzoo": "testzoo_plugin"}):
+    with testzoo.visible_to_new_interpreters(tmp_path_factory.mktemp("dist")):
         with patient_node_starts():
             nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
         try:
@@ -90,11 +83,6 @@ def cluster(tmp_path_factory):
         finally:
             ray.shutdown()
             nodes.shutdown()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 @pytest.fixture

@@ -29,22 +29,8 @@ LOCAL = {"cluster": "local"}
 @pytest.fixture(scope="module")
 def job_environment(tmp_path_factory):
     """Jobs are new interpreters that inherit this environment: they find testzoo through PYTHONPATH."""
-    from ganzoo.testing import fake_distribution
-
-    root = tmp_path_factory.mktemp("dist")
-    saved = {name: os.environ.get(name) for name in ("GANZOO_PLUGINS", "PYTHONPATH")}
-    os.environ["GANZOO_PLUGINS"] = "ganzoo,testzoo"
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(root), str(Path(testzoo.__file__).parent),
-                                                *filter(None, [saved["PYTHONPATH"]])])
-    with fake_distribution(root, "testzoo-plugin", "from testzoo import *\n", {"testzoo": "testzoo_plugin"}):
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+    with testzoo.visible_to_new_interpreters(tmp_path_factory.mktemp("dist")):
+        yield
 
 
 COMPONENTS = {"loss": ["logistic"], "generator": ["lin"], "discriminator": ["small*"], "stack": ["none"]}

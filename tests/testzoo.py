@@ -4,11 +4,36 @@ Importable in process (``plugin_registry({"testzoo": testzoo})``) and, for subpr
 fake distribution whose entry point names this module.
 """
 
+import contextlib
+import os
+from pathlib import Path
+
 import torch
 from torch import nn
 
 import ganzoo
 from ganzoo import hookimpl
+
+
+@contextlib.contextmanager
+def visible_to_new_interpreters(root: Path):
+    """New interpreters (Ray workers, SLURM jobs, a driver run as a subprocess) load this test zoo through an
+    entry point: a fake distribution in ``root``, found through PYTHONPATH. The environment is restored after."""
+    from ganzoo.testing import fake_distribution
+
+    saved = {name: os.environ.get(name) for name in ("GANZOO_PLUGINS", "PYTHONPATH")}
+    os.environ["GANZOO_PLUGINS"] = "ganzoo,testzoo"
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(root), str(Path(__file__).parent),
+                                                *filter(None, [saved["PYTHONPATH"]])])
+    try:
+        with fake_distribution(root, "testzoo-plugin", "from testzoo import *\n", {"testzoo": "testzoo_plugin"}):
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class Blobs(ganzoo.Dataset):
