@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from readme_zoo import ZOO_KINDS, zoo_table
 
 from ganzoo.cli import main
 
@@ -312,21 +313,6 @@ def test_the_vectorised_agreement_tables_single_runs_are_the_committed_baselines
         assert int(seeds) == len(baseline) and single == f"{centre:.3f}", (dataset, metric, centre)
 
 
-ZOO_ROWS = re.findall(r"^\| (`\w+`(?:, `\w+`)*) \| ([a-z, ]+) \| (.+?) \| ([\w, -]+) \|$",
-                      (ROOT / "README.md").read_text().split("## The zoo", 1)[1].split("\n## ", 1)[0], re.M)
-ZOO_KINDS = ("generator", "discriminator", "loss", "stabilizer")
-
-
-def _zoo_table() -> dict[tuple[str, str], tuple[str, list[str]]]:
-    """README's zoo table as {(kind, name): (reference cell, suites that train it)}."""
-    table = {}
-    for names, kinds, reference, suites in ZOO_ROWS:
-        for name in re.findall(r"`(\w+)`", names):
-            for kind in kinds.split(", "):
-                table[(kind, name)] = (reference, [suite.strip() for suite in suites.split(",")])
-    return table
-
-
 @functools.cache
 def _trained_by(suite_name: str) -> frozenset[tuple[str, str]]:
     import ganzoo
@@ -345,7 +331,7 @@ def test_the_readme_zoo_lists_every_built_in_component_with_its_reference():
     registry = ganzoo.get_registry()
     built_in = {(kind, c.name): c.reference for kind in ZOO_KINDS for c in registry.list(kind)
                 if c.distribution == "ganzoo"}
-    table = _zoo_table()
+    table = zoo_table()
     assert set(table) == set(built_in), f"README's zoo table vs the registry: {sorted(set(table) ^ set(built_in))}"
     for key, (reference, _) in table.items():
         # Every paper the table cites for a component is one its registration cites, and the first one is there.
@@ -353,9 +339,9 @@ def test_the_readme_zoo_lists_every_built_in_component_with_its_reference():
         assert set(cited) <= set(registered) and (not registered or registered[0] in cited), (key, cited, registered)
 
 
-@pytest.mark.parametrize("suite", sorted({s for _, suites in _zoo_table().values() for s in suites}))
+@pytest.mark.parametrize("suite", sorted({s for _, suites in zoo_table().values() for s in suites}))
 def test_every_suite_the_zoo_table_names_trains_those_components(suite):
-    claimed = {key for key, (_, suites) in _zoo_table().items() if suite in suites}
+    claimed = {key for key, (_, suites) in zoo_table().items() if suite in suites}
     missing = claimed - _trained_by(suite)
     assert not missing, f"README says suite {suite} trains {sorted(missing)}, its grid does not"
 
@@ -363,8 +349,8 @@ def test_every_suite_the_zoo_table_names_trains_those_components(suite):
 def test_the_default_trains_every_built_in_component_but_the_conditional_ones_and_the_modern_zoo():
     """README: the default trains every component of its zoo table marked `default`; the rest, the class-conditional
     ones and the modern zoo, train in the suites the table names."""
-    left_out = {key for key, (_, suites) in _zoo_table().items() if "default" not in suites}
-    assert {key for key in _zoo_table() if key not in _trained_by("default")} == left_out
+    left_out = {key for key, (_, suites) in zoo_table().items() if "default" not in suites}
+    assert {key for key in zoo_table() if key not in _trained_by("default")} == left_out
     assert "at least once except the class-conditional ones and the modern zoo" in _text("README.md")
 
 
