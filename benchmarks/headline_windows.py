@@ -51,15 +51,18 @@ def table(runs: pd.DataFrame, evals: pd.DataFrame, dataset: str, metric: str, lo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", required=True)
-    parser.add_argument("--evals", required=True)
+    parser.add_argument("--runs", action="append", required=True,
+                        help="a sweep's runs.csv (repeatable: sweeps of the same specs pool, e.g. a suite and its "
+                        "replicate)")
+    parser.add_argument("--evals", action="append", required=True, help="a sweep's evals.csv (one per --runs)")
     parser.add_argument("--metric", action="append", required=True,
                         help="DATASET=METRIC[:log] (log: compared on the log scale, as FID and mode_kl are)")
     parser.add_argument("--baseline", action="append", default=[],
                         help="DATASET=G/D/loss/stack (default: the row with the most seeds)")
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 2, 3, 4])
     args = parser.parse_args()
-    runs, evals = pd.read_csv(args.runs), pd.read_csv(args.evals)
+    runs = pd.concat([pd.read_csv(path) for path in args.runs], ignore_index=True)
+    evals = pd.concat([pd.read_csv(path) for path in args.evals], ignore_index=True)
     baselines = dict(item.split("=", 1) for item in args.baseline)
     n_evals = evals.groupby("run_id")["index"].max().max() + 1
     print(f"{len(runs)} runs, {n_evals} evaluations each at most; windows above {n_evals // 2} reach into the first "
