@@ -91,6 +91,7 @@ def _open_store(folder, barrier, errors):
         errors.put(f"{type(exc).__name__}: {exc}")
 
 
+@pytest.mark.slow  # 8 fresh interpreters importing torch: 25 s on 2 cores (CI runs it with the slow tests)
 def test_many_processes_creating_one_store_at_once_all_succeed(tmp_path):
     context = multiprocessing.get_context("spawn")
     n = 8
