@@ -1,5 +1,5 @@
 """The README's quickstart for real: the whole embedded default suite, then the same command again (slow:
-31 min on a 2-core AVX2 EPYC).
+28 min on a 2-core AVX2 EPYC).
 
 It also checks the protocol the suite promises: each dataset's baseline meets its success criterion
 (benchmarks/README.md, "How the default budgets were chosen") on most seeds at the end of its budget; and what
@@ -23,9 +23,9 @@ from ganzoo.core.store import Store
 from ganzoo.system import cpu
 
 pytestmark = pytest.mark.slow
-# ring8: a 16-seed baseline + ema 8 + ttur 12 + r1 12 + 12 rows x 1 seed; digits: a 12-seed baseline + ResNet D 5
-# + DiffAugment 5 + ResNet G 10 + consistency 10 + 3 rows x 1 seed
-N_RUNS = 105  # (ganzoo bench --all --dry-run)
+# ring8: a 12-seed baseline + ema, r1, minimax and instance noise 6 each + 11 rows x 1 seed; digits: a 10-seed
+# baseline + ResNet D, DiffAugment and BigGAN-lite D 4 each + ResNet G and consistency 8 each + 2 rows x 1 seed
+N_RUNS = 87  # (ganzoo bench --all --dry-run)
 RESULTS = Path(__file__).parents[1] / "results" / "default"
 COMMITTED = RESULTS / "runs.csv"
 COMMAND = [sys.executable, "-m", "ganzoo", "bench", "--all", "--no-progress"]
@@ -37,8 +37,8 @@ KEYS = ["dataset", "generator", "discriminator", "loss", "stack"]
 def trained(tmp_path_factory):
     """The README's quickstart into an empty folder, once for the tests below."""
     folder = tmp_path_factory.mktemp("default-bench")
-    # 31 min 21 s on the AVX2-only EPYC that trained results/default; the previous default, of about the same
-    # CPU time, took 14 min on an AVX-512 EPYC and 34 min on the AVX2 one.
+    # 28 min 7 s on the AVX2-only EPYC that trained results/default; an earlier default took 14 min on an AVX-512
+    # EPYC and 34 min on the AVX2 one.
     first = subprocess.run([*COMMAND, "--results-dir", str(folder)], env=ENV, capture_output=True, text=True,
                            timeout=3600)
     assert first.returncode == 0, first.stderr[-3000:]
