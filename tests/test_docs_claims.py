@@ -192,13 +192,13 @@ def test_the_default_run_counts_quoted_are_the_committed_ones():
     assert len(runs) == 87 and "87 runs" in _text("README.md") and "87 runs" in _text("docs/reading-results.md")
     assert runs["status"].isin(["done", "diverged"]).all()
     assert runs.groupby("dataset").size().to_dict() == {"ring8": 47, "digits": 40}
-    # scaling.md's vectorised timings are of the previous default, kept as the pilot of this one
+    # scaling.md's vectorised timings are of the first default, kept as a pilot (benchmarks/pilots)
     pilot = pd.read_csv(ROOT / "benchmarks" / "pilots" / "default-8x16-runs.csv")
     scaling = _text("docs/scaling.md")
     assert pilot.groupby("dataset").size().to_dict() == {"ring8": 59, "digits": 51}
-    assert "the previous default's 59 ring8 runs" in scaling and "The previous default's 51 digits runs" in scaling
+    assert "the first default's 59 ring8 runs" in scaling and "The first default's 51 digits runs" in scaling
     assert (_seeds_per_row(pilot, "ring8") == 1).sum() == 11
-    assert "the previous default's 11 one-seed ring8 rows" in scaling
+    assert "the first default's 11 one-seed ring8 rows" in scaling
 
 
 @pytest.mark.parametrize("folder", ["default", "default-replicate"])
@@ -298,7 +298,7 @@ def test_each_judgement_row_is_the_registered_judgement(names, headline, collaps
 
 
 def test_the_vectorised_agreement_tables_single_runs_are_the_committed_baselines():
-    """docs/scaling.md's 'single runs (mean)' column: the previous default's 16-seed baselines, kept as a pilot (its
+    """docs/scaling.md's 'single runs (mean)' column: the first default's 16-seed baselines, kept as a pilot (its
     ring8 runs came out bit for bit as committed then, its digits FIDs within 1e-13: the table prints 3 digits)."""
     import numpy as np
 
