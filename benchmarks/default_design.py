@@ -27,6 +27,7 @@ import argparse
 import numpy as np
 import pandas as pd
 
+from ganzoo.api.judgement import Judgement
 from ganzoo.report import stats
 
 AXES = ["generator", "discriminator", "loss", "stack"]
@@ -157,10 +158,9 @@ def main() -> None:
             if unknown:
                 raise SystemExit(f"{dataset}: no pilot row {unknown}; rows: {sorted(rows.index)}")
             margin = None
-            if dataset in margins:
-                m = margins[dataset]
-                half = m * abs(rows.loc[baseline, "mean"])
-                margin = (-np.log(m), np.log(m)) if scales.get(dataset, "log") == "log" else (-half, half)
+            if dataset in margins:  # the leaderboard's own bounds, around the pilot baseline's mean
+                margin = Judgement(scale=scales.get(dataset, "log"), margin=margins[dataset],
+                                   margin_reason="simulated").margin_bounds(rows.loc[baseline, "mean"])
             decided, better = simulate(rows, baseline, seeds, n_base, args.shrink, args.shrink_single, args.trials,
                                        rng, dataset not in args.higher, args.few, margin)
             total += decided

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from readme_zoo import ZOO_KINDS, zoo_table
+from readme_zoo import ZOO_KINDS, components_trained, zoo_table
 
 from ganzoo.cli import main
 
@@ -320,9 +320,7 @@ def _trained_by(suite_name: str) -> frozenset[tuple[str, str]]:
     from ganzoo.run.suite import load_suite
 
     specs = build_grid(load_suite(suite_name), ganzoo.get_registry(), Filters(), seeds=[0]).specs
-    return frozenset(pair for s in specs for pair in [("generator", s.generator.name), ("loss", s.loss.name),
-                                                      ("discriminator", s.discriminator.name),
-                                                      *(("stabilizer", part.name) for part in s.stack)])
+    return frozenset(components_trained(spec.canonical() for spec in specs))
 
 
 def test_the_readme_zoo_lists_every_built_in_component_with_its_reference():
